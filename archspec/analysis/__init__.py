@@ -1,0 +1,1 @@
+"""Analyses: passes over the graph IR (cost, memory, latency)."""

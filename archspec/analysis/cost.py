@@ -1,0 +1,195 @@
+"""Cost analysis: one pure formula per op kind (the fvcore way), summed over the graph.
+
+Conventions (docs/conventions.md): MAdds count one multiply-accumulate per weight use in
+conv and linear layers only (bias adds and BN excluded, as in the papers and in PyTorch's
+FlopCounterMode / 2). Elementwise work (activations, adds, muls, unfolded BN, pooling) and
+memory access (elements read + written, params read) are reported separately. An op kind
+without a formula is an error, never zero.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+from ..errors import CompileError
+from ..ir.graph import Graph
+
+DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}
+
+
+def _numel(shape) -> int:
+    out = 1
+    for d in shape:
+        out *= d
+    return out
+
+
+@dataclass(frozen=True)
+class OpCost:
+    params: int = 0       # learnable elements
+    buffers: int = 0      # non-learnable state (BN running mean/var)
+    madds: int = 0        # multiply-accumulates (conv, linear)
+    elementwise: int = 0  # other arithmetic, one per output element touched
+
+
+def _conv(op, ins, out) -> OpCost:
+    per_out = (op.in_channels // op.groups) * op.kernel * op.kernel
+    weights = op.out_channels * per_out
+    return OpCost(params=weights + (op.out_channels if op.bias else 0),
+                  madds=_numel(out) * per_out)
+
+
+def _linear(op, ins, out) -> OpCost:
+    return OpCost(params=op.in_features * op.out_features + (op.out_features if op.bias else 0),
+                  madds=op.in_features * op.out_features)
+
+
+def _bn(op, ins, out) -> OpCost:
+    return OpCost(params=2 * op.channels, buffers=2 * op.channels, elementwise=2 * _numel(out))
+
+
+def _elementwise(op, ins, out) -> OpCost:
+    return OpCost(elementwise=_numel(out))
+
+
+def _add(op, ins, out) -> OpCost:
+    return OpCost(elementwise=_numel(ins[1]))  # a partial add touches the narrower input
+
+
+def _pool(op, ins, out) -> OpCost:
+    return OpCost(elementwise=_numel(ins[0]))
+
+
+def _free(op, ins, out) -> OpCost:
+    return OpCost()
+
+
+FORMULAS = {
+    "input": _free,
+    "conv2d": _conv,
+    "linear": _linear,
+    "batchnorm": _bn,
+    "activation": _elementwise,
+    "add": _add,
+    "mul": _elementwise,
+    "global_pool": _pool,
+    "flatten": _free,
+    "dropout": _free,
+    "concat": _free,
+    "replicate": _free,
+    "slice": _free,
+}
+
+
+def op_cost(node, in_shapes) -> OpCost:
+    try:
+        formula = FORMULAS[node.kind]
+    except KeyError:
+        raise CompileError(f"cost pass: no cost formula for op kind {node.kind!r} "
+                           f"(node {node.name})") from None
+    return formula(node.op, in_shapes, node.shape)
+
+
+@dataclass
+class Entry:
+    """One row of a cost report: a layer (primitive op), a block or a stage."""
+
+    name: str
+    type: str
+    shape: list
+    params: int = 0
+    buffers: int = 0
+    madds: int = 0
+    elementwise: int = 0
+    mem_bytes: int = 0
+    act_bytes: int = 0
+
+    def absorb(self, other: "Entry") -> None:
+        self.params += other.params
+        self.buffers += other.buffers
+        self.madds += other.madds
+        self.elementwise += other.elementwise
+        self.mem_bytes += other.mem_bytes
+        self.act_bytes += other.act_bytes
+
+
+@dataclass
+class CostReport:
+    """The cost of one graph. ``rows(per)`` gives layers, blocks or stages."""
+
+    name: str
+    input: dict
+    width: float
+    classes: int
+    batch: int
+    dtype: str
+    totals: Entry
+    layers: list = field(default_factory=list)
+    blocks: list = field(default_factory=list)
+    stages: list = field(default_factory=list)
+
+    def rows(self, per: str = "stage") -> list[Entry]:
+        try:
+            return {"layer": self.layers, "block": self.blocks, "stage": self.stages}[per]
+        except KeyError:
+            raise ValueError(f"per must be layer, block or stage, not {per!r}") from None
+
+    def to_dict(self, per: str = "stage") -> dict:
+        totals = asdict(self.totals)
+        for key in ("name", "type", "shape", "act_bytes"):
+            totals.pop(key)
+        return {
+            "schema": "archspec.cost/1",
+            "name": self.name,
+            "input": self.input,
+            "width": self.width,
+            "classes": self.classes,
+            "batch": self.batch,
+            "dtype": self.dtype,
+            "totals": totals,
+            "per": per,
+            "rows": [_row_dict(e) for e in self.rows(per)],
+        }
+
+    def to_json(self, per: str = "stage") -> str:
+        return json.dumps(self.to_dict(per), indent=2)
+
+
+def _row_dict(e: Entry) -> dict:
+    d = asdict(e)
+    d["output_shape"] = d.pop("shape")
+    return d
+
+
+def cost(graph: Graph, *, batch: int = 1, dtype: str = "fp32") -> CostReport:
+    """Cost every node of ``graph`` and aggregate per block and per stage.
+
+    ``mem_bytes`` is memory access: (inputs read + output written) x batch + params, in
+    bytes of ``dtype``; ``act_bytes`` is the node's output tensor size."""
+    if dtype not in DTYPE_BYTES:
+        raise ValueError(f"dtype must be one of {', '.join(DTYPE_BYTES)}, not {dtype!r}")
+    size = DTYPE_BYTES[dtype]
+    layers, blocks, stages = [], {}, {}
+    totals = Entry("total", graph.name, [])
+    for node in graph:
+        if node.kind == "input":
+            continue
+        in_shapes = [graph[i].shape for i in node.inputs]
+        c = op_cost(node, in_shapes)
+        act = _numel(node.shape) * batch
+        touched = sum(_numel(s) for s in in_shapes) * batch + act + c.params
+        e = Entry(node.name, node.kind, list(node.shape), c.params, c.buffers,
+                  c.madds * batch, c.elementwise * batch, touched * size, act * size)
+        layers.append(e)
+        for key, table, typ in ((node.block, blocks, node.block_type),
+                                (node.stage, stages, node.block_type)):
+            agg = table.setdefault(key, Entry(key, typ, []))
+            agg.absorb(e)
+            agg.shape = list(node.shape)
+        totals.absorb(e)
+    totals.shape = list(graph[graph.outputs["output"]].shape)
+    meta = graph.meta
+    return CostReport(graph.name, {"resolution": meta.get("resolution"),
+                                   "channels": meta.get("channels")},
+                      meta.get("width", 1.0), meta.get("classes"), batch, dtype, totals,
+                      layers, list(blocks.values()), list(stages.values()))

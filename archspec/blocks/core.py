@@ -1,0 +1,80 @@
+"""The blocks of MobileNetV2 and MobileNetV3: conv-BN-act, the inverted residual (with
+optional squeeze-excite), global pooling, dropout and the classifier."""
+from __future__ import annotations
+
+from ..ir.ops import ShapeError
+from .registry import BLOCKS, REQUIRED
+
+
+def residual_applies(f: dict, x_shape, y_shape) -> bool:
+    """Auto: a shortcut when stride is 1 and shapes agree. ``residual: true`` insists."""
+    fits = x_shape == y_shape and f.get("s", 1) == 1
+    if f.get("residual") is True and not fits:
+        raise ShapeError(f"residual: true, but the block maps {x_shape} to {y_shape}")
+    return fits and f.get("residual") is not False
+
+
+def _check_groups(f):
+    g = f.get("groups")
+    if isinstance(g, int) and f["c"] % g:
+        yield "groups", f"groups={g} does not divide c={f['c']}", "choose groups dividing c"
+
+
+@BLOCKS.register("conv", aliases=("conv2d", "conv_bn_act"),
+                 fields={"c": REQUIRED, "k": 3, "s": 1, "groups": 1, "d": 1, "nl": "relu6",
+                         "bn": True, "bias": None, "min_width": None, "scale": True},
+                 check=lambda f: list(_check_groups(f)))
+def conv(b, x, f):
+    """Convolution, batch norm, activation (MobileNetV2 Table 2 `conv2d` rows; with
+    `bn: false` the biased "conv2d 1x1, NBN" of MobileNetV3 Tables 1-2)."""
+    groups = b.channels(x) if f["groups"] == "dw" else f["groups"]
+    return b.conv_bn_act("", x, f["c"], k=f["k"], s=f["s"], groups=groups, nl=f["nl"],
+                         d=f["d"], bn=f["bn"], bias=f["bias"])
+
+
+@BLOCKS.register("ir", aliases=("bottleneck", "bneck", "mbconv", "inverted_residual"),
+                 fields={"t": REQUIRED, "exp": REQUIRED, "c": REQUIRED, "s": 1, "k": 3, "d": 1,
+                         "nl": "relu6", "se": False, "se_ratio": 0.25, "residual": None,
+                         "min_width": None, "scale": True},
+                 one_of=(("t", "exp"),))
+def inverted_residual(b, x, f):
+    """Inverted residual with linear bottleneck (MobileNetV2 Table 1): 1x1 expansion to
+    `t` x input (or `exp`) channels, k x k depthwise, linear 1x1 projection, shortcut when
+    shapes agree. With `exp`, `se` and per-row `nl` it is MobileNetV3's bneck (MobileNetV3
+    Section 5.3, Tables 1-2): SE after the depthwise, squeezing to 1/4 of the expansion
+    rounded to the divisor, with a hard-sigmoid gate."""
+    cin = b.channels(x)
+    hidden = f["exp"] if f.get("exp") else int(round(cin * f["t"]))
+    y = x
+    if hidden != cin:
+        y = b.conv_bn_act("expand", y, hidden, nl=f["nl"])
+    y = b.conv_bn_act("dw", y, hidden, k=f["k"], s=f["s"], groups=hidden, nl=f["nl"], d=f["d"])
+    if f["se"]:
+        y = b.squeeze_excite("se", y, b.divisible(int(hidden * f["se_ratio"])))
+    y = b.conv_bn_act("project", y, f["c"])
+    if residual_applies(f, b.shape(x), b.shape(y)):
+        y = b.add("add", x, y)
+    return y
+
+
+@BLOCKS.register("pool", aliases=("avgpool", "global_pool"), fields={}, scaled=())
+def pool(b, x, f):
+    """Global average pooling (MobileNetV2 Table 2 `avgpool 7x7`, MobileNetV3 `pool`)."""
+    return b.pool("pool", x)
+
+
+@BLOCKS.register("dropout", fields={"dropout": REQUIRED}, scaled=())
+def dropout(b, x, f):
+    """Dropout with probability `dropout` (no cost; identity at inference)."""
+    return b.dropout("dropout", x, f["dropout"])
+
+
+@BLOCKS.register("classifier", aliases=("fc", "linear"),
+                 fields={"c": None, "dropout": 0.0, "bias": True}, scaled=())
+def classifier(b, x, f):
+    """Flatten, dropout, fully connected layer to `c` outputs (default: the spec's
+    classes); the final "conv2d 1x1, k" row of the papers' tables."""
+    if len(b.shape(x)) != 1:
+        x = b.flatten("flatten", x)
+    x = b.dropout("dropout", x, f["dropout"])
+    return b.linear("fc", x, f["c"], bias=f["bias"] is not False)

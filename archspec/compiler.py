@@ -1,0 +1,75 @@
+"""Spec -> graph IR: expand each table row into its blocks (repeats, strides, width
+scaling) and let each block's lowering add its primitive ops."""
+from __future__ import annotations
+
+import math
+
+from .blocks import BLOCKS, BlockBuilder
+from .errors import CompileError, Problem, SpecError
+from .ir import ops
+from .ir.graph import MAX_GRAPH_NODES, Graph
+from .ir.ops import ShapeError
+from .spec.model import Row, Spec
+from .spec.vocab import make_divisible
+
+
+def scaled_fields(row: Row, spec: Spec) -> dict:
+    """Row fields with channel counts scaled by the width multiplier and rounded."""
+    f = dict(row.fields)
+    if row.section == "head" and row.block == "classifier" and f.get("c") is None:
+        f["c"] = spec.classes
+    if not f.get("scale", True):
+        return f
+    width = max(spec.width, f.get("min_width") or 0.0)
+    for key in BLOCKS.get(row.block).scaled:
+        if f.get(key) is not None:
+            f[key] = make_divisible(f[key] * width, spec.divisor)
+    return f
+
+
+def compile_spec(spec: Spec, *, max_nodes: int = MAX_GRAPH_NODES) -> Graph:
+    """Lower a spec to its graph. Shape problems become located SpecErrors."""
+    graph = Graph(spec.name, meta={"spec": spec.name, "file": spec.file,
+                                   "resolution": spec.resolution, "channels": spec.channels,
+                                   "width": spec.width, "classes": spec.classes},
+                  max_nodes=max_nodes)
+    x = graph.add("input", ops.Input((spec.channels, spec.resolution, spec.resolution)))
+    for row in spec.stages:
+        for j, fields in enumerate(_repeats(scaled_fields(row, spec))):
+            x = _lower(graph, row, fields, x, f"stages.{row.index}.block{j}",
+                       f"stages.{row.index}", spec)
+            _mark_level(graph, x, spec.resolution)
+    for row in spec.head:
+        x = _lower(graph, row, scaled_fields(row, spec), x, f"head.{row.index}", "head", spec)
+    graph.outputs["output"] = x
+    return graph
+
+
+def _repeats(fields: dict):
+    n = fields.pop("n", 1) or 1
+    for j in range(n):
+        yield fields if j == 0 or "s" not in fields else {**fields, "s": 1}
+
+
+def _lower(graph, row: Row, fields, x, prefix, stage, spec) -> str:
+    block = BLOCKS.get(row.block)
+    builder = BlockBuilder(graph, prefix, stage, block.name, spec.divisor)
+    try:
+        return block.lower(builder, x, fields)
+    except ShapeError as e:
+        shape = "x".join(map(str, graph[x].shape))
+        raise SpecError(Problem(row.location, f"{block.name} ({prefix}) on input {shape}: {e}",
+                                "check c, s and k against the feature map size")) from None
+    except CompileError:
+        raise
+    except (ValueError, ZeroDivisionError, OverflowError) as e:
+        raise SpecError(Problem(row.location, f"{block.name} ({prefix}) cannot be built: {e}"))\
+            from None
+
+
+def _mark_level(graph: Graph, x: str, resolution: int) -> None:
+    """Record the last block output at each total stride as tap ``C<log2 stride>``."""
+    shape = graph[x].shape
+    if len(shape) == 3 and shape[1] >= 1:
+        level = round(math.log2(max(resolution / shape[1], 1)))
+        graph.taps[f"C{level}"] = x

@@ -1,0 +1,135 @@
+"""The graph IR: a networkx ``DiGraph`` of primitive ops behind a small typed facade.
+
+Nodes are added in topological order, each with a hierarchical name
+(``stages.3.block1.expand.conv``) that the backends reuse for modules and ONNX nodes, the
+block and stage it belongs to, and its inferred output shape. Edges carry tensor shapes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import networkx as nx
+
+from ..errors import CompileError
+from .ops import Input, Shape, ShapeError
+
+MAX_GRAPH_NODES = 200_000
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    op: object
+    inputs: tuple[str, ...]
+    shape: Shape
+    block: str = ""
+    stage: str = ""
+    block_type: str = ""
+
+    @property
+    def kind(self) -> str:
+        return self.op.kind
+
+
+class Graph:
+    """A compiled network. Iterating yields :class:`Node` in topological order."""
+
+    def __init__(self, name: str, meta: dict | None = None, max_nodes: int = MAX_GRAPH_NODES):
+        self.name = name
+        self.meta = dict(meta or {})
+        self.nx = nx.DiGraph(name=name)
+        self.outputs: dict[str, str] = {}
+        self.taps: dict[str, str] = {}
+        self.max_nodes = max_nodes
+
+    def add(self, name: str, op, inputs=(), *, block="", stage="", block_type="") -> str:
+        """Add a node, infer its shape from its inputs, and return its name."""
+        if name in self.nx:
+            raise CompileError(f"compile: duplicate node name {name!r}")
+        if len(self.nx) >= self.max_nodes:
+            raise CompileError(f"compile: the graph exceeds {self.max_nodes:,} nodes "
+                               "(raise the limit with --max-nodes if this is intended)")
+        inputs = tuple(inputs)
+        shape = op.infer([self[i].shape for i in inputs])
+        if any(d < 1 for d in shape):
+            raise ShapeError(f"{op.kind} would produce an empty tensor {shape}")
+        self.nx.add_node(name, node=Node(name, op, inputs, shape, block, stage, block_type))
+        for i in inputs:
+            self.nx.add_edge(i, name, shape=self[i].shape)
+        return name
+
+    def __getitem__(self, name: str) -> Node:
+        return self.nx.nodes[name]["node"]
+
+    def __iter__(self):
+        for name in self.nx.nodes:
+            yield self.nx.nodes[name]["node"]
+
+    def __len__(self) -> int:
+        return len(self.nx)
+
+    def __contains__(self, name) -> bool:
+        return name in self.nx
+
+    @property
+    def inputs(self) -> list[str]:
+        return [n.name for n in self if isinstance(n.op, Input)]
+
+    def consumers(self, name: str) -> list[str]:
+        return list(self.nx.successors(name))
+
+    # ---- export -----------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        """A JSON-ready description: nodes with op fields, inputs and shapes; outputs; taps."""
+        return {
+            "name": self.name,
+            "meta": self.meta,
+            "nodes": [
+                {"name": n.name, "op": n.kind, "attrs": dataclasses.asdict(n.op),
+                 "inputs": list(n.inputs), "shape": list(n.shape), "block": n.block,
+                 "stage": n.stage, "block_type": n.block_type}
+                for n in self
+            ],
+            "outputs": self.outputs,
+            "taps": self.taps,
+        }
+
+    def write(self, path: str | Path) -> None:
+        """Write as ``.json``, ``.dot`` or ``.graphml`` (chosen by suffix), atomically."""
+        from ..fsutil import atomic_write_text
+
+        path = Path(path)
+        suffix = path.suffix.lower()
+        if suffix == ".json":
+            text = json.dumps(self.to_dict(), indent=1)
+        elif suffix == ".dot":
+            text = self._dot()
+        elif suffix == ".graphml":
+            text = "\n".join(nx.generate_graphml(self._flat()))
+        else:
+            raise CompileError(f"graph export: unknown format {suffix!r} "
+                               "(use .json, .dot or .graphml)")
+        atomic_write_text(path, text)
+
+    def _flat(self) -> nx.DiGraph:
+        g = nx.DiGraph()
+        for n in self:
+            attrs = {k: str(v) for k, v in dataclasses.asdict(n.op).items()}
+            g.add_node(n.name, op=n.kind, shape="x".join(map(str, n.shape)), block=n.block,
+                       stage=n.stage, **attrs)
+        for a, b, data in self.nx.edges(data=True):
+            g.add_edge(a, b, shape="x".join(map(str, data["shape"])))
+        return g
+
+    def _dot(self) -> str:
+        lines = [f'digraph "{self.name}" {{', "  rankdir=TB;", "  node [shape=box, fontsize=10];"]
+        for n in self:
+            label = f"{n.name}\\n{n.kind} -> {'x'.join(map(str, n.shape))}"
+            lines.append(f'  "{n.name}" [label="{label}"];')
+        for a, b, data in self.nx.edges(data=True):
+            lines.append(f'  "{a}" -> "{b}" [label="{"x".join(map(str, data["shape"]))}"];')
+        lines.append("}")
+        return "\n".join(lines) + "\n"

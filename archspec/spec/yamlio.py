@@ -1,0 +1,152 @@
+"""Safe, bounded YAML reading that remembers where every value came from.
+
+The document is composed (not constructed) with PyYAML's SafeLoader, then turned into
+plain dicts, lists and scalars while recording a :class:`Location` for every path.
+Duplicate keys, non-string keys, tags that construct objects, oversized documents, deep
+nesting and alias bombs are all refused with a located :class:`SpecError`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from ..errors import Location, Problem, SpecError
+
+MAX_BYTES = 1_000_000
+MAX_DEPTH = 32
+MAX_NODES = 100_000
+
+Path_ = tuple  # a document path: keys and list indices
+
+
+@dataclass
+class Located:
+    """A parsed document plus the source location of each path in it."""
+
+    data: object
+    file: str
+    marks: dict = field(default_factory=dict)  # path tuple -> (line, column)
+
+    def where(self, path: Path_, display: str | None = None) -> Location:
+        """Location of ``path``, or of its nearest recorded ancestor."""
+        for cut in range(len(path), -1, -1):
+            mark = self.marks.get(tuple(path[:cut]))
+            if mark is not None:
+                return Location(mark[0], mark[1], mark[2], display or format_path(path))
+        return Location(self.file, None, None, display or format_path(path))
+
+
+def format_path(path: Path_) -> str:
+    """``('stages', 3, 's')`` -> ``stages[3].s``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def read_yaml(path: str | Path) -> Located:
+    """Read one YAML file safely; raise SpecError with a location on any problem."""
+    path = Path(path)
+    name = str(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise SpecError(Problem(Location(name), "file not found")) from None
+    except IsADirectoryError:
+        raise SpecError(Problem(Location(name), "is a directory, not a spec file")) from None
+    except OSError as e:
+        raise SpecError(Problem(Location(name), f"cannot read: {e.strerror}")) from None
+    return parse_yaml(raw, name)
+
+
+def parse_yaml(raw: bytes | str, name: str = "<spec>") -> Located:
+    """Parse YAML text (bytes must be UTF-8) into a :class:`Located` document."""
+    if isinstance(raw, bytes):
+        if len(raw) > MAX_BYTES:
+            raise SpecError(Problem(Location(name), f"file is {len(raw):,} bytes; the limit "
+                                    f"is {MAX_BYTES:,}", "a spec is a short table"))
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            line = raw[: e.start].count(b"\n") + 1
+            col = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+            raise SpecError(Problem(Location(name, line, col), "not valid UTF-8 text",
+                                    "save the file as UTF-8")) from None
+    else:
+        text = raw
+    if len(text) > MAX_BYTES:
+        raise SpecError(Problem(Location(name), f"document is longer than {MAX_BYTES:,} chars"))
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
+        msg = (e.problem or e.context or "malformed YAML").strip()
+        hint = "YAML indents with spaces, not tabs" if "\t" in msg or "tab" in msg else ""
+        raise SpecError(Problem(Location(name, line, col), f"malformed YAML: {msg}", hint)) from None
+    except yaml.YAMLError as e:
+        raise SpecError(Problem(Location(name), f"malformed YAML: {e}")) from None
+    doc = Located(None, name)
+    if node is None:
+        raise SpecError(Problem(Location(name, 1, 1), "the file is empty",
+                                "a spec needs at least `name` and `stages`"))
+    doc.data = _convert(node, (), doc, [0], yaml.constructor.SafeConstructor())
+    return doc
+
+
+def _convert(node, path, doc: Located, counter: list[int], ctor):
+    counter[0] += 1
+    here = (doc.file, node.start_mark.line + 1, node.start_mark.column + 1)
+    if counter[0] > MAX_NODES:
+        raise SpecError(Problem(Location(*here, format_path(path)),
+                                f"document expands to more than {MAX_NODES:,} values",
+                                "aliases that expand this much are refused"))
+    if len(path) > MAX_DEPTH:
+        raise SpecError(Problem(Location(*here, format_path(path)),
+                                f"nesting deeper than {MAX_DEPTH} levels"))
+    doc.marks[path] = here
+    if isinstance(node, yaml.MappingNode):
+        out: dict = {}
+        ctor.flatten_mapping(node)
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise SpecError(Problem(Location(*here, format_path(path)),
+                                        "mapping keys must be plain words"))
+            key = _scalar(key_node, path, doc, ctor)
+            if not isinstance(key, str):
+                key = str(key)
+            if key in out:
+                loc = Location(doc.file, key_node.start_mark.line + 1,
+                               key_node.start_mark.column + 1, format_path(path + (key,)))
+                raise SpecError(Problem(loc, f"duplicate key `{key}`",
+                                        "each key may appear once in a mapping"))
+            out[key] = _convert(value_node, path + (key,), doc, counter, ctor)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_convert(v, path + (i,), doc, counter, ctor) for i, v in enumerate(node.value)]
+    return _scalar(node, path, doc, ctor)
+
+
+def _scalar(node, path, doc: Located, ctor):
+    try:
+        value = ctor.construct_object(node, deep=True)
+    except yaml.constructor.ConstructorError as e:
+        mark = node.start_mark
+        raise SpecError(Problem(Location(doc.file, mark.line + 1, mark.column + 1,
+                                         format_path(path)),
+                                f"unsupported YAML tag {node.tag!r}",
+                                "specs hold plain numbers, words, lists and mappings")) from e
+    if not isinstance(value, (str, int, float, bool, type(None))):
+        mark = node.start_mark
+        raise SpecError(Problem(Location(doc.file, mark.line + 1, mark.column + 1,
+                                         format_path(path)),
+                                f"unsupported value of type {type(value).__name__}",
+                                "use a number, a word or true/false"))
+    return value
