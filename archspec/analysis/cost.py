@@ -182,7 +182,8 @@ def cost(graph: Graph, *, batch: int = 1, dtype: str = "fp32") -> CostReport:
                   c.madds * batch, c.elementwise * batch, touched * size, act * size)
         layers.append(e)
         for key, table, typ in ((node.block, blocks, node.block_type),
-                                (node.stage, stages, node.block_type)):
+                                (node.stage, stages,
+                                 "head" if node.stage == "head" else node.block_type)):
             agg = table.setdefault(key, Entry(key, typ, []))
             agg.absorb(e)
             agg.shape = list(node.shape)

@@ -1,8 +1,12 @@
-"""The graph IR: a networkx ``DiGraph`` of primitive ops behind a small typed facade.
+"""The graph IR: primitive ops behind a small typed facade, exposed as a networkx ``DiGraph``.
 
 Nodes are added in topological order, each with a hierarchical name
 (``stages.3.block1.expand.conv``) that the backends reuse for modules and ONNX nodes, the
 block and stage it belongs to, and its inferred output shape. Edges carry tensor shapes.
+
+The facade keeps its nodes in an ordered dict and builds the networkx view (``graph.nx``)
+on first use: importing networkx costs ~0.2 s, more than costing a network, and
+``archspec cost`` never needs it.
 """
 from __future__ import annotations
 
@@ -10,8 +14,6 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-
-import networkx as nx
 
 from ..errors import CompileError
 from .ops import Input, Shape, ShapeError
@@ -40,46 +42,64 @@ class Graph:
     def __init__(self, name: str, meta: dict | None = None, max_nodes: int = MAX_GRAPH_NODES):
         self.name = name
         self.meta = dict(meta or {})
-        self.nx = nx.DiGraph(name=name)
+        self._nodes: dict[str, Node] = {}
+        self._succ: dict[str, list[str]] = {}
+        self._nx = None
         self.outputs: dict[str, str] = {}
         self.taps: dict[str, str] = {}
         self.max_nodes = max_nodes
 
     def add(self, name: str, op, inputs=(), *, block="", stage="", block_type="") -> str:
         """Add a node, infer its shape from its inputs, and return its name."""
-        if name in self.nx:
+        if name in self._nodes:
             raise CompileError(f"compile: duplicate node name {name!r}")
-        if len(self.nx) >= self.max_nodes:
+        if len(self._nodes) >= self.max_nodes:
             raise CompileError(f"compile: the graph exceeds {self.max_nodes:,} nodes "
                                "(raise the limit with --max-nodes if this is intended)")
         inputs = tuple(inputs)
         shape = op.infer([self[i].shape for i in inputs])
         if any(d < 1 for d in shape):
             raise ShapeError(f"{op.kind} would produce an empty tensor {shape}")
-        self.nx.add_node(name, node=Node(name, op, inputs, shape, block, stage, block_type))
+        self._nodes[name] = Node(name, op, inputs, shape, block, stage, block_type)
+        self._succ[name] = []
         for i in inputs:
-            self.nx.add_edge(i, name, shape=self[i].shape)
+            self._succ[i].append(name)
+        self._nx = None
         return name
 
+    @property
+    def nx(self):
+        """The graph as a networkx ``DiGraph`` (node attr ``node``: the :class:`Node`;
+        edge attr ``shape``), built on first use."""
+        if self._nx is None:
+            import networkx as nx
+
+            g = nx.DiGraph(name=self.name)
+            for node in self._nodes.values():
+                g.add_node(node.name, node=node)
+                for i in node.inputs:
+                    g.add_edge(i, node.name, shape=self._nodes[i].shape)
+            self._nx = g
+        return self._nx
+
     def __getitem__(self, name: str) -> Node:
-        return self.nx.nodes[name]["node"]
+        return self._nodes[name]
 
     def __iter__(self):
-        for name in self.nx.nodes:
-            yield self.nx.nodes[name]["node"]
+        return iter(self._nodes.values())
 
     def __len__(self) -> int:
-        return len(self.nx)
+        return len(self._nodes)
 
     def __contains__(self, name) -> bool:
-        return name in self.nx
+        return name in self._nodes
 
     @property
     def inputs(self) -> list[str]:
         return [n.name for n in self if isinstance(n.op, Input)]
 
     def consumers(self, name: str) -> list[str]:
-        return list(self.nx.successors(name))
+        return list(self._succ[name])
 
     # ---- export -----------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -108,13 +128,17 @@ class Graph:
         elif suffix == ".dot":
             text = self._dot()
         elif suffix == ".graphml":
+            import networkx as nx
+
             text = "\n".join(nx.generate_graphml(self._flat()))
         else:
             raise CompileError(f"graph export: unknown format {suffix!r} "
                                "(use .json, .dot or .graphml)")
         atomic_write_text(path, text)
 
-    def _flat(self) -> nx.DiGraph:
+    def _flat(self):
+        import networkx as nx
+
         g = nx.DiGraph()
         for n in self:
             attrs = {k: str(v) for k, v in dataclasses.asdict(n.op).items()}

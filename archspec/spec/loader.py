@@ -122,31 +122,34 @@ def _schema_problems(validator, data, where, display=None) -> list[Problem]:
         while err.context:
             err = best_match(err.context)
         path = tuple(err.absolute_path)
-        message, hint = _describe(err)
+        message, hint, key = _describe(err)
+        if key is not None:  # point at the offending key itself
+            path = path + (key,)
         problems.append(Problem(where(path, display(path) if display else None), message, hint))
     return problems
 
 
-def _describe(err) -> tuple[str, str]:
+def _describe(err) -> tuple[str, str, str | None]:
+    """(message, hint, offending key or None) for a jsonschema error."""
     v = err.validator
     if v == "propertyNames":
-        known = err.schema.get("enum") or schema()["$defs"]["fieldname"]["enum"]
-        return f"unknown field `{err.instance}`", did_you_mean(err.instance, known)
+        known = schema()["$defs"]["fieldname"]["enum"]
+        return f"unknown field `{err.instance}`", did_you_mean(err.instance, known), None
     if v == "additionalProperties":
         allowed = set(err.schema.get("properties", {}))
         extra = sorted(set(err.instance) - allowed)
         word = extra[0] if extra else "?"
-        return f"unknown key `{word}`", did_you_mean(word, allowed)
+        return f"unknown key `{word}`", did_you_mean(word, allowed), word
     if v == "enum":
-        return f"`{err.instance}` is not allowed here", did_you_mean(err.instance,
-                                                                      err.validator_value)
+        return (f"`{err.instance}` is not allowed here",
+                did_you_mean(err.instance, err.validator_value), None)
     if v == "type":
         want = err.validator_value
         want = " or ".join(w for w in want if w != "null") if isinstance(want, list) else want
-        return f"expected {want}, got {json.dumps(err.instance)}", ""
+        return f"expected {want}, got {json.dumps(err.instance)}", "", None
     if v == "required":
-        return err.message.replace("'", "`"), ""
-    return err.message, ""
+        return err.message.replace("'", "`"), "", None
+    return err.message, "", None
 
 
 def build_spec(doc: Located) -> Spec:
@@ -155,22 +158,18 @@ def build_spec(doc: Located) -> Spec:
         raise SpecError(Problem(doc.where(()), "a spec must be a mapping of keys to values"))
     full, row_validator = _validators()
     problems = _schema_problems(full, doc.data, doc.where)
-    if problems:
-        raise SpecError(problems)
+    structural = ("stages", "head", "patch", "defaults", "input")
+    if any(p.location.path.startswith(structural) or not p.location.path for p in problems):
+        raise SpecError(_ordered(problems))
     data = doc.data
-    for key in ("stages",):
-        if key not in data:
-            problems.append(Problem(doc.where(()), f"missing `{key}`",
-                                    "a spec needs a stage table"))
-    if problems:
-        raise SpecError(problems)
+    if "stages" not in data:
+        problems.append(Problem(doc.where(()), "missing `stages`", "a spec needs a stage table"))
+        raise SpecError(_ordered(problems))
 
     defaults = data.get("defaults", {}) or {}
     sections = {}
     for section in ("stages", "head"):
         sections[section] = _section_rows(data.get(section) or [], section, doc, problems)
-    if problems:
-        raise SpecError(problems)
     for i, patch in enumerate(data.get("patch", []) or []):
         _apply_patch(patch, i, sections["stages"], doc, problems)
     rows = {s: [] for s in sections}
@@ -183,7 +182,7 @@ def build_spec(doc: Located) -> Spec:
     if not rows["stages"] and not problems:
         problems.append(Problem(doc.where(("stages",)), "the stage table has no rows"))
     if problems:
-        raise SpecError(problems)
+        raise SpecError(_ordered(problems))
     inp = data.get("input", {}) or {}
     name = data.get("name") or Path(doc.file).stem
     return Spec(name=name, stages=tuple(rows["stages"]), head=tuple(rows["head"]),
@@ -192,6 +191,17 @@ def build_spec(doc: Located) -> Spec:
                 divisor=data.get("divisor", 8), description=data.get("description", ""),
                 source=data.get("source", ""), file=doc.file, schedule=data.get("schedule"),
                 locations={k: doc.where((k,)) for k in data})
+
+
+def _ordered(problems: list[Problem]) -> list[Problem]:
+    """Problems in file order (file, line, column), duplicates dropped."""
+    seen, out = set(), []
+    for p in sorted(problems, key=lambda p: (p.location.file, p.location.line or 0,
+                                             p.location.column or 0)):
+        if str(p) not in seen:
+            seen.add(str(p))
+            out.append(p)
+    return out
 
 
 def _section_rows(value, section, doc: Located, problems):

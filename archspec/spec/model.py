@@ -48,12 +48,12 @@ class Spec:
             if value is None:
                 continue
             if kind is int and (isinstance(value, bool) or value != int(value)):
-                problems.append(Problem(Location("<override>", path=key),
+                problems.append(Problem(Location("command line", path=f"--{key}"),
                                         f"must be a whole number, got {value}"))
                 continue
             value = kind(value)
             if not (lo < value <= hi if kind is float else lo <= value <= hi):
-                problems.append(Problem(Location("<override>", path=key),
+                problems.append(Problem(Location("command line", path=f"--{key}"),
                                         f"{value} is outside the allowed range {lo}..{hi}"))
                 continue
             changes[key] = value

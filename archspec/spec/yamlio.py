@@ -101,6 +101,9 @@ def parse_yaml(raw: bytes | str, name: str = "<spec>") -> Located:
     return doc
 
 
+_PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
+
+
 def _convert(node, path, doc: Located, counter: list[int], ctor):
     counter[0] += 1
     here = (doc.file, node.start_mark.line + 1, node.start_mark.column + 1)
@@ -112,6 +115,10 @@ def _convert(node, path, doc: Located, counter: list[int], ctor):
         raise SpecError(Problem(Location(*here, format_path(path)),
                                 f"nesting deeper than {MAX_DEPTH} levels"))
     doc.marks[path] = here
+    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _PLAIN_TAGS:
+        raise SpecError(Problem(Location(*here, format_path(path)),
+                                f"unsupported YAML tag {node.tag!r}",
+                                "specs hold plain numbers, words, lists and mappings"))
     if isinstance(node, yaml.MappingNode):
         out: dict = {}
         ctor.flatten_mapping(node)

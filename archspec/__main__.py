@@ -1,0 +1,4 @@
+"""``python -m archspec`` runs the CLI."""
+from .cli import main
+
+main()

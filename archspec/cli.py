@@ -1,0 +1,239 @@
+"""The `archspec` command line. Every user error prints one line per problem and exits 2;
+an exceeded budget exits 1 (docs/errors.md). Heavy libraries (torch, onnx, networkx,
+matplotlib) are imported only by the commands that need them: `archspec cost` starts in
+well under half a second.
+
+Built on click (typer's foundation): typer's runtime coercion alone costs ~0.2 s a call.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import ArchspecError, SpecError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+PER = click.Choice(["stage", "block", "layer"])
+FORMATS = click.Choice(["table", "json", "markdown", "csv"])
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(package_name="archspec", prog_name="archspec")
+def app():
+    """Architecture-spec compiler and cost estimator for MobileNet-style CNNs.
+
+    Write a paper's stage table as YAML; validate, compile, cost and build it.
+    A SPEC argument is a file or the name of a shipped spec (see `archspec specs`).
+    """
+
+
+def overrides(f):
+    """The --width/--resolution/--classes options every spec command takes."""
+    f = click.option("--classes", type=int, default=None, help="Number of classes.")(f)
+    f = click.option("--resolution", "-r", type=int, default=None,
+                     help="Input resolution (overrides the spec).")(f)
+    f = click.option("--width", "-w", type=float, default=None,
+                     help="Width multiplier (overrides the spec).")(f)
+    return f
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, soft_wrap=False, width=None if sys.stdout.isatty() else 160)
+
+
+def _emit(text: str, output: Path | None) -> None:
+    text = text if text.endswith("\n") else text + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        from .fsutil import atomic_write_text
+
+        atomic_write_text(output, text)
+
+
+def _load(spec: str, width, resolution, classes):
+    from .spec import load
+
+    return load(spec, width=width, resolution=resolution, classes=classes)
+
+
+@app.command()
+@click.argument("spec")
+@click.option("--per", type=PER, default="stage", show_default=True,
+              help="Rows per stage, block or layer.")
+@click.option("--format", "-f", "fmt", type=FORMATS, default="table", show_default=True)
+@overrides
+@click.option("--batch", type=click.IntRange(1, 1_000_000), default=1, show_default=True)
+@click.option("--dtype", type=click.Choice(["fp32", "fp16", "bf16", "int8"]), default="fp32",
+              show_default=True, help="Element type for the byte figures.")
+@click.option("--budget", default=None,
+              help='Exit 1 if over, e.g. "madds<=220M,params<=5.5M".')
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write to this file (atomically) instead of stdout.")
+def cost(spec, per, fmt, width, resolution, classes, batch, dtype, budget, output):
+    """Parameters, multiply-adds, elementwise work and memory access, per stage/block/layer."""
+    from .analysis.budget import check_budget, parse_budget
+    from .analysis.cost import cost as run_cost
+
+    constraints = parse_budget(budget) if budget else None
+    report = run_cost(_load(spec, width, resolution, classes).compile(), batch=batch,
+                      dtype=dtype)
+    if fmt == "json":
+        _emit(report.to_json(per), output)
+    elif fmt == "markdown":
+        from .report.tables import markdown
+
+        _emit(markdown(report, per), output)
+    elif fmt == "csv":
+        from .report.tables import csv_text
+
+        _emit(csv_text(report, per), output)
+    else:
+        from .report.tables import rich_table
+
+        if output is not None:
+            from rich.console import Console
+
+            con = Console(record=True, width=160, file=open("/dev/null", "w"))
+            con.print(rich_table(report, per))
+            _emit(con.export_text(), output)
+        else:
+            _console().print(rich_table(report, per))
+    if constraints:
+        check_budget(report.totals, constraints, report.name)
+
+
+@app.command()
+@click.argument("specs", nargs=-1, required=True)
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table")
+def validate(specs, fmt):
+    """Check specs against the schema and the semantic rules; report every problem."""
+    from .spec import load
+
+    results, failed = [], 0
+    for path in specs:
+        try:
+            s = load(path)
+            s.compile()
+            results.append({"file": path, "ok": True, "name": s.name, "problems": []})
+        except SpecError as e:
+            failed += 1
+            results.append({"file": path, "ok": False,
+                            "problems": [{"file": p.location.file, "line": p.location.line,
+                                          "column": p.location.column, "path": p.location.path,
+                                          "message": p.message, "hint": p.hint}
+                                         for p in e.problems]})
+            if fmt != "json":
+                for p in e.problems:
+                    print(p, file=sys.stderr)
+    if fmt == "json":
+        print(json.dumps({"schema": "archspec.validate/1", "results": results}, indent=2))
+    else:
+        for r in results:
+            if r["ok"]:
+                print(f"ok  {r['file']} ({r['name']})")
+    if failed:
+        sys.exit(2)
+
+
+@app.command()
+@click.argument("spec")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Output file: .dot, .graphml or .json.")
+@overrides
+def graph(spec, output, width, resolution, classes):
+    """Write the compiled IR graph (nodes = primitive ops, edges = tensors with shapes)."""
+    g = _load(spec, width, resolution, classes).compile()
+    if output.suffix.lower() not in (".dot", ".graphml", ".json"):
+        raise ArchspecError(f"{output}: unknown graph format (use .dot, .graphml or .json)")
+    g.write(output)
+    print(f"wrote {output} ({len(g)} nodes)", file=sys.stderr)
+
+
+@app.command("specs")
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table")
+def list_specs(fmt):
+    """List the shipped specs with a one-line description and their source."""
+    from .spec.loader import SHIPPED
+    from .spec import load
+
+    rows = []
+    for path in sorted(SHIPPED.glob("*.yaml")):
+        s = load(path)
+        rows.append({"name": path.stem, "description": s.description, "source": s.source,
+                     "file": str(path)})
+    if fmt == "json":
+        print(json.dumps(rows, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table("spec", "description", "source", title="shipped specs", title_justify="left")
+    for r in rows:
+        table.add_row(r["name"], r["description"], r["source"])
+    _console().print(table)
+
+
+@app.command()
+def schema():
+    """Print the JSON Schema that spec files follow."""
+    from .spec import schema as get_schema
+
+    print(json.dumps(get_schema(), indent=2))
+
+
+@app.command()
+@click.argument("spec")
+@click.option("--backend", "-b", default="torch", show_default=True, help="Backend name.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="File to write (spec + weights).")
+@click.option("--summary", is_flag=True, help="Print the module tree with per-layer costs.")
+@click.option("--seed", type=int, default=None, help="Seed for the initial weights.")
+@overrides
+def build(spec, backend, output, summary, seed, width, resolution, classes):
+    """Lower a spec to a backend model and (optionally) save it."""
+    from .analysis.cost import cost as run_cost
+    from .backends import get_backend
+
+    s = _load(spec, width, resolution, classes)
+    g = s.compile()
+    be = get_backend(backend)
+    model = be.build(g, seed=seed)
+    if summary:
+        print(be.summary(model, g, run_cost(g)))
+    if output is not None:
+        be.save(model, output, s, g)
+        print(f"wrote {output}", file=sys.stderr)
+    elif not summary:
+        print(model)
+
+
+def main(argv: list | None = None) -> None:
+    """Entry point: run the CLI and turn every user error into a one-line message."""
+    try:
+        # standalone: click turns usage errors into exit 2 and handles --help itself
+        app.main(args=argv, prog_name="archspec", standalone_mode=True)
+    except ArchspecError as e:
+        print(str(e) if isinstance(e, SpecError) else f"archspec: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    except BrokenPipeError:
+        sys.exit(0)
+    except RecursionError:
+        print("archspec: input nests too deeply", file=sys.stderr)
+        sys.exit(2)
+    except Exception as e:  # a bug in archspec: one line, documented exit code 3
+        import os
+
+        print(f"archspec: internal error: {type(e).__name__}: {e} "
+              "(please report it; set ARCHSPEC_DEBUG=1 for a traceback)", file=sys.stderr)
+        if os.environ.get("ARCHSPEC_DEBUG"):
+            raise
+        sys.exit(3)
+
+
+if __name__ == "__main__":
+    main()

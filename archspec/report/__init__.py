@@ -1,0 +1,1 @@
+"""Rendering of analysis results: rich tables, markdown, CSV (JSON lives on the results)."""

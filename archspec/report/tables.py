@@ -1,0 +1,77 @@
+"""Human-readable renderings of a CostReport."""
+from __future__ import annotations
+
+import csv
+import io
+
+from ..analysis.cost import CostReport, Entry
+
+
+def fmt_count(n: int) -> str:
+    return f"{n:,}"
+
+
+def fmt_m(n: int) -> str:
+    return f"{n / 1e6:,.2f} M"
+
+
+def fmt_bytes(n: int) -> str:
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:,.2f} {unit}"
+    return f"{n} B"
+
+
+def shape_str(shape) -> str:
+    return "x".join(map(str, shape))
+
+
+COLUMNS = ("name", "type", "output", "params", "MAdds", "elementwise", "mem access")
+
+
+def _cells(e: Entry) -> list[str]:
+    return [e.name, e.type, shape_str(e.shape), fmt_count(e.params), fmt_m(e.madds),
+            fmt_m(e.elementwise), fmt_bytes(e.mem_bytes)]
+
+
+def title(report: CostReport) -> str:
+    inp = report.input
+    return (f"{report.name} @ {inp['channels']}x{inp['resolution']}x{inp['resolution']}, "
+            f"width {report.width:g}, {report.classes} classes, batch {report.batch}, "
+            f"{report.dtype}")
+
+
+def rich_table(report: CostReport, per: str = "stage"):
+    from rich.table import Table
+
+    table = Table(title=title(report), title_justify="left", show_footer=True)
+    totals = _cells(report.totals)
+    totals[0], totals[1] = "total", ""
+    for i, col in enumerate(COLUMNS):
+        table.add_column(col, footer=totals[i], justify="left" if i < 3 else "right",
+                         no_wrap=i == 0)
+    for e in report.rows(per):
+        table.add_row(*_cells(e))
+    return table
+
+
+def markdown(report: CostReport, per: str = "stage") -> str:
+    lines = [f"**{title(report)}**", "", "| " + " | ".join(COLUMNS) + " |",
+             "|" + "---|" * len(COLUMNS)]
+    for e in report.rows(per):
+        lines.append("| " + " | ".join(_cells(e)) + " |")
+    totals = _cells(report.totals)
+    totals[0], totals[1] = "**total**", ""
+    lines.append("| " + " | ".join(totals) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def csv_text(report: CostReport, per: str = "stage") -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["name", "type", "output_shape", "params", "buffers", "madds", "elementwise",
+                "mem_bytes"])
+    for e in [*report.rows(per), report.totals]:
+        w.writerow([e.name, e.type, shape_str(e.shape), e.params, e.buffers, e.madds,
+                    e.elementwise, e.mem_bytes])
+    return buf.getvalue()
