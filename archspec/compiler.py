@@ -34,8 +34,11 @@ def compile_spec(spec: Spec, *, max_nodes: int = MAX_GRAPH_NODES) -> Graph:
                                    "width": spec.width, "classes": spec.classes},
                   max_nodes=max_nodes)
     x = graph.add("input", ops.Input((spec.channels, spec.resolution, spec.resolution)))
+    scheduled = iter(schedule_channels(spec))
     for row in spec.stages:
         for j, fields in enumerate(_repeats(scaled_fields(row, spec))):
+            if _takes_schedule(row, spec):
+                fields = {**fields, "c": next(scheduled)}
             x = _lower(graph, row, fields, x, f"stages.{row.index}.block{j}",
                        f"stages.{row.index}", spec)
             _mark_level(graph, x, spec.resolution)
@@ -43,6 +46,34 @@ def compile_spec(spec: Spec, *, max_nodes: int = MAX_GRAPH_NODES) -> Graph:
         x = _lower(graph, row, scaled_fields(row, spec), x, f"head.{row.index}", "head", spec)
     graph.outputs["output"] = x
     return graph
+
+
+def _takes_schedule(row: Row, spec: Spec) -> bool:
+    return bool(spec.schedule) and row.fields.get("c", 0) is None and \
+        "c" in BLOCKS.get(row.block).fields
+
+
+def schedule_channels(spec: Spec) -> list[int]:
+    """Output widths for the stage blocks whose `c` is blank, from the spec's `schedule`.
+
+    ``linear`` (ReXNet appendix C.1, clovaai rexnetv1.py): block i of N gets
+    ``start + i * (end - start) / N`` channels times the width multiplier, accumulated and
+    rounded as the reference code does (``round: python`` is Python's round-half-even,
+    ``floor`` truncates). Below width 1 the start keeps its 1.0x value and only the slope
+    scales (rexnetv1.py: ``inplanes = input_ch / width_mult``)."""
+    if not spec.schedule:
+        return []
+    rows = [r for r in spec.stages if _takes_schedule(r, spec)]
+    count = sum(r.fields.get("n", 1) or 1 for r in rows)
+    start, end, width = spec.schedule["start"], spec.schedule["end"], spec.width
+    rounding = round if spec.schedule.get("round", "python") == "python" else math.floor
+    value = start / width if width < 1.0 else start
+    out = []
+    for i in range(count):
+        if i:
+            value += (end - start) / count
+        out.append(int(rounding(value * width)))
+    return out
 
 
 def _repeats(fields: dict):

@@ -1,0 +1,111 @@
+"""MobileNeXt's sandglass block (Zhou et al. 2020, Table 1, eq. 2-4) as the authors'
+released code builds it (rethinking_bottleneck_design, mnext.py `SGBlock`), and the block
+variants of its ablation (Fig. 4 a-c, Table 10)."""
+from __future__ import annotations
+
+import math
+
+from ..spec.vocab import make_divisible
+from .paper import _check_choice, _checks
+from .registry import BLOCKS, REQUIRED
+
+
+def sandglass_hidden(cin: int, cout: int, t: float) -> int:
+    """The bottleneck width of mnext.py: input // t, but at least cout / 6 rounded up and
+    then to a multiple of 16 (the check uses 6 whatever t is)."""
+    hidden = int(cin // t)
+    if hidden < cout / 6.0:
+        hidden = make_divisible(math.ceil(cout / 6.0), 16)
+    return hidden
+
+
+def _identity_channels(channels: int, alpha: float) -> int:
+    """mnext.py adds x to the first C // identity_div channels, identity_div = 1 / alpha."""
+    return channels // round(1 / alpha)
+
+
+def _check_alpha(f):
+    if f.get("alpha") is not None and f["alpha"] <= 0:
+        yield "alpha", "the identity tensor multiplier must be above 0", \
+              "use 1, 0.5, 0.3333 or 0.1667 (Table 7)"
+
+
+def _identity(b, x, y, f):
+    """Shortcut when shapes agree (MobileNeXt Sec. 3.3); only the first alpha x C channels
+    are added (the identity tensor multiplier, Sec. 3.4, Table 7)."""
+    if b.shape(x) != b.shape(y) or f["s"] != 1 or f.get("residual") is False:
+        return y
+    alpha = f["alpha"] if f["alpha"] is not None else 1.0
+    keep = _identity_channels(b.channels(x), alpha)
+    if keep >= b.channels(x):
+        return b.add("add", x, y)
+    return b.add("add", y, b.slice("identity", x, 0, keep), partial=True)
+
+
+@BLOCKS.register("sandglass", aliases=("sgblock", "sg"),
+                 fields={"t": REQUIRED, "c": REQUIRED, "s": 1, "k": 3, "nl": "relu6",
+                         "alpha": 1.0, "variant": "auto", "residual": None,
+                         "min_width": None, "scale": True},
+                 check=_checks(_check_choice("variant", ("auto", "full")), _check_alpha))
+def sandglass(b, x, f):
+    """Sandglass block (MobileNeXt Table 1, eq. 2-4): k x k depthwise + BN + ReLU6 on the
+    wide input, linear 1x1 reduction by t + BN, 1x1 expansion + BN + ReLU6, linear k x k
+    depthwise with stride `s` + BN; shortcut only when input and output shapes agree, adding
+    the first alpha x C channels (`alpha`, Table 7). The reduction width is the released
+    code's (see `sandglass_hidden`).
+
+    `variant: full` always builds the four convs (paper Table 1). `variant: auto` follows
+    the released code's per-position shapes: where the width changes, the first depthwise
+    is dropped, and at stride 1 the second one too (pw + pw only)."""
+    cin, cout = b.channels(x), f["c"]
+    hidden = sandglass_hidden(cin, cout, f["t"])
+    full = f["variant"] == "full" or cin == cout
+    y = x
+    if full:
+        y = b.conv_bn_act("dw1", y, cin, k=f["k"], groups=cin, nl=f["nl"])
+    y = b.conv_bn_act("reduce", y, hidden)
+    y = b.conv_bn_act("expand", y, cout, nl=f["nl"])
+    if full or f["s"] != 1:
+        y = b.conv_bn_act("dw2", y, cout, k=f["k"], s=f["s"], groups=cout)
+    return _identity(b, x, y, f)
+
+
+@BLOCKS.register("classic_dw", aliases=("dw_bottleneck",),
+                 fields={"t": REQUIRED, "c": REQUIRED, "s": 1, "k": 3, "nl": "relu6",
+                         "dw2": False, "residual": None, "min_width": None, "scale": True})
+def classic_bottleneck_dw(b, x, f):
+    """Classic bottleneck with depthwise convs (MobileNeXt Fig. 4a/4b, Table 10): 1x1
+    reduction by t + BN + ReLU6, k x k depthwise with stride `s` + BN + ReLU6 in the
+    bottleneck, linear 1x1 expansion + BN; shortcut between the wide ends when shapes agree.
+    `dw2: true` (Fig. 4b) adds a second stride-1 depthwise + BN + ReLU6 in the bottleneck.
+    The reduction width follows the sandglass rounding; the figure gives no activations,
+    so ReLU6 follows every conv but the last."""
+    cin, cout = b.channels(x), f["c"]
+    hidden = sandglass_hidden(cin, cout, f["t"])
+    y = b.conv_bn_act("reduce", x, hidden, nl=f["nl"])
+    y = b.conv_bn_act("dw", y, hidden, k=f["k"], s=f["s"], groups=hidden, nl=f["nl"])
+    if f["dw2"]:
+        y = b.conv_bn_act("dw2", y, hidden, k=f["k"], groups=hidden, nl=f["nl"])
+    y = b.conv_bn_act("expand", y, cout)
+    if b.shape(x) == b.shape(y) and f["s"] == 1 and f.get("residual") is not False:
+        y = b.add("add", x, y)
+    return y
+
+
+@BLOCKS.register("sandglass_swapped", aliases=("ir_dw_ends",),
+                 fields={"t": REQUIRED, "c": REQUIRED, "s": 1, "k": 3, "nl": "relu6",
+                         "residual": None, "min_width": None, "scale": True})
+def sandglass_swapped(b, x, f):
+    """The sandglass block with its two 1x1 convs swapped (MobileNeXt Fig. 4c, Table 10):
+    an inverted residual whose depthwise convs sit at the narrow ends -- k x k depthwise +
+    BN + ReLU6 on the input, 1x1 expansion by t + BN + ReLU6, linear 1x1 projection + BN,
+    linear k x k depthwise with stride `s` + BN; shortcut when shapes agree."""
+    cin, cout = b.channels(x), f["c"]
+    hidden = int(round(cin * f["t"]))
+    y = b.conv_bn_act("dw1", x, cin, k=f["k"], groups=cin, nl=f["nl"])
+    y = b.conv_bn_act("expand", y, hidden, nl=f["nl"])
+    y = b.conv_bn_act("project", y, cout)
+    y = b.conv_bn_act("dw2", y, cout, k=f["k"], s=f["s"], groups=cout)
+    if b.shape(x) == b.shape(y) and f["s"] == 1 and f.get("residual") is not False:
+        y = b.add("add", x, y)
+    return y

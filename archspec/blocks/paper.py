@@ -1,0 +1,147 @@
+"""Blocks of the papers beyond MobileNetV2/V3: MobileNetV1's depthwise separable layer,
+ReXNet's bottleneck, the replication-expansion bottlenecks of the replication note, and
+MobileNetV2 with a second depthwise conv (MobileNeXt Table 5). The sandglass block and
+MobileNeXt's ablation variants are in :mod:`archspec.blocks.mobilenext`."""
+from __future__ import annotations
+
+from ..spec.vocab import nonlinearity
+from .core import inverted_residual, residual_applies
+from .registry import BLOCKS, REQUIRED
+
+
+def _check_nl(key):
+    def check(f):
+        if f.get(key) is not None and nonlinearity(f[key])[0] is None:
+            yield key, f"unknown nonlinearity `{f[key]}`", nonlinearity(f[key])[1]
+    return check
+
+
+def _check_choice(key, choices):
+    def check(f):
+        if f.get(key) not in choices:
+            yield key, f"`{key}` must be one of {', '.join(map(str, choices))}, not " \
+                       f"`{f.get(key)}`", ""
+    return check
+
+
+def _checks(*checks):
+    return lambda f: [problem for check in checks for problem in check(f)]
+
+
+@BLOCKS.register("dwsep", aliases=("depthwise_separable", "conv_dw"),
+                 fields={"c": REQUIRED, "k": 3, "s": 1, "nl": "relu", "pw_nl": None,
+                         "min_width": None, "scale": True},
+                 check=_check_nl("pw_nl"))
+def depthwise_separable(b, x, f):
+    """Depthwise separable layer (MobileNetV1 Table 1 `Conv dw` + `Conv 1x1` rows, Fig. 3):
+    k x k depthwise conv with stride `s`, BN, `nl`; 1x1 conv to `c`, BN, `pw_nl` (default
+    `nl`). ReXNet_plain (ReXNet Table 9) is RE after the depthwise and SW after the 1x1."""
+    cin = b.channels(x)
+    pw_nl = nonlinearity(f["pw_nl"])[0] if f["pw_nl"] is not None else f["nl"]
+    y = b.conv_bn_act("dw", x, cin, k=f["k"], s=f["s"], groups=cin, nl=f["nl"])
+    return b.conv_bn_act("pw", y, f["c"], nl=pw_nl)
+
+
+@BLOCKS.register("rexnet_bneck", aliases=("rexnet_bottleneck",),
+                 fields={"t": REQUIRED, "c": None, "s": 1, "k": 3, "se": False,
+                         "se_ratio": 1 / 12, "nl": "swish", "residual": None,
+                         "min_width": None, "scale": True})
+def rexnet_bottleneck(b, x, f):
+    """ReXNet inverted bottleneck (ReXNet Table 8, appendix C.1; clovaai rexnetv1.py
+    `LinearBottleneck`): 1x1 expansion to t x input + BN + Swish-1 (none when t = 1),
+    k x k depthwise + BN, SE where the table marks it (after the depthwise BN: pool, 1x1
+    with bias to expansion // 12, BN, ReLU, 1x1 with bias, sigmoid), ReLU6, linear 1x1
+    projection + BN. The shortcut is partial: when s = 1 and the output is at least as wide
+    as the input, the input is added to the first input-width channels of the output.
+    `c` left blank takes the spec's channel `schedule`."""
+    cin = b.channels(x)
+    hidden = cin * f["t"] if f["t"] != 1 else cin
+    hidden = int(round(hidden))
+    y = x
+    if hidden != cin or f["t"] != 1:
+        y = b.conv_bn_act("expand", y, hidden, nl=f["nl"])
+    y = b.conv_bn_act("dw", y, hidden, k=f["k"], s=f["s"], groups=hidden)
+    if f["se"]:
+        squeeze = hidden // round(1 / f["se_ratio"])  # rexnetv1.py: channels // se_ratio
+        y = b.squeeze_excite("se", y, squeeze, inner="relu", gate="sigmoid", bn=True)
+    y = b.act("act", y, "relu6")
+    y = b.conv_bn_act("project", y, f["c"])
+    if _rexnet_shortcut(f, b.shape(x), b.shape(y)):
+        y = b.add("add", y, x, partial=b.channels(x) < b.channels(y))
+    return y
+
+
+def _rexnet_shortcut(f, x_shape, y_shape) -> bool:
+    fits = f["s"] == 1 and x_shape[0] <= y_shape[0] and x_shape[1:] == y_shape[1:]
+    return fits and f.get("residual") is not False
+
+
+@BLOCKS.register("rep_ir", aliases=("replication_bottleneck",),
+                 fields={"t": REQUIRED, "c": REQUIRED, "s": 1, "k": 3, "nl": "relu",
+                         "variant": "a", "residual": None, "min_width": None, "scale": True},
+                 check=_check_choice("variant", ("a", "b", "c", "d")))
+def replication_bottleneck(b, x, f):
+    """The MobileNetV2 bottleneck of the replication note (replication_expansion_blog,
+    Fig. 1), as the CIFAR reference code (kuangliu/pytorch-cifar `Block`) builds it: the
+    expansion is always present (also for t = 1) and a stride-1 block whose width changes
+    gets a 1x1 conv + BN projection shortcut.
+
+    variant a: 1x1 expansion conv + BN + nl, depthwise + BN + nl, linear 1x1 + BN.
+    variant b: the expansion conv replaced by replication -- the input concatenated t times
+    (t may be fractional; the last copy is cut short) -- and a BN with its own affine
+    parameters. variant c: b without the BN after the last 1x1. variant d: b with the
+    depthwise conv (on the narrow input, with the stride) before the replication."""
+    cin, variant = b.channels(x), f["variant"]
+    hidden = int(round(cin * f["t"]))
+    y = x
+    if variant == "d":
+        y = b.conv_bn_act("dw", y, cin, k=f["k"], s=f["s"], groups=cin, nl=f["nl"])
+    if variant == "a":
+        y = b.conv_bn_act("expand", y, hidden, nl=f["nl"])
+    else:
+        y = b.replicate("expand.replicate", y, hidden)
+        y = b.act("expand.act", b.bn("expand.bn", y), f["nl"])
+    if variant != "d":
+        y = b.conv_bn_act("dw", y, hidden, k=f["k"], s=f["s"], groups=hidden, nl=f["nl"])
+    y = b.conv_bn_act("project", y, f["c"], bn=variant != "c", bias=False)
+    if residual_applies(f, b.shape(x), b.shape(y)):
+        return b.add("add", x, y)
+    if f["s"] == 1 and f.get("residual") is not False and b.shape(x)[1:] == b.shape(y)[1:]:
+        shortcut = b.conv_bn_act("shortcut", x, f["c"])
+        return b.add("add", shortcut, y)
+    return y
+
+
+@BLOCKS.register("ir_2dw", aliases=("ir_dw2",),
+                 fields={"t": REQUIRED, "c": REQUIRED, "s": 1, "k": 3, "nl": "relu6",
+                         "residual": None, "min_width": None, "scale": True})
+def inverted_residual_2dw(b, x, f):
+    """MobileNetV2 block with a second depthwise conv (MobileNeXt Table 5, "2 dwise
+    convs, middle"): 1x1 expansion + BN + nl, an extra stride-1 k x k depthwise + BN + nl
+    at the input resolution, the usual k x k depthwise with stride `s` + BN + nl, linear
+    1x1 projection + BN. The paper does not state the placement or activation of the extra
+    conv; this placement gives 334 M MAdds, the closest to the printed 340 M."""
+    cin = b.channels(x)
+    hidden = int(round(cin * f["t"]))
+    y = x
+    if hidden != cin:
+        y = b.conv_bn_act("expand", y, hidden, nl=f["nl"])
+    y = b.conv_bn_act("dw0", y, hidden, k=f["k"], groups=hidden, nl=f["nl"])
+    y = b.conv_bn_act("dw", y, hidden, k=f["k"], s=f["s"], groups=hidden, nl=f["nl"])
+    y = b.conv_bn_act("project", y, f["c"])
+    if residual_applies(f, b.shape(x), b.shape(y)):
+        y = b.add("add", x, y)
+    return y
+
+
+@BLOCKS.register("bneck_ratio", aliases=("mbv3_tf",),
+                 fields={"t": REQUIRED, "c": REQUIRED, "s": 1, "k": 3, "d": 1, "nl": "relu6",
+                         "se": False, "se_ratio": 0.25, "residual": None, "min_width": None,
+                         "scale": True})
+def bneck_expansion_ratio(b, x, f):
+    """MobileNetV3 bneck with the expansion written as a ratio `t` of the input, as the
+    reference code (TF-slim mobilenet_v3 `expand_input_by_factor`, timm) scales it: the
+    expansion is the actual input width x t rounded to the divisor, so at width 0.75 the
+    expansion follows the rounded input (MobileNetV3 Table 3, the 0.75 models)."""
+    hidden = b.divisible(b.channels(x) * f["t"])
+    return inverted_residual(b, x, {**f, "t": None, "exp": hidden})
