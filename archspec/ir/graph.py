@@ -141,7 +141,7 @@ class Graph:
 
         g = nx.DiGraph()
         for n in self:
-            attrs = {k: str(v) for k, v in dataclasses.asdict(n.op).items()}
+            attrs = {f"op_{k}": str(v) for k, v in dataclasses.asdict(n.op).items()}
             g.add_node(n.name, op=n.kind, shape="x".join(map(str, n.shape)), block=n.block,
                        stage=n.stage, **attrs)
         for a, b, data in self.nx.edges(data=True):

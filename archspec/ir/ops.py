@@ -63,6 +63,8 @@ class Conv2d:
         if self.in_channels % self.groups or self.out_channels % self.groups:
             raise ShapeError(f"groups={self.groups} must divide both in ({self.in_channels}) "
                              f"and out ({self.out_channels}) channels")
+        if self.stride > min(h, w):
+            raise ShapeError(f"stride {self.stride} is larger than the {h}x{w} feature map")
         span = self.dilation * (self.kernel - 1) + 1
         oh = (h + 2 * self.padding - span) // self.stride + 1
         ow = (w + 2 * self.padding - span) // self.stride + 1

@@ -114,19 +114,26 @@ def _merge(base: Located, child: Located) -> Located:
 
 
 # ---- validation ---------------------------------------------------------------------------
-def _schema_problems(validator, data, where, display=None) -> list[Problem]:
+def _schema_problems(validator, data, where, skip=lambda path: False) -> list[Problem]:
     from jsonschema.exceptions import best_match
 
     problems = []
     for err in validator.iter_errors(data):
+        if skip(tuple(err.absolute_path)):
+            continue
         while err.context:
             err = best_match(err.context)
         path = tuple(err.absolute_path)
         message, hint, key = _describe(err)
         if key is not None:  # point at the offending key itself
             path = path + (key,)
-        problems.append(Problem(where(path, display(path) if display else None), message, hint))
+        problems.append(Problem(where(path), message, hint))
     return problems
+
+
+def _in_row(path: tuple) -> bool:
+    """Errors inside one row are left to the per-row pass, which reports them all."""
+    return len(path) >= 2 and path[0] in ("stages", "head") and isinstance(path[1], int)
 
 
 def _describe(err) -> tuple[str, str, str | None]:
@@ -157,7 +164,7 @@ def build_spec(doc: Located) -> Spec:
     if not isinstance(doc.data, dict):
         raise SpecError(Problem(doc.where(()), "a spec must be a mapping of keys to values"))
     full, row_validator = _validators()
-    problems = _schema_problems(full, doc.data, doc.where)
+    problems = _schema_problems(full, doc.data, doc.where, skip=_in_row)
     structural = ("stages", "head", "patch", "defaults", "input")
     if any(p.location.path.startswith(structural) or not p.location.path for p in problems):
         raise SpecError(_ordered(problems))

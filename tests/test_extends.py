@@ -1,0 +1,81 @@
+"""`extends` and `patch`: variants in a few lines; cycles and missing files are errors."""
+import pytest
+
+import archspec
+from archspec.errors import SpecError
+
+BASE = """name: base
+input: {resolution: 32}
+classes: 10
+stages:
+  columns: [block, t, c, n, s]
+  rows:
+    - [conv, -, 16, 1, 2]
+    - [ir, 6, 24, 2, 2]
+    - [ir, 6, 32, 1, 1]
+"""
+
+
+def test_override_fields(write):
+    write(BASE, "base.yaml")
+    child = archspec.load(write("extends: base.yaml\nname: child\nwidth: 0.5\n", "child.yaml"))
+    assert child.name == "child" and child.width == 0.5 and child.classes == 10
+    assert len(child.stages) == 3
+
+
+def test_extends_shipped_spec_by_relative_path(write, tmp_path):
+    import shutil
+
+    from conftest import SPECS
+
+    shutil.copy(SPECS / "mobilenetv2.yaml", tmp_path / "mobilenetv2.yaml")
+    s = archspec.load(write("extends: mobilenetv2.yaml\nwidth: 0.75\n", "v.yaml"))
+    assert s.cost().totals.params == 2_636_424
+
+
+def test_patch_by_row_and_block(write):
+    write(BASE, "base.yaml")
+    s = archspec.load(write("extends: base.yaml\npatch:\n  - {rows: 1, set: {k: 5}}\n"
+                            "  - {block: ir, set: {se: true}}\n", "child.yaml"))
+    assert s.stages[1].fields["k"] == 5 and s.stages[2].fields["k"] == 3
+    assert all(r.fields["se"] for r in s.stages[1:])
+
+
+def test_patch_errors_are_located(write):
+    write(BASE, "base.yaml")
+    with pytest.raises(SpecError) as e:
+        archspec.load(write("extends: base.yaml\npatch:\n  - {rows: 9, set: {k: 5}}\n",
+                            "child.yaml"))
+    assert "beyond the 3 stage rows" in str(e.value) and "child.yaml:3" in str(e.value)
+
+
+def test_error_in_base_points_at_base_file(write):
+    write(BASE.replace("[ir, 6, 32, 1, 1]", "[ir, 6, 32, 1, 100]"), "base.yaml")
+    with pytest.raises(SpecError) as e:
+        archspec.load(write("extends: base.yaml\n", "child.yaml"))
+    assert "base.yaml:9" in str(e.value)
+
+
+def test_cycle(write):
+    write("extends: b.yaml\n", "a.yaml")
+    path = write("extends: a.yaml\n", "b.yaml")
+    with pytest.raises(SpecError, match="cycle: b.yaml -> a.yaml -> b.yaml"):
+        archspec.load(path)
+
+
+def test_self_cycle(write):
+    with pytest.raises(SpecError, match="cycle"):
+        archspec.load(write("extends: spec.yaml\n"))
+
+
+def test_missing_base(write):
+    with pytest.raises(SpecError, match="cannot find the spec it extends: nope.yaml"):
+        archspec.load(write("extends: nope.yaml\n"))
+
+
+def test_deep_chain(write):
+    write(BASE, "s0.yaml")
+    for i in range(1, 20):
+        write(f"extends: s{i - 1}.yaml\n", f"s{i}.yaml")
+    with pytest.raises(SpecError, match="deeper than 16"):
+        archspec.load(write("extends: s19.yaml\n", "top.yaml"))
