@@ -178,6 +178,28 @@ def list_specs(fmt):
     _console().print(table)
 
 
+@app.command("blocks")
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table")
+def list_blocks(fmt):
+    """List the registered blocks, their fields and defaults."""
+    from .blocks import BLOCKS, REQUIRED
+
+    rows = [{"block": b.name, "aliases": list(b.aliases), "summary": b.summary,
+             "fields": {k: ("required" if v is REQUIRED else v) for k, v in b.fields.items()}}
+            for b in BLOCKS]
+    if fmt == "json":
+        print(json.dumps(rows, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table("block", "aliases", "fields (default)", "what it is", title="blocks",
+                  title_justify="left", show_lines=True)
+    for r in rows:
+        fields = ", ".join(f"{k}={v}" for k, v in r["fields"].items())
+        table.add_row(r["block"], ", ".join(r["aliases"]), fields, r["summary"])
+    _console().print(table)
+
+
 @app.command()
 def schema():
     """Print the JSON Schema that spec files follow."""
