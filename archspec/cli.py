@@ -109,6 +109,43 @@ def cost(spec, per, fmt, width, resolution, classes, batch, dtype, budget, outpu
 
 
 @app.command()
+@click.argument("spec_a")
+@click.argument("spec_b")
+@click.option("--per", type=click.Choice(["stage", "block"]), default="stage",
+              show_default=True, help="Align and show per stage or per block.")
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json", "markdown"]),
+              default="table", show_default=True)
+@overrides
+@click.option("--budget", default=None, help="Budget both sides must meet (exit 1 if not).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None)
+def diff(spec_a, spec_b, per, fmt, width, resolution, classes, budget, output):
+    """Compare two specs stage by stage (or block by block): figures, deltas, changes."""
+    from .analysis.budget import check_budget, parse_budget
+    from .analysis.diff import diff as run_diff
+
+    constraints = parse_budget(budget) if budget else None
+    report = run_diff(_load(spec_a, width, resolution, classes).compile(),
+                      _load(spec_b, width, resolution, classes).compile())
+    if fmt == "json":
+        _emit(json.dumps(report.to_dict(per), indent=2), output)
+    elif fmt == "markdown":
+        from .report.diff import markdown_diff
+
+        _emit(markdown_diff(report, per), output)
+    elif output is not None:
+        from .report.diff import markdown_diff
+
+        _emit(markdown_diff(report, per), output)
+    else:
+        from .report.diff import rich_diff
+
+        _console().print(rich_diff(report, per))
+    if constraints:
+        check_budget(report.a.totals, constraints, f"a ({report.a.name})")
+        check_budget(report.b.totals, constraints, f"b ({report.b.name})")
+
+
+@app.command()
 @click.argument("specs", nargs=-1, required=True)
 @click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table")
 def validate(specs, fmt):
@@ -198,6 +235,24 @@ def list_blocks(fmt):
         fields = ", ".join(f"{k}={v}" for k, v in r["fields"].items())
         table.add_row(r["block"], ", ".join(r["aliases"]), fields, r["summary"])
     _console().print(table)
+
+
+@app.command()
+@click.argument("path", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--check", is_flag=True, help="Exit 1 if the checked-in report is stale.")
+def reproduce(path, check):
+    """Regenerate docs/reproduction.md: every paper figure against ours, with reasons."""
+    from . import reproduce as rep
+
+    target = path or rep.DOC
+    if check:
+        if not Path(target).exists() or Path(target).read_text() != rep.render():
+            print(f"{target} is stale: run `archspec reproduce`", file=sys.stderr)
+            sys.exit(1)
+        print(f"{target} is up to date")
+        return
+    rep.write(target)
+    print(f"wrote {target}", file=sys.stderr)
 
 
 @app.command()

@@ -127,6 +127,8 @@ class CostReport:
     layers: list = field(default_factory=list)
     blocks: list = field(default_factory=list)
     stages: list = field(default_factory=list)
+    peak_bytes: int = 0   # peak activation memory, op-by-op model (analysis/memory.py)
+    peak_at: str = ""
 
     def rows(self, per: str = "stage") -> list[Entry]:
         try:
@@ -147,6 +149,8 @@ class CostReport:
             "batch": self.batch,
             "dtype": self.dtype,
             "totals": totals,
+            "memory": {"model": "op_by_op", "peak_bytes": self.peak_bytes,
+                       "peak_at": self.peak_at},
             "per": per,
             "rows": [_row_dict(e) for e in self.rows(per)],
         }
@@ -189,8 +193,12 @@ def cost(graph: Graph, *, batch: int = 1, dtype: str = "fp32") -> CostReport:
             agg.shape = list(node.shape)
         totals.absorb(e)
     totals.shape = list(graph[graph.outputs["output"]].shape)
+    from .memory import op_by_op
+
+    mem = op_by_op(graph, batch=batch, dtype=dtype)
     meta = graph.meta
     return CostReport(graph.name, {"resolution": meta.get("resolution"),
                                    "channels": meta.get("channels")},
                       meta.get("width", 1.0), meta.get("classes"), batch, dtype, totals,
-                      layers, list(blocks.values()), list(stages.values()))
+                      layers, list(blocks.values()), list(stages.values()),
+                      mem.peak_bytes, mem.peak_at)

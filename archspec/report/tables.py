@@ -41,10 +41,16 @@ def title(report: CostReport) -> str:
             f"{report.dtype}")
 
 
+def peak_line(report: CostReport) -> str:
+    return (f"peak activation memory {fmt_bytes(report.peak_bytes)} (op-by-op model, "
+            f"at {report.peak_at}); MAdds = conv + linear multiply-accumulates")
+
+
 def rich_table(report: CostReport, per: str = "stage"):
     from rich.table import Table
 
-    table = Table(title=title(report), title_justify="left", show_footer=True)
+    table = Table(title=title(report), title_justify="left", show_footer=True,
+                  caption=peak_line(report), caption_justify="left")
     totals = _cells(report.totals)
     totals[0], totals[1] = "total", ""
     for i, col in enumerate(COLUMNS):
@@ -63,7 +69,7 @@ def markdown(report: CostReport, per: str = "stage") -> str:
     totals = _cells(report.totals)
     totals[0], totals[1] = "**total**", ""
     lines.append("| " + " | ".join(totals) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n\n" + peak_line(report) + "\n"
 
 
 def csv_text(report: CostReport, per: str = "stage") -> str:
