@@ -20,7 +20,29 @@ PER = click.Choice(["stage", "block", "layer"])
 FORMATS = click.Choice(["table", "json", "markdown", "csv"])
 
 
-@click.group(context_settings=CONTEXT)
+class LazyGroup(click.Group):
+    """A group whose extra commands (archspec.commands.LAZY) are imported on first use."""
+
+    def list_commands(self, ctx):
+        from .commands import LAZY
+
+        return sorted({*super().list_commands(ctx), *LAZY})
+
+    def get_command(self, ctx, name):
+        command = super().get_command(ctx, name)
+        if command is not None:
+            return command
+        from .commands import LAZY
+
+        if name not in LAZY:
+            return None
+        import importlib
+
+        module, attr = LAZY[name].split(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+@click.group(cls=LazyGroup, context_settings=CONTEXT)
 @click.version_option(package_name="archspec", prog_name="archspec")
 def app():
     """Architecture-spec compiler and cost estimator for MobileNet-style CNNs.

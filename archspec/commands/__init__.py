@@ -1,0 +1,8 @@
+"""Commands that live in their own modules and are imported only when run (so that
+`archspec cost` does not pay for torch, onnx or matplotlib).
+
+LAZY maps a command name to "module:function" (a click command). Add one line per
+command; `archspec --help` lists them with their help text.
+"""
+LAZY: dict[str, str] = {
+}
