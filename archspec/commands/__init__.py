@@ -5,4 +5,6 @@ LAZY maps a command name to "module:function" (a click command). Add one line pe
 command; `archspec --help` lists them with their help text.
 """
 LAZY: dict[str, str] = {
+    "sweep": "archspec.commands.sweep:sweep",
+    "plot": "archspec.commands.sweep:plot",
 }

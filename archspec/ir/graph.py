@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from ..errors import CompileError
 from .ops import Input, Shape, ShapeError
@@ -21,8 +21,10 @@ from .ops import Input, Shape, ShapeError
 MAX_GRAPH_NODES = 200_000
 
 
-@dataclass(frozen=True)
-class Node:
+class Node(NamedTuple):
+    """One op of the graph (immutable; a NamedTuple because graphs are built by the
+    thousand in sweeps)."""
+
     name: str
     op: object
     inputs: tuple[str, ...]
@@ -57,8 +59,9 @@ class Graph:
             raise CompileError(f"compile: the graph exceeds {self.max_nodes:,} nodes "
                                "(raise the limit with --max-nodes if this is intended)")
         inputs = tuple(inputs)
-        shape = op.infer([self[i].shape for i in inputs])
-        if any(d < 1 for d in shape):
+        nodes = self._nodes
+        shape = op.infer([nodes[i].shape for i in inputs])
+        if min(shape) < 1:
             raise ShapeError(f"{op.kind} would produce an empty tensor {shape}")
         self._nodes[name] = Node(name, op, inputs, shape, block, stage, block_type)
         self._succ[name] = []

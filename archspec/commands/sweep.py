@@ -1,0 +1,171 @@
+"""`archspec sweep` and `archspec plot`."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from ..cli import _load, overrides
+
+
+def _floats(text: str | None) -> list[float] | None:
+    if not text:
+        return None
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _ints(text: str | None) -> list[int] | None:
+    values = _floats(text)
+    if values and any(v != int(v) for v in values):
+        raise click.BadParameter(f"expected whole numbers, got {text!r}")
+    return [int(v) for v in values] if values else None
+
+
+@click.command()
+@click.argument("spec")
+@click.option("--width", "-w", "widths", help="Widths, e.g. 0.35,0.5,0.75,1.0,1.4.")
+@click.option("--resolution", "-r", "resolutions", help="Resolutions, e.g. 96,128,160,224.")
+@click.option("--t", "ts", help="Expansion ratios for the expanding rows, e.g. 4,6.")
+@click.option("--alpha", "alphas", help="Identity tensor multipliers (sandglass), e.g. 1,0.5.")
+@click.option("--schedule-end", "ends", help="Channel-schedule end widths (ReXNet), e.g. 180,196.")
+@click.option("--random", "n_random", type=click.IntRange(1, 10_000_000), default=None,
+              help="Sample N random variants instead of the grid (lists above restrict it).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--memory", is_flag=True, help="Also compute peak activation memory.")
+@click.option("--minimize", default="madds", show_default=True,
+              help="Figures to minimise on the Pareto front (comma-separated).")
+@click.option("--maximize", default="params", show_default=True,
+              help="Figures to maximise on the Pareto front (comma-separated, may be empty).")
+@click.option("--budget", default=None, help="Exit 1 if any variant is over this budget.")
+@click.option("--workers", type=click.IntRange(0, 256), default=0, show_default=True,
+              help="Worker processes (0: one per core).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write every variant: .jsonl, .json or .csv.")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
+              help="Pareto plot: .png, .svg or .pdf.")
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table")
+def sweep(spec, widths, resolutions, ts, alphas, ends, n_random, seed, memory, minimize,
+          maximize, budget, workers, output, plot, fmt):
+    """Evaluate a grid or random sample of a spec's variants and mark the Pareto front."""
+    from ..analysis import sweep as sw
+    from ..analysis.budget import parse_budget
+    from ..errors import ArchspecError, BudgetExceeded
+
+    constraints = parse_budget(budget) if budget else None
+    base = _load(spec, None, None, None)
+    if n_random:
+        variants = sw.random_variants(n_random, seed, base, widths=_floats(widths),
+                                      resolutions=_ints(resolutions), ts=_floats(ts),
+                                      alphas=_floats(alphas))
+    else:
+        variants = sw.grid(_floats(widths), _ints(resolutions), _floats(ts), _floats(alphas),
+                           _floats(ends))
+    mins = [m for m in minimize.split(",") if m]
+    maxs = [m for m in maximize.split(",") if m]
+    for figure in (*mins, *maxs):
+        if figure not in sw.FIGURES or (figure == "peak_bytes" and not memory):
+            raise ArchspecError(f"--minimize/--maximize: unknown figure {figure!r} (one of "
+                                f"params, madds, elementwise; peak_bytes with --memory)")
+    sw.vary(base, variants[0]).compile()  # fail fast, with the spec's own error
+    from rich.progress import Progress
+
+    with Progress(transient=True, disable=len(variants) < 200) as bar:
+        task = bar.add_task("sweep", total=len(variants))
+        rows = sw.run(base, variants, memory=memory, workers=workers,
+                      progress=lambda n: bar.advance(task, n))
+    for row, on_front in zip(rows, sw.pareto(rows, mins, maxs)):
+        row["pareto"] = on_front
+    over = []
+    if constraints:
+        for row in rows:
+            failed = [c.text for c in constraints if not c.holds(row[c.figure])]
+            row["within_budget"] = not failed
+            if failed:
+                over.append((row, failed))
+    if output is not None:
+        _write_rows(rows, output)
+    if plot is not None:
+        from ..report.plots import pareto_plot
+
+        pareto_plot(rows, [r["pareto"] for r in rows], plot, x=mins[0],
+                    y=(maxs or ["params"])[0], title=f"{base.name}: {len(rows)} variants")
+    front = sorted((r for r in rows if r["pareto"]), key=lambda r: r[mins[0]])
+    if fmt == "json":
+        print(json.dumps({"schema": "archspec.sweep/1", "spec": base.name,
+                          "evaluated": len(rows), "front": front}, indent=2))
+    else:
+        _print_front(base.name, rows, front)
+    if over:
+        row, failed = over[0]
+        raise BudgetExceeded(f"{len(over)} of {len(rows)} variants over budget; first: "
+                             f"{sw.Variant(**{k: row[k] for k in ('width', 'resolution', 't', 'alpha', 'schedule_end') if k in row}).label()} breaks {', '.join(failed)}")
+
+
+def _write_rows(rows, path: Path) -> None:
+    from ..fsutil import atomic_write_text
+
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        text = "".join(json.dumps(r) + "\n" for r in rows)
+    elif suffix == ".json":
+        text = json.dumps(rows, indent=1)
+    elif suffix == ".csv":
+        import csv
+        import io
+
+        buf = io.StringIO()
+        keys = list(dict.fromkeys(k for r in rows for k in r))
+        w = csv.DictWriter(buf, keys)
+        w.writeheader()
+        w.writerows(rows)
+        text = buf.getvalue()
+    else:
+        from ..errors import ArchspecError
+
+        raise ArchspecError(f"{path}: unknown output format (use .jsonl, .json or .csv)")
+    atomic_write_text(path, text)
+    print(f"wrote {path} ({len(rows)} variants)", file=sys.stderr)
+
+
+def _print_front(name, rows, front) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    keys = [k for k in ("width", "resolution", "t", "alpha", "schedule_end") if
+            any(k in r for r in rows)]
+    table = Table(*keys, "params", "MAdds", *(["peak"] if "peak_bytes" in rows[0] else []),
+                  title=f"{name}: Pareto front, {len(front)} of {len(rows)} variants",
+                  title_justify="left")
+    from ..report.tables import fmt_bytes
+
+    for r in front[:50]:
+        table.add_row(*(f"{r[k]:g}" if k in r else "-" for k in keys), f"{r['params']:,}",
+                      f"{r['madds'] / 1e6:,.2f} M",
+                      *([fmt_bytes(r["peak_bytes"])] if "peak_bytes" in r else []))
+    Console().print(table)
+    if len(front) > 50:
+        print(f"... {len(front) - 50} more on the front (use -o to write all)")
+
+
+@click.command()
+@click.argument("specs", nargs=-1, required=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Plot file: .png, .svg or .pdf.")
+@click.option("--per", type=click.Choice(["block", "layer", "stage"]), default="block",
+              show_default=True)
+@overrides
+def plot(specs, output, per, width, resolution, classes):
+    """Bars of MAdds, params and activation bytes along the depth (one or two specs)."""
+    from ..errors import ArchspecError
+    from ..report.plots import depth_plot
+
+    if len(specs) > 2:
+        raise ArchspecError("plot takes one spec, or two to overlay")
+    reports = [_load(s, width, resolution, classes).cost() for s in specs]
+    depth_plot(reports, output, per)
+    print(f"wrote {output}", file=sys.stderr)

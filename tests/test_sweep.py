@@ -1,0 +1,79 @@
+"""sweep and plot: variants equal `cost` of the same overrides; the Pareto front is right."""
+import json
+
+import archspec
+from archspec.analysis.sweep import Variant, evaluate, grid, pareto, random_variants, run, vary
+from conftest import run_cli
+
+
+def test_variant_totals_equal_cost():
+    spec = archspec.load("mobilenetv2")
+    row = evaluate(spec, Variant(width=0.75, resolution=160), memory=True)
+    report = archspec.load("mobilenetv2", width=0.75, resolution=160).cost()
+    assert row["params"] == report.totals.params and row["madds"] == report.totals.madds
+    assert row["peak_bytes"] == report.peak_bytes
+
+
+def test_expansion_and_alpha_variants():
+    spec = archspec.load("mobilenetv2")
+    t4 = vary(spec, Variant(t=4))
+    assert [r.fields["t"] for r in t4.stages if "t" in r.fields] == [1, 4, 4, 4, 4, 4, 4]
+    assert evaluate(spec, Variant(t=4))["madds"] < evaluate(spec, Variant())["madds"]
+    mnx = archspec.load("mobilenext")
+    assert evaluate(mnx, Variant(alpha=0.5))["params"] == evaluate(mnx, Variant())["params"]
+
+
+def test_schedule_end_variant():
+    rex = archspec.load("rexnet")
+    assert evaluate(rex, Variant(schedule_end=180))["params"] < evaluate(rex, Variant())["params"]
+
+
+def test_grid_and_random():
+    assert len(grid([0.5, 1.0], [96, 128, 160])) == 6
+    spec = archspec.load("mobilenetv3_small")
+    a = random_variants(20, 3, spec)
+    assert a == random_variants(20, 3, spec) and a != random_variants(20, 4, spec)
+    assert all(0.35 <= v.width <= 1.4 for v in a)
+
+
+def test_parallel_equals_serial():
+    spec = archspec.load("mobilenetv3_small")
+    vs = random_variants(80, 0, spec)
+    assert run(spec, vs, workers=2) == run(spec, vs, workers=1)
+
+
+def test_pareto_by_hand():
+    rows = [{"madds": 1, "params": 1}, {"madds": 2, "params": 3}, {"madds": 2, "params": 2},
+            {"madds": 3, "params": 3}, {"madds": 4, "params": 5}]
+    assert pareto(rows) == [True, True, False, False, True]
+    assert pareto(rows, minimize=["madds", "params"], maximize=[]) == \
+        [True, False, False, False, False]
+
+
+def test_sweep_cli(tmp_path):
+    out, png = tmp_path / "s.jsonl", tmp_path / "p.png"
+    r = run_cli("sweep", "mobilenetv2", "--width", "0.5,1.0", "--resolution", "96,224",
+                "-o", out, "--plot", png, "-f", "json")
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 4 and sum(r["pareto"] for r in rows) >= 1
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    assert json.loads(r.stdout)["evaluated"] == 4
+
+
+def test_sweep_budget_and_errors(tmp_path):
+    r = run_cli("sweep", "mobilenetv2", "--width", "0.5,1.4", "--budget", "params<=5M")
+    assert r.returncode == 1 and "1 of 2 variants over budget" in r.stderr
+    r = run_cli("sweep", "mobilenetv2", "--width", "0.5,abc")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    r = run_cli("sweep", "mobilenetv2", "--width", "0.5", "--minimize", "flops")
+    assert r.returncode == 2 and "unknown figure" in r.stderr
+
+
+def test_plot_cli(tmp_path):
+    svg = tmp_path / "d.svg"
+    r = run_cli("plot", "mobilenetv2", "mobilenext", "-o", svg)
+    assert r.returncode == 0, r.stderr
+    assert svg.read_text().lstrip().startswith("<?xml")
+    r = run_cli("plot", "mobilenetv2", "-o", tmp_path / "d.gif")
+    assert r.returncode == 2 and "unknown plot format" in r.stderr
