@@ -27,8 +27,12 @@ def scaled_fields(row: Row, spec: Spec) -> dict:
     return f
 
 
-def compile_spec(spec: Spec, *, max_nodes: int = MAX_GRAPH_NODES) -> Graph:
-    """Lower a spec to its graph. Shape problems become located SpecErrors."""
+def compile_spec(spec: Spec, *, max_nodes: int | None = None) -> Graph:
+    """Lower a spec to its graph. Shape problems become located SpecErrors.
+
+    ``max_nodes`` bounds the graph (default: $ARCHSPEC_MAX_NODES or 200,000)."""
+    if max_nodes is None:
+        max_nodes = _env_max_nodes()
     graph = Graph(spec.name, meta={"spec": spec.name, "file": spec.file,
                                    "resolution": spec.resolution, "channels": spec.channels,
                                    "width": spec.width, "classes": spec.classes},
@@ -74,6 +78,16 @@ def schedule_channels(spec: Spec) -> list[int]:
             value += (end - start) / count
         out.append(int(rounding(value * width)))
     return out
+
+
+def _env_max_nodes() -> int:
+    import os
+
+    text = os.environ.get("ARCHSPEC_MAX_NODES", "")
+    try:
+        return int(text) if text else MAX_GRAPH_NODES
+    except ValueError:
+        raise CompileError(f"ARCHSPEC_MAX_NODES must be a whole number, got {text!r}") from None
 
 
 def _repeats(fields: dict):

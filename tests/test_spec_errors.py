@@ -189,3 +189,30 @@ def test_graph_size_limit():
 
     with pytest.raises(CompileError, match="exceeds 50 nodes"):
         archspec.load("mobilenetv2").compile(max_nodes=50)
+
+
+def test_graph_size_limit_from_environment():
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "archspec", "cost", "mobilenetv2"],
+                       capture_output=True, text=True, env={**__import__("os").environ,
+                                                            "ARCHSPEC_MAX_NODES": "40"})
+    assert r.returncode == 2 and "exceeds 40 nodes" in r.stderr
+
+
+def test_huge_repeat_count_is_bounded_quickly(write):
+    import time
+
+    from archspec.errors import CompileError
+
+    rows = "\n".join("  - {block: ir, t: 6, c: 16, n: 1000}" for _ in range(100))
+    t = time.perf_counter()
+    with pytest.raises(CompileError, match="exceeds"):
+        archspec.load(write(f"name: x\nstages:\n  - {{block: conv, c: 16}}\n{rows}\n")).compile()
+    assert time.perf_counter() - t < 30
+
+
+def test_row_that_is_not_a_mapping(write):
+    p = one(write("name: x\nstages:\n  - [conv, 16]\n"))
+    assert "a row must be a mapping" in p.message and p.location.path == "stages[0]"

@@ -57,7 +57,7 @@ class Graph:
             raise CompileError(f"compile: duplicate node name {name!r}")
         if len(self._nodes) >= self.max_nodes:
             raise CompileError(f"compile: the graph exceeds {self.max_nodes:,} nodes "
-                               "(raise the limit with --max-nodes if this is intended)")
+                               "(raise it with ARCHSPEC_MAX_NODES or compile(max_nodes=...))")
         inputs = tuple(inputs)
         nodes = self._nodes
         shape = op.infer([nodes[i].shape for i in inputs])

@@ -216,6 +216,12 @@ def _section_rows(value, section, doc: Located, problems):
     out = []
     if isinstance(value, list):
         for i, row in enumerate(value):
+            if not isinstance(row, dict):
+                problems.append(Problem(doc.where((section, i), f"{section}[{i}]"),
+                                        f"a row must be a mapping like {{block: conv, c: 16}},"
+                                        f" got {type(row).__name__}",
+                                        "or write the section as a table: columns + rows"))
+                continue
             locs = {k: doc.where((section, i, k), f"{section}[{i}].{k}") for k in row}
             out.append((dict(row), locs, doc.where((section, i), f"{section}[{i}]")))
         return out
