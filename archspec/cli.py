@@ -79,6 +79,10 @@ def _emit(text: str, output: Path | None) -> None:
 
 
 def _load(spec: str, width, resolution, classes):
+    if str(spec).lower().endswith(".onnx"):  # a foreign or exported ONNX file
+        from .onnx_import import OnnxSource
+
+        return OnnxSource(spec, width=width, resolution=resolution, classes=classes)
     from .spec import load
 
     return load(spec, width=width, resolution=resolution, classes=classes)
@@ -243,9 +247,14 @@ def list_blocks(fmt):
     """List the registered blocks, their fields and defaults."""
     from .blocks import BLOCKS, REQUIRED
 
+    def default(block, key, value):
+        group = next((g for g in block.one_of if key in g), None)
+        if group:
+            return "one of " + "/".join(group)
+        return "required" if value is REQUIRED else value
+
     rows = [{"block": b.name, "aliases": list(b.aliases), "summary": b.summary,
-             "fields": {k: ("required" if v is REQUIRED else v) for k, v in b.fields.items()}}
-            for b in BLOCKS]
+             "fields": {k: default(b, k, v) for k, v in b.fields.items()}} for b in BLOCKS]
     if fmt == "json":
         print(json.dumps(rows, indent=2))
         return
@@ -292,16 +301,25 @@ def schema():
               help="File to write (spec + weights).")
 @click.option("--summary", is_flag=True, help="Print the module tree with per-layer costs.")
 @click.option("--seed", type=int, default=None, help="Seed for the initial weights.")
+@click.option("--weights", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              default=None, help="Weights (.pt) to load instead of random ones (onnx).")
+@click.option("--fp16", is_flag=True, help="Half-precision weights and I/O (onnx).")
 @overrides
-def build(spec, backend, output, summary, seed, width, resolution, classes):
+def build(spec, backend, output, summary, seed, weights, fp16, width, resolution, classes):
     """Lower a spec to a backend model and (optionally) save it."""
+    import inspect
+
     from .analysis.cost import cost as run_cost
     from .backends import get_backend
 
     s = _load(spec, width, resolution, classes)
     g = s.compile()
     be = get_backend(backend)
-    model = be.build(g, seed=seed)
+    options = {k: v for k, v in (("weights", weights), ("fp16", fp16)) if v}
+    for key in options:
+        if key not in inspect.signature(be.build).parameters:
+            raise ArchspecError(f"the {backend} backend does not take --{key}")
+    model = be.build(g, seed=seed, **options)
     if summary:
         print(be.summary(model, g, run_cost(g)))
     if output is not None:

@@ -51,7 +51,8 @@ def test_expansion_one_has_no_expand_conv():
 
 
 def test_squeeze_excite():
-    rows = "  - {block: conv, c: 16, k: 1}\n  - {block: bneck, exp: 72, c: 16, k: 5, se: yes, nl: HS}"
+    rows = ("  - {block: conv, c: 16, k: 1}\n"
+            "  - {block: bneck, exp: 72, c: 16, k: 5, se: yes, nl: HS}")
     r = archspec.loads(tiny(rows, res=4)).cost()
     squeeze = 24            # make_divisible(72 // 4 = 18, 8) = 24 (16 would round down >10%)
     se_params = 72 * squeeze + squeeze + squeeze * 72 + 72

@@ -104,7 +104,8 @@ def test_group_divisibility(write):
 
 
 def test_forced_residual_must_fit(write):
-    text = "name: x\nstages:\n  - {block: conv, c: 8}\n  - {block: ir, t: 2, c: 16, residual: true}\n"
+    text = ("name: x\nstages:\n  - {block: conv, c: 8}\n"
+            "  - {block: ir, t: 2, c: 16, residual: true}\n")
     p = one(write(text))
     assert "residual: true" in p.message and p.location.path == "stages[1]"
 

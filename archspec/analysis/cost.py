@@ -104,7 +104,7 @@ class Entry:
     mem_bytes: int = 0
     act_bytes: int = 0
 
-    def absorb(self, other: "Entry") -> None:
+    def absorb(self, other: Entry) -> None:
         self.params += other.params
         self.buffers += other.buffers
         self.madds += other.madds

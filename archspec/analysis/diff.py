@@ -160,7 +160,7 @@ def _align(level, la, lb) -> list[DiffRow]:
     sm = difflib.SequenceMatcher(a=[i.signature() for i in la], b=[i.signature() for i in lb],
                                  autojunk=False)
     rows = []
-    for tag, a0, a1, b0, b1 in sm.get_opcodes():
+    for _tag, a0, a1, b0, b1 in sm.get_opcodes():
         pairs = max(a1 - a0, b1 - b0)
         for k in range(pairs):
             a = la[a0 + k] if a0 + k < a1 else None

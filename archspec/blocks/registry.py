@@ -5,7 +5,7 @@ Registering a name twice is an error; an unknown name gets a "did you mean" hint
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable
 
 from ..errors import did_you_mean
 

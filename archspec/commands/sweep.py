@@ -102,8 +102,10 @@ def sweep(spec, widths, resolutions, ts, alphas, ends, n_random, seed, memory, m
         _print_front(base.name, rows, front)
     if over:
         row, failed = over[0]
+        fields = ("width", "resolution", "t", "alpha", "schedule_end")
+        label = sw.Variant(**{k: row[k] for k in fields if k in row}).label()
         raise BudgetExceeded(f"{len(over)} of {len(rows)} variants over budget; first: "
-                             f"{sw.Variant(**{k: row[k] for k in ('width', 'resolution', 't', 'alpha', 'schedule_end') if k in row}).label()} breaks {', '.join(failed)}")
+                             f"{label} breaks {', '.join(failed)}")
 
 
 def _write_rows(rows, path: Path) -> None:

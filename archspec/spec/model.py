@@ -38,7 +38,7 @@ class Spec:
     schedule: dict | None = None
     locations: dict = field(default_factory=dict, compare=False, repr=False)
 
-    def with_(self, *, width=None, resolution=None, classes=None) -> "Spec":
+    def with_(self, *, width=None, resolution=None, classes=None) -> Spec:
         """A copy with the CLI-style overrides applied and checked."""
         problems = []
         checks = (("width", width, float, 0, 16), ("resolution", resolution, int, 1, 8192),

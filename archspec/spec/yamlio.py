@@ -90,7 +90,8 @@ def parse_yaml(raw: bytes | str, name: str = "<spec>") -> Located:
         line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
         msg = (e.problem or e.context or "malformed YAML").strip()
         hint = "YAML indents with spaces, not tabs" if "\t" in msg or "tab" in msg else ""
-        raise SpecError(Problem(Location(name, line, col), f"malformed YAML: {msg}", hint)) from None
+        problem = Problem(Location(name, line, col), f"malformed YAML: {msg}", hint)
+        raise SpecError(problem) from None
     except yaml.YAMLError as e:
         raise SpecError(Problem(Location(name), f"malformed YAML: {e}")) from None
     doc = Located(None, name)
