@@ -82,7 +82,7 @@ class OnnxBackend(Backend):
         else:
             source = str(weights) if isinstance(weights, (str, Path)) else "weights"
             state = read_state_dict(weights) if isinstance(weights, (str, Path)) else weights
-            arrays = self._lower.as_numpy(state, source, graph)
+            arrays = self._lower.as_numpy(state, source, graph, outputs)
         proto = self._lower.lower(graph, arrays, outputs, fold_bn=fold_bn, fp16=fp16,
                                   opset=opset or self._lower.OPSET,
                                   producer_version=__version__)

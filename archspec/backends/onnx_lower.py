@@ -64,12 +64,16 @@ def expected_shapes(graph: Graph) -> dict[str, tuple]:
     return {k: v.shape for k, v in random_weights(graph, 0).items()}
 
 
-def as_numpy(state_dict, source: str, graph: Graph) -> dict[str, np.ndarray]:
+def as_numpy(state_dict, source: str, graph: Graph, outputs=None) -> dict[str, np.ndarray]:
     """``state_dict`` (torch tensors or arrays) as float32 arrays, checked against the
-    weights ``graph`` needs; extra entries (``num_batches_tracked``) are ignored."""
+    weights that computing ``outputs`` (default: the graph's) needs; extra entries
+    (``num_batches_tracked``, layers the outputs do not need) are ignored."""
+    live = _live(graph, (outputs or graph.outputs).values())
     needed = expected_shapes(graph)
     out = {}
     for key, shape in needed.items():
+        if key.rsplit(".", 1)[0] not in live:
+            continue
         if key not in state_dict:
             have = [k for k in state_dict if not k.endswith("num_batches_tracked")]
             raise BackendError(f"{source} does not match the spec: no tensor `{key}` "
@@ -313,9 +317,21 @@ def _replicate(b: _Builder, node, graph, x, out, doc) -> str:
     c = graph[node.inputs[0]].shape[0]
     target = node.op.out_channels
     copies = -(-target // c)
-    if copies == 1 and target == c:
-        return b.node("Identity", [x], out, n, doc)
-    if target % c == 0:
+    if target % c == 0:  # also a one-input Concat for a no-op replicate, kept as a node
         return b.node("Concat", [x] * copies, out, n, doc, axis=1)
     stacked = b.node("Concat", [x] * copies, f"{n}.copies", f"{n}.copies", doc, axis=1)
     return _slice(b, stacked, 0, target, out, n, doc)
+
+
+def folded_params(graph: Graph, outputs=None) -> int:
+    """The parameter count of ``graph`` after BN folding, as a folded ONNX file holds it:
+    each folded BN's gamma and beta (2C) are gone and its conv gains a bias (C) if it had
+    none. Buffers (running statistics) are gone too."""
+    from ..analysis.cost import cost
+
+    outputs = set((outputs or graph.outputs).values())
+    total = cost(graph).totals.params
+    for bn, conv in foldable(graph, outputs).items():
+        c = graph[bn].op.channels
+        total -= 2 * c - (0 if graph[conv].op.bias else c)
+    return total

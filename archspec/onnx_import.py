@@ -1,0 +1,430 @@
+"""Read an ONNX file (ours or anyone's) back into an archspec graph, so that ``archspec
+cost model.onnx`` and ``archspec diff a.yaml b.onnx`` work on models archspec did not write.
+
+The importer understands the op set MobileNet-style networks export to: Conv,
+BatchNormalization, Relu, Clip, HardSwish, HardSigmoid, Sigmoid, Mul, Add,
+GlobalAveragePool (and ReduceMean over H, W), Gemm, Flatten, Reshape/Squeeze to a vector,
+Concat, Slice, Dropout/Identity, Constant. Any other op is an :class:`ArchspecError`
+naming the op and the node. Shapes are inferred by the IR, not read from the file, so a
+file with dynamic spatial axes can be costed at any ``resolution``.
+
+Multi-node spellings are folded back into one IR op, so costs match the spec exactly:
+``x * sigmoid(x)`` is swish; ``Concat(Add(Slice(a, 0:c), b), Slice(a, c:))`` is a partial
+add; ``Concat(x, x, ...)`` (optionally cut by a ``Slice(0:n)``) is a replicate.
+
+onnx and numpy are imported inside the functions: importing this module is free.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from .errors import ArchspecError
+from .ir import ops
+from .ir.graph import Graph
+
+SUPPORTED = ("Conv", "BatchNormalization", "Relu", "Clip", "HardSwish", "HardSigmoid",
+             "Sigmoid", "Mul", "Add", "GlobalAveragePool", "ReduceMean", "Gemm", "Flatten",
+             "Reshape", "Squeeze", "Concat", "Slice", "Dropout", "Identity", "Constant")
+OURS = re.compile(r"^(?P<stage>stages\.\d+|head)\.(?P<block>block\d+|\d+)\b")
+
+
+class OnnxSource:
+    """An ONNX file standing in for a spec on the command line: ``compile()`` gives its
+    graph. Width and classes cannot be changed; resolution can (shapes are re-inferred)."""
+
+    def __init__(self, path, *, width=None, resolution=None, classes=None):
+        if width is not None or classes is not None:
+            raise ArchspecError(f"{path}: --width and --classes do not apply to an ONNX file "
+                                "(its weights fix them); --resolution does")
+        self.file = str(path)
+        self.resolution = resolution
+        self.name = Path(path).stem
+        self.description = f"imported from {Path(path).name}"
+        self.source = self.file
+
+    def compile(self) -> Graph:
+        return load_onnx(self.file, resolution=self.resolution)
+
+
+def load_onnx(path, *, resolution: int | None = None) -> Graph:
+    """The archspec graph of the ONNX model at ``path`` (at ``resolution`` if given)."""
+    try:
+        import onnx
+    except ImportError:
+        raise ArchspecError("reading .onnx files needs `onnx`, which is not installed: "
+                            "pip install onnx") from None
+    path = Path(path)
+    if not path.is_file():
+        raise ArchspecError(f"{path}: file not found")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as e:
+        raise ArchspecError(f"{path}: not a readable ONNX file ({str(e)[:200]})") from None
+    return from_proto(model, name=path.stem, source=str(path), resolution=resolution)
+
+
+# ---- the importer -------------------------------------------------------------------------
+class _Importer:
+    def __init__(self, model, name: str, source: str, resolution):
+        from onnx import numpy_helper
+
+        self.model, self.where = model, source
+        g = model.graph
+        self.consts = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+        self.nodes = list(g.node)
+        self.producer = {o: n for n in self.nodes for o in n.output}
+        self.readers: dict[str, list] = {}
+        for n in self.nodes:
+            for i in n.input:
+                self.readers.setdefault(i, []).append(n)
+        for o in g.output:
+            self.readers.setdefault(o.name, []).append(None)
+        props = {p.key: p.value for p in model.metadata_props}
+        self.graph = Graph(props.get("archspec.graph", name))
+        self.tensor: dict[str, str] = {}   # ONNX tensor -> IR node name
+        self.skip: set[int] = set()        # ONNX nodes folded into a later one
+        self.fused: dict[int, tuple] = {}  # ONNX node -> (IR op, inputs) replacing it
+        self.resolution = resolution
+
+    # -- helpers --
+    def fail(self, node, why: str):
+        label = node.name or (node.output[0] if node.output else "?")
+        raise ArchspecError(f"{self.where}: node `{label}` ({node.op_type}): {why}")
+
+    def const(self, name: str, node=None):
+        if name in self.consts:
+            return self.consts[name]
+        if node is not None:
+            self.fail(node, f"input `{name}` must be a constant")
+        return None
+
+    def attrs(self, node) -> dict:
+        from onnx import helper
+
+        return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+    def only_reader(self, tensor: str, node) -> bool:
+        return self.readers.get(tensor, []) == [node]
+
+    def ir_name(self, node) -> str:
+        base = node.name or node.output[0]
+        name, k = base, 1
+        while name in self.graph:
+            k += 1
+            name = f"{base}_{k}"
+        return name
+
+    def where_in_net(self, node, name: str) -> dict:
+        doc = node.doc_string or ""
+        if doc.startswith("archspec "):
+            try:
+                return json.loads(doc[len("archspec "):])
+            except ValueError:
+                pass
+        m = OURS.match(name)
+        if m:
+            return {"block": m.group(0), "stage": m.group("stage"), "block_type": ""}
+        parts = [p for p in re.split(r"[/.]", name.strip("/")) if p]
+        block = ".".join(parts[:2]) if len(parts) > 2 else (parts[0] if parts else name)
+        return {"block": block, "stage": parts[0] if parts else name, "block_type": ""}
+
+    def add(self, node, op, inputs, name=None):
+        name = name or self.ir_name(node)
+        if not all(i in self.tensor for i in inputs):
+            missing = next(i for i in inputs if i not in self.tensor)
+            self.fail(node, f"input `{missing}` is not computed by a supported node")
+        loc = self.where_in_net(node, name)
+        try:
+            self.graph.add(name, op, [self.tensor[i] for i in inputs], block=loc["block"],
+                           stage=loc["stage"], block_type=loc.get("block_type", ""))
+        except ops.ShapeError as e:
+            self.fail(node, str(e))
+        for o in node.output[:1]:
+            self.tensor[o] = name
+        return name
+
+    def shape(self, tensor: str):
+        return self.graph[self.tensor[tensor]].shape
+
+    def slice_range(self, node):
+        """(start, stop) of a channel Slice with unit step, else None."""
+        if node is None or node.op_type != "Slice" or len(node.input) < 3:
+            return None
+        vals = [self.const(i) if i else None for i in node.input[1:]]
+        if any(v is None for v in vals[:2]) or any(
+                i and v is None for i, v in zip(node.input[3:], vals[2:])):
+            return None
+        starts, ends = vals[0].tolist(), vals[1].tolist()
+        axes = vals[2].tolist() if len(vals) > 2 and vals[2] is not None else [0]
+        steps = vals[3].tolist() if len(vals) > 3 and vals[3] is not None else [1]
+        if len(starts) != 1 or axes[0] not in (1, -3) or steps[0] != 1:
+            return None
+        return int(starts[0]), int(ends[0])
+
+    # -- patterns (found before the walk) --
+    def find_patterns(self):
+        index = {id(n): n for n in self.nodes}
+        for n in self.nodes:
+            if n.op_type == "Mul" and len(n.input) == 2:
+                for x, s in (n.input, n.input[::-1]):
+                    p = self.producer.get(s)
+                    if (p is not None and p.op_type == "Sigmoid" and p.input[0] == x
+                            and self.only_reader(s, n)):
+                        self.skip.add(id(p))
+                        self.fused[id(n)] = (ops.Activation("swish"), [x])
+                        break
+            elif n.op_type == "Concat" and self.attrs(n).get("axis") in (1, -3):
+                self._partial_add(n) or self._replicate(n)
+        return index
+
+    def _partial_add(self, n) -> bool:
+        if len(n.input) != 2:
+            return False
+        total, tail = (self.producer.get(i) for i in n.input)
+        if total is None or tail is None or total.op_type != "Add":
+            return False
+        head = self.producer.get(total.input[0])
+        hr, tr = self.slice_range(head), self.slice_range(tail)
+        if (hr is None or tr is None or hr[0] != 0 or tr[0] != hr[1]
+                or head.input[0] != tail.input[0]):
+            return False
+        if not (self.only_reader(head.output[0], total) and self.only_reader(n.input[0], n)
+                and self.only_reader(n.input[1], n)):
+            return False
+        self.skip.update({id(head), id(total), id(tail)})
+        self.fused[id(n)] = (ops.Add(partial=True), [head.input[0], total.input[1]])
+        return True
+
+    def _replicate(self, n) -> bool:
+        """Concat(x, x, ...), Concat(x, ..., Slice(x, 0:r)) or Concat(x, x, ...) then
+        Slice(0:n): x's channels repeated cyclically (IR replicate)."""
+        x, m = n.input[0], len(n.input)
+        last = self.producer.get(n.input[-1])
+        rest = self.slice_range(last)
+        if all(i == x for i in n.input):
+            readers = self.readers.get(n.output[0], [])
+            after = readers[0] if len(readers) == 1 else None
+            cut = self.slice_range(after)
+            if cut is not None and cut[0] == 0 and after.input[0] == n.output[0]:
+                self.skip.add(id(n))
+                self.fused[id(after)] = (x, lambda c: min(cut[1], m * c))
+            else:
+                self.fused[id(n)] = (x, lambda c: m * c)
+            return True
+        if (m >= 2 and all(i == x for i in n.input[:-1]) and rest is not None
+                and rest[0] == 0 and last.input[0] == x and self.only_reader(n.input[-1], n)):
+            self.skip.add(id(last))
+            self.fused[id(n)] = (x, lambda c: (m - 1) * c + min(rest[1], c))
+            return True
+        return False
+
+    # -- the walk --
+    def run(self) -> Graph:
+        self.find_patterns()
+        self.add_input()
+        for n in self.nodes:
+            if id(n) in self.skip:
+                continue
+            if id(n) in self.fused:
+                self.emit_fused(n, self.fused[id(n)])
+                continue
+            if n.op_type not in SUPPORTED:
+                self.fail(n, "archspec cannot import this op (supported: "
+                             + ", ".join(SUPPORTED) + ")")
+            getattr(self, f"op_{n.op_type}")(n)
+        outputs = [o.name for o in self.model.graph.output]
+        if not outputs or outputs[0] not in self.tensor:
+            raise ArchspecError(f"{self.where}: the graph output is not computed by "
+                                "supported nodes")
+        self.graph.outputs["output"] = self.tensor[outputs[0]]
+        for o in outputs[1:]:
+            if o in self.tensor:
+                self.graph.taps[o] = self.tensor[o]
+        return self.graph
+
+    def add_input(self):
+        inputs = [v for v in self.model.graph.input if v.name not in self.consts]
+        if len(inputs) != 1:
+            raise ArchspecError(f"{self.where}: expected one image input, found "
+                                f"{len(inputs)} ({', '.join(v.name for v in inputs)})")
+        v = inputs[0]
+        dims = [d.dim_value if d.HasField("dim_value") else None
+                for d in v.type.tensor_type.shape.dim]
+        if len(dims) != 4 or dims[1] is None:
+            raise ArchspecError(f"{self.where}: input `{v.name}` must be N x C x H x W with "
+                                f"a fixed C, got {dims}")
+        h, w = dims[2], dims[3]
+        if self.resolution is not None:
+            h = w = int(self.resolution)
+        if h is None or w is None:
+            raise ArchspecError(f"{self.where}: input `{v.name}` has dynamic height/width; "
+                                "pass --resolution")
+        self.graph.add(v.name, ops.Input((dims[1], h, w)))
+        self.tensor[v.name] = v.name
+        self.graph.meta.update({"resolution": h, "channels": dims[1], "width": 1.0,
+                                "file": self.where, "imported": True})
+
+    def emit_fused(self, n, fused):
+        op, inputs = fused
+        if callable(inputs):  # a replicate: (x, channels as a function of x's channels)
+            self.add(n, ops.Replicate(inputs(self.shape(op)[0])), [op])
+        else:
+            self.add(n, op, inputs)
+
+    # -- one method per ONNX op --
+    def op_Constant(self, n):
+        from onnx import numpy_helper
+
+        a = self.attrs(n)
+        if "value" not in a:
+            self.fail(n, "only tensor constants (`value`) are supported")
+        self.consts[n.output[0]] = numpy_helper.to_array(a["value"])
+
+    def op_Identity(self, n):
+        if n.input[0] in self.consts:
+            self.consts[n.output[0]] = self.consts[n.input[0]]
+        else:
+            self.tensor[n.output[0]] = self.tensor[n.input[0]]
+
+    def op_Dropout(self, n):
+        ratio = self.attrs(n).get("ratio", 0.5)
+        if len(n.input) > 1 and n.input[1]:
+            ratio = float(self.const(n.input[1], n))
+        self.add(n, ops.Dropout(float(ratio)), [n.input[0]])
+
+    def op_Conv(self, n):
+        a = self.attrs(n)
+        wt = self.const(n.input[1], n)
+        if wt.ndim != 4 or wt.shape[2] != wt.shape[3]:
+            self.fail(n, f"only square 2-D kernels are supported, got weight {wt.shape}")
+        k = int(wt.shape[2])
+        strides, dil = a.get("strides", [1, 1]), a.get("dilations", [1, 1])
+        if strides[0] != strides[1] or dil[0] != dil[1]:
+            self.fail(n, f"strides {strides} / dilations {dil} must be equal along H and W")
+        groups = int(a.get("group", 1))
+        conv = ops.Conv2d(int(wt.shape[1]) * groups, int(wt.shape[0]), k, int(strides[0]),
+                          groups, int(dil[0]), bias=len(n.input) > 2 and bool(n.input[2]))
+        pads = list(a.get("pads", [0, 0, 0, 0]))
+        if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET") or \
+                pads != [conv.padding] * 4:
+            self.fail(n, f"padding {pads} is not archspec's 'same' padding "
+                         f"{[conv.padding] * 4} for a {k}x{k} kernel")
+        self.add(n, conv, [n.input[0]])
+
+    def op_BatchNormalization(self, n):
+        self.add(n, ops.BatchNorm(int(self.const(n.input[1], n).shape[0])), [n.input[0]])
+
+    def _act(self, n, fn):
+        self.add(n, ops.Activation(fn), [n.input[0]])
+
+    def op_Relu(self, n):
+        self._act(n, "relu")
+
+    def op_HardSwish(self, n):
+        self._act(n, "hswish")
+
+    def op_HardSigmoid(self, n):
+        self._act(n, "hsigmoid")
+
+    def op_Sigmoid(self, n):
+        self._act(n, "sigmoid")
+
+    def op_Clip(self, n):
+        a = self.attrs(n)
+        lo, hi = a.get("min"), a.get("max")
+        if len(n.input) > 1 and n.input[1]:
+            lo = float(self.const(n.input[1], n))
+        if len(n.input) > 2 and n.input[2]:
+            hi = float(self.const(n.input[2], n))
+        if lo == 0 and hi == 6:
+            return self._act(n, "relu6")
+        if lo == 0 and (hi is None or hi > 3.0e38):
+            return self._act(n, "relu")
+        self.fail(n, f"Clip({lo}, {hi}) is neither relu (0, inf) nor relu6 (0, 6)")
+
+    def op_Mul(self, n):
+        if any(i in self.consts for i in n.input):
+            self.fail(n, "multiplying by a constant is not an archspec op")
+        x, g = n.input
+        if self.shape(x) == (self.shape(g)[0], 1, 1):
+            x, g = g, x
+        self.add(n, ops.Mul(), [x, g])
+
+    def op_Add(self, n):
+        if any(i in self.consts for i in n.input):
+            self.fail(n, "adding a constant is not an archspec op (bias adds belong to "
+                         "Conv/Gemm)")
+        a, b = n.input
+        if self.shape(a)[0] < self.shape(b)[0]:
+            a, b = b, a
+        partial = self.shape(a)[0] != self.shape(b)[0]
+        self.add(n, ops.Add(partial=partial), [a, b])
+
+    def op_GlobalAveragePool(self, n):
+        self.add(n, ops.GlobalAvgPool(), [n.input[0]])
+
+    def op_ReduceMean(self, n):
+        a = self.attrs(n)
+        axes = a.get("axes")
+        if axes is None and len(n.input) > 1 and n.input[1]:
+            axes = self.const(n.input[1], n).tolist()
+        if sorted(int(x) % 4 for x in axes or []) != [2, 3] or a.get("keepdims", 1) != 1:
+            self.fail(n, "only a mean over H and W with keepdims=1 (global pooling) imports")
+        self.add(n, ops.GlobalAvgPool(), [n.input[0]])
+
+    def _to_vector(self, n):
+        shape = self.shape(n.input[0])
+        name = self.add(n, ops.Flatten(), [n.input[0]])
+        return name, shape
+
+    def op_Flatten(self, n):
+        if self.attrs(n).get("axis", 1) != 1:
+            self.fail(n, "only Flatten(axis=1) is supported")
+        self._to_vector(n)
+
+    def op_Reshape(self, n):
+        target = [int(v) for v in self.const(n.input[1], n).tolist()]
+        shape = self.shape(n.input[0])
+        size = 1
+        for d in shape:
+            size *= d
+        if len(target) != 2 or target[1] not in (-1, size):
+            self.fail(n, f"only a reshape to (batch, {size}) imports, got {target}")
+        self._to_vector(n)
+
+    def op_Squeeze(self, n):
+        shape = self.shape(n.input[0])
+        if len(shape) != 3 or shape[1:] != (1, 1):
+            self.fail(n, f"only squeezing a (C, 1, 1) map to a vector imports, got {shape}")
+        self._to_vector(n)
+
+    def op_Gemm(self, n):
+        a = self.attrs(n)
+        wt = self.const(n.input[1], n)
+        if a.get("transA", 0):
+            self.fail(n, "transA=1 is not supported")
+        out_f, in_f = wt.shape if a.get("transB", 0) else wt.shape[::-1]
+        bias = len(n.input) > 2 and bool(n.input[2])
+        self.add(n, ops.Linear(int(in_f), int(out_f), bias=bias), [n.input[0]])
+
+    def op_Concat(self, n):
+        if self.attrs(n).get("axis") not in (1, -3):
+            self.fail(n, "only concatenation along channels (axis 1) imports")
+        self.add(n, ops.Concat(), list(n.input))
+
+    def op_Slice(self, n):
+        r = self.slice_range(n)
+        if r is None:
+            self.fail(n, "only a unit-step slice of channels (axis 1) with constant bounds "
+                         "imports")
+        c = self.shape(n.input[0])[0]
+        start, stop = (max(0, v + c) if v < 0 else min(v, c) for v in r)
+        self.add(n, ops.Slice(start, stop), [n.input[0]])
+
+
+def from_proto(model, *, name: str = "onnx", source: str = "<onnx>",
+               resolution: int | None = None) -> Graph:
+    """The archspec graph of an in-memory ``onnx.ModelProto``."""
+    return _Importer(model, name, source, resolution).run()
