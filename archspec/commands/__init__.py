@@ -5,6 +5,8 @@ LAZY maps a command name to "module:function" (a click command). Add one line pe
 command; `archspec --help` lists them with their help text.
 """
 LAZY: dict[str, str] = {
+    "train": "archspec.commands.train:train",
+    "eval": "archspec.commands.train:evaluate",
     "sweep": "archspec.commands.sweep:sweep",
     "plot": "archspec.commands.sweep:plot",
 }

@@ -1,0 +1,91 @@
+"""Training checkpoints: the torch backend's model file (``archspec.torch/1``: spec, overrides,
+weights, checksum; see backends/torch_io.py) with one more field, ``training``, holding
+what a resumed run needs. So ``best.pt`` and ``last.pt`` load anywhere a saved model
+does (``get_backend("torch").load(path)``), and ``archspec eval`` reads them.
+
+``training`` (plain types and tensors only, so ``torch.load(weights_only=True)`` reads it)::
+
+    format        "archspec.train/1"
+    kind          "last" (resumable) or "best" (weights only: EMA ones when EMA is on)
+    epoch         epochs completed
+    config        the run's settings: spec reference, data, seed, resolved recipe
+    optimizer     optimizer.state_dict()           (last only)
+    scaler        GradScaler state or None         (last only)
+    ema           {"updates", "state"} or None     (last only)
+    best          {"val_acc", "epoch"}
+    record        the metrics record of that epoch
+
+Files are written to a temporary file and renamed into place (:mod:`archspec.fsutil`).
+There is no random state to store: every random draw of epoch e comes from generators
+seeded with (seed, e, rank), so resuming at an epoch boundary is exact by construction.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..errors import ArchspecError
+from ..fsutil import atomic_path
+
+FORMAT = "archspec.train/1"
+
+
+class CheckpointError(ArchspecError):
+    """A checkpoint is missing, damaged or not a training checkpoint."""
+
+
+def save(path: Path, model, spec_text: str, overrides: dict, training: dict) -> None:
+    """Write ``model``'s weights with its spec and the ``training`` state, atomically."""
+    from .. import __version__
+    from ..backends import torch_io
+
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    payload = {
+        "format": torch_io.FORMAT,
+        "archspec_version": __version__,
+        "torch_version": str(torch.__version__),
+        "spec": spec_text,
+        "overrides": dict(overrides),
+        "features": None,
+        "state_dict": state,
+    }
+    payload["sha256"] = torch_io.digest(payload)
+    payload["training"] = {"format": FORMAT, **training}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def resolve(path: str | Path) -> Path:
+    """A run folder means its ``last.pt``."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "last.pt"
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no checkpoint here (give a run folder holding "
+                              "last.pt, or a .pt file written by `archspec train`)")
+    return path
+
+
+def read(path: str | Path):
+    """(verified model file from the torch backend, its ``training`` dict or None)."""
+    from ..backends import get_backend
+
+    path = resolve(path)
+    checked = get_backend("torch").read(path)  # verifies format, checksum and spec
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    training = payload.get("training")
+    if training is not None and (not isinstance(training, dict)
+                                 or training.get("format") != FORMAT):
+        raise CheckpointError(f"{path}: field `training` is not {FORMAT!r}")
+    return checked, training
+
+
+def read_resumable(path: str | Path):
+    """Like :func:`read`, for ``--resume``: the file must be a ``last`` checkpoint."""
+    path = resolve(path)
+    checked, training = read(path)
+    if training is None or training.get("kind") != "last":
+        raise CheckpointError(f"{path}: not a resumable checkpoint (resume from a run "
+                              "folder or its last.pt; best.pt holds weights only)")
+    return path, checked, training
