@@ -1,0 +1,168 @@
+"""Importing ONNX files: our own exports cost exactly what their specs cost (unfolded:
+every figure; BN-folded: MAdds exactly, params as folded), files written by
+torch.onnx.export import too, unsupported ops are named, and the CLI takes .onnx files."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import warnings
+
+import pytest
+
+import archspec
+from archspec.analysis.cost import cost
+from archspec.errors import ArchspecError
+from archspec.spec.loader import SHIPPED
+
+onnx = pytest.importorskip("onnx")
+from onnx import TensorProto, helper  # noqa: E402
+
+from archspec.backends import get_backend  # noqa: E402
+from archspec.backends.onnx_lower import folded_params  # noqa: E402
+from archspec.onnx_import import load_onnx  # noqa: E402
+from tests.conftest import run_cli  # noqa: E402
+
+SPECS = sorted(SHIPPED.glob("*.yaml"))
+FIGURES = ("params", "buffers", "madds", "elementwise", "mem_bytes")
+
+
+@pytest.fixture(scope="module")
+def backend():
+    return get_backend("onnx")
+
+
+def _export(backend, graph, path, **options):
+    backend.save(backend.build(graph, seed=0, check=False, **options), path)
+    return path
+
+
+def _figures(entry):
+    return {k: getattr(entry, k) for k in FIGURES}
+
+
+@pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
+def test_own_export_costs_equal_the_spec(backend, path, tmp_path):
+    graph = archspec.load(path).compile()  # at the spec's own resolution
+    want = cost(graph)
+    unfolded = cost(load_onnx(_export(backend, graph, tmp_path / "u.onnx", fold_bn=False)))
+    assert _figures(unfolded.totals) == _figures(want.totals)
+    assert [(e.name, _figures(e)) for e in unfolded.blocks] == \
+        [(e.name, _figures(e)) for e in want.blocks]
+    assert unfolded.peak_bytes == want.peak_bytes
+    folded = cost(load_onnx(_export(backend, graph, tmp_path / "f.onnx")))
+    assert folded.totals.madds == want.totals.madds
+    assert folded.totals.params == folded_params(graph)
+    folded_bns = backend.build(graph, check=False).folded
+    assert folded.totals.buffers == \
+        want.totals.buffers - 2 * sum(graph[bn].op.channels for bn in folded_bns)
+
+
+def test_resolution_override(backend, tmp_path):
+    graph = archspec.load("mobilenetv2").compile()
+    path = _export(backend, graph, tmp_path / "m.onnx", fold_bn=False)
+    at160 = cost(load_onnx(path, resolution=160)).totals
+    assert _figures(at160) == _figures(cost(archspec.load("mobilenetv2", resolution=160)
+                                            .compile()).totals)
+
+
+def _torch_export(name, tmp_path, dynamic_hw=False):
+    torch = pytest.importorskip("torch")
+    graph = archspec.load(name, resolution=64).compile()
+    model = get_backend("torch").build(graph, seed=0).eval()
+    path = tmp_path / f"{name}_torch.onnx"
+    axes = {"x": {0: "n", 2: "h", 3: "w"} if dynamic_hw else {0: "n"}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.randn(1, 3, 64, 64),), str(path), dynamo=False,
+                          opset_version=17, input_names=["x"], output_names=["y"],
+                          dynamic_axes=axes)
+    return graph, path
+
+
+@pytest.mark.parametrize("name", ["mobilenetv3_small", "rexnet", "mobilenetv2_replication_b"])
+def test_torch_onnx_export_imports(name, tmp_path):
+    graph, path = _torch_export(name, tmp_path)  # torch folds BN when exporting eval models
+    got = cost(load_onnx(path)).totals
+    assert got.madds == cost(graph).totals.madds
+    assert got.params == folded_params(graph)
+
+
+def test_dynamic_spatial_axes_need_a_resolution(tmp_path):
+    graph, path = _torch_export("mobilenetv1", tmp_path, dynamic_hw=True)
+    with pytest.raises(ArchspecError, match="dynamic height/width; pass --resolution"):
+        load_onnx(path)
+    assert cost(load_onnx(path, resolution=64)).totals.madds == cost(graph).totals.madds
+
+
+def _tiny(nodes, inits=(), opset=17):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, 8, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    g = helper.make_graph(nodes, "tiny", [x], [y], initializer=list(inits))
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def test_unsupported_op_is_named(tmp_path):
+    import numpy as np
+    from onnx import numpy_helper
+
+    w = numpy_helper.from_array(np.zeros((4, 3, 3, 3), np.float32), "w")
+    model = _tiny([helper.make_node("Conv", ["x", "w"], ["c"], name="stem", pads=[1] * 4),
+                   helper.make_node("LeakyRelu", ["c"], ["y"], name="stem.act")], [w])
+    path = tmp_path / "bad.onnx"
+    onnx.save(model, str(path))
+    with pytest.raises(ArchspecError, match=r"node `stem.act` \(LeakyRelu\).*cannot import"):
+        load_onnx(path)
+    r = run_cli("cost", path)
+    assert r.returncode == 2 and "LeakyRelu" in r.stderr and "stem.act" in r.stderr
+
+
+def test_wrong_padding_and_clip_are_explained(tmp_path):
+    import numpy as np
+    from onnx import numpy_helper
+
+    w = numpy_helper.from_array(np.zeros((4, 3, 3, 3), np.float32), "w")
+    bad_pad = _tiny([helper.make_node("Conv", ["x", "w"], ["y"], name="c", pads=[0] * 4)], [w])
+    onnx.save(bad_pad, str(tmp_path / "p.onnx"))
+    with pytest.raises(ArchspecError, match="padding"):
+        load_onnx(tmp_path / "p.onnx")
+    clip = _tiny([helper.make_node("Conv", ["x", "w"], ["c"], name="c", pads=[1] * 4),
+                  helper.make_node("Clip", ["c", "lo", "hi"], ["y"], name="clip")],
+                 [w, numpy_helper.from_array(np.array(-1.0, np.float32), "lo"),
+                  numpy_helper.from_array(np.array(1.0, np.float32), "hi")])
+    onnx.save(clip, str(tmp_path / "c.onnx"))
+    with pytest.raises(ArchspecError, match=r"Clip\(-1.0, 1.0\)"):
+        load_onnx(tmp_path / "c.onnx")
+
+
+def test_not_an_onnx_file(tmp_path):
+    (tmp_path / "junk.onnx").write_bytes(b"\x00\x01garbage")
+    with pytest.raises(ArchspecError, match="not a readable ONNX file|expected one image"):
+        load_onnx(tmp_path / "junk.onnx")
+    with pytest.raises(ArchspecError, match="file not found"):
+        load_onnx(tmp_path / "missing.onnx")
+
+
+def test_cli_cost_and_diff(backend, tmp_path):
+    graph = archspec.load("mobilenetv3_small").compile()
+    path = _export(backend, graph, tmp_path / "v3s.onnx", fold_bn=False)
+    r = run_cli("cost", path, "-f", "json")
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)["totals"]
+    want = cost(graph).totals
+    assert (got["params"], got["madds"]) == (want.params, want.madds)
+    r = run_cli("diff", "mobilenetv3_small", path, "-f", "json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert "mobilenetv3_small" in json.dumps(d)
+    r = run_cli("cost", path, "--width", "0.5")
+    assert r.returncode == 2 and "--width" in r.stderr
+
+
+def test_cost_of_yaml_does_not_import_onnx():
+    code = ("import sys; from archspec.cli import main\n"
+            "try: main(['cost', 'mobilenetv2', '-f', 'json'])\n"
+            "except SystemExit: pass\n"
+            "assert 'onnx' not in sys.modules and 'torch' not in sys.modules, 'imported'\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
