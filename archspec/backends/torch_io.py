@@ -1,0 +1,199 @@
+"""The torch backend's file format: one ``torch.save`` file holding the spec and weights.
+
+The file is a plain dictionary (so ``torch.load(weights_only=True)`` reads it)::
+
+    format            "archspec.torch/1"
+    archspec_version  version that wrote it
+    torch_version     torch that wrote it
+    spec              self-contained YAML text of the spec (``extends`` merged in)
+    overrides         {"resolution", "width", "classes"} the graph was compiled with
+    features          null, or the taps the model returns
+    state_dict        the weights and buffers, on CPU
+    sha256            digest of spec, overrides, features and every tensor's bytes
+
+Loading recompiles the spec, rebuilds the model and loads the weights; any mismatch or a
+damaged file is a one-line :class:`BackendError`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import yaml
+
+from ..errors import ArchspecError, BackendError
+from ..fsutil import atomic_path
+from ..ir.graph import Graph
+from .torch_lower import build_module
+
+FORMAT = "archspec.torch/1"
+
+
+@dataclass
+class Checkpoint:
+    """A read and verified file: the spec text, its compiled graph, the taps and weights."""
+
+    spec_text: str
+    graph: Graph
+    features: list | None
+    state_dict: dict
+    archspec_version: str
+    torch_version: str
+
+
+# ---- saving -------------------------------------------------------------------------------
+def save(model, path, spec, graph: Graph) -> None:
+    """Write ``model``'s weights with the spec that ``graph`` was compiled from."""
+    from .. import __version__
+
+    text = spec_text(spec)
+    overrides = {k: graph.meta.get(k) for k in ("resolution", "width", "classes")}
+    _check_describes(text, overrides, graph)
+    features = (getattr(model, "meta", {}).get("archspec") or {}).get("features")
+    state = OrderedDict((k, v.detach().cpu().contiguous()) for k, v in model.state_dict().items())
+    payload = {
+        "format": FORMAT,
+        "archspec_version": __version__,
+        "torch_version": str(torch.__version__),
+        "spec": text,
+        "overrides": overrides,
+        "features": features,
+        "state_dict": state,
+    }
+    payload["sha256"] = digest(payload)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def spec_text(spec) -> str:
+    """Self-contained YAML for a spec given as a path, a shipped name, YAML text or a
+    loaded :class:`Spec` (read back from its file)."""
+    from ..spec.loader import _resolve_extends, resolve_path
+    from ..spec.yamlio import parse_yaml, read_yaml
+
+    if hasattr(spec, "compile"):
+        if not Path(spec.file).is_file():
+            raise BackendError(f"save: spec {spec.name!r} was not loaded from a file; pass "
+                               "its YAML text or path")
+        spec = Path(spec.file)
+    if isinstance(spec, Path) or ("\n" not in str(spec) and resolve_path(spec).is_file()):
+        path = resolve_path(spec)
+        doc, text, chain = read_yaml(path), path.read_text(encoding="utf-8"), (path.resolve(),)
+    else:
+        path, text, chain = Path.cwd() / "<spec>", str(spec), ()
+        doc = parse_yaml(text, "<spec>")
+    if not isinstance(doc.data, dict) or "extends" not in doc.data:
+        return text
+    merged = _resolve_extends(doc, path, chain).data
+    header = f"# {merged.get('name', path.stem)}: {path.name} with `extends` merged in\n"
+    return header + yaml.safe_dump(merged, sort_keys=False)
+
+
+def _check_describes(text: str, overrides: dict, graph: Graph) -> None:
+    rebuilt = _compile(text, overrides, "the spec")
+    if _signature(rebuilt) != _signature(graph):
+        raise BackendError(f"save: the spec given does not describe the graph {graph.name!r} "
+                           "(pass the spec the graph was compiled from)")
+
+
+def _signature(graph: Graph) -> list:
+    return [(n.name, n.kind, n.shape) for n in graph]
+
+
+def digest(payload: dict) -> str:
+    """SHA-256 over everything in the file but the digest itself."""
+    h = hashlib.sha256()
+    head = {k: payload.get(k) for k in ("format", "spec", "overrides", "features")}
+    h.update(json.dumps(head, sort_keys=True).encode())
+    for key, tensor in payload["state_dict"].items():
+        h.update(f"{key}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+    return h.hexdigest()
+
+
+# ---- loading ------------------------------------------------------------------------------
+def read(path) -> Checkpoint:
+    """Read and verify a file written by :func:`save` (no model is built)."""
+    path = Path(path)
+    if not path.is_file():
+        raise BackendError(f"{path}: file not found")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated zip, pickle refused by weights_only, not a torch file
+        reason = _reason(e)
+        raise BackendError(f"{path}: not a readable archspec torch file ({reason[:200]})") \
+            from None
+    _check_layout(path, payload)
+    if digest(payload) != payload["sha256"]:
+        raise BackendError(f"{path}: checksum mismatch: the file was modified or damaged "
+                           "after it was written")
+    graph = _compile(payload["spec"], payload["overrides"], f"{path}: the embedded spec")
+    return Checkpoint(payload["spec"], graph, payload["features"], payload["state_dict"],
+                      payload["archspec_version"], payload["torch_version"])
+
+
+def _reason(error: Exception) -> str:
+    lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
+    for line in lines:  # weights_only refusals put the useful line further down
+        if line.startswith("WeightsUnpickler error:"):
+            return line.removeprefix("WeightsUnpickler error:").strip()
+    return lines[0] if lines else type(error).__name__
+
+
+def _check_layout(path: Path, payload) -> None:
+    if not isinstance(payload, dict) or "format" not in payload:
+        raise BackendError(f"{path}: not an archspec torch file (no `format` field)")
+    if payload["format"] != FORMAT:
+        raise BackendError(f"{path}: format {payload['format']!r} is not {FORMAT!r} "
+                           "(written by another archspec version?)")
+    types = {"spec": str, "overrides": dict, "state_dict": dict, "sha256": str,
+             "archspec_version": str, "torch_version": str}
+    for key, kind in types.items():
+        if not isinstance(payload.get(key), kind):
+            raise BackendError(f"{path}: field `{key}` is missing or not a {kind.__name__}")
+    if payload.get("features") is not None and not isinstance(payload["features"], list):
+        raise BackendError(f"{path}: field `features` must be a list of tap names")
+
+
+def _compile(text: str, overrides: dict, what: str) -> Graph:
+    from ..spec.loader import loads
+
+    try:
+        spec = loads(text, name="<embedded spec>")
+        spec = spec.with_(**{k: v for k, v in overrides.items() if v is not None})
+        return spec.compile()
+    except ArchspecError as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise BackendError(f"{what} does not compile: {first}") from None
+
+
+def load(path):
+    """Rebuild the model a file describes and load its weights into it."""
+    ck = read(path)
+    model = build_module(ck.graph, features=ck.features)
+    load_weights(model, ck.state_dict, f"{path}")
+    return model
+
+
+def load_weights(model, state_dict: dict, source: str = "weights") -> None:
+    """``load_state_dict`` that explains the first mismatch in one line."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    wrong = [k for k in expected if k in state_dict
+             and tuple(state_dict[k].shape) != tuple(expected[k].shape)]
+    if missing or unexpected or wrong:
+        if wrong:
+            k = wrong[0]
+            what = (f"{k} has shape {tuple(state_dict[k].shape)}, the spec needs "
+                    f"{tuple(expected[k].shape)}")
+        elif missing:
+            what = f"{len(missing)} tensors missing, first {missing[0]}"
+        else:
+            what = f"{len(unexpected)} unexpected tensors, first {unexpected[0]}"
+        raise BackendError(f"{source} does not match its spec: {what}")
+    model.load_state_dict(state_dict, strict=True)

@@ -1,0 +1,270 @@
+"""Lower an archspec graph to a ``torch.fx.GraphModule``.
+
+Each IR node becomes one fx node: ops with parameters or state (conv, batch norm,
+activation, pooling, flatten, linear, dropout) become ``call_module`` nodes whose targets
+are the IR names (``stages.3.block1.expand.conv``), so the module tree follows the IR and
+``state_dict`` keys match the rows of the cost table; tensor plumbing (add, mul, concat,
+replicate, slice) becomes ``call_function`` nodes. The forward is fx-generated Python: the
+same straight call chain a hand-written model has, with no walk over the graph per call.
+"""
+from __future__ import annotations
+
+import operator
+
+import torch
+from torch import fx, nn
+
+from ..errors import BackendError, did_you_mean
+from ..ir.graph import Graph
+
+ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "relu6": nn.ReLU6,
+    "hswish": nn.Hardswish,
+    "hsigmoid": nn.Hardsigmoid,
+    "swish": nn.SiLU,
+    "sigmoid": nn.Sigmoid,
+}
+INPLACE_ACTIVATIONS = {"relu", "relu6", "hswish", "hsigmoid", "swish"}
+# An activation may overwrite its input only when that input is a fresh tensor (not a view)
+# that nothing else reads.
+FRESH_OUTPUT_KINDS = {"conv2d", "batchnorm", "linear"}
+ALL_CHANNELS = slice(None)
+
+
+class Container(nn.Module):
+    """A level of the IR name hierarchy. It only holds modules: the generated forward of
+    the enclosing :class:`ArchspecModel` calls its leaves directly."""
+
+    def __init__(self, label: str = ""):
+        super().__init__()
+        self.label = label
+
+    def extra_repr(self) -> str:
+        return self.label
+
+
+class Stage(Container):
+    """One row of the stage table (``stages.3``), or the head."""
+
+
+class Block(Container):
+    """One block (``stages.3.block1``); its label is the block type."""
+
+
+class Group(Container):
+    """Any other level: ``stages``, or a part of a block (``expand``, ``se``)."""
+
+
+class ArchspecModel(fx.GraphModule):
+    """The generated model. ``print`` shows the module tree; ``.code`` the forward."""
+
+    def __str__(self) -> str:
+        return nn.Module.__repr__(self)
+
+
+# ---- modules ------------------------------------------------------------------------------
+def _conv(node, graph):
+    op = node.op
+    return nn.Conv2d(op.in_channels, op.out_channels, op.kernel, stride=op.stride,
+                     padding=op.padding, dilation=op.dilation, groups=op.groups, bias=op.bias)
+
+
+def _batchnorm(node, graph):
+    return (nn.BatchNorm1d if len(node.shape) == 1 else nn.BatchNorm2d)(node.op.channels)
+
+
+def _activation(node, graph):
+    return ACTIVATIONS[node.op.fn](**({"inplace": True} if _may_overwrite(node, graph) else {}))
+
+
+def _may_overwrite(node, graph) -> bool:
+    (source,) = node.inputs
+    return (node.op.fn in INPLACE_ACTIVATIONS and graph[source].kind in FRESH_OUTPUT_KINDS
+            and graph.consumers(source) == [node.name]
+            and source not in graph.taps.values() and source not in graph.outputs.values())
+
+
+MODULES = {
+    "conv2d": _conv,
+    "batchnorm": _batchnorm,
+    "activation": _activation,
+    "global_pool": lambda node, graph: nn.AdaptiveAvgPool2d(1),
+    "flatten": lambda node, graph: nn.Flatten(1),
+    "linear": lambda node, graph: nn.Linear(node.op.in_features, node.op.out_features,
+                                            bias=node.op.bias),
+    "dropout": lambda node, graph: nn.Dropout(node.op.p),
+}
+
+
+# ---- functions ----------------------------------------------------------------------------
+def _channels(fxg, x, start, stop, name):
+    return fxg.call_function(operator.getitem, (x, (ALL_CHANNELS, slice(start, stop))),
+                             name=name)
+
+
+def _add(fxg, node, args, graph):
+    a, b = args
+    if not node.op.partial or graph[node.inputs[0]].shape[0] == graph[node.inputs[1]].shape[0]:
+        return fxg.call_function(operator.add, (a, b), name=node.name)
+    # ReXNet / MobileNeXt partial shortcut: b is added into the first channels of a.
+    cb = graph[node.inputs[1]].shape[0]
+    head = fxg.call_function(operator.add, (_channels(fxg, a, 0, cb, node.name + ".head"), b),
+                             name=node.name + ".sum")
+    tail = _channels(fxg, a, cb, None, node.name + ".tail")
+    return fxg.call_function(torch.cat, ([head, tail], 1), name=node.name)
+
+
+def _mul(fxg, node, args, graph):
+    return fxg.call_function(operator.mul, tuple(args), name=node.name)
+
+
+def _concat(fxg, node, args, graph):
+    return fxg.call_function(torch.cat, (list(args), 1), name=node.name)
+
+
+def _replicate(fxg, node, args, graph):
+    (x,) = args
+    c = graph[node.inputs[0]].shape[0]
+    copies, rest = divmod(node.op.out_channels, c)
+    if copies == 1 and not rest:
+        return x
+    parts = [x] * copies + ([_channels(fxg, x, 0, rest, node.name + ".rest")] if rest else [])
+    return fxg.call_function(torch.cat, (parts, 1), name=node.name)
+
+
+def _slice(fxg, node, args, graph):
+    return _channels(fxg, args[0], node.op.start, node.op.stop, node.name)
+
+
+FUNCTIONS = {"add": _add, "mul": _mul, "concat": _concat, "replicate": _replicate,
+             "slice": _slice}
+
+
+# ---- the graph ----------------------------------------------------------------------------
+def outputs_for(graph: Graph, features) -> dict[str, str]:
+    """The named outputs to return: the graph's output, or the requested taps."""
+    if features is None:
+        return dict(graph.outputs)
+    if isinstance(features, str):
+        features = [features]
+    unknown = [f for f in features if f not in graph.taps]
+    if unknown:
+        taps = ", ".join(sorted(graph.taps)) or "none"
+        raise BackendError(f"{graph.name} has no tap `{unknown[0]}` (available taps: {taps}; "
+                           f"{did_you_mean(unknown[0], graph.taps)})")
+    if not features:
+        raise BackendError("features: name at least one tap (available taps: "
+                           f"{', '.join(sorted(graph.taps)) or 'none'})")
+    return {f: graph.taps[f] for f in features}
+
+
+def _live(graph: Graph, wanted) -> set[str]:
+    import networkx as nx
+
+    live = set(wanted)
+    for name in wanted:
+        live |= nx.ancestors(graph.nx, name)
+    return live
+
+
+def lower(graph: Graph, features=None) -> tuple[fx.Graph, dict[str, nn.Module]]:
+    """The fx graph and its modules (by IR name) computing ``graph``'s outputs, or the
+    taps named in ``features`` (then nodes the taps do not need are left out)."""
+    outputs = outputs_for(graph, features)
+    live = _live(graph, outputs.values())
+    fxg = fx.Graph()
+    env, modules = {}, {}
+    for node in graph:
+        if node.name not in live:
+            continue
+        args = [env[i] for i in node.inputs]
+        if node.kind == "input":
+            env[node.name] = fxg.placeholder("x")
+        elif node.kind in MODULES:
+            modules[node.name] = MODULES[node.kind](node, graph)
+            env[node.name] = fxg.call_module(node.name, tuple(args))
+        elif node.kind in FUNCTIONS:
+            env[node.name] = FUNCTIONS[node.kind](fxg, node, args, graph)
+        else:
+            raise BackendError(f"torch backend: no lowering for op kind `{node.kind}` "
+                               f"(node {node.name})")
+    if features is None:
+        fxg.output(env[outputs["output"]])
+    else:
+        fxg.output({tap: env[name] for tap, name in outputs.items()})
+    fxg.lint()
+    return fxg, modules
+
+
+def module_tree(graph: Graph, modules: dict[str, nn.Module]) -> nn.Module:
+    """A module whose children nest ``modules`` by their dotted IR names."""
+    root = nn.Module()
+    for name, module in modules.items():
+        node = graph[name]
+        *path, leaf = name.split(".")
+        parent, prefix = root, ""
+        for part in path:
+            prefix = f"{prefix}.{part}" if prefix else part
+            child = parent._modules.get(part)
+            if child is None:
+                child = _container(prefix, node)
+                parent.add_module(part, child)
+            elif not isinstance(child, Container):
+                raise BackendError(f"torch backend: IR name {prefix!r} is both a layer and a "
+                                   f"prefix of {name!r}")
+            parent = child
+        if leaf in parent._modules:
+            raise BackendError(f"torch backend: IR name {name!r} is a layer and a prefix")
+        parent.add_module(leaf, module)
+    return root
+
+
+def _container(prefix: str, node) -> Container:
+    if prefix == node.block:
+        return Block(node.block_type)
+    if prefix == node.stage:
+        return Stage()
+    return Group()
+
+
+def init_weights(model: nn.Module, generator: torch.Generator | None = None) -> None:
+    """torchvision's MobileNet initialisation: Kaiming normal (fan-out) convolutions with
+    zero biases, batch norm gamma 1 and beta 0 with fresh statistics, classifier weights
+    from N(0, 0.01) with zero biases."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", generator=generator)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.modules.batchnorm._BatchNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+                m.reset_running_stats()
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0.0, 0.01, generator=generator)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+
+
+def build_module(graph: Graph, *, features=None, seed: int | None = None) -> ArchspecModel:
+    """An initialised :class:`ArchspecModel` computing ``graph`` (or its taps)."""
+    with torch.device("meta"):  # allocate and initialise once, below
+        fxg, modules = lower(graph, features)
+    tree = module_tree(graph, modules)
+    model = ArchspecModel(tree, fxg, class_name=_class_name(graph.name))
+    for name, child in tree.named_children():  # keep the Stage / Block / Group containers
+        setattr(model, name, child)
+    model.to_empty(device="cpu")
+    generator = None if seed is None else torch.Generator().manual_seed(int(seed))
+    init_weights(model, generator)
+    model.meta["archspec"] = {"graph": graph.name,
+                              "features": None if features is None else list(
+                                  outputs_for(graph, features))}
+    return model
+
+
+def _class_name(name: str) -> str:
+    cleaned = "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in name) or "Model"
+    return cleaned if cleaned[0].isalpha() or cleaned[0] == "_" else f"_{cleaned}"

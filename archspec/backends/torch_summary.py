@@ -1,0 +1,102 @@
+"""``archspec build --summary``: the module tree with each layer's cost-table row."""
+from __future__ import annotations
+
+from ..analysis.cost import CostReport
+from ..ir.graph import Graph
+from .torch_lower import outputs_for
+
+HEADER = ("module", "layer", "output", "params", "MAdds")
+
+
+def summary(model, graph: Graph, report: CostReport) -> str:
+    """One line per module and container of ``model`` (layers the model leaves out, such
+    as the head of a features model, are skipped), with params and MAdds from ``report``."""
+    features = (getattr(model, "meta", {}).get("archspec") or {}).get("features")
+    live = _needed(graph, features)
+    layers = [e for e in report.layers if e.name in live]
+    groups = _groups(layers)
+    modules = dict(model.named_modules())
+    rows, seen = [], set()
+    for e in layers:
+        parts = e.name.split(".")
+        for depth in range(1, len(parts)):
+            prefix = ".".join(parts[:depth])
+            if prefix not in seen:
+                seen.add(prefix)
+                g = groups[prefix]
+                rows.append((depth - 1, parts[depth - 1], _container(modules.get(prefix)),
+                             g["shape"], g["params"], g["madds"]))
+        rows.append((len(parts) - 1, parts[-1], _layer(graph[e.name], modules.get(e.name)),
+                     e.shape, e.params, e.madds))
+    params = sum(e.params for e in layers)
+    madds = sum(e.madds for e in layers)
+    rows.append((0, "total", "", graph[graph.outputs["output"]].shape if features is None
+                 else "", params, madds))
+    return _table(rows, f"{graph.name}: {params:,} params, {madds:,} MAdds "
+                        f"(batch {report.batch}, input {_shape(graph[graph.inputs[0]].shape)})")
+
+
+def _needed(graph: Graph, features) -> set[str]:
+    import networkx as nx
+
+    wanted = outputs_for(graph, features).values()
+    return set(wanted).union(*(nx.ancestors(graph.nx, n) for n in wanted))
+
+
+def _groups(layers) -> dict[str, dict]:
+    groups: dict[str, dict] = {}
+    for e in layers:
+        parts = e.name.split(".")
+        for depth in range(1, len(parts)):
+            g = groups.setdefault(".".join(parts[:depth]), {"params": 0, "madds": 0})
+            g["params"] += e.params
+            g["madds"] += e.madds
+            g["shape"] = e.shape
+    return groups
+
+
+def _container(module) -> str:
+    if module is None:
+        return ""
+    label = getattr(module, "label", "")
+    return f"{type(module).__name__}({label})" if label else type(module).__name__
+
+
+def _layer(node, module) -> str:
+    op = node.op
+    if node.kind == "conv2d":
+        extra = "dw" if op.groups == op.in_channels == op.out_channels else \
+            (f"g={op.groups}" if op.groups > 1 else "")
+        parts = [f"{op.in_channels}->{op.out_channels}", f"{op.kernel}x{op.kernel}",
+                 f"s{op.stride}", extra, f"d{op.dilation}" if op.dilation > 1 else "",
+                 "bias" if op.bias else ""]
+        return "Conv2d " + " ".join(p for p in parts if p)
+    if module is not None:
+        text = type(module).__name__
+        return text + ("(inplace)" if getattr(module, "inplace", False) else "")
+    if node.kind == "add":
+        return "add (partial)" if op.partial else "add"
+    if node.kind == "replicate":
+        return f"replicate to {op.out_channels}"
+    if node.kind == "slice":
+        return f"slice {op.start}:{op.stop}"
+    return {"concat": "cat"}.get(node.kind, node.kind)
+
+
+def _shape(shape) -> str:
+    return "x".join(map(str, shape)) if shape else ""
+
+
+def _table(rows, title: str) -> str:
+    cells = [(("  " * depth) + name, layer, _shape(shape), f"{params:,}", f"{madds:,}")
+             for depth, name, layer, shape, params, madds in rows]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(HEADER)]
+    right = {3, 4}
+
+    def line(values):
+        return "  ".join(v.rjust(w) if i in right else v.ljust(w)
+                         for i, (v, w) in enumerate(zip(values, widths))).rstrip()
+
+    rule = "-" * len(line(HEADER))
+    return "\n".join([title, line(HEADER), rule, *map(line, cells[:-1]), rule,
+                      line(cells[-1])]) + "\n"
