@@ -9,4 +9,5 @@ LAZY: dict[str, str] = {
     "eval": "archspec.commands.train:evaluate",
     "sweep": "archspec.commands.sweep:sweep",
     "plot": "archspec.commands.sweep:plot",
+    "bench": "archspec.commands.bench:bench",
 }

@@ -1,0 +1,299 @@
+"""The benchmark engine behind ``archspec bench``: latency of a spec's model on a backend,
+per input resolution, forward only or forward + backward.
+
+A measurement builds the model once per resolution, runs ``warmup`` untimed steps (for
+torch.compile the first one compiles; its time is reported as ``first_step_s``), then
+``repeats`` timed steps, each timed alone with ``time.perf_counter`` (CUDA steps end with
+``torch.cuda.synchronize``). Reported: every time, median, p90, min, mean and standard
+deviation in milliseconds, and images per second at the median. Threads are pinned before
+anything runs (``torch.set_num_threads``, onnxruntime's ``intra_op_num_threads`` with one
+inter-op thread and sequential execution).
+
+Backends: ``onnxruntime`` (CPU, the ONNX backend's BN-folded model, all graph
+optimisations), ``torch`` (eager), ``torch-compile`` (``torch.compile``, inductor),
+``cuda`` (eager on the first GPU). A train step is forward, cross-entropy against random
+labels, and backward, in train mode (BN updates its statistics); no optimiser step.
+onnxruntime measures inference only.
+
+The result is a JSON-ready dict (schema ``archspec.bench/1``) that records the machine,
+library versions and settings, so files from different runs can be compared.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import os
+import platform
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+
+from .errors import ArchspecError, BackendError, did_you_mean
+
+BACKENDS = ("onnxruntime", "torch", "torch-compile", "cuda")
+SCHEMA = "archspec.bench/1"
+
+
+@dataclass(frozen=True)
+class Settings:
+    backend: str = "onnxruntime"
+    threads: int = 1
+    batch: int = 1
+    resolutions: tuple = ()          # empty: the spec's own resolution
+    train_step: bool = False
+    repeats: int = 30
+    warmup: int = 5
+    seed: int = 0
+
+    def check(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ArchspecError(f"unknown bench backend `{self.backend}` (known: "
+                                f"{', '.join(BACKENDS)}; {did_you_mean(self.backend, BACKENDS)})")
+        for key in ("threads", "batch", "repeats"):
+            if getattr(self, key) < 1:
+                raise ArchspecError(f"bench: --{key} must be at least 1")
+        if self.warmup < 0:
+            raise ArchspecError("bench: --warmup must be 0 or more")
+        if self.train_step and self.backend == "onnxruntime":
+            raise ArchspecError("bench: onnxruntime measures inference only; use --backend "
+                                "torch, torch-compile or cuda for --train-step")
+
+
+@dataclass
+class Measurement:
+    resolution: int
+    mode: str                 # "forward" or "train_step"
+    batch: int
+    madds: int                # per image, from the cost pass
+    params: int
+    times_ms: list = field(default_factory=list)
+    median_ms: float = 0.0
+    p90_ms: float = 0.0
+    min_ms: float = 0.0
+    mean_ms: float = 0.0
+    stdev_ms: float = 0.0
+    images_per_s: float = 0.0
+    first_step_s: float = 0.0  # the first warm-up step (includes torch.compile's compile)
+    build_s: float = 0.0
+
+
+def percentile(values, q: float) -> float:
+    """The ``q``-th percentile (0-100) with linear interpolation (numpy's default)."""
+    xs = sorted(values)
+    if not xs:
+        raise ValueError("percentile of no values")
+    pos = (len(xs) - 1) * q / 100.0
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def summarize(m: Measurement) -> Measurement:
+    t = m.times_ms
+    m.median_ms = statistics.median(t)
+    m.p90_ms = percentile(t, 90)
+    m.min_ms = min(t)
+    m.mean_ms = statistics.fmean(t)
+    m.stdev_ms = statistics.stdev(t) if len(t) > 1 else 0.0
+    m.images_per_s = m.batch * 1000.0 / m.median_ms if m.median_ms > 0 else float("inf")
+    return m
+
+
+# ---- runners: one step of work each ------------------------------------------------------
+def _pin_threads(settings: Settings) -> None:
+    if settings.backend == "onnxruntime":
+        return  # set on the session
+    import torch
+
+    torch.set_num_threads(settings.threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # only settable before the first parallel work
+        pass
+
+
+def _torch_step(graph, settings: Settings):
+    import torch
+
+    from .backends import get_backend
+
+    device = "cpu"
+    if settings.backend == "cuda":
+        if not torch.cuda.is_available():
+            raise BackendError("bench: --backend cuda needs a CUDA GPU and a CUDA build of "
+                               "torch; none is available here")
+        device = "cuda"
+        torch.backends.cudnn.benchmark = True
+    model = get_backend("torch").build(graph, seed=settings.seed).to(device)
+    gen = torch.Generator().manual_seed(settings.seed)
+    x = torch.randn(settings.batch, *graph["input"].shape, generator=gen).to(device)
+    classes = graph[graph.outputs["output"]].shape[0]
+    labels = torch.randint(0, classes, (settings.batch,), generator=gen).to(device)
+    if settings.backend == "torch-compile":
+        model = torch.compile(model)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+
+    if settings.train_step:
+        model.train()
+        loss_fn = torch.nn.functional.cross_entropy
+
+        def step():
+            model.zero_grad(set_to_none=True)
+            loss_fn(model(x), labels).backward()
+            sync()
+    else:
+        model.eval()
+
+        def step():
+            with torch.inference_mode():
+                model(x)
+            sync()
+    return step
+
+
+def _ort_step(graph, settings: Settings):
+    import numpy as np
+
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise BackendError("bench: --backend onnxruntime needs `onnxruntime`: "
+                           "pip install onnxruntime") from None
+    from .backends import get_backend
+
+    model = get_backend("onnx").build(graph, seed=settings.seed, check=False)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = settings.threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    sess = ort.InferenceSession(model.serialize(), opts, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(settings.seed)
+    feed = {sess.get_inputs()[0].name:
+            rng.standard_normal((settings.batch, *graph["input"].shape)).astype(np.float32)}
+
+    def step():
+        sess.run(None, feed)
+    return step
+
+
+def make_step(graph, settings: Settings):
+    """A function running one forward (or train step) of ``graph``'s model."""
+    if settings.backend == "onnxruntime":
+        return _ort_step(graph, settings)
+    return _torch_step(graph, settings)
+
+
+# ---- measuring -----------------------------------------------------------------------------
+def measure(graph, settings: Settings, advance=lambda n=1: None) -> Measurement:
+    """Time ``graph`` under ``settings``; ``advance`` is called once per step run."""
+    from .analysis.cost import cost
+
+    totals = cost(graph).totals
+    m = Measurement(graph.meta.get("resolution") or graph["input"].shape[1],
+                    "train_step" if settings.train_step else "forward", settings.batch,
+                    totals.madds, totals.params)
+    t0 = time.perf_counter()
+    step = make_step(graph, settings)
+    m.build_s = time.perf_counter() - t0
+    for i in range(settings.warmup):
+        t = time.perf_counter()
+        step()
+        if i == 0:
+            m.first_step_s = time.perf_counter() - t
+        advance()
+    for _ in range(settings.repeats):
+        t = time.perf_counter()
+        step()
+        m.times_ms.append((time.perf_counter() - t) * 1000.0)
+        advance()
+    return summarize(m)
+
+
+def run(spec, settings: Settings, advance=lambda n=1: None) -> dict:
+    """Benchmark ``spec`` (a loaded Spec) at each resolution; the result document."""
+    settings.check()
+    _pin_threads(settings)
+    resolutions = list(settings.resolutions) or [spec.resolution]
+    results = []
+    for r in resolutions:
+        graph = spec.with_(resolution=r).compile()
+        results.append(asdict(measure(graph, settings, advance)))
+    return {
+        "schema": SCHEMA,
+        "spec": spec.name,
+        "file": str(getattr(spec, "file", "")),
+        "width": spec.width,
+        "classes": spec.classes,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "settings": {**asdict(settings), "resolutions": resolutions},
+        "machine": machine(settings.backend),
+        "versions": versions(),
+        "results": results,
+    }
+
+
+def steps_per_resolution(settings: Settings) -> int:
+    return settings.warmup + settings.repeats
+
+
+# ---- the record: machine and versions ------------------------------------------------------
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _memory_gib() -> float | None:
+    try:
+        with open("/proc/meminfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return round(int(line.split()[1]) / 2 ** 20, 1)
+    except OSError:
+        pass
+    return None
+
+
+def machine(backend: str = "") -> dict:
+    """What the numbers were measured on."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    info = {"cpu": _cpu_model(), "logical_cores": os.cpu_count(), "usable_cores": usable,
+            "memory_gib": _memory_gib(), "os": platform.platform(),
+            "python": platform.python_version(), "hostname_hash": _host_hash()}
+    if backend == "cuda":
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                info["gpu"] = torch.cuda.get_device_name(0)
+                info["cuda"] = torch.version.cuda
+        except ImportError:
+            pass
+    return info
+
+
+def _host_hash() -> str:
+    import hashlib
+
+    return hashlib.sha256(platform.node().encode()).hexdigest()[:12]
+
+
+def versions() -> dict:
+    """Versions of archspec and of the libraries that ran the model."""
+    from importlib import metadata
+
+    out = {}
+    for package in ("archspec", "torch", "onnx", "onnxruntime", "numpy"):
+        try:
+            out[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            out[package] = None
+    return out
