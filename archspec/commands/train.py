@@ -27,6 +27,8 @@ import click
 @click.option("--resume", default=None, help="Continue the run in this folder exactly.")
 @click.option("--limit-batches", type=click.IntRange(1), default=None,
               help="At most N train and N val batches per epoch (smoke runs).")
+@click.option("--stop-after", type=click.IntRange(1), default=None,
+              help="Stop after N epochs (the schedule still spans --epochs); --resume goes on.")
 @click.option("--workers", type=click.IntRange(0), default=None,
               help="DataLoader workers for image folders (default min(8, CPUs)).")
 @click.option("--device", default=None, help="cpu or cuda (default: cuda when available).")
@@ -39,7 +41,7 @@ import click
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or epoch lines.")
 @click.option("--no-plot", is_flag=True, help="Do not draw curves.png at the end.")
 def train(spec, data_ref, recipe, out, epochs, batch_size, lr, seed, width, resolution,
-          classes, resume, limit_batches, workers, device, precision, channels_last,
+          classes, resume, limit_batches, stop_after, workers, device, precision, channels_last,
           use_compile, overwrite, quiet, no_plot):
     """Train SPEC on a dataset; write metrics.jsonl, last.pt, best.pt and curves.png."""
     from ..train.loop import TrainConfig, train as run_train
@@ -47,7 +49,8 @@ def train(spec, data_ref, recipe, out, epochs, batch_size, lr, seed, width, reso
     result = run_train(TrainConfig(
         spec=spec, data=data_ref, recipe=recipe, out=out, epochs=epochs,
         batch_size=batch_size, lr=lr, seed=seed, width=width, resolution=resolution,
-        classes=classes, limit_batches=limit_batches, workers=workers, resume=resume,
+        classes=classes, limit_batches=limit_batches, stop_after=stop_after, workers=workers,
+        resume=resume,
         device=device, precision=precision, channels_last=channels_last,
         compile=use_compile, overwrite=overwrite, quiet=quiet, plot=not no_plot))
     if result.records and int(__import__("os").environ.get("RANK", "0")) == 0:

@@ -16,6 +16,7 @@ import json
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +50,7 @@ class TrainConfig:
     resolution: int | None = None
     classes: int | None = None
     limit_batches: int | None = None  # at most this many train and val batches an epoch
+    stop_after: int | None = None  # train this many epochs now; the schedule spans `epochs`
     workers: int | None = None
     resume: str | None = None
     device: str | None = None  # "cpu", "cuda", "cuda:1"; default: CUDA when available
@@ -236,10 +238,6 @@ class Run:
     weights: dict | None = None
 
 
-RESUMABLE_CHANGES = {"epochs", "limit_batches", "workers", "device", "precision",
-                     "channels_last", "compile", "quiet", "plot", "resume", "out", "overwrite"}
-
-
 def _plan(config: TrainConfig) -> Run:
     """Resolve spec, data, recipe and output folder (from the checkpoint when resuming)."""
     from ..backends import torch_io
@@ -251,7 +249,10 @@ def _plan(config: TrainConfig) -> Run:
         _check_resume(config, stored, path)
         recipe = recipe_from_dict(stored["recipe"], f"{path}: recipe")
         recipe = recipe.with_(epochs=config.epochs)
-        run = Run(dataclasses.replace(config, **{k: stored[k] for k in ("spec", "seed")}),
+        kept = {k: stored[k] for k in ("spec", "seed")}
+        if config.limit_batches is None:
+            kept["limit_batches"] = stored.get("limit_batches")
+        run = Run(dataclasses.replace(config, **kept),
                   recipe, data.parse_source(config.data or stored["data"]),
                   checked.spec_text, dict(stored["overrides"]), checked.graph, path.parent,
                   int(training["epoch"]), training, checked.state_dict)
@@ -367,6 +368,8 @@ def _train(config: TrainConfig, dist: Dist) -> RunResult:
         best = dict(run.resume_state["best"])
     step_model = model
     if dist.world > 1:
+        # 1x1 convolutions' gradients come back with equivalent but different strides
+        warnings.filterwarnings("ignore", message="Grad strides do not match bucket view")
         step_model = nn.parallel.DistributedDataParallel(
             model, device_ids=[dist.device.index] if dist.device.type == "cuda" else None)
     if cfg.compile:
@@ -376,6 +379,7 @@ def _train(config: TrainConfig, dist: Dist) -> RunResult:
     workers = cfg.workers if cfg.workers is not None else min(8, os.cpu_count() or 1)
 
     stored_config = {"spec": cfg.spec, "data": str(run.source), "seed": cfg.seed,
+                     "limit_batches": cfg.limit_batches,
                      "overrides": run.overrides, "recipe": recipe.to_dict()}
     records = _start_metrics(run, dist)
     progress = _Progress(enabled=dist.main and not cfg.quiet, epochs=recipe.epochs)
@@ -387,7 +391,9 @@ def _train(config: TrainConfig, dist: Dist) -> RunResult:
         progress.header(graph, train_set, val_set, recipe, dist, precision, run)
 
     with progress:
-        for epoch in range(run.start_epoch, recipe.epochs):
+        stop = recipe.epochs if cfg.stop_after is None else \
+            min(recipe.epochs, run.start_epoch + cfg.stop_after)
+        for epoch in range(run.start_epoch, stop):
             torch.manual_seed(data.generator(cfg.seed, epoch, dist.rank, 2).initial_seed())
             stats = _train_epoch(step_model, model, ema, optimizer, scaler, criterion, recipe,
                                  train_set, batch, steps, epoch, dist, autocast,
