@@ -458,8 +458,9 @@ def _saved(graph: Graph, node) -> list[str]:
 
 def training(graph: Graph, *, batch: int = 1, dtype: str = "fp32") -> MemoryReport:
     """Bytes of the activations a training forward keeps for backward: each saved tensor's
-    buffer once (an in-place activation shares its input's buffer), plus BN's per-channel
-    batch statistics and dropout's one-byte masks. The peak of a training step is roughly
+    buffer once (an in-place activation shares its input's buffer; autograd copies the
+    input of an in-place activation other than ReLU, whose gradient needs it), plus BN's
+    per-channel batch statistics and dropout's one-byte masks. The peak of a training step is roughly
     this plus the op-by-op working set of the backward pass."""
     size = _check_dtype(dtype)
     nbytes = tensor_bytes(graph, batch, dtype)
@@ -469,18 +470,21 @@ def training(graph: Graph, *, batch: int = 1, dtype: str = "fp32") -> MemoryRepo
         if inplace_activation(graph, node):
             buffer[node.name] = buffer[node.inputs[0]]
     saved: dict[str, int] = {}
-    stats = masks = 0
+    stats = masks = clones = 0
     for node in graph:
         for t in _saved(graph, node):
             saved[buffer[t]] = nbytes[buffer[t]]
+        if inplace_activation(graph, node) and node.op.fn != "relu":
+            clones += nbytes[node.name]   # autograd keeps a copy of the overwritten input
         if node.kind == "batchnorm":
             stats += 2 * node.op.channels * 4   # save_mean, save_invstd (fp32)
         if node.kind == "dropout" and node.op.p > 0:
             masks += _numel(node.shape) * batch
-    total = sum(saved.values()) + stats + masks
+    total = sum(saved.values()) + clones + stats + masks
     order = {n.name: i for i, n in enumerate(graph)}
     report = MemoryReport("training_saved", total, "", sorted(saved, key=order.get), [],
                           batch, dtype)
-    report.details = {"saved_tensor_bytes": sum(saved.values()), "bn_stat_bytes": stats,
+    report.details = {"saved_tensor_bytes": sum(saved.values()),
+                      "inplace_clone_bytes": clones, "bn_stat_bytes": stats,
                       "dropout_mask_bytes": masks, "saved_tensors": len(saved)}
     return report

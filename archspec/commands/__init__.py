@@ -9,5 +9,6 @@ LAZY: dict[str, str] = {
     "eval": "archspec.commands.train:evaluate",
     "sweep": "archspec.commands.sweep:sweep",
     "plot": "archspec.commands.sweep:plot",
+    "memory": "archspec.commands.memory:memory",
     "bench": "archspec.commands.bench:bench",
 }

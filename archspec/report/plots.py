@@ -80,3 +80,23 @@ def depth_plot(reports: list, path, per: str = "block") -> None:
     axes[0].set_title(" vs ".join(r.name for r in reports) + f" (per {per})")
     _save(fig, path)
     plt.close(fig)
+
+
+def memory_plot(series: dict, path, *, title: str = "", peaks: dict | None = None) -> None:
+    """Live activation bytes along the schedule: ``series`` maps a label (an execution
+    model) to ``(positions, bytes)``, positions being the index of each step's last op in
+    the graph's order so that models with fused steps line up; ``peaks`` (label -> bytes)
+    draws each peak as a dotted line."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(11, 4.5))
+    for label, (xs, ys) in series.items():
+        line, = ax.step(xs, [y / 2**20 for y in ys], where="post", lw=1.2, label=label)
+        if peaks and label in peaks:
+            ax.axhline(peaks[label] / 2**20, ls=":", lw=0.8, color=line.get_color())
+    ax.set_xlabel("op (position in the schedule)")
+    ax.set_ylabel("live activations (MiB)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper right")
+    _save(fig, path)
+    plt.close(fig)
