@@ -156,7 +156,7 @@ class TensorImages:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def configure(self, *, augment, resolution: int, seed: int, device) -> "TensorImages":
+    def configure(self, *, augment, resolution: int, seed: int, device) -> TensorImages:
         self.augment, self.resolution, self.seed = augment, resolution, seed
         self.images, self.labels = self.images.to(device), self.labels.to(device)
         self.mean, self.std = self.mean.to(device), self.std.to(device)
@@ -289,7 +289,7 @@ class FolderImages(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def configure(self, *, augment, resolution: int, seed: int, device) -> "FolderImages":
+    def configure(self, *, augment, resolution: int, seed: int, device) -> FolderImages:
         self.augment, self.resolution, self.seed = augment, resolution, seed
         return self
 

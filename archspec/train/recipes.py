@@ -90,7 +90,7 @@ class Recipe:
     augment: Augment = field(default_factory=Augment)
     ema: EMA | None = None
 
-    def with_(self, **changes) -> "Recipe":
+    def with_(self, **changes) -> Recipe:
         """A copy with top-level fields or ``optimizer.lr``-style dotted fields changed."""
         out = self
         for key, value in changes.items():
@@ -175,9 +175,8 @@ def _fields(cls, data: dict, where: str) -> dict:
                 value = float(value)  # YAML 1.1 reads 1e-4 (no dot) as a string
             except ValueError:
                 pass
-        if default is not dataclasses.MISSING and default is not None and \
-                not isinstance(default, (dict,)) and type(value) is not type(default) \
-                and not (key in SECTIONS):
+        typed = default is not dataclasses.MISSING and default is not None
+        if typed and key not in SECTIONS and type(value) is not type(default):
             raise RecipeError(f"{where}: `{key}` must be a {type(default).__name__}, "
                               f"got {value!r}")
         out[key] = value
