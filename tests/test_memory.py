@@ -1,6 +1,7 @@
 """Activation memory: execution models by hand, best schedule, fused blocks, Table 3,
 arena plans, and the proof against torch (measured live tensors, t-slice execution,
 saved-for-backward). Small resolutions only: timing lives in benchmarks/bench_memory.py."""
+import functools
 import json
 
 import pytest
@@ -167,7 +168,9 @@ def test_cli_fused_json_and_table():
 torch = pytest.importorskip("torch")
 
 
+@functools.lru_cache(maxsize=None)
 def _model(path, res=32):
+    """(graph, eval model, input); shared by the inference tests (not the training one)."""
     from archspec.backends import get_backend
 
     g = archspec.load(path, resolution=res).compile()
@@ -197,7 +200,9 @@ def test_sliced_mode_equals_normal_and_matches_fused_estimate(path):
         expected = model(x)
         for t in (2, 3):
             runner = SlicedRunner(model, g, t)
-            torch.testing.assert_close(runner(x), expected, rtol=1e-5, atol=1e-5)
+            scale = expected.abs().max()   # logits of a fresh model are tiny: compare scaled
+            torch.testing.assert_close(runner(x) / scale, expected / scale, rtol=1e-5,
+                                       atol=1e-5)
             measured = measure(runner, x).peak_bytes
             assert abs(measured / M.fused(g, t, batch=2).peak_bytes - 1) <= 0.05
 
@@ -206,7 +211,7 @@ def test_sliced_mode_equals_normal_and_matches_fused_estimate(path):
 def test_training_estimate_matches_saved_tensors(path):
     from archspec.backends.torch_memory import saved_for_backward
 
-    g, model, x = _model(path)
+    g, model, x = _model.__wrapped__(path)
     measured = saved_for_backward(model, x)
     assert abs(measured / M.training(g, batch=2).peak_bytes - 1) <= 0.05
 
