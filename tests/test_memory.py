@@ -168,7 +168,7 @@ def test_cli_fused_json_and_table():
 torch = pytest.importorskip("torch")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _model(path, res=32):
     """(graph, eval model, input); shared by the inference tests (not the training one)."""
     from archspec.backends import get_backend

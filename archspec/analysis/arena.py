@@ -31,7 +31,7 @@ class Buffer:
     first: int
     last: int
 
-    def overlaps(self, other: "Buffer") -> bool:
+    def overlaps(self, other: Buffer) -> bool:
         return self.first <= other.last and other.first <= self.last
 
 

@@ -460,9 +460,8 @@ def training(graph: Graph, *, batch: int = 1, dtype: str = "fp32") -> MemoryRepo
     """Bytes of the activations a training forward keeps for backward: each saved tensor's
     buffer once (an in-place activation shares its input's buffer; autograd copies the
     input of an in-place activation other than ReLU, whose gradient needs it), plus BN's
-    per-channel batch statistics and dropout's one-byte masks. The peak of a training step is roughly
-    this plus the op-by-op working set of the backward pass."""
-    size = _check_dtype(dtype)
+    per-channel batch statistics and dropout's one-byte masks. The peak of a training
+    step is roughly this plus the op-by-op working set of the backward pass."""
     nbytes = tensor_bytes(graph, batch, dtype)
     root = _roots(graph)
     buffer = dict(root)

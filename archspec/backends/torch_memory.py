@@ -17,7 +17,6 @@ backward pass.
 """
 from __future__ import annotations
 
-import operator
 import weakref
 from dataclasses import dataclass, field
 

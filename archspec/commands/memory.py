@@ -110,7 +110,6 @@ def _document(graph, report, model, split, batch, dtype, by_resolution) -> dict:
 
 
 def _print(graph, doc, per, output) -> None:
-    from rich.table import Table
 
     from ..report.tables import fmt_bytes, shape_str
 
