@@ -11,4 +11,6 @@ LAZY: dict[str, str] = {
     "plot": "archspec.commands.sweep:plot",
     "memory": "archspec.commands.memory:memory",
     "bench": "archspec.commands.bench:bench",
+    "calibrate": "archspec.commands.latency:calibrate",
+    "latency": "archspec.commands.latency:latency",
 }

@@ -1,0 +1,98 @@
+"""Predicted vs measured: time real models on the profile's backend, interleaved.
+
+Models are measured in ``rounds``: each round runs every model ``warmup`` + ``repeats``
+times before moving to the next, so a slow spell of a shared machine lands on all models
+rather than on one. The measured figure is the median of all timed runs; the spread is
+(max - min) / median of the per-round medians, the measurement's own run-to-run noise,
+reported beside the prediction error.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import asdict, dataclass
+
+from .kernels import kernels as fuse
+
+
+@dataclass
+class Checked:
+    name: str
+    predicted_ms: float
+    measured_ms: float
+    spread: float          # (max - min) / median of the round medians
+    rounds: int
+    repeats: int
+
+    @property
+    def error(self) -> float:
+        return self.predicted_ms / self.measured_ms - 1.0
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "error": round(self.error, 4)}
+
+
+def predict(graph, profile):
+    """The profile's :class:`~archspec.latency.model.Prediction` for ``graph``."""
+    return profile.model.predict(fuse(graph, profile.nchwc_block))
+
+
+def measure(graphs: list, threads: int, *, rounds: int = 5, repeats: int = 6,
+            warmup: int = 2, clock=time.perf_counter, make_step=None,
+            progress=lambda n=1: None) -> list[tuple[float, float, list]]:
+    """(median ms, spread, round medians) per graph, measured in interleaved rounds."""
+    if make_step is None:
+        from ..bench import Settings
+        from ..bench import make_step as bench_step
+
+        settings = Settings("onnxruntime", threads, 1, (), False, repeats, warmup, 0)
+
+        def make_step(g):
+            return bench_step(g, settings)
+    steps = [make_step(g) for g in graphs]
+    times = [[] for _ in graphs]
+    medians = [[] for _ in graphs]
+    for _ in range(rounds):
+        for i, step in enumerate(steps):
+            for _ in range(warmup):
+                step()
+            run = []
+            for _ in range(repeats):
+                t = clock()
+                step()
+                run.append((clock() - t) * 1000.0)
+            times[i].extend(run)
+            medians[i].append(statistics.median(run))
+            progress(1)
+    out = []
+    for t, m in zip(times, medians):
+        med = statistics.median(t)
+        out.append((med, (max(m) - min(m)) / med if med > 0 else 0.0, m))
+    return out
+
+
+def check(named_graphs: list[tuple[str, object]], profile, *, rounds: int = 5,
+          repeats: int = 6, warmup: int = 2, progress=lambda n=1: None,
+          make_step=None, clock=time.perf_counter) -> list[Checked]:
+    """Predict and measure every (name, graph); measured in interleaved rounds."""
+    threads = int(profile.settings.get("threads", 1))
+    measured = measure([g for _, g in named_graphs], threads, rounds=rounds, repeats=repeats,
+                       warmup=warmup, progress=progress, make_step=make_step, clock=clock)
+    return [Checked(name, predict(g, profile).total_ms, med, spread, rounds, repeats)
+            for (name, g), (med, spread, _) in zip(named_graphs, measured)]
+
+
+def summary(results: list[Checked], tolerance: float = 0.10) -> dict:
+    errs = sorted(abs(r.error) for r in results)
+    spreads = sorted(r.spread for r in results)
+
+    def q(xs, p):
+        return xs[min(len(xs) - 1, int(round(p * (len(xs) - 1))))] if xs else None
+
+    return {"models": len(results),
+            "within": round(sum(e <= tolerance for e in errs) / len(errs), 4) if errs else None,
+            "tolerance": tolerance,
+            "abs_error_median": q(errs, 0.5), "abs_error_p90": q(errs, 0.9),
+            "signed_error_median": statistics.median(r.error for r in results)
+            if results else None,
+            "spread_median": q(spreads, 0.5), "spread_p90": q(spreads, 0.9)}

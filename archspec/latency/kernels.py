@@ -1,0 +1,272 @@
+"""Fusion rules: an IR graph as the list of kernels a backend runs (onnxruntime CPU).
+
+The rules mirror what the ONNX backend emits (``backends/onnx_lower.py``: a batch norm
+whose conv feeds only it is folded into the conv) and what onnxruntime's graph optimiser
+then fuses (ENABLE_ALL, CPU execution provider), checked against its optimised graphs:
+
+1. ``conv``: conv2d + its folded batch norm + a following activation that a conv kernel
+   applies in place (relu, relu6, hswish, hsigmoid, sigmoid) + a following full residual
+   add (NCHWc ``Conv`` with a ``Sum`` input, or ``FusedConv`` with ``Z``) + an activation
+   after that add. Each step needs the tail to have exactly one consumer and not to be a
+   graph output. swish is not fused (onnxruntime turns ``x*sigmoid(x)`` into QuickGelu).
+2. ``se``: global pool -> 1x1 convs / batch norms / activations -> channel ``mul`` by the
+   gate (squeeze-excite), one kernel: its work is dominated by reading the map twice.
+3. ``add`` (a residual add not fused into a conv), ``add_partial`` (slice + add +
+   concat: ReXNet and MobileNeXt shortcuts), ``act.<fn>`` (an activation left alone),
+   ``bn.c``/``bn.p`` (an unfolded batch norm; blocked, it runs as a depthwise conv and
+   takes a following activation in place), ``pool`` (a global pool outside SE), ``linear``
+   (Gemm, with the flatten / dropout in front of it), ``concat``, ``replicate``,
+   ``slice``, ``reshape`` (a flatten or dropout with no linear after it).
+
+Layout: onnxruntime's NCHWc transformer runs a conv in the blocked layout when its
+channels allow (``nchwc_ok``); moving a tensor between blocked and plain layout costs a
+reorder, which this pass records per kernel as ``reorder_elems`` (the elements of the
+inputs whose layout differs from what the kernel reads).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import CompileError
+
+CONV_ACTS = ("relu", "relu6", "hswish", "hsigmoid", "sigmoid")
+SE_INNER = ("conv2d", "batchnorm", "activation")
+NCHWC = "nchwc"
+PLAIN = "nchw"
+
+
+def _numel(shape) -> int:
+    out = 1
+    for d in shape:
+        out *= d
+    return out
+
+
+@dataclass
+class Kernel:
+    """One backend kernel: the IR nodes it computes and the figures the model reads."""
+
+    name: str                 # the IR node that starts it (conv, pool, add, ...)
+    type: str                 # e.g. conv.dw.k3s1.c, conv.pw.p, se, add, act.swish, linear
+    nodes: list = field(default_factory=list)   # IR node names, in order
+    macs: int = 0
+    in_elems: int = 0         # elements read from the inputs (per image)
+    out_elems: int = 0        # elements written
+    params: int = 0           # weights read
+    reorder_elems: int = 0    # elements moved between layouts before this kernel runs
+    layout: str = PLAIN       # layout of the output
+    block: str = ""
+    stage: str = ""
+
+    def features(self) -> dict:
+        return {"macs": self.macs, "in_elems": self.in_elems, "out_elems": self.out_elems,
+                "params": self.params, "reorder_elems": self.reorder_elems}
+
+
+def nchwc_ok(op, block: int) -> bool:
+    """Does onnxruntime's NCHWc transformer run this conv in the blocked layout?
+    (``NchwcTransformerImpl::TransformConv``: output channels are padded to the block for
+    plain convs; grouped convs need whole blocks per group; depthwise needs whole blocks.)"""
+    if block <= 1:
+        return False
+    cin_g = op.in_channels // op.groups
+    if op.groups == 1:
+        return op.in_channels < block or op.in_channels % block == 0
+    if op.out_channels % block:
+        return False
+    if cin_g == 1 and op.out_channels == op.groups:
+        return True
+    return cin_g % block == 0 and (op.out_channels // op.groups) % block == 0
+
+
+def conv_type(op, nchwc: bool) -> str:
+    if op.groups == op.in_channels == op.out_channels and op.groups > 1:
+        sub = f"dw.k{op.kernel}s{op.stride}"
+    elif op.groups == 1:
+        sub = "pw" if op.kernel == 1 else "full"
+    else:
+        sub = "group"
+    return f"conv.{sub}.{'c' if nchwc else 'p'}"
+
+
+class _Fuser:
+    def __init__(self, graph, block: int):
+        self.g = graph
+        self.block = block
+        self.outputs = set(graph.outputs.values()) | set(graph.taps.values())
+        self.owner: dict[str, Kernel] = {}
+        self.kernels: list[Kernel] = []
+
+    def sole(self, name: str, kind: str):
+        """The single consumer of ``name`` if it has that kind and ``name`` is internal."""
+        cons = self.g.consumers(name)
+        if len(cons) != 1 or name in self.outputs:
+            return None
+        node = self.g[cons[0]]
+        return node if node.kind == kind else None
+
+    def layout_of(self, name: str) -> str:
+        k = self.owner.get(name)
+        return k.layout if k is not None else PLAIN
+
+    def new(self, node, type_: str, nodes) -> Kernel:
+        k = Kernel(node.name, type_, list(nodes), block=node.block, stage=node.stage)
+        for n in nodes:
+            self.owner[n] = k
+        self.kernels.append(k)
+        return k
+
+    # ---- rules --------------------------------------------------------------------------
+    def conv(self, node) -> Kernel:
+        op, g = node.op, self.g
+        nodes, tail = [node.name], node.name
+        bn = self.sole(tail, "batchnorm")
+        if bn is not None:
+            nodes.append(bn.name)
+            tail = bn.name
+        act = self.sole(tail, "activation")
+        if act is not None and act.op.fn in CONV_ACTS:
+            nodes.append(act.name)
+            tail = act.name
+        extra_in = 0
+        add = self.sole(tail, "add") if act is None else None
+        if add is not None and not add.op.partial:
+            other = [i for i in add.inputs if i != tail]
+            if other and other[0] in self.owner:  # the residual is computed already
+                nodes.append(add.name)
+                tail = add.name
+                extra_in = _numel(g[other[0]].shape)
+                act2 = self.sole(tail, "activation")
+                if act2 is not None and act2.op.fn in CONV_ACTS:
+                    nodes.append(act2.name)
+                    tail = act2.name
+        nchwc = nchwc_ok(op, self.block)
+        k = self.new(node, conv_type(op, nchwc), nodes)
+        src = node.inputs[0]
+        in_elems = _numel(g[src].shape)
+        out = g[tail].shape
+        k.macs = _numel(out) * (op.in_channels // op.groups) * op.kernel ** 2
+        k.params = op.out_channels * (op.in_channels // op.groups) * op.kernel ** 2
+        k.in_elems = in_elems + extra_in
+        k.out_elems = _numel(out)
+        wants = NCHWC if nchwc and op.in_channels >= self.block else PLAIN
+        k.reorder_elems = in_elems if self.layout_of(src) != wants else 0
+        k.layout = NCHWC if nchwc else PLAIN
+        return k
+
+    def se_nodes(self, pool) -> list[str] | None:
+        """pool -> (conv | bn | act)* -> mul(x, gate) with x the pool's input."""
+        x = pool.inputs[0]
+        chain, tail = [pool.name], pool.name
+        while True:
+            cons = self.g.consumers(tail)
+            if len(cons) != 1 or tail in self.outputs:
+                return None
+            nxt = self.g[cons[0]]
+            if nxt.kind == "mul":
+                return chain + [nxt.name] if nxt.inputs == (x, tail) else None
+            if nxt.kind not in SE_INNER:
+                return None
+            chain.append(nxt.name)
+            tail = nxt.name
+
+    def se(self, pool, nodes) -> Kernel:
+        g = self.g
+        k = self.new(pool, "se", nodes)
+        x = pool.inputs[0]
+        c, h, w = g[x].shape
+        for n in nodes:
+            op = g[n].op
+            if g[n].kind == "conv2d":
+                per = (op.in_channels // op.groups) * op.kernel ** 2
+                k.macs += op.out_channels * per
+                k.params += op.out_channels * per
+        k.in_elems = 2 * c * h * w          # read by the pool and by the mul
+        k.out_elems = c * h * w
+        k.reorder_elems = c * h * w if self.layout_of(x) == NCHWC else 0
+        k.layout = PLAIN
+        return k
+
+    def simple(self, node, type_: str, nodes=None, same_layout=False) -> Kernel:
+        g = self.g
+        k = self.new(node, type_, nodes or [node.name])
+        ins = [g[i].shape for i in node.inputs]
+        k.in_elems = sum(_numel(s) for s in ins)
+        tail = g[k.nodes[-1]]
+        k.out_elems = _numel(tail.shape)
+        if tail.kind == "linear":
+            k.macs = tail.op.in_features * tail.op.out_features
+            k.params = k.macs
+        layouts = {self.layout_of(i) for i in node.inputs}
+        if same_layout and layouts == {NCHWC}:
+            k.layout = NCHWC
+        else:
+            k.reorder_elems = sum(_numel(g[i].shape) for i in node.inputs
+                                  if self.layout_of(i) == NCHWC)
+        return k
+
+    def batchnorm(self, node) -> Kernel:
+        """An unfolded BN: onnxruntime runs it as a blocked depthwise conv when its
+        channels allow, with a following conv-fusable activation applied in place."""
+        blocked = self.block > 1 and node.op.channels % self.block == 0
+        nodes = [node.name]
+        act = self.sole(node.name, "activation") if blocked else None
+        if act is not None and act.op.fn in CONV_ACTS:
+            nodes.append(act.name)
+        k = self.simple(node, "bn.c" if blocked else "bn.p", nodes)
+        if blocked:
+            k.reorder_elems = k.in_elems if self.layout_of(node.inputs[0]) != NCHWC else 0
+            k.layout = NCHWC
+        return k
+
+    def run(self) -> list[Kernel]:
+        g = self.g
+        for node in g:
+            if node.name in self.owner or node.kind == "input":
+                continue
+            kind = node.kind
+            if kind == "conv2d":
+                self.conv(node)
+            elif kind == "global_pool":
+                nodes = self.se_nodes(node)
+                if nodes is not None:
+                    self.se(node, nodes)
+                else:
+                    self.simple(node, "pool", same_layout=True)
+            elif kind in ("flatten", "dropout"):
+                nodes, tail = [node.name], node
+                while True:
+                    nxt = self.sole(tail.name, "flatten") or self.sole(tail.name, "dropout") \
+                        or self.sole(tail.name, "linear")
+                    if nxt is None:
+                        break
+                    nodes.append(nxt.name)
+                    tail = nxt
+                    if nxt.kind == "linear":
+                        break
+                self.simple(node, "linear" if tail.kind == "linear" else "reshape", nodes)
+            elif kind == "linear":
+                self.simple(node, "linear")
+            elif kind == "add":
+                self.simple(node, "add_partial" if node.op.partial and
+                            g[node.inputs[0]].shape != g[node.inputs[1]].shape else "add",
+                            same_layout=not node.op.partial)
+            elif kind == "activation":
+                self.simple(node, f"act.{node.op.fn}", same_layout=True)
+            elif kind == "batchnorm":
+                self.batchnorm(node)
+            elif kind == "mul":
+                self.simple(node, "mul")
+            elif kind in ("concat", "replicate", "slice"):
+                self.simple(node, kind)
+            else:
+                raise CompileError(f"latency fusion pass: no kernel rule for op kind "
+                                   f"{kind!r} (node {node.name})")
+        return self.kernels
+
+
+def kernels(graph, nchwc_block: int = 16) -> list[Kernel]:
+    """The kernels onnxruntime runs for ``graph`` (in execution order), each with the IR
+    nodes it covers and its figures. ``nchwc_block``: the NCHWc block size of the CPU
+    (16 with AVX-512, 8 with AVX2, 0 to turn the blocked layout off)."""
+    return _Fuser(graph, nchwc_block).run()

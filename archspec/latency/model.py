@@ -1,0 +1,164 @@
+"""The latency model: per kernel type, time = a + b*MACs + c*elements read + d*elements
+written + e*weights + f*elements reordered (non-negative coefficients), plus a per-model
+overhead ``a0 + b0 * kernels`` (fitted as the median of the per-kernel overhead).
+
+Kernel types are hierarchical (``conv.dw.k5s2.c`` -> ``conv.dw.k5s2`` -> ``conv.dw`` ->
+``conv``); a type seen fewer than ``MIN_SAMPLES`` times in calibration is predicted by its
+nearest fitted ancestor, and a kernel with no fitted ancestor by the ``*`` model fitted on
+everything. Fitting minimises *relative* squared error (every sample weighs the same,
+small kernels included), drops samples more than ``OUTLIER_REL`` off a first fit and
+refits once.
+
+Prediction is plain Python (no numpy): ``archspec cost --profile`` stays light.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+FEATURES = ("one", "macs", "in_elems", "out_elems", "params", "reorder_elems")
+SCALES = (1.0, 1e6, 1e6, 1e6, 1e6, 1e6)   # coefficients are per million (readable JSON)
+MIN_SAMPLES = 8
+OUTLIER_REL = 0.35
+
+
+def row(features: dict) -> list[float]:
+    return [1.0] + [features[k] / s for k, s in zip(FEATURES[1:], SCALES[1:])]
+
+
+def ancestors(type_: str) -> list[str]:
+    """``conv.dw.k3s1.c`` -> the type itself, then its prefixes, then ``*``."""
+    parts = type_.split(".")
+    return [".".join(parts[:i]) for i in range(len(parts), 0, -1)] + ["*"]
+
+
+@dataclass
+class KernelPrediction:
+    name: str
+    type: str
+    model: str          # the fitted type that predicted it
+    us: float
+    nodes: list
+    block: str = ""
+    stage: str = ""
+
+
+@dataclass
+class Prediction:
+    total_ms: float
+    overhead_ms: float
+    kernels: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"total_ms": round(self.total_ms, 4), "overhead_ms": round(self.overhead_ms, 4),
+                "kernels": [{"name": k.name, "type": k.type, "model": k.model,
+                             "ms": round(k.us / 1000.0, 5), "nodes": k.nodes,
+                             "block": k.block, "stage": k.stage} for k in self.kernels]}
+
+    def per(self, key: str) -> dict[str, float]:
+        """ms per ``layer`` (the kernel's first IR node), ``block`` or ``stage``."""
+        out: dict[str, float] = {}
+        for k in self.kernels:
+            name = {"layer": k.name, "block": k.block, "stage": k.stage}[key]
+            out[name] = out.get(name, 0.0) + k.us / 1000.0
+        return out
+
+
+class LatencyModel:
+    """Coefficients per kernel type (``coef[type]`` aligned with FEATURES) + overhead."""
+
+    def __init__(self, coef: dict[str, list[float]], overhead: tuple[float, float],
+                 stats: dict | None = None):
+        self.coef = coef
+        self.overhead = overhead
+        self.stats = stats or {}
+
+    def model_for(self, type_: str) -> str:
+        for t in ancestors(type_):
+            if t in self.coef:
+                return t
+        raise KeyError(f"the profile has no model for kernel type {type_!r}")
+
+    def kernel_us(self, type_: str, features: dict) -> tuple[str, float]:
+        t = self.model_for(type_)
+        return t, sum(c * x for c, x in zip(self.coef[t], row(features)))
+
+    def predict(self, kernels) -> Prediction:
+        preds = []
+        for k in kernels:
+            t, us = self.kernel_us(k.type, k.features())
+            preds.append(KernelPrediction(k.name, k.type, t, us, list(k.nodes), k.block,
+                                          k.stage))
+        a, b = self.overhead
+        overhead_ms = (a + b * len(preds)) / 1000.0
+        return Prediction(sum(p.us for p in preds) / 1000.0 + overhead_ms, overhead_ms, preds)
+
+    def to_dict(self) -> dict:
+        return {"features": list(FEATURES), "feature_scale": list(SCALES),
+                "coef": self.coef, "overhead_us": list(self.overhead), "fit": self.stats}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> LatencyModel:
+        if list(d.get("features", [])) != list(FEATURES):
+            raise ValueError("the profile's model uses other features "
+                             f"({d.get('features')}); recalibrate with this archspec")
+        return cls({k: list(v) for k, v in d["coef"].items()}, tuple(d["overhead_us"]),
+                   d.get("fit", {}))
+
+
+# ---- fitting (numpy) -----------------------------------------------------------------------
+def _nnls_rel(X, y):
+    """Non-negative least squares on relative error (rows scaled by 1/y), by active set:
+    drop the most negative coefficient and refit until none is negative."""
+    import numpy as np
+
+    A = X / y[:, None]
+    b = np.ones_like(y)
+    active = list(range(X.shape[1]))
+    while True:
+        sol, *_ = np.linalg.lstsq(A[:, active], b, rcond=None)
+        if (sol >= 0).all() or len(active) == 1:
+            coef = np.zeros(X.shape[1])
+            coef[active] = np.clip(sol, 0, None)
+            return coef
+        active.pop(int(np.argmin(sol)))
+
+
+def fit_type(rows_: list[list[float]], ys: list[float]) -> tuple[list[float], dict]:
+    """Coefficients for one kernel type, with outlier rejection; and fit statistics."""
+    import numpy as np
+
+    X, y = np.asarray(rows_, float), np.asarray(ys, float)
+    keep = y > 0
+    X, y = X[keep], y[keep]
+    coef = _nnls_rel(X, y)
+    rel = X @ coef / y - 1
+    inliers = np.abs(rel) <= max(OUTLIER_REL, 3 * float(np.median(np.abs(rel))))
+    if inliers.sum() >= max(MIN_SAMPLES, X.shape[1]) and not inliers.all():
+        coef = _nnls_rel(X[inliers], y[inliers])
+        rel = X @ coef / y - 1
+    stats = {"n": int(len(y)), "outliers": int((~inliers).sum()),
+             "median_abs_rel_err": round(float(np.median(np.abs(rel[inliers]))), 4),
+             "within_10pct": round(float(np.mean(np.abs(rel) <= 0.10)), 3)}
+    return [float(c) for c in coef], stats
+
+
+def fit(samples: list[dict], overhead_samples: list[tuple[int, float]]) -> LatencyModel:
+    """``samples``: {type, features, us}; ``overhead_samples``: (kernels, us) per network."""
+    import numpy as np
+
+    groups: dict[str, list[dict]] = {}
+    for s in samples:
+        for t in ancestors(s["type"]):
+            groups.setdefault(t, []).append(s)
+    coef, stats = {}, {}
+    for t, group in sorted(groups.items()):
+        if len(group) < MIN_SAMPLES and t != "*":
+            continue
+        coef[t], stats[t] = fit_type([row(s["features"]) for s in group],
+                                     [s["us"] for s in group])
+    if overhead_samples:  # robust on a busy machine: the median overhead per kernel
+        per = sorted(us / max(n, 1) for n, us in overhead_samples)
+        overhead = (0.0, max(0.0, float(np.median(per))))
+    else:
+        overhead = (0.0, 0.0)
+    return LatencyModel(coef, overhead, stats)
