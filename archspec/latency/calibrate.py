@@ -182,8 +182,10 @@ def ir_name(node_name: str, known) -> str | None:
 
 def attribute(events: list[dict], owner: dict[str, int], warmup: int) -> list[dict]:
     """Per timed run: kernel index -> microseconds. ``events``: the profiler's trace;
-    ``owner``: IR node -> kernel index. A node without an IR name (a layout reorder) is
-    charged to the next kernel that runs, or to the last one at the end of a run."""
+    ``owner``: IR node -> kernel index. A layout reorder is charged to the next kernel
+    that runs (or the last one at the end of a run); another node without an IR name (a
+    helper onnxruntime made, e.g. hswish split into HardSigmoid and Mul) to the kernel
+    before it."""
     runs = sorted((e for e in events if e.get("cat") == "Session"
                    and e.get("name") == "model_run"), key=lambda e: e["ts"])
     nodes = sorted((e for e in events if e.get("cat") == "Node"
@@ -201,6 +203,9 @@ def attribute(events: list[dict], owner: dict[str, int], warmup: int) -> list[di
             if e["ts"] < r["ts"]:
                 continue
             ir = ir_name(e["name"], owner)
+            if ir is None and last is not None and not e["name"].startswith("Reorder"):
+                times[last] += e["dur"]   # an unnamed helper (hswish as hsigmoid * x)
+                continue
             if ir is None:
                 pending += e["dur"]
                 continue
@@ -350,3 +355,26 @@ def build(raw: dict):
     created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     return Profile("onnxruntime", settings, machine("onnxruntime"), versions(), model, calib,
                    created)
+
+
+def optimized_nodes(graph, threads: int = 1) -> list[tuple[str, str, str]]:
+    """(domain, op type, name) of every node onnxruntime runs for ``graph`` after its
+    optimisations: what the fusion rules are checked against (tests)."""
+    import os
+    import tempfile
+
+    import onnx
+    import onnxruntime as ort
+
+    from ..backends import get_backend
+
+    model = get_backend("onnx").build(graph, seed=0, check=False)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    with tempfile.TemporaryDirectory() as tmp:
+        opts.optimized_model_filepath = os.path.join(tmp, "opt.onnx")
+        ort.InferenceSession(model.serialize(), opts, providers=["CPUExecutionProvider"])
+        proto = onnx.load(opts.optimized_model_filepath)
+    return [(n.domain, n.op_type, n.name) for n in proto.graph.node]
