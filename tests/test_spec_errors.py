@@ -217,3 +217,9 @@ def test_huge_repeat_count_is_bounded_quickly(write):
 def test_row_that_is_not_a_mapping(write):
     p = one(write("name: x\nstages:\n  - [conv, 16]\n"))
     assert "a row must be a mapping" in p.message and p.location.path == "stages[0]"
+
+
+def test_null_field_in_list_row_counts_as_missing(write):
+    # found by tests/test_fuzz.py: `c: ~` used to reach the lowering as None
+    p = one(write("name: x\nstages:\n  - {block: conv, c: ~}\n"))
+    assert "needs `c`" in p.message

@@ -222,8 +222,9 @@ def _section_rows(value, section, doc: Located, problems):
                                         f" got {type(row).__name__}",
                                         "or write the section as a table: columns + rows"))
                 continue
+            row = {k: v for k, v in row.items() if v is not None}  # `~` = not given
             locs = {k: doc.where((section, i, k), f"{section}[{i}].{k}") for k in row}
-            out.append((dict(row), locs, doc.where((section, i), f"{section}[{i}]")))
+            out.append((row, locs, doc.where((section, i), f"{section}[{i}]")))
         return out
     columns = value["columns"]
     for i, cells in enumerate(value["rows"]):
