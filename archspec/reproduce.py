@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from .spec.loader import SHIPPED, load, loads
@@ -102,7 +102,8 @@ FIGURES: tuple[Figure, ...] = (
     Figure(V3, "Table 3", "V3-Large 1.0", "mobilenetv3_large", "5.4M", "219M",
            official_params=5_483_032, official_madds=216.59e6, official=TV),
     Figure(V3, "Table 3", "V3-Large 0.75", "mobilenetv3_large_075", "4M", "155M",
-           official_params=3_990_000, official=TIMM.replace("card", "card tf_mobilenetv3_large_075"),
+           official_params=3_990_000,
+           official=TIMM.replace("card", "card tf_mobilenetv3_large_075"),
            official_exact=False),
     Figure(V3, "Table 3", "V2 1.0", "mobilenetv2", "3.4M", "300M", width=1.0,
            official_params=3_504_872, official_madds=300.77e6, official=TV,
@@ -119,7 +120,8 @@ FIGURES: tuple[Figure, ...] = (
            "  - {block: classifier, dropout: 0.2}\n", "2.9M", "66M", notes={
                "madds": "the head adds only 0.4 M MAdds; 66 M stays unexplained"}),
     Figure(V3, "Table 3", "V3-Small 0.75", "mobilenetv3_small_075", "2.4M", "44M",
-           official_params=2_040_000, official=TIMM.replace("card", "card tf_mobilenetv3_small_075"),
+           official_params=2_040_000,
+           official=TIMM.replace("card", "card tf_mobilenetv3_small_075"),
            official_exact=False, notes={
                "params": "the official model has 2.04 M; as for Small 1.0, a 1280-wide last "
                          "1x1 would give the printed figure (next row)"}),
@@ -219,7 +221,7 @@ FIGURES: tuple[Figure, ...] = (
 
 
 # ---- computing ------------------------------------------------------------------------
-@lru_cache(maxsize=None)
+@cache
 def ours(spec: str, width: float | None = None, resolution: int | None = None):
     """(params, madds) of a shipped spec name or an inline YAML variant."""
     if "\n" in spec:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..errors import BackendError
 from . import Backend
+from .common import outputs_for
 
 REQUIREMENT = "onnx onnxruntime"
 
@@ -76,7 +77,7 @@ class OnnxBackend(Backend):
         half precision. With ``check`` the model is verified by ``onnx.checker`` (full
         check, strict shape inference)."""
         from .. import __version__
-        outputs = self._lower.outputs_for(graph, features)
+        outputs = outputs_for(graph, features)
         if weights is None:
             arrays = self._lower.random_weights(graph, seed)
         else:

@@ -23,6 +23,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from ..errors import BackendError, did_you_mean
 from ..ir.graph import Graph
+from .common import live_nodes
 
 OPSET = 21          # onnx >= 1.15, onnxruntime >= 1.18
 MIN_OPSET = 17      # HardSwish needs 14; LayerNorm-era opsets keep the Clip/Slice forms used
@@ -68,7 +69,7 @@ def as_numpy(state_dict, source: str, graph: Graph, outputs=None) -> dict[str, n
     """``state_dict`` (torch tensors or arrays) as float32 arrays, checked against the
     weights that computing ``outputs`` (default: the graph's) needs; extra entries
     (``num_batches_tracked``, layers the outputs do not need) are ignored."""
-    live = _live(graph, (outputs or graph.outputs).values())
+    live = live_nodes(graph, (outputs or graph.outputs).values())
     needed = expected_shapes(graph)
     out = {}
     for key, shape in needed.items():
@@ -119,29 +120,8 @@ def _doc(node) -> str:
                                      "block_type": node.block_type}, separators=(",", ":"))
 
 
-def outputs_for(graph: Graph, features) -> dict[str, str]:
-    """The named outputs: the graph's output, or the requested taps."""
-    if features is None:
-        return dict(graph.outputs)
-    features = [features] if isinstance(features, str) else list(features)
-    taps = ", ".join(sorted(graph.taps)) or "none"
-    if not features:
-        raise BackendError(f"features: name at least one tap (available taps: {taps})")
-    for f in features:
-        if f not in graph.taps:
-            raise BackendError(f"{graph.name} has no tap `{f}` (available taps: {taps}; "
-                               f"{did_you_mean(f, graph.taps)})")
-    return {f: graph.taps[f] for f in features}
 
 
-def _live(graph: Graph, wanted) -> set[str]:
-    live, todo = set(), list(wanted)
-    while todo:
-        name = todo.pop()
-        if name not in live:
-            live.add(name)
-            todo.extend(graph[name].inputs)
-    return live
 
 
 def foldable(graph: Graph, outputs=()) -> dict[str, str]:
@@ -174,7 +154,7 @@ def lower(graph: Graph, weights: dict[str, np.ndarray], outputs: dict[str, str],
     dtype = np.float16 if fp16 else np.float32
     elem = TensorProto.FLOAT16 if fp16 else TensorProto.FLOAT
     b = _Builder(dtype)
-    live = _live(graph, outputs.values())
+    live = live_nodes(graph, outputs.values())
     folds = foldable(graph, set(outputs.values())) if fold_bn else {}
     folded_convs = set(folds.values())
     out_names: dict[str, str] = {}

@@ -72,7 +72,7 @@ def save(model, path, spec, graph: Graph) -> None:
 def spec_text(spec) -> str:
     """Self-contained YAML for a spec given as a path, a shipped name, YAML text or a
     loaded :class:`Spec` (read back from its file)."""
-    from ..spec.loader import _resolve_extends, resolve_path
+    from ..spec.loader import resolve_path, resolved_document
     from ..spec.yamlio import parse_yaml, read_yaml
 
     if hasattr(spec, "compile"):
@@ -82,13 +82,13 @@ def spec_text(spec) -> str:
         spec = Path(spec.file)
     if isinstance(spec, Path) or ("\n" not in str(spec) and resolve_path(spec).is_file()):
         path = resolve_path(spec)
-        doc, text, chain = read_yaml(path), path.read_text(encoding="utf-8"), (path.resolve(),)
+        doc, text = read_yaml(path), path.read_text(encoding="utf-8")
     else:
-        path, text, chain = Path.cwd() / "<spec>", str(spec), ()
+        path, text = Path.cwd() / "<spec>", str(spec)
         doc = parse_yaml(text, "<spec>")
     if not isinstance(doc.data, dict) or "extends" not in doc.data:
         return text
-    merged = _resolve_extends(doc, path, chain).data
+    merged = resolved_document(doc, path)
     header = f"# {merged.get('name', path.stem)}: {path.name} with `extends` merged in\n"
     return header + yaml.safe_dump(merged, sort_keys=False)
 

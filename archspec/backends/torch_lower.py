@@ -14,8 +14,10 @@ import operator
 import torch
 from torch import fx, nn
 
-from ..errors import BackendError, did_you_mean
+from ..errors import BackendError
+from ..analysis.memory import inplace_activation
 from ..ir.graph import Graph
+from .common import live_nodes, outputs_for
 
 ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -25,10 +27,6 @@ ACTIVATIONS = {
     "swish": nn.SiLU,
     "sigmoid": nn.Sigmoid,
 }
-INPLACE_ACTIVATIONS = {"relu", "relu6", "hswish", "hsigmoid", "swish"}
-# An activation may overwrite its input only when that input is a fresh tensor (not a view)
-# that nothing else reads.
-FRESH_OUTPUT_KINDS = {"conv2d", "batchnorm", "linear"}
 ALL_CHANNELS = slice(None)
 
 
@@ -75,14 +73,9 @@ def _batchnorm(node, graph):
 
 
 def _activation(node, graph):
-    return ACTIVATIONS[node.op.fn](**({"inplace": True} if _may_overwrite(node, graph) else {}))
-
-
-def _may_overwrite(node, graph) -> bool:
-    (source,) = node.inputs
-    return (node.op.fn in INPLACE_ACTIVATIONS and graph[source].kind in FRESH_OUTPUT_KINDS
-            and graph.consumers(source) == [node.name]
-            and source not in graph.taps.values() and source not in graph.outputs.values())
+    # the memory analysis models the same rule, so estimate and measurement agree
+    inplace = inplace_activation(graph, node)
+    return ACTIVATIONS[node.op.fn](**({"inplace": True} if inplace else {}))
 
 
 MODULES = {
@@ -142,37 +135,15 @@ FUNCTIONS = {"add": _add, "mul": _mul, "concat": _concat, "replicate": _replicat
 
 
 # ---- the graph ----------------------------------------------------------------------------
-def outputs_for(graph: Graph, features) -> dict[str, str]:
-    """The named outputs to return: the graph's output, or the requested taps."""
-    if features is None:
-        return dict(graph.outputs)
-    if isinstance(features, str):
-        features = [features]
-    unknown = [f for f in features if f not in graph.taps]
-    if unknown:
-        taps = ", ".join(sorted(graph.taps)) or "none"
-        raise BackendError(f"{graph.name} has no tap `{unknown[0]}` (available taps: {taps}; "
-                           f"{did_you_mean(unknown[0], graph.taps)})")
-    if not features:
-        raise BackendError("features: name at least one tap (available taps: "
-                           f"{', '.join(sorted(graph.taps)) or 'none'})")
-    return {f: graph.taps[f] for f in features}
 
 
-def _live(graph: Graph, wanted) -> set[str]:
-    import networkx as nx
-
-    live = set(wanted)
-    for name in wanted:
-        live |= nx.ancestors(graph.nx, name)
-    return live
 
 
 def lower(graph: Graph, features=None) -> tuple[fx.Graph, dict[str, nn.Module]]:
     """The fx graph and its modules (by IR name) computing ``graph``'s outputs, or the
     taps named in ``features`` (then nodes the taps do not need are left out)."""
     outputs = outputs_for(graph, features)
-    live = _live(graph, outputs.values())
+    live = live_nodes(graph, outputs.values())
     fxg = fx.Graph()
     env, modules = {}, {}
     for node in graph:

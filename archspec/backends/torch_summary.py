@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..analysis.cost import CostReport
 from ..ir.graph import Graph
-from .torch_lower import outputs_for
+from .common import outputs_for
 
 HEADER = ("module", "layer", "output", "params", "MAdds")
 

@@ -57,6 +57,13 @@ def loads(text: str, name: str = "<string>", base_dir: str | Path = ".") -> Spec
 
 
 # ---- extends ------------------------------------------------------------------------------
+def resolved_document(doc: Located, path: Path) -> dict:
+    """A parsed document with its ``extends`` chain merged in, as plain data; ``path`` is
+    where the document lives (``extends`` resolves against its folder)."""
+    chain = (path.resolve(),) if path.is_file() else ()
+    return _resolve_extends(doc, path, chain).data
+
+
 def _resolve_extends(doc: Located, path: Path, chain: tuple) -> Located:
     data = doc.data
     if not isinstance(data, dict):
