@@ -124,3 +124,15 @@ def test_cost_does_not_import_torch_or_onnx():
             " if m in sys.modules]\nprint('HEAVY', heavy, file=sys.stderr)\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert "HEAVY []" in r.stderr, r.stderr
+
+
+def test_build_options(tmp_path):
+    r = run_cli("build", "mobilenetv3_small", "--no-fold-bn")
+    assert r.returncode == 2 and "does not take --no-fold-bn" in r.stderr
+    r = run_cli("build", "mobilenetv2", "--features", "C9")
+    assert r.returncode == 2 and "no tap `C9`" in r.stderr
+    out = tmp_path / "v3s.onnx"
+    r = run_cli("build", "mobilenetv3_small", "-b", "onnx", "--no-fold-bn", "-r", "96", "-o", out)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(run_cli("cost", out, "-f", "json").stdout)
+    assert doc["totals"]["params"] == 2_542_856  # unfolded: the spec's own figures
