@@ -101,20 +101,29 @@ def _load(spec: str, width, resolution, classes):
               help='Exit 1 if over, e.g. "madds<=220M,params<=5.5M".')
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write to this file (atomically) instead of stdout.")
-def cost(spec, per, fmt, width, resolution, classes, batch, dtype, budget, output):
+@click.option("--profile", "profile_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Latency profile (archspec calibrate): adds predicted ms.")
+def cost(spec, per, fmt, width, resolution, classes, batch, dtype, budget, output,
+         profile_path):
     """Parameters, multiply-adds, elementwise work and memory access, per stage/block/layer."""
     from .analysis.budget import check_budget, parse_budget
     from .analysis.cost import cost as run_cost
 
     constraints = parse_budget(budget) if budget else None
-    report = run_cost(_load(spec, width, resolution, classes).compile(), batch=batch,
-                      dtype=dtype)
+    graph = _load(spec, width, resolution, classes).compile()
+    report = run_cost(graph, batch=batch, dtype=dtype)
+    lat = None
+    if profile_path is not None:  # docs/latency.md
+        from .latency.report import latency_column
+
+        lat = latency_column(graph, per, profile_path, batch=batch, dtype=dtype)
     if fmt == "json":
-        _emit(report.to_json(per), output)
+        _emit(json.dumps(lat.apply(report.to_dict(per)), indent=2) if lat
+              else report.to_json(per), output)
     elif fmt == "markdown":
         from .report.tables import markdown
 
-        _emit(markdown(report, per), output)
+        _emit(markdown(report, per) + (f"\n{lat.line()}\n" if lat else ""), output)
     elif fmt == "csv":
         from .report.tables import csv_text
 
@@ -122,14 +131,17 @@ def cost(spec, per, fmt, width, resolution, classes, batch, dtype, budget, outpu
     else:
         from .report.tables import rich_table
 
+        table = rich_table(report, per)
+        if lat:
+            lat.add_to(table, report.rows(per))
         if output is not None:
             from rich.console import Console
 
             con = Console(record=True, width=160, file=open("/dev/null", "w"))
-            con.print(rich_table(report, per))
+            con.print(table)
             _emit(con.export_text(), output)
         else:
-            _console().print(rich_table(report, per))
+            _console().print(table)
     if constraints:
         check_budget(report.totals, constraints, report.name)
 
@@ -304,8 +316,13 @@ def schema():
 @click.option("--weights", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               default=None, help="Weights (.pt) to load instead of random ones (onnx).")
 @click.option("--fp16", is_flag=True, help="Half-precision weights and I/O (onnx).")
+@click.option("--features", default=None,
+              help="Return these taps instead of the logits, e.g. C4,C5 (detection heads).")
+@click.option("--no-fold-bn", "no_fold_bn", is_flag=True,
+              help="Keep batch norm as separate nodes (onnx; folded by default).")
 @overrides
-def build(spec, backend, output, summary, seed, weights, fp16, width, resolution, classes):
+def build(spec, backend, output, summary, seed, weights, fp16, features, no_fold_bn, width,
+          resolution, classes):
     """Lower a spec to a backend model and (optionally) save it."""
     import inspect
 
@@ -315,10 +332,14 @@ def build(spec, backend, output, summary, seed, weights, fp16, width, resolution
     s = _load(spec, width, resolution, classes)
     g = s.compile()
     be = get_backend(backend)
-    options = {k: v for k, v in (("weights", weights), ("fp16", fp16)) if v}
+    taps = [f.strip() for f in features.split(",") if f.strip()] if features else None
+    options = {"weights": weights, "fp16": fp16 or None, "features": taps,
+               "fold_bn": False if no_fold_bn else None}
+    options = {k: v for k, v in options.items() if v is not None}
     for key in options:
         if key not in inspect.signature(be.build).parameters:
-            raise ArchspecError(f"the {backend} backend does not take --{key}")
+            flag = {"fold_bn": "no-fold-bn"}.get(key, key)
+            raise ArchspecError(f"the {backend} backend does not take --{flag}")
     model = be.build(g, seed=seed, **options)
     if summary:
         print(be.summary(model, g, run_cost(g)))

@@ -49,8 +49,10 @@ def _ints(text: str | None) -> list[int] | None:
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
               help="Pareto plot: .png, .svg or .pdf.")
 @click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option("--profile", "profile_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Latency profile: adds the figure latency_ms (predicted).")
 def sweep(spec, widths, resolutions, ts, alphas, ends, n_random, seed, memory, minimize,
-          maximize, budget, workers, output, plot, fmt):
+          maximize, budget, workers, output, plot, fmt, profile_path):
     """Evaluate a grid or random sample of a spec's variants and mark the Pareto front."""
     from ..analysis import sweep as sw
     from ..analysis.budget import parse_budget
@@ -68,9 +70,12 @@ def sweep(spec, widths, resolutions, ts, alphas, ends, n_random, seed, memory, m
     mins = [m for m in minimize.split(",") if m]
     maxs = [m for m in maximize.split(",") if m]
     for figure in (*mins, *maxs):
+        if figure == "latency_ms" and profile_path is not None:
+            continue
         if figure not in sw.FIGURES or (figure == "peak_bytes" and not memory):
             raise ArchspecError(f"--minimize/--maximize: unknown figure {figure!r} (one of "
-                                f"params, madds, elementwise; peak_bytes with --memory)")
+                                f"params, madds, elementwise; peak_bytes with --memory; "
+                                f"latency_ms with --profile)")
     sw.vary(base, variants[0]).compile()  # fail fast, with the spec's own error
     from rich.progress import Progress
 
@@ -78,6 +83,10 @@ def sweep(spec, widths, resolutions, ts, alphas, ends, n_random, seed, memory, m
         task = bar.add_task("sweep", total=len(variants))
         rows = sw.run(base, variants, memory=memory, workers=workers,
                       progress=lambda n: bar.advance(task, n))
+    if profile_path is not None:
+        from ..latency.report import sweep_latency
+
+        sweep_latency(base, variants, rows, profile_path)
     for row, on_front in zip(rows, sw.pareto(rows, mins, maxs)):
         row["pareto"] = on_front
     over = []

@@ -218,18 +218,6 @@ def attribute(events: list[dict], owner: dict[str, int], warmup: int) -> list[di
     return out[warmup:]
 
 
-def run_gaps(events: list[dict], warmup: int) -> list[float]:
-    """Per timed run: the run's duration minus its nodes' (time between kernels)."""
-    runs = sorted((e for e in events if e.get("cat") == "Session"
-                   and e.get("name") == "model_run"), key=lambda e: e["ts"])
-    nodes = [e for e in events if e.get("cat") == "Node"]
-    out = []
-    for r in runs[warmup:]:
-        end = r["ts"] + r["dur"]
-        out.append(r["dur"] - sum(e["dur"] for e in nodes if r["ts"] <= e["ts"] <= end))
-    return out
-
-
 # ---- measurement ---------------------------------------------------------------------------
 def nchwc_block() -> int:
     """onnxruntime's NCHWc block size on this CPU: 16 with AVX-512, 8 with AVX2."""

@@ -1,10 +1,13 @@
 """Predicted vs measured: time real models on the profile's backend, interleaved.
 
-Models are measured in ``rounds``: each round runs every model ``warmup`` + ``repeats``
-times before moving to the next, so a slow spell of a shared machine lands on all models
-rather than on one. The measured figure is the median of all timed runs; the spread is
-(max - min) / median of the per-round medians, the measurement's own run-to-run noise,
-reported beside the prediction error.
+Models are measured in ``rounds``: each round builds a fresh onnxruntime session for
+every model and runs it ``warmup`` + ``repeats`` times before moving to the next, so a
+slow spell of a shared machine lands on all models rather than on one, and so the
+session-to-session variation (two sessions of the same model on this machine differ by
+up to ~15%, likely memory placement) is sampled rather than frozen into one figure.
+The measured figure is the median of all timed runs; the spread is (max - min) / median
+of the per-round medians, the measurement's own run-to-run noise, reported beside the
+prediction error.
 """
 from __future__ import annotations
 
@@ -49,11 +52,11 @@ def measure(graphs: list, threads: int, *, rounds: int = 5, repeats: int = 6,
 
         def make_step(g):
             return bench_step(g, settings)
-    steps = [make_step(g) for g in graphs]
     times = [[] for _ in graphs]
     medians = [[] for _ in graphs]
     for _ in range(rounds):
-        for i, step in enumerate(steps):
+        for i, g in enumerate(graphs):
+            step = make_step(g)   # a fresh session each round: sessions differ by ~10%
             for _ in range(warmup):
                 step()
             run = []

@@ -1,0 +1,61 @@
+"""The latency column of ``archspec cost --profile``: predicted ms per cost row and in
+total. Pure Python (no numpy, no onnxruntime): the cost command stays light."""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+from .kernels import kernels as fuse
+from .profile import current_warnings, load
+
+
+@dataclass
+class LatencyColumn:
+    per_row: dict       # row name -> ms (a kernel is charged to the row of its first node)
+    total_ms: float
+    overhead_ms: float
+
+    def apply(self, doc: dict) -> dict:
+        """``doc`` (CostReport.to_dict) with ``latency_ms`` in every row and the totals."""
+        for row in doc["rows"]:
+            row["latency_ms"] = round(self.per_row.get(row["name"], 0.0), 4)
+        doc["totals"]["latency_ms"] = round(self.total_ms, 4)
+        doc["latency"] = {"total_ms": round(self.total_ms, 4),
+                          "overhead_ms": round(self.overhead_ms, 4)}
+        return doc
+
+    def add_to(self, table, rows) -> None:
+        """A right-aligned ``ms`` column on a rich table already holding ``rows``."""
+        table.add_column("ms", footer=f"{self.total_ms:.3f}", justify="right")
+        table.columns[-1]._cells = [f"{self.per_row.get(e.name, 0.0):.3f}" for e in rows]
+
+    def line(self) -> str:
+        return (f"predicted latency {self.total_ms:.3f} ms (of which per-model overhead "
+                f"{self.overhead_ms:.3f} ms)")
+
+
+def latency_column(graph, per: str, profile_path, *, batch: int = 1,
+                   dtype: str = "fp32") -> LatencyColumn:
+    profile = load(profile_path)
+    for w in current_warnings(profile):
+        print(f"archspec: warning: {w}; predictions may be off", file=sys.stderr)
+    if batch != profile.settings.get("batch", 1) or dtype != profile.settings.get("dtype",
+                                                                                  "fp32"):
+        print(f"archspec: warning: the profile predicts batch "
+              f"{profile.settings.get('batch', 1)} {profile.settings.get('dtype', 'fp32')}, "
+              f"not batch {batch} {dtype}", file=sys.stderr)
+    pred = profile.model.predict(fuse(graph, profile.nchwc_block))
+    return LatencyColumn(pred.per(per), pred.total_ms, pred.overhead_ms)
+
+
+def sweep_latency(base, variants, rows: list[dict], profile_path) -> None:
+    """Add ``latency_ms`` (predicted) to each sweep row (rows align with ``variants``)."""
+    from ..analysis.sweep import vary
+
+    profile = load(profile_path)
+    for w in current_warnings(profile):
+        print(f"archspec: warning: {w}; predictions may be off", file=sys.stderr)
+    for v, row in zip(variants, rows):
+        graph = vary(base, v).compile()
+        row["latency_ms"] = round(profile.model.predict(fuse(graph, profile.nchwc_block))
+                                  .total_ms, 4)

@@ -1,0 +1,150 @@
+"""Validate a latency profile against measurement and write docs/latency.md's results.
+
+    python benchmarks/latency_check.py --profile profiles/cpu-ort-1t.json
+
+Models: every shipped spec plus ``--random`` variants drawn with ``sweep --random``'s
+sampler (archspec.analysis.sweep.random_variants + vary), spread evenly over the specs.
+Each model is predicted from its spec alone and measured with onnxruntime under the
+profile's settings, in interleaved rounds (archspec.latency.check), in chunks of
+``--chunk`` models. The figures (fraction within +-10% of the measured median, the
+measurement's own round-to-round spread) go into the generated part of docs/latency.md
+and, with every model, into ``--json``.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from archspec.analysis.sweep import random_variants, vary  # noqa: E402
+from archspec.latency import check as chk  # noqa: E402
+from archspec.latency.profile import current_warnings, load as load_profile  # noqa: E402
+from archspec.spec import load  # noqa: E402
+from archspec.spec.loader import SHIPPED  # noqa: E402
+
+BEGIN = "<!-- BEGIN GENERATED: benchmarks/latency_check.py -->"
+END = "<!-- END GENERATED -->"
+
+
+def models(n_random: int, seed: int) -> list[tuple[str, object]]:
+    specs = [load(p) for p in sorted(SHIPPED.glob("*.yaml"))]
+    out = [(s.name, s.compile()) for s in specs]
+    per = math.ceil(n_random / len(specs))
+    extra = []
+    for i, s in enumerate(specs):
+        for v in random_variants(per, seed + i, s):
+            try:
+                extra.append((f"{s.name} [{v.label()}]", vary(s, v).compile()))
+            except Exception as e:  # a variant the spec cannot take: say so, skip it
+                print(f"skip {s.name} {v.label()}: {e}", file=sys.stderr)
+    return out + extra[:max(n_random, 0)] if len(extra) >= n_random else out + extra
+
+
+def render(doc: dict) -> str:
+    s, p = doc["summary"], doc["profile"]
+    lines = [BEGIN, "",
+             f"Generated {doc['created']} by `python benchmarks/latency_check.py "
+             f"{doc['argv']}` in {doc['seconds']:.0f} s; load average "
+             f"{doc['load_before']} before, {doc['load_after']} after (2 cores, shared).", "",
+             f"- profile: `{doc['profile_path']}` ({p['backend']}, "
+             f"{p['settings']['threads']} thread(s), NCHWc block "
+             f"{p['settings']['nchwc_block']}), calibrated {p['created']} on {p['machine']['cpu']} "
+             f"with onnxruntime {p['versions']['onnxruntime']}: "
+             f"{p['calibration']['networks']} networks, "
+             f"{p['calibration']['kernel_samples']} kernel samples in "
+             f"{p['calibration']['seconds']:.0f} s; calibration round-to-round spread median "
+             f"{p['calibration']['round_spread_median']:.1%}, p90 "
+             f"{p['calibration']['round_spread_p90']:.1%}",
+             f"- models: {s['models']} ({doc['shipped']} shipped specs + "
+             f"{s['models'] - doc['shipped']} random variants), each measured in "
+             f"{doc['rounds']} interleaved rounds x {doc['repeats']} runs, a fresh session per "
+             "round", "",
+             "| figure | value |", "|---|---|",
+             f"| **within +-10% of the measured median** | **{s['within']:.1%}** "
+             f"({round(s['within'] * s['models'])} of {s['models']}) |",
+             f"| within +-10%, shipped specs only | {doc['within_shipped']:.1%} |",
+             f"| median absolute error | {s['abs_error_median']:.1%} |",
+             f"| p90 absolute error | {s['abs_error_p90']:.1%} |",
+             f"| median signed error (predicted / measured - 1) | "
+             f"{s['signed_error_median']:+.1%} |",
+             f"| measurement spread (max - min of round medians) / median: median | "
+             f"{s['spread_median']:.1%} |",
+             f"| measurement spread: p90 | {s['spread_p90']:.1%} |",
+             f"| models whose error is within their own measurement spread | "
+             f"{doc['within_spread']:.1%} |", "",
+             f"Verdict: {'meets' if s['within'] >= 0.9 else 'does NOT meet'} the bar "
+             "(>= 90% within +-10%).", "",
+             "<details><summary>every model</summary>", "",
+             "| model | predicted ms | measured ms | error | spread |", "|---|---:|---:|---:|---:|"]
+    for r in doc["results"]:
+        lines.append(f"| {r['name']} | {r['predicted_ms']:.3f} | {r['measured_ms']:.3f} | "
+                     f"{r['error']:+.1%} | {r['spread']:.1%} |")
+    lines += ["", "</details>", "", END]
+    return "\n".join(lines)
+
+
+def write_doc(path: Path, block: str) -> None:
+    text = path.read_text() if path.exists() else ""
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + block + rest.split(END, 1)[1]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    path.write_text(text)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--profile", default="profiles/cpu-ort-1t.json")
+    ap.add_argument("--random", type=int, default=102, help="random variants (>= 100)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=6)
+    ap.add_argument("--chunk", type=int, default=20)
+    ap.add_argument("--doc", default=str(ROOT / "docs" / "latency.md"))
+    ap.add_argument("--json", default=str(ROOT / "benchmarks" / "latency_check.json"))
+    args = ap.parse_args(argv)
+    profile = load_profile(args.profile)
+    for w in current_warnings(profile):
+        print(f"warning: {w}", file=sys.stderr)
+    t0 = time.perf_counter()
+    load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    named = models(args.random, args.seed)
+    shipped = len(list(SHIPPED.glob("*.yaml")))
+    results = []
+    for i in range(0, len(named), args.chunk):
+        chunk = named[i:i + args.chunk]
+        results += chk.check(chunk, profile, rounds=args.rounds, repeats=args.repeats)
+        done = len(results)
+        ok = sum(abs(r.error) <= 0.10 for r in results)
+        print(f"{done}/{len(named)} measured, {ok / done:.1%} within +-10% so far "
+              f"(load {os.getloadavg()[0]:.2f})", file=sys.stderr)
+    summary = chk.summary(results)
+    doc = {"created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+           "argv": " ".join(argv if argv is not None else sys.argv[1:]),
+           "seconds": time.perf_counter() - t0, "load_before": load_before,
+           "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+           "profile_path": args.profile, "profile": profile.to_dict(),
+           "rounds": args.rounds, "repeats": args.repeats, "shipped": shipped,
+           "summary": summary,
+           "within_shipped": sum(abs(r.error) <= 0.10 for r in results[:shipped]) / shipped,
+           "within_spread": sum(abs(r.error) <= max(r.spread, 0.0) for r in results)
+           / len(results),
+           "results": [r.to_dict() for r in results]}
+    doc["profile"].pop("model")
+    Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
+    write_doc(Path(args.doc), render(doc))
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

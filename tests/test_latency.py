@@ -1,0 +1,384 @@
+"""Latency prediction: fusion rules, attribution, fitting, profiles, check, CLI.
+
+Nothing here times anything: measurement is replaced by fake clocks, fake steps and fake
+profiler traces. The one test that asks onnxruntime for its optimised graph (the fusion
+rules' ground truth) builds sessions but never runs them.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from archspec.analysis.cost import cost
+from archspec.ir.graph import Graph
+from archspec.ir.ops import (Activation, Add, BatchNorm, Conv2d, Dropout, Flatten,
+                             GlobalAvgPool, Input, Linear, Mul)
+from archspec.latency import calibrate as cal
+from archspec.latency import check as chk
+from archspec.latency.kernels import kernels, nchwc_ok
+from archspec.latency.model import FEATURES, LatencyModel, ancestors, fit, row
+from archspec.latency.profile import Profile, load, setup_warnings
+from archspec.spec import load as load_spec
+from archspec.spec.loader import SHIPPED
+
+SPECS = sorted(SHIPPED.glob("*.yaml"))
+
+
+# ---- helpers ---------------------------------------------------------------------------------
+def conv_bn(g, name, x, cout, k=1, s=1, groups=1, act=None):
+    cin = g[x].shape[0]
+    y = g.add(f"{name}.conv", Conv2d(cin, cout, k, s, groups), [x])
+    y = g.add(f"{name}.bn", BatchNorm(cout), [y])
+    if act:
+        y = g.add(f"{name}.act", Activation(act), [y])
+    return y
+
+
+def tiny(act="relu", se=False, partial=False):
+    """stem -> inverted residual (optionally SE, partial add) -> head."""
+    g = Graph("tiny", {"resolution": 32, "channels": 3})
+    x = g.add("input", Input((3, 32, 32)))
+    x = conv_bn(g, "stem", x, 16, 3, 2, act="hswish")
+    h = conv_bn(g, "b.expand", x, 64, act=act)
+    h = conv_bn(g, "b.dw", h, 64, 3, 1, 64, act="relu")
+    if se:
+        p = g.add("b.se.pool", GlobalAvgPool(), [h])
+        r = g.add("b.se.fc1", Conv2d(64, 16, 1, bias=True), [p])
+        r = g.add("b.se.act", Activation("relu"), [r])
+        r = g.add("b.se.fc2", Conv2d(16, 64, 1, bias=True), [r])
+        r = g.add("b.se.gate", Activation("hsigmoid"), [r])
+        h = g.add("b.se.scale", Mul(), [h, r])
+    y = conv_bn(g, "b.project", h, 24 if partial else 16)
+    y = g.add("b.add", Add(partial=partial), [y, x])
+    y = g.add("head.pool", GlobalAvgPool(), [y])
+    y = g.add("head.flatten", Flatten(), [y])
+    y = g.add("head.dropout", Dropout(0.2), [y])
+    g.outputs["output"] = g.add("head.fc", Linear(g[y].shape[0], 10), [y])
+    return g
+
+
+def by_name(ks):
+    return {k.name: k for k in ks}
+
+
+def fake_profile(coef=None, overhead=(10.0, 1.0), machine=None, versions=None):
+    coef = coef or {"*": [5.0, 10.0, 1.0, 1.0, 1.0, 1.0], "conv": [2.0, 20.0, 0, 0, 0, 0]}
+    from archspec.bench import machine as m, versions as v
+
+    return Profile("onnxruntime", {"threads": 1, "batch": 1, "nchwc_block": 16,
+                                   "dtype": "fp32"},
+                   machine or m(), versions or v(), LatencyModel(coef, overhead),
+                   {"networks": 1}, "now")
+
+
+# ---- fusion rules ----------------------------------------------------------------------------
+def test_conv_bn_act_and_residual_add_fuse_into_one_kernel():
+    ks = by_name(kernels(tiny()))
+    assert ks["stem.conv"].nodes == ["stem.conv", "stem.bn", "stem.act"]
+    assert ks["b.expand.conv"].nodes == ["b.expand.conv", "b.expand.bn", "b.expand.act"]
+    assert ks["b.project.conv"].nodes == ["b.project.conv", "b.project.bn", "b.add"]
+    assert ks["b.project.conv"].in_elems == 64 * 16 * 16 + 16 * 16 * 16  # + the residual
+    assert [k.type for k in kernels(tiny())][-2:] == ["pool", "linear"]
+    assert ks["head.flatten"].nodes == ["head.flatten", "head.dropout", "head.fc"]
+
+
+def test_swish_is_its_own_kernel():
+    ks = by_name(kernels(tiny(act="swish")))
+    assert ks["b.expand.conv"].nodes == ["b.expand.conv", "b.expand.bn"]
+    assert ks["b.expand.act"].type == "act.swish"
+
+
+def test_se_is_one_kernel_and_partial_add_is_not_fused():
+    ks = by_name(kernels(tiny(se=True, partial=True)))
+    assert ks["b.se.pool"].type == "se"
+    assert ks["b.se.pool"].nodes == ["b.se.pool", "b.se.fc1", "b.se.act", "b.se.fc2",
+                                     "b.se.gate", "b.se.scale"]
+    assert ks["b.se.pool"].macs == 64 * 16 * 2
+    assert ks["b.add"].type == "add_partial"
+    assert ks["b.project.conv"].nodes == ["b.project.conv", "b.project.bn"]
+
+
+def test_conv_feeding_two_consumers_does_not_fuse():
+    g = Graph("fork", {})
+    x = g.add("input", Input((16, 8, 8)))
+    c = g.add("c", Conv2d(16, 16, 1), [x])
+    g.add("a1", Activation("relu"), [c])
+    g.outputs["output"] = g.add("a2", Activation("relu"), [c])
+    assert [k.nodes for k in kernels(g)] == [["c"], ["a1"], ["a2"]]
+
+
+def test_unknown_op_is_an_error():
+    g = tiny()
+
+    class Weird:
+        kind = "weird"
+
+        def infer(self, shapes):
+            return shapes[0]
+
+    g.add("w", Weird(), ["head.fc"])
+    with pytest.raises(Exception, match="no kernel rule for op kind 'weird'"):
+        kernels(g)
+
+
+@pytest.mark.parametrize("cin,cout,groups,blocked", [
+    (3, 16, 1, True),       # stem: NCHW input read directly
+    (24, 72, 1, True),      # padded to whole blocks
+    (27, 162, 1, False),    # not a multiple of 4
+    (228, 228, 228, True),  # depthwise, padded
+    (162, 162, 162, False),
+    (64, 64, 4, True),      # 16 per group
+    (64, 64, 8, False),
+])
+def test_nchwc_rule(cin, cout, groups, blocked):
+    assert nchwc_ok(Conv2d(cin, cout, 3, 1, groups), 16) is blocked
+    assert nchwc_ok(Conv2d(cin, cout, 3, 1, groups), 0) is False
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
+def test_every_node_in_exactly_one_kernel_and_macs_add_up(path):
+    g = load_spec(path).compile()
+    ks = kernels(g)
+    covered = [n for k in ks for n in k.nodes]
+    assert sorted(covered) == sorted(n.name for n in g if n.kind != "input")
+    assert sum(k.macs for k in ks) == cost(g).totals.madds
+
+
+@pytest.mark.parametrize("name", ["mobilenetv3_small", "rexnet", "mobilenetv2_replication_d",
+                                  "mobilenext_variant_c"])
+def test_fusion_rules_match_onnxruntime(name):
+    """Every node onnxruntime runs maps to one of our kernels, every kernel is run, and
+    each conv runs in the layout (NCHWc or plain) the rules predict."""
+    pytest.importorskip("onnxruntime")
+    g = load_spec(name).compile()
+    ks = kernels(g, cal.nchwc_block() or 16)
+    owner = {n: k for k in ks for n in k.nodes}
+    seen = set()
+    for domain, op, node in cal.optimized_nodes(g):
+        ir = cal.ir_name(node, owner)
+        if ir is None:
+            assert "Reorder" in op or node == "", (op, node)
+            continue
+        k = owner[ir]
+        seen.add(k.name)
+        if k.type.startswith("conv") and op in ("Conv", "FusedConv") and cal.nchwc_block():
+            assert (domain == "com.microsoft.nchwc") == k.type.endswith(".c"), (k.type, node)
+    assert seen == {k.name for k in ks}
+
+
+def test_random_calibration_networks_are_seeded_and_cover_the_kernel_types():
+    a, b = cal.random_network(3), cal.random_network(3)
+    assert [(n.name, n.shape) for n in a] == [(n.name, n.shape) for n in b]
+    types = {k.type.split(".")[0] + ("." + k.type.split(".")[1] if k.type.startswith("conv")
+                                     else "")
+             for i in range(40) for k in kernels(cal.random_network(i))}
+    assert {"conv.dw", "conv.pw", "conv.full", "conv.group", "se", "add_partial", "act",
+            "bn", "replicate", "pool", "linear"} <= types
+
+
+# ---- attribution of profiler events ----------------------------------------------------------
+def _trace(runs):
+    """A fake onnxruntime profile: runs is a list of [(node name, dur)]."""
+    events, ts = [], 0
+    for nodes in runs:
+        start = ts
+        for name, dur in nodes:
+            events.append({"cat": "Node", "name": f"{name}_kernel_time", "ts": ts, "dur": dur})
+            ts += dur + 1
+        events.append({"cat": "Session", "name": "model_run", "ts": start, "dur": ts - start})
+        ts += 5
+    return events
+
+
+def test_attribute_charges_reorders_forward_and_helpers_backward():
+    owner = {"a.conv": 0, "a.bn": 0, "b.act": 1}
+    run = [("a.bn_nchwc", 10), ("", 2), ("ReorderOutput_token_1", 3),
+           ("b.act/QuickGeluFusion/", 7), ("ReorderOutput", 4)]
+    events = _trace([run, run, [(n, d * 2) for n, d in run]])
+    out = cal.attribute(events, owner, warmup=1)
+    assert out == [{0: 12, 1: 14}, {0: 24, 1: 28}]
+
+
+def test_ir_name_strips_onnxruntime_suffixes():
+    known = {"s.b.add", "s.bn", "r.rep.bn"}
+    assert cal.ir_name("s.b.add.tail/GatherSliceToSplitFusion", known) == "s.b.add"
+    assert cal.ir_name("s.bn_nchwc_kernel_time", known) == "s.bn"
+    assert cal.ir_name("r.rep.bn_bn_nchwc", known) == "r.rep.bn"
+    assert cal.ir_name("ReorderInput_token_3", known) is None
+
+
+# ---- model -----------------------------------------------------------------------------------
+def _samples(coef, n=40, type_="conv.pw.c", noise=0.0, seed=0):
+    import random
+
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        f = {"macs": rng.uniform(1e5, 5e7), "in_elems": rng.uniform(1e3, 1e6),
+             "out_elems": rng.uniform(1e3, 1e6), "params": rng.uniform(1e2, 1e5),
+             "reorder_elems": rng.choice((0.0, rng.uniform(1e3, 1e5)))}
+        us = sum(c * x for c, x in zip(coef, row(f))) * (1 + rng.uniform(-noise, noise))
+        out.append({"type": type_, "features": f, "us": us})
+    return out
+
+
+def test_fit_recovers_known_coefficients_and_rejects_outliers():
+    coef = [3.0, 20.0, 5.0, 2.0, 0.0, 40.0]
+    samples = _samples(coef)
+    samples[0] = {**samples[0], "us": samples[0]["us"] * 5}    # a preempted measurement
+    model = fit(samples, [(10, 50.0), (20, 100.0), (40, 200.0)])
+    got = model.coef["conv.pw.c"]
+    assert got == pytest.approx(coef, rel=1e-3, abs=1e-3)
+    assert model.stats["conv.pw.c"]["outliers"] == 1
+    assert model.overhead == pytest.approx((0.0, 5.0))
+
+
+def test_fit_coefficients_are_non_negative_and_sparse_types_fall_back():
+    samples = _samples([3.0, 20.0, 0, 0, 0, 0], noise=0.05) + \
+        _samples([1.0, 30.0, 0, 0, 0, 0], n=3, type_="conv.pw.p")
+    model = fit(samples, [])
+    assert all(c >= 0 for cs in model.coef.values() for c in cs)
+    assert "conv.pw.p" not in model.coef          # 3 samples: too few
+    assert model.model_for("conv.pw.p") == "conv.pw"
+    assert model.model_for("linear") == "*"
+    assert ancestors("conv.dw.k3s1.c") == ["conv.dw.k3s1.c", "conv.dw.k3s1", "conv.dw",
+                                           "conv", "*"]
+
+
+def test_predict_sums_kernels_and_overhead():
+    model = LatencyModel({"*": [5.0, 0, 0, 0, 0, 0], "conv": [1.0, 1.0, 0, 0, 0, 0]},
+                         (10.0, 2.0))
+    ks = kernels(tiny())
+    pred = model.predict(ks)
+    n_conv = sum(k.type.startswith("conv") for k in ks)
+    macs = sum(k.macs for k in ks if k.type.startswith("conv"))
+    expect_us = n_conv + macs / 1e6 + 5.0 * (len(ks) - n_conv) + 10.0 + 2.0 * len(ks)
+    assert pred.total_ms == pytest.approx(expect_us / 1000)
+    assert sum(pred.per("layer").values()) + pred.overhead_ms == pytest.approx(pred.total_ms)
+    assert len(FEATURES) == len(model.coef["*"])
+
+
+# ---- profile ---------------------------------------------------------------------------------
+def test_profile_roundtrip_and_setup_warnings(tmp_path):
+    p = fake_profile()
+    path = tmp_path / "p.json"
+    p.save(path)
+    q = load(path)
+    assert q.model.coef == p.model.coef and q.nchwc_block == 16
+    assert setup_warnings(q, q.machine, q.versions) == []
+    other = {**q.machine, "cpu": "Some Other CPU"}
+    warns = setup_warnings(q, other, {**q.versions, "onnxruntime": "0.1"}, threads=4)
+    assert len(warns) == 3 and "Some Other CPU" in warns[0]
+
+
+def test_profile_errors(tmp_path):
+    from archspec.errors import ArchspecError
+
+    with pytest.raises(ArchspecError, match="not found"):
+        load(tmp_path / "missing.json")
+    (tmp_path / "bad.json").write_text('{"schema": "x"}')
+    with pytest.raises(ArchspecError, match="not a latency profile"):
+        load(tmp_path / "bad.json")
+
+
+# ---- check -----------------------------------------------------------------------------------
+def test_measure_interleaves_rounds_with_fresh_sessions_and_reports_spread():
+    order, built = [], []
+    clock_t = [0.0]
+    cost_ms = {"a": [1.0, 1.0, 1.2], "b": [2.0, 2.0, 2.0]}
+    calls = {"a": 0, "b": 0}
+
+    def make_step(g):
+        built.append(g)
+
+        def step():
+            order.append(g)
+            r = min(calls[g] // 3, 2)   # 1 warm-up + 2 timed per round
+            calls[g] += 1
+            clock_t[0] += cost_ms[g][r] / 1000
+        return step
+
+    out = chk.measure(["a", "b"], 1, rounds=3, repeats=2, warmup=1,
+                      clock=lambda: clock_t[0], make_step=make_step)
+    assert built == ["a", "b"] * 3
+    assert order == ["a"] * 3 + ["b"] * 3 + ["a"] * 3 + ["b"] * 3 + ["a"] * 3 + ["b"] * 3
+    (ma, sa, rounds_a), (mb, sb, _) = out
+    assert ma == pytest.approx(1.0) and rounds_a == pytest.approx([1.0, 1.0, 1.2])
+    assert sa == pytest.approx(0.2) and sb == pytest.approx(0.0)
+
+
+def test_check_compares_prediction_with_measurement():
+    g = tiny()
+    p = fake_profile()
+    want = chk.predict(g, p).total_ms
+    t = [0.0]
+
+    def make_step(_):
+        def step():
+            t[0] += want * 1.05 / 1000
+        return step
+
+    (r,) = chk.check([("tiny", g)], p, rounds=2, repeats=3, make_step=make_step,
+                     clock=lambda: t[0])
+    assert r.error == pytest.approx(1 / 1.05 - 1)
+    s = chk.summary([r])
+    assert s["within"] == 1.0 and s["models"] == 1
+
+
+# ---- command line ----------------------------------------------------------------------------
+def _run(*args):
+    return subprocess.run([sys.executable, "-m", "archspec", *args], capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_latency_command_json(tmp_path):
+    path = tmp_path / "p.json"
+    fake_profile().save(path)
+    r = _run("latency", "mobilenetv3_small", "--profile", str(path), "-f", "json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["total_ms"] > 0 and d["kernels"][0]["type"].startswith("conv")
+    assert sum(k["ms"] for k in d["kernels"]) + d["overhead_ms"] == \
+        pytest.approx(d["total_ms"], rel=1e-3)
+
+
+def test_latency_command_warns_on_another_setup(tmp_path):
+    path = tmp_path / "p.json"
+    fake_profile(machine={"cpu": "elsewhere"}).save(path)
+    r = _run("latency", "mobilenetv2", "--profile", str(path), "--per", "stage")
+    assert r.returncode == 0, r.stderr
+    assert "warning" in r.stderr and "elsewhere" in r.stderr
+
+
+def test_cost_profile_adds_latency_without_heavy_imports(tmp_path):
+    path = tmp_path / "p.json"
+    fake_profile().save(path)
+    code = ("import sys, json; from archspec.cli import main\n"
+            f"sys.argv = ['archspec', 'cost', 'mobilenetv2', '--profile', {str(path)!r}, "
+            f"'-f', 'json', '-o', {str(tmp_path / 'c.json')!r}]\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print(json.dumps([m for m in ('torch', 'onnx', 'onnxruntime', 'networkx', "
+            "'matplotlib') if m in sys.modules]))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.strip().splitlines()[-1]) == []
+    d = json.loads((tmp_path / "c.json").read_text())
+    assert d["totals"]["latency_ms"] == pytest.approx(d["latency"]["total_ms"])
+    assert all("latency_ms" in row for row in d["rows"])
+    r = _run("cost", "mobilenetv2", "--profile", str(path))
+    assert r.returncode == 0 and " ms " in r.stdout
+
+
+def test_sweep_profile_gives_latency_figure(tmp_path):
+    path = tmp_path / "p.json"
+    fake_profile().save(path)
+    r = _run("sweep", "mobilenetv2", "--width", "0.5,1.0", "--profile", str(path),
+             "--minimize", "latency_ms", "-f", "json")
+    assert r.returncode == 0, r.stderr
+    front = json.loads(r.stdout)["front"]
+    assert front and all("latency_ms" in row for row in front)
+    r = _run("sweep", "mobilenetv2", "--width", "0.5", "--minimize", "latency_ms")
+    assert r.returncode == 2 and "latency_ms with --profile" in r.stderr
