@@ -70,3 +70,11 @@ def test_views_allocate_nothing():
     m = op_by_op(g)
     steps = dict(m.timeline)
     assert steps["head.2.flatten"] <= steps["head.1.pool"]
+
+
+def test_diff_peak_memory_per_stage_is_a_max():
+    g = archspec.load("mobilenetv2").compile()
+    d = diff(g, archspec.load("mobilenext").compile())
+    rows = d.stage_rows()
+    assert max(r["a"]["peak_bytes"] for r in rows) == d.a.peak_bytes == op_by_op(g).peak_bytes
+    assert max(r["b"]["peak_bytes"] for r in rows) == d.b.peak_bytes

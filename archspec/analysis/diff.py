@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 from ..ir.graph import Graph
 from .cost import CostReport, cost
 
-FIGURES = ("params", "madds", "elementwise", "mem_bytes")
+FIGURES = ("params", "madds", "elementwise", "mem_bytes", "peak_bytes")
+# peak_bytes: the most activation memory alive while the block (stage) runs, op-by-op
+# model; it aggregates by max, the others by sum
+_MAX = {"peak_bytes"}
 
 
 @dataclass
@@ -38,6 +41,9 @@ class BlockInfo:
 
 
 def block_infos(graph: Graph, report: CostReport) -> list[BlockInfo]:
+    from .memory import op_by_op
+
+    live = dict(op_by_op(graph, batch=report.batch, dtype=report.dtype).timeline)
     infos: dict[str, BlockInfo] = {}
     resolution = graph.meta.get("resolution") or 1
     for node in graph:
@@ -54,7 +60,12 @@ def block_infos(graph: Graph, report: CostReport) -> list[BlockInfo]:
         info.residual |= node.kind == "add"
         info.hidden = max(info.hidden, node.shape[0])
     for e in report.blocks:
-        infos[e.name].figures = {k: getattr(e, k) for k in FIGURES}
+        infos[e.name].figures = {k: getattr(e, k) for k in FIGURES if k not in _MAX}
+        infos[e.name].figures["peak_bytes"] = 0
+    for node in graph:
+        if node.kind != "input":
+            figures = infos[node.block].figures
+            figures["peak_bytes"] = max(figures["peak_bytes"], live[node.name])
     return list(infos.values())
 
 
@@ -113,7 +124,9 @@ class DiffReport:
                 if info:
                     agg[f"{side}_blocks"] += 1
                     for k in FIGURES:
-                        agg[side][k] += info.figures.get(k, 0)
+                        value = info.figures.get(k, 0)
+                        agg[side][k] = max(agg[side][k], value) if k in _MAX else \
+                            agg[side][k] + value
             agg["notes"] += r.notes
         for agg in out.values():
             counts = Counter(agg["notes"])

@@ -6,7 +6,7 @@ from ..analysis.diff import DiffReport
 from .tables import fmt_bytes, fmt_count, fmt_m
 
 COLUMNS = ("stage", "blocks", "params a", "params b", "Δ params", "MAdds a", "MAdds b",
-           "Δ MAdds", "differences")
+           "Δ MAdds", "peak mem a", "peak mem b", "differences")
 
 
 def _delta(n: int, fmt, colour: bool) -> str:
@@ -23,7 +23,8 @@ def _rows(d: DiffReport, per: str, colour: bool):
                    fmt_count(r["a"]["params"]), fmt_count(r["b"]["params"]),
                    _delta(r["delta"]["params"], fmt_count, colour),
                    fmt_m(r["a"]["madds"]), fmt_m(r["b"]["madds"]),
-                   _delta(r["delta"]["madds"], fmt_m, colour), "; ".join(r["notes"])]
+                   _delta(r["delta"]["madds"], fmt_m, colour), fmt_bytes(r["a"]["peak_bytes"]),
+                   fmt_bytes(r["b"]["peak_bytes"]), "; ".join(r["notes"])]
         return
     for r in d.rows:
         fa = r.a.figures if r.a else {}
@@ -33,7 +34,8 @@ def _rows(d: DiffReport, per: str, colour: bool):
                fmt_count(fa.get("params", 0)), fmt_count(fb.get("params", 0)),
                _delta(delta["params"], fmt_count, colour),
                fmt_m(fa.get("madds", 0)), fmt_m(fb.get("madds", 0)),
-               _delta(delta["madds"], fmt_m, colour), "; ".join(r.notes)]
+               _delta(delta["madds"], fmt_m, colour), fmt_bytes(fa.get("peak_bytes", 0)),
+               fmt_bytes(fb.get("peak_bytes", 0)), "; ".join(r.notes)]
 
 
 def _totals(d: DiffReport, colour: bool) -> list[str]:
@@ -41,7 +43,7 @@ def _totals(d: DiffReport, colour: bool) -> list[str]:
     return ["total", "", fmt_count(ta.params), fmt_count(tb.params),
             _delta(tb.params - ta.params, fmt_count, colour), fmt_m(ta.madds),
             fmt_m(tb.madds), _delta(tb.madds - ta.madds, fmt_m, colour),
-            f"peak memory {fmt_bytes(d.a.peak_bytes)} -> {fmt_bytes(d.b.peak_bytes)}"]
+            fmt_bytes(d.a.peak_bytes), fmt_bytes(d.b.peak_bytes), ""]
 
 
 def title(d: DiffReport) -> str:
@@ -55,7 +57,7 @@ def rich_diff(d: DiffReport, per: str = "stage"):
     totals = _totals(d, True)
     table = Table(title=title(d), title_justify="left", show_footer=True)
     for i, col in enumerate(COLUMNS):
-        table.add_column(col, footer=totals[i], justify="right" if 2 <= i <= 7 else "left")
+        table.add_column(col, footer=totals[i], justify="right" if 2 <= i <= 9 else "left")
     for row in _rows(d, per, True):
         table.add_row(*row)
     return table
