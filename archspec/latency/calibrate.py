@@ -7,7 +7,8 @@ inverted residuals with expansion t in {1..6}, depthwise k in {3,5,7}, stride 1/
 optional squeeze-excite with relu/hsigmoid/sigmoid gates, full and partial residual adds,
 sandglass blocks, plain and grouped convs, channel replication, and MobileNetV2 and
 MobileNetV3 heads -- with activations drawn from relu/relu6/hswish/swish, resolutions
-from 64 to 256 and channel counts rounded to multiples of 16, 8 or not at all (which
+from 64 to 256, a stride-1 stem in 15% of them (CIFAR-style: large maps) and channel
+counts rounded to multiples of 16, 8 or not at all (which
 decides the NCHWc layout). These are not the shipped specs: validation
 (``benchmarks/latency_check.py``) runs on those and on their random variants.
 
@@ -148,7 +149,9 @@ def random_network(seed: int) -> Graph:
     rng = random.Random(seed)
     res = rng.choice(range(64, 257, 16))
     net = _Net(f"calib{seed}", res, rng)
-    x = net.conv(net.x, net.ch(rng.uniform(8, 48)), 3, 2, act=rng.choice(ACTS), block="stem")
+    stem_stride = 1 if rng.random() < 0.15 else 2    # 1: CIFAR-style nets, large maps
+    x = net.conv(net.x, net.ch(rng.uniform(8, 48)), 3, stem_stride, act=rng.choice(ACTS),
+                 block="stem")
     c = float(net.g[x].shape[0])
     n_blocks = rng.randint(5, 16)
     downs = sorted(rng.sample(range(n_blocks), min(n_blocks, rng.randint(2, 5))))
@@ -180,12 +183,13 @@ def ir_name(node_name: str, known) -> str | None:
     return None
 
 
-def attribute(events: list[dict], owner: dict[str, int], warmup: int) -> list[dict]:
+def attribute(events: list[dict], owner: dict[str, int], warmup: int,
+              value=lambda e: e["dur"]) -> list[dict]:
     """Per timed run: kernel index -> microseconds. ``events``: the profiler's trace;
     ``owner``: IR node -> kernel index. A layout reorder is charged to the next kernel
     that runs (or the last one at the end of a run); another node without an IR name (a
     helper onnxruntime made, e.g. hswish split into HardSigmoid and Mul) to the kernel
-    before it."""
+    before it. ``value``: what a node contributes (its duration; 1 to count nodes)."""
     runs = sorted((e for e in events if e.get("cat") == "Session"
                    and e.get("name") == "model_run"), key=lambda e: e["ts"])
     nodes = sorted((e for e in events if e.get("cat") == "Node"
@@ -204,18 +208,29 @@ def attribute(events: list[dict], owner: dict[str, int], warmup: int) -> list[di
                 continue
             ir = ir_name(e["name"], owner)
             if ir is None and last is not None and not e["name"].startswith("Reorder"):
-                times[last] += e["dur"]   # an unnamed helper (hswish as hsigmoid * x)
+                times[last] += value(e)   # an unnamed helper (hswish as hsigmoid * x)
                 continue
             if ir is None:
-                pending += e["dur"]
+                pending += value(e)
                 continue
             k = owner[ir]
-            times[k] = times.get(k, 0.0) + e["dur"] + pending
+            times[k] = times.get(k, 0.0) + value(e) + pending
             pending, last = 0.0, k
         if pending and last is not None:
             times[last] += pending
         out.append(times)
     return out[warmup:]
+
+
+def profiler_cost(medians, counts, wall) -> float:
+    """The profiler's own cost per node (us), which inflates profiled kernels: the median
+    over networks of (profiled kernels' sum - unprofiled wall median) / profiled nodes."""
+    per = []
+    for med, cnt, w in zip(medians, counts, wall):
+        nodes = sum(cnt.values())
+        if nodes and w:
+            per.append((sum(med) - statistics.median(w)) / nodes)
+    return max(0.0, statistics.median(per)) if per else 0.0
 
 
 # ---- measurement ---------------------------------------------------------------------------
@@ -291,6 +306,7 @@ def calibrate(*, threads: int = 1, networks: int = 120, repeats: int = 12, round
     kernel_runs = [[[] for _ in ks] for ks in fused]      # net -> kernel -> us per run
     wall = [[] for _ in graphs]
     round_medians = [[] for _ in graphs]
+    counts = [{} for _ in graphs]                         # net -> kernel -> profiled nodes
     for _ in range(rounds):
         for i, (g, ks) in enumerate(zip(graphs, fused)):
             owner = {n: j for j, k in enumerate(ks) for n in k.nodes}
@@ -299,26 +315,27 @@ def calibrate(*, threads: int = 1, networks: int = 120, repeats: int = 12, round
             for run in attribute(events, owner, warmup):
                 for j in range(len(ks)):
                     kernel_runs[i][j].append(run.get(j, 0.0))
+            counts[i] = attribute(events, owner, warmup, value=lambda e: 1)[0]
             step = _wall_step(g, threads)
             _time(step, warmup)
             w = _time(step, per_round)
             wall[i].extend(w)
             round_medians[i].append(statistics.median(w))
             progress(1)
+    medians = [[statistics.median(r) if r else 0.0 for r in net] for net in kernel_runs]
+    per_node = profiler_cost(medians, counts, wall)
     samples, overhead = [], []
     for i, ks in enumerate(fused):
         total = 0.0
         for j, k in enumerate(ks):
-            us = statistics.median(kernel_runs[i][j]) if kernel_runs[i][j] else 0.0
+            us = max(medians[i][j] - per_node * counts[i].get(j, 0), 0.2 * medians[i][j])
             total += us
-            samples.append({"type": k.type, "features": k.features(), "us": us,
-                            "net": i})
-        # per-model overhead: what the wall clock sees beyond the kernels' own time
-        # (time between kernels, sess.run set-up, the profiler's own cost subtracted)
+            samples.append({"type": k.type, "features": k.features(), "us": us, "net": i})
         overhead.append((len(ks), statistics.median(wall[i]) - total))
     spreads = [(max(m) - min(m)) / statistics.median(wall[i])
                for i, m in enumerate(round_medians) if len(m) > 1]
     return {"samples": samples, "overhead": overhead, "nchwc_block": block,
+            "profiler_us_per_node": round(per_node, 3),
             "networks": networks, "repeats": per_round * rounds, "rounds": rounds,
             "warmup": warmup, "seed": seed, "threads": threads,
             "seconds": round(time.perf_counter() - t0, 1),
@@ -338,7 +355,8 @@ def build(raw: dict):
                 "graph_optimization": "all", "execution_mode": "sequential",
                 "inter_op_threads": 1, "dtype": "fp32"}
     calib = {k: raw[k] for k in ("networks", "repeats", "rounds", "warmup", "seed", "seconds",
-                                 "round_spread_median", "round_spread_p90")}
+                                 "round_spread_median", "round_spread_p90",
+                                 "profiler_us_per_node")}
     calib["kernel_samples"] = len(raw["samples"])
     created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     return Profile("onnxruntime", settings, machine("onnxruntime"), versions(), model, calib,

@@ -123,11 +123,27 @@ def _nnls_rel(X, y):
         active.pop(int(np.argmin(sol)))
 
 
-def fit_type(rows_: list[list[float]], ys: list[float]) -> tuple[list[float], dict]:
+USES = {  # the features each family's time depends on (others are fixed at 0)
+    "linear": ("one", "macs", "reorder_elems"),
+    "pool": ("one", "in_elems", "reorder_elems"),
+    "se": ("one", "macs", "in_elems", "reorder_elems"),
+}
+
+
+def mask(type_: str) -> list[bool]:
+    uses = USES.get(type_.split(".")[0])
+    if type_.split(".")[0] not in ("conv", "*") and uses is None:
+        uses = ("one", "in_elems", "out_elems", "reorder_elems")   # elementwise, data moves
+    return [uses is None or f in uses for f in FEATURES]
+
+
+def fit_type(rows_: list[list[float]], ys: list[float], type_: str = "*"
+             ) -> tuple[list[float], dict]:
     """Coefficients for one kernel type, with outlier rejection; and fit statistics."""
     import numpy as np
 
-    X, y = np.asarray(rows_, float), np.asarray(ys, float)
+    m = np.asarray(mask(type_))
+    X, y = np.asarray(rows_, float) * m, np.asarray(ys, float)
     keep = y > 0
     X, y = X[keep], y[keep]
     coef = _nnls_rel(X, y)
@@ -155,10 +171,10 @@ def fit(samples: list[dict], overhead_samples: list[tuple[int, float]]) -> Laten
         if len(group) < MIN_SAMPLES and t != "*":
             continue
         coef[t], stats[t] = fit_type([row(s["features"]) for s in group],
-                                     [s["us"] for s in group])
+                                     [s["us"] for s in group], t)
     if overhead_samples:  # robust on a busy machine: the median overhead per kernel
         per = sorted(us / max(n, 1) for n, us in overhead_samples)
-        overhead = (0.0, max(0.0, float(np.median(per))))
+        overhead = (0.0, float(np.median(per)))   # may be negative: a correction
     else:
         overhead = (0.0, 0.0)
     return LatencyModel(coef, overhead, stats)
