@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from archspec.analysis.sweep import random_variants, vary  # noqa: E402
+from archspec.latency.calibrate import random_network  # noqa: E402
 from archspec.latency import check as chk  # noqa: E402
 from archspec.latency.profile import current_warnings, load as load_profile  # noqa: E402
 from archspec.spec import load  # noqa: E402
@@ -79,7 +80,13 @@ def render(doc: dict) -> str:
              f"{s['spread_median']:.1%} |",
              f"| measurement spread: p90 | {s['spread_p90']:.1%} |",
              f"| models whose error is within their own measurement spread | "
-             f"{doc['within_spread']:.1%} |", "",
+             f"{doc['within_spread']:.1%} |"]
+    ins = doc.get("in_sample")
+    if ins:
+        lines.append(f"| in-sample check: {ins['models']} calibration networks measured "
+                     f"among the models, median signed error | "
+                     f"{ins['signed_error_median']:+.1%} (within +-10%: {ins['within']:.0%}) |")
+    lines += ["",
              f"Verdict: {'meets' if s['within'] >= 0.9 else 'does NOT meet'} the bar "
              "(>= 90% within +-10%).", "",
              "<details><summary>every model</summary>", "",
@@ -109,6 +116,9 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=6)
     ap.add_argument("--chunk", type=int, default=20)
+    ap.add_argument("--calib-nets", type=int, default=10,
+                    help="also re-measure this many calibration networks (in-sample: "
+                         "their error shows the machine's drift since calibration)")
     ap.add_argument("--doc", default=str(ROOT / "docs" / "latency.md"))
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "latency_check.json"))
     args = ap.parse_args(argv)
@@ -119,6 +129,15 @@ def main(argv=None) -> int:
     load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
     named = models(args.random, args.seed)
     shipped = len(list(SHIPPED.glob("*.yaml")))
+    seed = profile.calibration.get("seed", 0) * 100_000
+    named += [(f"calibration network {i}", random_network(seed + i))
+              for i in range(args.calib_nets)]
+    # spread the in-sample networks over the chunks, so each time window has some
+    order = list(range(len(named) - args.calib_nets))
+    step = max(1, len(order) // max(args.calib_nets, 1))
+    for j, i in enumerate(range(len(named) - args.calib_nets, len(named))):
+        order.insert(min(len(order), j * (step + 1)), i)
+    named = [named[i] for i in order]
     results = []
     for i in range(0, len(named), args.chunk):
         chunk = named[i:i + args.chunk]
@@ -127,6 +146,11 @@ def main(argv=None) -> int:
         ok = sum(abs(r.error) <= 0.10 for r in results)
         print(f"{done}/{len(named)} measured, {ok / done:.1%} within +-10% so far "
               f"(load {os.getloadavg()[0]:.2f})", file=sys.stderr)
+    calib = [r for r in results if r.name.startswith("calibration network")]
+    results = [r for r in results if not r.name.startswith("calibration network")]
+    named_shipped = {p.stem for p in SHIPPED.glob("*.yaml")}
+    results.sort(key=lambda r: (r.name.split(" [")[0] not in named_shipped or "[" in r.name,
+                                r.name))
     summary = chk.summary(results)
     doc = {"created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
            "argv": " ".join(argv if argv is not None else sys.argv[1:]),
@@ -138,6 +162,8 @@ def main(argv=None) -> int:
            "within_shipped": sum(abs(r.error) <= 0.10 for r in results[:shipped]) / shipped,
            "within_spread": sum(abs(r.error) <= max(r.spread, 0.0) for r in results)
            / len(results),
+           "in_sample": chk.summary(calib) if calib else None,
+           "in_sample_results": [r.to_dict() for r in calib],
            "results": [r.to_dict() for r in results]}
     doc["profile"].pop("model")
     Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
