@@ -150,6 +150,22 @@ def _torch_step(graph, settings: Settings):
     return step
 
 
+def ort_session_options(threads: int, *, profile: bool = False):
+    """The onnxruntime session options every archspec measurement uses (bench, latency
+    calibration and check): pinned intra-op threads, sequential execution, all graph
+    optimisations; ``profile`` turns on onnxruntime's per-node profiler."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.enable_profiling = profile
+    opts.log_severity_level = 3
+    return opts
+
+
 def _ort_step(graph, settings: Settings):
     import numpy as np
 
@@ -161,12 +177,8 @@ def _ort_step(graph, settings: Settings):
     from .backends import get_backend
 
     model = get_backend("onnx").build(graph, seed=settings.seed, check=False)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = settings.threads
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    sess = ort.InferenceSession(model.serialize(), opts, providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(model.serialize(), ort_session_options(settings.threads),
+                                providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(settings.seed)
     feed = {sess.get_inputs()[0].name:
             rng.standard_normal((settings.batch, *graph["input"].shape)).astype(np.float32)}

@@ -117,27 +117,28 @@ def cost(spec, per, fmt, width, resolution, classes, batch, dtype, budget, outpu
         from .latency.report import latency_column
 
         lat = latency_column(graph, per, profile_path, batch=batch, dtype=dtype)
+    extra = [lat.column()] if lat else []
     if fmt == "json":
         _emit(json.dumps(lat.apply(report.to_dict(per)), indent=2) if lat
               else report.to_json(per), output)
     elif fmt == "markdown":
         from .report.tables import markdown
 
-        _emit(markdown(report, per) + (f"\n{lat.line()}\n" if lat else ""), output)
+        _emit(markdown(report, per, extra) + (f"\n{lat.line()}\n" if lat else ""), output)
     elif fmt == "csv":
         from .report.tables import csv_text
 
-        _emit(csv_text(report, per), output)
+        _emit(csv_text(report, per, extra), output)
     else:
         from .report.tables import rich_table
 
-        table = rich_table(report, per)
-        if lat:
-            lat.add_to(table, report.rows(per))
+        table = rich_table(report, per, extra)
         if output is not None:
+            import io
+
             from rich.console import Console
 
-            con = Console(record=True, width=160, file=open("/dev/null", "w"))
+            con = Console(record=True, width=160, file=io.StringIO())
             con.print(table)
             _emit(con.export_text(), output)
         else:

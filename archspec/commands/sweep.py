@@ -147,17 +147,19 @@ def _print_front(name, rows, front) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    keys = [k for k in ("width", "resolution", "t", "alpha", "schedule_end") if
-            any(k in r for r in rows)]
-    table = Table(*keys, "params", "MAdds", *(["peak"] if "peak_bytes" in rows[0] else []),
-                  title=f"{name}: Pareto front, {len(front)} of {len(rows)} variants",
-                  title_justify="left")
     from ..report.tables import fmt_bytes
 
+    keys = [k for k in ("width", "resolution", "t", "alpha", "schedule_end") if
+            any(k in r for r in rows)]
+    optional = [(key, header, fmt) for key, header, fmt in
+                (("peak_bytes", "peak", fmt_bytes), ("latency_ms", "ms", "{:.3f}".format))
+                if key in rows[0]]
+    table = Table(*keys, "params", "MAdds", *(header for _, header, _ in optional),
+                  title=f"{name}: Pareto front, {len(front)} of {len(rows)} variants",
+                  title_justify="left")
     for r in front[:50]:
         table.add_row(*(f"{r[k]:g}" if k in r else "-" for k in keys), f"{r['params']:,}",
-                      f"{r['madds'] / 1e6:,.2f} M",
-                      *([fmt_bytes(r["peak_bytes"])] if "peak_bytes" in r else []))
+                      f"{r['madds'] / 1e6:,.2f} M", *(fmt(r[key]) for key, _, fmt in optional))
     Console().print(table)
     if len(front) > 50:
         print(f"... {len(front) - 50} more on the front (use -o to write all)")

@@ -252,15 +252,10 @@ def session(graph, threads: int, *, profile: bool, seed: int = 0):
     import onnxruntime as ort
 
     from ..backends import get_backend
+    from ..bench import ort_session_options
 
     model = get_backend("onnx").build(graph, seed=seed, check=False)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.enable_profiling = profile
-    opts.log_severity_level = 3
+    opts = ort_session_options(threads, profile=profile)
     sess = ort.InferenceSession(model.serialize(), opts, providers=["CPUExecutionProvider"])
     x = np.random.default_rng(seed).standard_normal((1, *graph["input"].shape))
     return sess, {sess.get_inputs()[0].name: x.astype(np.float32)}
@@ -373,12 +368,10 @@ def optimized_nodes(graph, threads: int = 1) -> list[tuple[str, str, str]]:
     import onnxruntime as ort
 
     from ..backends import get_backend
+    from ..bench import ort_session_options
 
     model = get_backend("onnx").build(graph, seed=0, check=False)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.log_severity_level = 3
+    opts = ort_session_options(threads)
     with tempfile.TemporaryDirectory() as tmp:
         opts.optimized_model_filepath = os.path.join(tmp, "opt.onnx")
         ort.InferenceSession(model.serialize(), opts, providers=["CPUExecutionProvider"])

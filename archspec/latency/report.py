@@ -24,10 +24,12 @@ class LatencyColumn:
                           "overhead_ms": round(self.overhead_ms, 4)}
         return doc
 
-    def add_to(self, table, rows) -> None:
-        """A right-aligned ``ms`` column on a rich table already holding ``rows``."""
-        table.add_column("ms", footer=f"{self.total_ms:.3f}", justify="right")
-        table.columns[-1]._cells = [f"{self.per_row.get(e.name, 0.0):.3f}" for e in rows]
+    def column(self):
+        """The ``ms`` column for the cost table (report.tables.ExtraColumn)."""
+        from ..report.tables import ExtraColumn
+
+        return ExtraColumn("ms", {k: f"{v:.3f}" for k, v in self.per_row.items()},
+                           f"{self.total_ms:.3f}")
 
     def line(self) -> str:
         return (f"predicted latency {self.total_ms:.3f} ms (of which per-model overhead "

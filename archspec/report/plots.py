@@ -32,9 +32,11 @@ def _save(fig, path: str | Path) -> None:
 def pareto_plot(rows: list[dict], front: list[bool], path, *, x="madds", y="params",
                 title="", color_by: str | None = "resolution") -> None:
     plt = _pyplot()
-    scale = {"madds": 1e6, "params": 1e6, "elementwise": 1e6, "peak_bytes": 2**20}
+    scale = {"madds": 1e6, "params": 1e6, "elementwise": 1e6, "peak_bytes": 2**20,
+             "latency_ms": 1}
     unit = {"madds": "MAdds (M)", "params": "parameters (M)", "elementwise": "elementwise (M)",
-            "peak_bytes": "peak activation memory (MiB)"}
+            "peak_bytes": "peak activation memory (MiB)",
+            "latency_ms": "predicted latency (ms)"}
     fig, ax = plt.subplots(figsize=(7, 5))
     xs = [r[x] / scale.get(x, 1) for r in rows]
     ys = [r[y] / scale.get(y, 1) for r in rows]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass
 
 from ..analysis.cost import CostReport, Entry
 
@@ -29,6 +30,15 @@ def shape_str(shape) -> str:
 COLUMNS = ("name", "type", "output", "params", "MAdds", "elementwise", "mem access")
 
 
+@dataclass(frozen=True)
+class ExtraColumn:
+    """A column added to the cost table by an analysis (e.g. predicted latency)."""
+
+    header: str
+    cells: dict          # row name -> text
+    footer: str = ""
+
+
 def _cells(e: Entry) -> list[str]:
     return [e.name, e.type, shape_str(e.shape), fmt_count(e.params), fmt_m(e.madds),
             fmt_m(e.elementwise), fmt_bytes(e.mem_bytes)]
@@ -46,38 +56,43 @@ def peak_line(report: CostReport) -> str:
             f"at {report.peak_at}); MAdds = conv + linear multiply-accumulates")
 
 
-def rich_table(report: CostReport, per: str = "stage"):
+def rich_table(report: CostReport, per: str = "stage", extra=()):
     from rich.table import Table
 
     table = Table(title=title(report), title_justify="left", show_footer=True,
                   caption=peak_line(report), caption_justify="left")
-    totals = _cells(report.totals)
+    totals = _cells(report.totals) + [x.footer for x in extra]
     totals[0], totals[1] = "total", ""
-    for i, col in enumerate(COLUMNS):
+    for i, col in enumerate((*COLUMNS, *(x.header for x in extra))):
         table.add_column(col, footer=totals[i], justify="left" if i < 3 else "right",
                          no_wrap=i == 0)
     for e in report.rows(per):
-        table.add_row(*_cells(e))
+        table.add_row(*_cells(e), *(x.cells.get(e.name, "") for x in extra))
     return table
 
 
-def markdown(report: CostReport, per: str = "stage") -> str:
-    lines = [f"**{title(report)}**", "", "| " + " | ".join(COLUMNS) + " |",
-             "|" + "---|" * len(COLUMNS)]
+def markdown(report: CostReport, per: str = "stage", extra=()) -> str:
+    headers = (*COLUMNS, *(x.header for x in extra))
+    lines = [f"**{title(report)}**", "", "| " + " | ".join(headers) + " |",
+             "|" + "---|" * len(headers)]
     for e in report.rows(per):
-        lines.append("| " + " | ".join(_cells(e)) + " |")
-    totals = _cells(report.totals)
+        lines.append("| " + " | ".join([*_cells(e), *(x.cells.get(e.name, "") for x in extra)])
+                     + " |")
+    totals = _cells(report.totals) + [x.footer for x in extra]
     totals[0], totals[1] = "**total**", ""
     lines.append("| " + " | ".join(totals) + " |")
     return "\n".join(lines) + "\n\n" + peak_line(report) + "\n"
 
 
-def csv_text(report: CostReport, per: str = "stage") -> str:
+def csv_text(report: CostReport, per: str = "stage", extra=()) -> str:
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["name", "type", "output_shape", "params", "buffers", "madds", "elementwise",
-                "mem_bytes"])
-    for e in [*report.rows(per), report.totals]:
+                "mem_bytes", *(x.header for x in extra)])
+    for e in report.rows(per):
         w.writerow([e.name, e.type, shape_str(e.shape), e.params, e.buffers, e.madds,
-                    e.elementwise, e.mem_bytes])
+                    e.elementwise, e.mem_bytes, *(x.cells.get(e.name, "") for x in extra)])
+    e = report.totals
+    w.writerow([e.name, e.type, shape_str(e.shape), e.params, e.buffers, e.madds,
+                e.elementwise, e.mem_bytes, *(x.footer for x in extra)])
     return buf.getvalue()
