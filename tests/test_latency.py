@@ -382,3 +382,28 @@ def test_sweep_profile_gives_latency_figure(tmp_path):
     assert front and all("latency_ms" in row for row in front)
     r = _run("sweep", "mobilenetv2", "--width", "0.5", "--minimize", "latency_ms")
     assert r.returncode == 2 and "latency_ms with --profile" in r.stderr
+
+
+def test_network_correction_recovers_a_known_bias():
+    """Second stage: walls generated as 0.8 x (first-stage sum) - 3 us per kernel + 20 us
+    are matched after the correction (no timing: synthetic numbers)."""
+    import random
+
+    from archspec.latency.model import LatencyModel, fit_correction
+
+    model = LatencyModel({"conv": [1.0, 2.0, 0, 0, 0, 0], "*": [1.0, 0, 0, 0, 0, 0]}, (0, 0))
+    rng = random.Random(0)
+    samples, walls = [], []
+    for net in range(60):
+        total = 0.0
+        for _ in range(rng.randint(5, 40)):
+            feats = {"macs": rng.uniform(1e5, 5e7), "in_elems": 0, "out_elems": 0,
+                     "params": 0, "reorder_elems": 0}
+            samples.append({"type": "conv.pw.c", "features": feats, "net": net})
+            total += 0.8 * model.raw_us("conv.pw.c", feats)[1] - 3.0
+        walls.append(total + 20.0)
+    correction, constant, stats = fit_correction(model, samples, walls, ridge=1e-6)
+    scale, shift = correction["conv.pw"]
+    assert scale == pytest.approx(0.8, abs=0.01) and shift == pytest.approx(-3.0, abs=0.3)
+    assert constant == pytest.approx(20.0, abs=5.0)
+    assert stats["within_10pct_after"] == 1.0

@@ -330,6 +330,7 @@ def calibrate(*, threads: int = 1, networks: int = 120, repeats: int = 12, round
     spreads = [(max(m) - min(m)) / statistics.median(wall[i])
                for i, m in enumerate(round_medians) if len(m) > 1]
     return {"samples": samples, "overhead": overhead, "nchwc_block": block,
+            "walls": [statistics.median(w) for w in wall],
             "profiler_us_per_node": round(per_node, 3),
             "networks": networks, "repeats": per_round * rounds, "rounds": rounds,
             "warmup": warmup, "seed": seed, "threads": threads,
@@ -345,7 +346,7 @@ def build(raw: dict):
     from .model import fit
     from .profile import Profile
 
-    model = fit(raw["samples"], raw["overhead"])
+    model = fit(raw["samples"], raw["overhead"], raw.get("walls"))
     settings = {"threads": raw["threads"], "batch": 1, "nchwc_block": raw["nchwc_block"],
                 "graph_optimization": "all", "execution_mode": "sequential",
                 "inter_op_threads": 1, "dtype": "fp32"}

@@ -2,6 +2,12 @@
 written + e*weights + f*elements reordered (non-negative coefficients), plus a per-model
 overhead ``a0 + b0 * kernels`` (fitted as the median of the per-kernel overhead).
 
+Kernel times come from onnxruntime's profiler, which costs time of its own and sees each
+kernel out of context. A second stage corrects for that on whole networks: per kernel
+family (``conv.pw``, ``conv.dw``, ``se``, ``add``, ...), ``us' = scale * us + shift``, and
+a per-model constant, fitted (ridge towards scale 1, shift 0) to the *unprofiled* wall
+times of the calibration networks.
+
 Kernel types are hierarchical (``conv.dw.k5s2.c`` -> ``conv.dw.k5s2`` -> ``conv.dw`` ->
 ``conv``); a type seen fewer than ``MIN_SAMPLES`` times in calibration is predicted by its
 nearest fitted ancestor, and a kernel with no fitted ancestor by the ``*`` model fitted on
@@ -19,6 +25,12 @@ FEATURES = ("one", "macs", "in_elems", "out_elems", "params", "reorder_elems")
 SCALES = (1.0, 1e6, 1e6, 1e6, 1e6, 1e6)   # coefficients are per million (readable JSON)
 MIN_SAMPLES = 8
 OUTLIER_REL = 0.35
+
+
+def family(type_: str) -> str:
+    """The correction family of a kernel type: ``conv.dw.k3s1.c`` -> ``conv.dw``."""
+    parts = type_.split(".")
+    return ".".join(parts[:2]) if parts[0] == "conv" else parts[0]
 
 
 def row(features: dict) -> list[float]:
@@ -67,10 +79,11 @@ class LatencyModel:
     """Coefficients per kernel type (``coef[type]`` aligned with FEATURES) + overhead."""
 
     def __init__(self, coef: dict[str, list[float]], overhead: tuple[float, float],
-                 stats: dict | None = None):
+                 stats: dict | None = None, correction: dict | None = None):
         self.coef = coef
         self.overhead = overhead
         self.stats = stats or {}
+        self.correction = correction or {}   # family -> [scale, shift us]
 
     def model_for(self, type_: str) -> str:
         for t in ancestors(type_):
@@ -78,9 +91,15 @@ class LatencyModel:
                 return t
         raise KeyError(f"the profile has no model for kernel type {type_!r}")
 
-    def kernel_us(self, type_: str, features: dict) -> tuple[str, float]:
+    def raw_us(self, type_: str, features: dict) -> tuple[str, float]:
+        """The first-stage (per-kernel, profiled) prediction."""
         t = self.model_for(type_)
         return t, sum(c * x for c, x in zip(self.coef[t], row(features)))
+
+    def kernel_us(self, type_: str, features: dict) -> tuple[str, float]:
+        t, us = self.raw_us(type_, features)
+        scale, shift = self.correction.get(family(type_), (1.0, 0.0))
+        return t, max(scale * us + shift, 0.1 * us)
 
     def predict(self, kernels) -> Prediction:
         preds = []
@@ -94,7 +113,8 @@ class LatencyModel:
 
     def to_dict(self) -> dict:
         return {"features": list(FEATURES), "feature_scale": list(SCALES),
-                "coef": self.coef, "overhead_us": list(self.overhead), "fit": self.stats}
+                "coef": self.coef, "overhead_us": list(self.overhead),
+                "correction": self.correction, "fit": self.stats}
 
     @classmethod
     def from_dict(cls, d: dict) -> LatencyModel:
@@ -102,7 +122,7 @@ class LatencyModel:
             raise ValueError("the profile's model uses other features "
                              f"({d.get('features')}); recalibrate with this archspec")
         return cls({k: list(v) for k, v in d["coef"].items()}, tuple(d["overhead_us"]),
-                   d.get("fit", {}))
+                   d.get("fit", {}), {k: list(v) for k, v in d.get("correction", {}).items()})
 
 
 # ---- fitting (numpy) -----------------------------------------------------------------------
@@ -158,8 +178,46 @@ def fit_type(rows_: list[list[float]], ys: list[float], type_: str = "*"
     return [float(c) for c in coef], stats
 
 
-def fit(samples: list[dict], overhead_samples: list[tuple[int, float]]) -> LatencyModel:
-    """``samples``: {type, features, us}; ``overhead_samples``: (kernels, us) per network."""
+def fit_correction(model: LatencyModel, samples: list[dict], walls: list[float],
+                   ridge: float = 0.05) -> tuple[dict, float, dict]:
+    """Second stage: per family ``scale`` and ``shift`` and a constant, so that the sum of
+    corrected kernel predictions matches each calibration network's unprofiled wall time
+    (relative least squares, ridge towards scale 1 / shift 0). Returns (correction,
+    constant us, stats)."""
+    import numpy as np
+
+    fams = sorted({family(s["type"]) for s in samples})
+    n_nets = len(walls)
+    S = np.zeros((n_nets, len(fams)))   # first-stage us per family
+    N = np.zeros((n_nets, len(fams)))   # kernels per family
+    for s in samples:
+        f = fams.index(family(s["type"]))
+        S[s["net"], f] += model.raw_us(s["type"], s["features"])[1]
+        N[s["net"], f] += 1
+    w = np.asarray(walls, float)
+    X = np.hstack([S, N, np.ones((n_nets, 1))]) / w[:, None]
+    y = np.ones(n_nets)
+    k = len(fams)
+    # ridge rows: sqrt(lambda) * (theta - prior); shifts measured in units of 10 us
+    prior = np.concatenate([np.ones(k), np.zeros(k), [0.0]])
+    scale = np.concatenate([np.ones(k), np.full(k, 0.1), [0.001]])
+    R = np.diag(scale) * np.sqrt(ridge)
+    theta, *_ = np.linalg.lstsq(np.vstack([X, R]), np.concatenate([y, R @ prior]), rcond=None)
+    before = np.abs(S.sum(1) / w - 1)
+    after = np.abs(X @ theta - 1)
+    stats = {"networks": n_nets, "within_10pct_before": round(float(np.mean(before <= .1)), 3),
+             "within_10pct_after": round(float(np.mean(after <= .1)), 3),
+             "median_abs_rel_err_after": round(float(np.median(after)), 4)}
+    correction = {f: [round(float(theta[i]), 5), round(float(theta[k + i]), 4)]
+                  for i, f in enumerate(fams)}
+    return correction, float(theta[-1]), stats
+
+
+def fit(samples: list[dict], overhead_samples: list[tuple[int, float]],
+        walls: list[float] | None = None) -> LatencyModel:
+    """``samples``: {type, features, us, net}; ``overhead_samples``: (kernels, us) per
+    network; ``walls``: each calibration network's unprofiled median wall time (us),
+    which enables the second-stage correction."""
     import numpy as np
 
     groups: dict[str, list[dict]] = {}
@@ -177,4 +235,9 @@ def fit(samples: list[dict], overhead_samples: list[tuple[int, float]]) -> Laten
         overhead = (0.0, float(np.median(per)))   # may be negative: a correction
     else:
         overhead = (0.0, 0.0)
-    return LatencyModel(coef, overhead, stats)
+    model = LatencyModel(coef, overhead, stats)
+    if walls:
+        model.correction, constant, stats["network_correction"] = \
+            fit_correction(model, samples, walls)
+        model.overhead = (constant, 0.0)
+    return model
