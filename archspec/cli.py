@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from .errors import ArchspecError, SpecError
+from .errors import ArchspecError, Location, Problem, SpecError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 PER = click.Choice(["stage", "block", "layer"])
@@ -197,15 +197,17 @@ def validate(specs, fmt):
             s = load(path)
             s.compile()
             results.append({"file": path, "ok": True, "name": s.name, "problems": []})
-        except SpecError as e:
+        except ArchspecError as e:
             failed += 1
+            problems = e.problems if isinstance(e, SpecError) else \
+                [Problem(Location(path), str(e))]
             results.append({"file": path, "ok": False,
                             "problems": [{"file": p.location.file, "line": p.location.line,
                                           "column": p.location.column, "path": p.location.path,
                                           "message": p.message, "hint": p.hint}
-                                         for p in e.problems]})
+                                         for p in problems]})
             if fmt != "json":
-                for p in e.problems:
+                for p in problems:
                     print(p, file=sys.stderr)
     if fmt == "json":
         print(json.dumps({"schema": "archspec.validate/1", "results": results}, indent=2))

@@ -399,9 +399,10 @@ def _summary(all_lines: list[Line]) -> list[str]:
 
 def write(path: str | Path = DOC) -> Path:
     """Regenerate the report at ``path`` (default docs/reproduction.md)."""
+    from .fsutil import atomic_write_text
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(), encoding="utf-8")
+    atomic_write_text(path, render())
     return path
 
 

@@ -136,3 +136,26 @@ def test_build_options(tmp_path):
     assert r.returncode == 0, r.stderr
     doc = json.loads(run_cli("cost", out, "-f", "json").stdout)
     assert doc["totals"]["params"] == 2_542_856  # unfolded: the spec's own figures
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["cost", "mobilenetv2", "-o", "/proc/archspec-test/x.json"], "cannot write"),
+    (["sweep", "mobilenetv2", "-r", "inf"], "outside"),
+    (["sweep", "mobilenetv2", "--t", "100"], "outside"),
+    (["sweep", "mobilenetv2", "--minimize", ""], "name at least one figure"),
+    (["sweep", "mobilenetv2", "-w", "0.5", "--budget", "buffers<=1M"], "unknown figure"),
+])
+def test_more_bad_input_exits_2(args, needle):
+    r = run_cli(*args)
+    assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr
+
+
+def test_validate_reports_non_spec_errors_per_file(tmp_path):
+    import os
+
+    r = subprocess.run([sys.executable, "-m", "archspec", "validate", "mobilenetv2",
+                        "mobilenetv3_small", "-f", "json"], capture_output=True, text=True,
+                       env={**os.environ, "ARCHSPEC_MAX_NODES": "10"})
+    doc = json.loads(r.stdout)
+    assert r.returncode == 2 and len(doc["results"]) == 2
+    assert "exceeds 10 nodes" in doc["results"][1]["problems"][0]["message"]

@@ -223,3 +223,38 @@ def test_null_field_in_list_row_counts_as_missing(write):
     # found by tests/test_fuzz.py: `c: ~` used to reach the lowering as None
     p = one(write("name: x\nstages:\n  - {block: conv, c: ~}\n"))
     assert "needs `c`" in p.message
+
+
+@pytest.mark.parametrize("block", ["sandglass", "classic_dw", "sandglass_swapped",
+                                   "rexnet_bneck"])
+def test_forced_residual_is_checked_by_every_block(write, block):
+    text = (f"name: x\ninput: {{resolution: 32}}\nstages:\n  - {{block: conv, c: 32}}\n"
+            f"  - {{block: {block}, t: 2, c: 16, s: 2, residual: true}}\n")
+    p = one(write(text))
+    assert "residual: true" in p.message and p.location.path == "stages[1]"
+
+
+def test_blank_c_without_schedule(write):
+    p = one(write("name: x\nstages:\n  - {block: conv, c: 16}\n  - {block: rexnet_bneck, t: 6}\n"))
+    assert "`c` is blank" in p.message and p.location.line == 4
+
+
+def test_repeats_only_in_stages(write):
+    p = one(write("name: x\nstages:\n  - {block: conv, c: 16}\n"
+                  "head:\n  - {block: conv, c: 8, n: 3}\n"))
+    assert p.location.path == "head[0].n"
+
+
+def test_merge_keys_refused(write):
+    p = one(write("name: x\nstages:\n  - &b {block: conv, c: 16}\n  - {<<: *b, c: 32}\n"))
+    assert "merge keys" in p.message and p.location.line == 4
+
+
+def test_extends_is_relative_to_the_file_not_the_cwd(tmp_path, monkeypatch):
+    (tmp_path / "base.yaml").write_text("name: base\nstages:\n  - {block: conv, c: 16}\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "child.yaml").write_text("extends: base.yaml\n")
+    monkeypatch.chdir(tmp_path)
+    assert "cannot find the spec it extends" in one(tmp_path / "sub" / "child.yaml").message
+    (tmp_path / "v.yaml").write_text("extends: mobilenetv2\nwidth: 0.5\n")  # a shipped name
+    assert archspec.load(tmp_path / "v.yaml").cost().totals.params == 1_968_680

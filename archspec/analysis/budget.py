@@ -29,7 +29,8 @@ class Constraint:
         return _OPS[self.op](value, self.limit)
 
 
-def parse_budget(text: str) -> list[Constraint]:
+def parse_budget(text: str, figures=FIGURES) -> list[Constraint]:
+    """Constraints from ``"madds<=220M,params<=5.5M"``; ``figures``: the names allowed."""
     out = []
     for term in filter(None, (t.strip() for t in text.split(","))):
         m = _TERM.match(term)
@@ -38,9 +39,9 @@ def parse_budget(text: str) -> list[Constraint]:
                                     "(write e.g. madds<=220M,params<=5.5M)")
         figure, op, number, suffix = m.groups()
         figure = figure.lower()
-        if figure not in FIGURES:
+        if figure not in figures:
             raise BudgetSyntaxError(f"--budget: unknown figure {figure!r} "
-                                    f"({did_you_mean(figure, FIGURES)})")
+                                    f"({did_you_mean(figure, figures)})")
         out.append(Constraint(figure, op, float(number) * _SUFFIX[suffix.lower()], term))
     if not out:
         raise BudgetSyntaxError("--budget: empty budget")

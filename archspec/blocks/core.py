@@ -6,11 +6,16 @@ from ..ir.ops import ShapeError
 from .registry import BLOCKS, REQUIRED
 
 
-def residual_applies(f: dict, x_shape, y_shape) -> bool:
-    """Auto: a shortcut when stride is 1 and shapes agree. ``residual: true`` insists."""
-    fits = x_shape == y_shape and f.get("s", 1) == 1
+def residual_applies(f: dict, x_shape, y_shape, *, partial: bool = False) -> bool:
+    """Auto: a shortcut when stride is 1 and shapes agree (with ``partial``: the output
+    may be wider; ReXNet). ``residual: true`` insists (an error if it cannot apply),
+    ``residual: false`` removes it."""
+    same = x_shape[1:] == y_shape[1:] and (x_shape[0] <= y_shape[0] if partial
+                                           else x_shape[0] == y_shape[0])
+    fits = same and f.get("s", 1) == 1
     if f.get("residual") is True and not fits:
-        raise ShapeError(f"residual: true, but the block maps {x_shape} to {y_shape}")
+        raise ShapeError(f"residual: true, but the block maps {x_shape} to {y_shape}"
+                         + ("" if f.get("s", 1) == 1 else f" with stride {f['s']}"))
     return fits and f.get("residual") is not False
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 from ..spec.vocab import make_divisible
+from .core import residual_applies
 from .paper import _check_choice, _checks
 from .registry import BLOCKS, REQUIRED
 
@@ -33,7 +34,7 @@ def _check_alpha(f):
 def _identity(b, x, y, f):
     """Shortcut when shapes agree (MobileNeXt Sec. 3.3); only the first alpha x C channels
     are added (the identity tensor multiplier, Sec. 3.4, Table 7)."""
-    if b.shape(x) != b.shape(y) or f["s"] != 1 or f.get("residual") is False:
+    if not residual_applies(f, b.shape(x), b.shape(y)):
         return y
     alpha = f["alpha"] if f["alpha"] is not None else 1.0
     keep = _identity_channels(b.channels(x), alpha)
@@ -87,7 +88,7 @@ def classic_bottleneck_dw(b, x, f):
     if f["dw2"]:
         y = b.conv_bn_act("dw2", y, hidden, k=f["k"], groups=hidden, nl=f["nl"])
     y = b.conv_bn_act("expand", y, cout)
-    if b.shape(x) == b.shape(y) and f["s"] == 1 and f.get("residual") is not False:
+    if residual_applies(f, b.shape(x), b.shape(y)):
         y = b.add("add", x, y)
     return y
 
@@ -108,6 +109,6 @@ def sandglass_swapped(b, x, f):
     y = b.conv_bn_act("expand", y, hidden, nl=f["nl"])
     y = b.conv_bn_act("project", y, cout)
     y = b.conv_bn_act("dw2", y, cout, k=f["k"], groups=cout)
-    if b.shape(x) == b.shape(y) and f["s"] == 1 and f.get("residual") is not False:
+    if residual_applies(f, b.shape(x), b.shape(y)):
         y = b.add("add", x, y)
     return y

@@ -66,14 +66,9 @@ def rexnet_bottleneck(b, x, f):
         y = b.squeeze_excite("se", y, squeeze, inner="relu", gate="sigmoid", bn=True)
     y = b.act("act", y, "relu6")
     y = b.conv_bn_act("project", y, f["c"])
-    if _rexnet_shortcut(f, b.shape(x), b.shape(y)):
+    if residual_applies(f, b.shape(x), b.shape(y), partial=True):
         y = b.add("add", y, x, partial=b.channels(x) < b.channels(y))
     return y
-
-
-def _rexnet_shortcut(f, x_shape, y_shape) -> bool:
-    fits = f["s"] == 1 and x_shape[0] <= y_shape[0] and x_shape[1:] == y_shape[1:]
-    return fits and f.get("residual") is not False
 
 
 @BLOCKS.register("rep_ir", aliases=("replication_bottleneck",),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -10,17 +11,22 @@ import click
 from ..cli import _load, overrides
 
 
-def _floats(text: str | None) -> list[float] | None:
+def _floats(text: str | None, lo: float = 0.0, hi: float = 1e6) -> list[float] | None:
+    """Comma-separated finite numbers in (lo, hi]."""
     if not text:
         return None
     try:
-        return [float(v) for v in text.split(",") if v.strip()]
+        values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise click.BadParameter(f"expected comma-separated numbers, got {text!r}") from None
+    bad = [v for v in values if not (math.isfinite(v) and lo < v <= hi)]
+    if bad:
+        raise click.BadParameter(f"{bad[0]:g} is outside {lo:g} < value <= {hi:g}")
+    return values
 
 
 def _ints(text: str | None) -> list[int] | None:
-    values = _floats(text)
+    values = _floats(text, 0, 8192)
     if values and any(v != int(v) for v in values):
         raise click.BadParameter(f"expected whole numbers, got {text!r}")
     return [int(v) for v in values] if values else None
@@ -58,17 +64,21 @@ def sweep(spec, widths, resolutions, ts, alphas, ends, n_random, seed, memory, m
     from ..analysis.budget import parse_budget
     from ..errors import ArchspecError, BudgetExceeded
 
-    constraints = parse_budget(budget) if budget else None
+    available = ("params", "madds", "elementwise", *(["peak_bytes"] if memory else []),
+                 *(["latency_ms"] if profile_path is not None else []))
+    constraints = parse_budget(budget, available) if budget else None
     base = _load(spec, None, None, None)
+    widths, ts, alphas, ends = (_floats(widths, 0, 16), _floats(ts, 0, 64),
+                                _floats(alphas, 0, 1), _floats(ends, 0, 100_000))
     if n_random:
-        variants = sw.random_variants(n_random, seed, base, widths=_floats(widths),
-                                      resolutions=_ints(resolutions), ts=_floats(ts),
-                                      alphas=_floats(alphas))
+        variants = sw.random_variants(n_random, seed, base, widths=widths,
+                                      resolutions=_ints(resolutions), ts=ts, alphas=alphas)
     else:
-        variants = sw.grid(_floats(widths), _ints(resolutions), _floats(ts), _floats(alphas),
-                           _floats(ends))
+        variants = sw.grid(widths, _ints(resolutions), ts, alphas, ends)
     mins = [m for m in minimize.split(",") if m]
     maxs = [m for m in maximize.split(",") if m]
+    if not mins:
+        raise ArchspecError("--minimize: name at least one figure (e.g. madds)")
     for figure in (*mins, *maxs):
         if figure == "latency_ms" and profile_path is not None:
             continue

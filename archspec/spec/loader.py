@@ -75,8 +75,10 @@ def _resolve_extends(doc: Located, path: Path, chain: tuple) -> Located:
     where = doc.where(("extends",))
     if not isinstance(ref, str) or not ref:
         raise SpecError(Problem(where, "`extends` must be a file name"))
-    base_path = resolve_path(path.parent / ref) if (path.parent / ref).exists() else \
-        resolve_path(ref)
+    base_path = path.parent / ref
+    if not base_path.is_file():  # a shipped spec's name, never the working directory
+        shipped = [p for p in (SHIPPED / ref, SHIPPED / f"{ref}.yaml") if p.is_file()]
+        base_path = shipped[0] if shipped else base_path
     if not base_path.exists():
         raise SpecError(Problem(where, f"cannot find the spec it extends: {ref}",
                                 "paths are relative to this file"))
@@ -193,6 +195,12 @@ def build_spec(doc: Located) -> Spec:
                              row_validator, problems)
             if row is not None:
                 rows[section].append(row)
+    if not data.get("schedule"):
+        for row in rows["stages"]:
+            if row.fields.get("c", 0) is None:
+                problems.append(Problem(row.where("c"), "`c` is blank but the spec has no "
+                                        "`schedule` to fill it", "give `c`, or add a "
+                                        "`schedule: {kind: linear, start, end}`"))
     if not rows["stages"] and not problems:
         problems.append(Problem(doc.where(("stages",)), "the stage table has no rows"))
     if problems:
@@ -307,6 +315,9 @@ def _check_row(fields, locs, row_loc, defaults, doc, section, index, row_validat
                 problems.append(Problem(row_loc, f"block `{block.name}` needs `{key}`"))
         else:
             resolved[key] = default
+    if section == "head" and "n" in fields:
+        problems.append(Problem(locs.get("n", row_loc), "`n` (repeats) applies to stage rows "
+                                "only", "write the head entry once per layer"))
     for group in block.one_of:
         given = [k for k in group if resolved.get(k) not in (None, REQUIRED)]
         if len(given) != 1:

@@ -122,7 +122,13 @@ def _convert(node, path, doc: Located, counter: list[int], ctor):
                                 "specs hold plain numbers, words, lists and mappings"))
     if isinstance(node, yaml.MappingNode):
         out: dict = {}
-        ctor.flatten_mapping(node)
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                mark = key_node.start_mark
+                raise SpecError(Problem(Location(doc.file, mark.line + 1, mark.column + 1,
+                                                 format_path(path)),
+                                        "YAML merge keys (`<<`) are not supported",
+                                        "use `defaults:`, `extends:` or `patch:`"))
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
                 raise SpecError(Problem(Location(*here, format_path(path)),
