@@ -78,6 +78,20 @@ def _emit(text: str, output: Path | None) -> None:
         atomic_write_text(output, text)
 
 
+def _show(renderable, output: Path | None) -> None:
+    """Print a rich renderable, or write it as plain text to ``output`` (atomically)."""
+    if output is None:
+        _console().print(renderable)
+        return
+    import io
+
+    from rich.console import Console
+
+    con = Console(record=True, width=160, file=io.StringIO())
+    con.print(renderable)
+    _emit(con.export_text(), output)
+
+
 def _load(spec: str, width, resolution, classes):
     if str(spec).lower().endswith(".onnx"):  # a foreign or exported ONNX file
         from .onnx_import import OnnxSource
@@ -133,16 +147,7 @@ def cost(spec, per, fmt, width, resolution, classes, batch, dtype, budget, outpu
         from .report.tables import rich_table
 
         table = rich_table(report, per, extra)
-        if output is not None:
-            import io
-
-            from rich.console import Console
-
-            con = Console(record=True, width=160, file=io.StringIO())
-            con.print(table)
-            _emit(con.export_text(), output)
-        else:
-            _console().print(table)
+        _show(table, output)
     if constraints:
         check_budget(report.totals, constraints, report.name)
 
@@ -171,14 +176,10 @@ def diff(spec_a, spec_b, per, fmt, width, resolution, classes, budget, output):
         from .report.diff import markdown_diff
 
         _emit(markdown_diff(report, per), output)
-    elif output is not None:
-        from .report.diff import markdown_diff
-
-        _emit(markdown_diff(report, per), output)
     else:
         from .report.diff import rich_diff
 
-        _console().print(rich_diff(report, per))
+        _show(rich_diff(report, per), output)
     if constraints:
         check_budget(report.a.totals, constraints, f"a ({report.a.name})")
         check_budget(report.b.totals, constraints, f"b ({report.b.name})")

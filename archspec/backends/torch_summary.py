@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..analysis.cost import CostReport
 from ..ir.graph import Graph
-from .common import outputs_for
+from .common import live_nodes, outputs_for
 
 HEADER = ("module", "layer", "output", "params", "MAdds")
 
@@ -37,10 +37,7 @@ def summary(model, graph: Graph, report: CostReport) -> str:
 
 
 def _needed(graph: Graph, features) -> set[str]:
-    import networkx as nx
-
-    wanted = outputs_for(graph, features).values()
-    return set(wanted).union(*(nx.ancestors(graph.nx, n) for n in wanted))
+    return live_nodes(graph, outputs_for(graph, features).values())
 
 
 def _groups(layers) -> dict[str, dict]:

@@ -144,9 +144,11 @@ def _print(graph, doc, per, output) -> None:
                              [(f"{r['resolution']}x{r['resolution']}", str(r["channels"]),
                                f"{r['bytes']:,}", r["tensor"]) for r in rows]))
     if output is not None:
+        import io
+
         from rich.console import Console
 
-        con = Console(record=True, width=160, file=open("/dev/null", "w"))
+        con = Console(record=True, width=160, file=io.StringIO())
         for t in tables:
             con.print(t)
         _emit("\n".join(lines) + "\n" + con.export_text(), output)
