@@ -313,7 +313,13 @@ def train(config: TrainConfig) -> RunResult:
     devices = [dist.device.index or 0] if dist.device.type == "cuda" else []
     try:
         with torch.random.fork_rng(devices=devices):
-            return _train(config, dist)
+            result = _train(config, dist)
+        if dist.world > 1:
+            # rank 0 still writes files after the last epoch; tearing gloo down on one
+            # rank while the other is busy can abort the process ("terminate called
+            # without an active exception"), so the ranks finish together
+            torch.distributed.barrier()
+        return result
     finally:
         if dist.world > 1 and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
