@@ -90,6 +90,20 @@ def op_cost(node, in_shapes) -> OpCost:
     return formula(node.op, in_shapes, node.shape)
 
 
+def totals(graph: Graph) -> OpCost:
+    """Summed params, buffers, MAdds and elementwise work of a graph (batch 1): the fast
+    path for sweeps, which need no per-row breakdown."""
+    params = buffers = madds = elementwise = 0
+    for node in graph:
+        if node.kind != "input":
+            c = op_cost(node, [graph[i].shape for i in node.inputs])
+            params += c.params
+            buffers += c.buffers
+            madds += c.madds
+            elementwise += c.elementwise
+    return OpCost(params, buffers, madds, elementwise)
+
+
 @dataclass
 class Entry:
     """One row of a cost report: a layer (primitive op), a block or a stage."""

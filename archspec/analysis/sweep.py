@@ -13,7 +13,7 @@ import random
 from dataclasses import dataclass
 
 from ..spec.model import Spec
-from .cost import op_cost
+from .cost import totals
 
 FIGURES = ("params", "madds", "elementwise", "peak_bytes")
 WIDTH_RANGE = (0.35, 1.4)
@@ -60,16 +60,9 @@ def vary(spec: Spec, v: Variant) -> Spec:
 def evaluate(spec: Spec, v: Variant, memory: bool = False) -> dict:
     """Totals of one variant: a flat dict (variant fields + figures)."""
     graph = vary(spec, v).compile()
-    params = madds = elementwise = 0
-    for node in graph:
-        if node.kind == "input":
-            continue
-        c = op_cost(node, [graph[i].shape for i in node.inputs])
-        params += c.params
-        madds += c.madds
-        elementwise += c.elementwise
+    t = totals(graph)
     out = {k: val for k, val in dataclasses.asdict(v).items() if val is not None}
-    out.update(params=params, madds=madds, elementwise=elementwise)
+    out.update(params=t.params, madds=t.madds, elementwise=t.elementwise)
     if memory:
         from .memory import op_by_op
 

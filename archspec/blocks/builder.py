@@ -29,6 +29,10 @@ class BlockBuilder:
     def divisible(self, value: float) -> int:
         return make_divisible(value, self.divisor)
 
+    def expanded(self, x: str, t: float) -> int:
+        """Width of a t-fold expansion of ``x``: round(C x t), as the reference code does."""
+        return int(round(self.channels(x) * t))
+
     @staticmethod
     def _join(local: str, leaf: str) -> str:
         return f"{local}.{leaf}" if local else leaf

@@ -49,7 +49,7 @@ def inverted_residual(b, x, f):
     Section 5.3, Tables 1-2): SE after the depthwise, squeezing to 1/4 of the expansion
     rounded to the divisor, with a hard-sigmoid gate."""
     cin = b.channels(x)
-    hidden = f["exp"] if f.get("exp") else int(round(cin * f["t"]))
+    hidden = f["exp"] if f.get("exp") else b.expanded(x, f["t"])
     y = x
     if hidden != cin:
         y = b.conv_bn_act("expand", y, hidden, nl=f["nl"])

@@ -104,7 +104,7 @@ def sandglass_swapped(b, x, f):
     does not place the stride; on the first depthwise the MobileNetV2 table costs 270 M
     MAdds, on the last 360 M (Table 10 prints 300 M)."""
     cin, cout = b.channels(x), f["c"]
-    hidden = int(round(cin * f["t"]))
+    hidden = b.expanded(x, f["t"])
     y = b.conv_bn_act("dw1", x, cin, k=f["k"], s=f["s"], groups=cin, nl=f["nl"])
     y = b.conv_bn_act("expand", y, hidden, nl=f["nl"])
     y = b.conv_bn_act("project", y, cout)

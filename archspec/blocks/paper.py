@@ -55,8 +55,7 @@ def rexnet_bottleneck(b, x, f):
     as the input, the input is added to the first input-width channels of the output.
     `c` left blank takes the spec's channel `schedule`."""
     cin = b.channels(x)
-    hidden = cin * f["t"] if f["t"] != 1 else cin
-    hidden = int(round(hidden))
+    hidden = b.expanded(x, f["t"])
     y = x
     if hidden != cin or f["t"] != 1:
         y = b.conv_bn_act("expand", y, hidden, nl=f["nl"])
@@ -87,7 +86,7 @@ def replication_bottleneck(b, x, f):
     parameters. variant c: b without the BN after the last 1x1. variant d: b with the
     depthwise conv (on the narrow input, with the stride) before the replication."""
     cin, variant = b.channels(x), f["variant"]
-    hidden = int(round(cin * f["t"]))
+    hidden = b.expanded(x, f["t"])
     y = x
     if variant == "d":
         y = b.conv_bn_act("dw", y, cin, k=f["k"], s=f["s"], groups=cin, nl=f["nl"])
@@ -117,7 +116,7 @@ def inverted_residual_2dw(b, x, f):
     1x1 projection + BN. The paper does not state the placement or activation of the extra
     conv; this placement gives 334 M MAdds, the closest to the printed 340 M."""
     cin = b.channels(x)
-    hidden = int(round(cin * f["t"]))
+    hidden = b.expanded(x, f["t"])
     y = x
     if hidden != cin:
         y = b.conv_bn_act("expand", y, hidden, nl=f["nl"])
