@@ -162,14 +162,24 @@ def cost(spec, per, fmt, width, resolution, classes, batch, dtype, budget, outpu
 @overrides
 @click.option("--budget", default=None, help="Budget both sides must meet (exit 1 if not).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None)
-def diff(spec_a, spec_b, per, fmt, width, resolution, classes, budget, output):
+@click.option("--profile", "profile_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Latency profile (archspec calibrate): adds predicted ms.")
+def diff(spec_a, spec_b, per, fmt, width, resolution, classes, budget, output, profile_path):
     """Compare two specs stage by stage (or block by block): figures, deltas, changes."""
     from .analysis.budget import check_budget, parse_budget
     from .analysis.diff import diff as run_diff
 
     constraints = parse_budget(budget) if budget else None
+    latency = None
+    if profile_path is not None:  # docs/latency.md
+        from .latency.report import latency_column
+
+        def latency(graph):
+            column = latency_column(graph, "block", profile_path)
+            return column.per_row, column.total_ms
+
     report = run_diff(_load(spec_a, width, resolution, classes).compile(),
-                      _load(spec_b, width, resolution, classes).compile())
+                      _load(spec_b, width, resolution, classes).compile(), latency=latency)
     if fmt == "json":
         _emit(json.dumps(report.to_dict(per), indent=2), output)
     elif fmt == "markdown":

@@ -78,3 +78,22 @@ def test_diff_peak_memory_per_stage_is_a_max():
     rows = d.stage_rows()
     assert max(r["a"]["peak_bytes"] for r in rows) == d.a.peak_bytes == op_by_op(g).peak_bytes
     assert max(r["b"]["peak_bytes"] for r in rows) == d.b.peak_bytes
+
+
+def test_diff_with_latency_profile():
+    from conftest import ROOT
+
+    from archspec.latency.report import latency_column
+
+    profile = ROOT / "profiles" / "cpu-ort-1t.json"
+    r = run_cli("diff", "mobilenetv2", "mobilenetv3_small", "--profile", profile, "-f", "json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    g = archspec.load("mobilenetv3_small").compile()
+    column = latency_column(g, "block", profile)
+    assert doc["totals"]["latency_ms"]["b"] == column.total_ms
+    rows_b = sum(row["b"]["latency_ms"] for row in doc["rows"])
+    assert abs(rows_b + column.overhead_ms - column.total_ms) < 1e-6
+    md = run_cli("diff", "mobilenetv2", "mobilenetv3_small", "--profile", profile, "-f",
+                 "markdown").stdout
+    assert "| ms a | ms b | Δ ms |" in md

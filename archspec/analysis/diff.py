@@ -103,7 +103,7 @@ class DiffRow:
     def delta(self) -> dict:
         fa = self.a.figures if self.a else {}
         fb = self.b.figures if self.b else {}
-        return {k: fb.get(k, 0) - fa.get(k, 0) for k in FIGURES}
+        return {k: fb.get(k, 0) - fa.get(k, 0) for k in dict.fromkeys([*fa, *fb])}
 
 
 @dataclass
@@ -111,19 +111,24 @@ class DiffReport:
     a: CostReport
     b: CostReport
     rows: list
+    latency_ms: tuple | None = None   # (a, b) predicted totals, with a latency profile
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return FIGURES + (("latency_ms",) if self.latency_ms else ())
 
     def stage_rows(self) -> list[dict]:
         """Rows summed per level (spatial resolution), in network order."""
         out: dict[str, dict] = {}
         for r in self.rows:
             agg = out.setdefault(r.level, {"level": r.level, "a_blocks": 0, "b_blocks": 0,
-                                           "a": dict.fromkeys(FIGURES, 0),
-                                           "b": dict.fromkeys(FIGURES, 0), "notes": []})
+                                           "a": dict.fromkeys(self.keys, 0),
+                                           "b": dict.fromkeys(self.keys, 0), "notes": []})
             for side in ("a", "b"):
                 info = getattr(r, side)
                 if info:
                     agg[f"{side}_blocks"] += 1
-                    for k in FIGURES:
+                    for k in self.keys:
                         value = info.figures.get(k, 0)
                         agg[side][k] = max(agg[side][k], value) if k in _MAX else \
                             agg[side][k] + value
@@ -131,7 +136,7 @@ class DiffReport:
         for agg in out.values():
             counts = Counter(agg["notes"])
             agg["notes"] = [n if counts[n] == 1 else f"{n} (x{counts[n]})" for n in counts]
-            agg["delta"] = {k: agg["b"][k] - agg["a"][k] for k in FIGURES}
+            agg["delta"] = {k: agg["b"][k] - agg["a"][k] for k in self.keys}
             if agg["a_blocks"] != agg["b_blocks"]:
                 agg["notes"].insert(0, f"{agg['a_blocks']} -> {agg['b_blocks']} blocks")
         return list(out.values())
@@ -143,23 +148,36 @@ class DiffReport:
              "b_figures": r.b.figures if r.b else None,
              "delta": r.delta(), "notes": r.notes} for r in self.rows]
         ta, tb = self.a.to_dict("block")["totals"], self.b.to_dict("block")["totals"]
+        totals = {"a": ta, "b": tb, "delta": {k: tb[k] - ta[k] for k in ta},
+                  "peak_bytes": {"a": self.a.peak_bytes, "b": self.b.peak_bytes,
+                                 "delta": self.b.peak_bytes - self.a.peak_bytes}}
+        if self.latency_ms:
+            la, lb = self.latency_ms
+            totals["latency_ms"] = {"a": la, "b": lb, "delta": lb - la}
         return {"schema": "archspec.diff/1", "per": per,
                 "a": self.a.to_dict(per), "b": self.b.to_dict(per),
-                "rows": rows,
-                "totals": {"a": ta, "b": tb, "delta": {k: tb[k] - ta[k] for k in ta},
-                           "peak_bytes": {"a": self.a.peak_bytes, "b": self.b.peak_bytes,
-                                          "delta": self.b.peak_bytes - self.a.peak_bytes}}}
+                "rows": rows, "totals": totals}
 
 
-def diff(graph_a: Graph, graph_b: Graph, **cost_kw) -> DiffReport:
+def diff(graph_a: Graph, graph_b: Graph, *, latency=None, **cost_kw) -> DiffReport:
+    """``latency``: optional ``graph -> (ms per block, total ms)`` (a latency profile's
+    prediction); it adds a ``latency_ms`` figure to every block and stage."""
     ra, rb = cost(graph_a, **cost_kw), cost(graph_b, **cost_kw)
     ia, ib = block_infos(graph_a, ra), block_infos(graph_b, rb)
+    totals_ms = None
+    if latency is not None:
+        totals_ms = []
+        for graph, infos in ((graph_a, ia), (graph_b, ib)):
+            per_block, total = latency(graph)
+            totals_ms.append(total)
+            for info in infos:
+                info.figures["latency_ms"] = per_block.get(info.name, 0.0)
     rows = []
     for level in _levels(ia, ib):
         la = [i for i in ia if level_of(i) == level]
         lb = [i for i in ib if level_of(i) == level]
         rows += _align(level, la, lb)
-    return DiffReport(ra, rb, rows)
+    return DiffReport(ra, rb, rows, tuple(totals_ms) if totals_ms else None)
 
 
 def _levels(ia, ib) -> list[str]:
