@@ -7,6 +7,7 @@ rules' ground truth) builds sessions but never runs them.
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 
@@ -65,7 +66,8 @@ def by_name(ks):
 
 
 def fake_profile(coef=None, overhead=(10.0, 1.0), machine=None, versions=None):
-    coef = coef or {"*": [5.0, 10.0, 1.0, 1.0, 1.0, 1.0], "conv": [2.0, 20.0, 0, 0, 0, 0]}
+    coef = coef or {"*": [5.0, 10.0, 1.0, 1.0, 1.0, 1.0, 0, 0],
+                    "conv": [2.0, 20.0, 0, 0, 0, 0, 0, 0]}
     from archspec.bench import machine as m, versions as v
 
     return Profile("onnxruntime", {"threads": 1, "batch": 1, "nchwc_block": 16,
@@ -179,6 +181,24 @@ def test_random_calibration_networks_are_seeded_and_cover_the_kernel_types():
             "bn", "replicate", "pool", "linear"} <= types
 
 
+def test_variant_networks_cover_every_shipped_spec_apart_from_the_validation_variants():
+    from archspec.analysis.sweep import random_variants
+    from archspec.spec import load
+    from archspec.spec.loader import SHIPPED
+
+    specs = sorted(SHIPPED.glob("*.yaml"))
+    graphs = cal.variant_networks(len(specs))
+    assert sorted(g.name for g in graphs) == sorted(load(p).name for p in specs)
+    again = cal.variant_networks(len(specs))
+    assert [[(n.name, n.shape) for n in g] for g in graphs] == \
+        [[(n.name, n.shape) for n in g] for g in again]
+    # benchmarks/latency_check.py validates on random_variants(n, seed + i): other seeds
+    for i, p in enumerate(specs):
+        s = load(p)
+        assert not set(random_variants(8, i, s)) & set(random_variants(8, cal.VARIANT_SEED + i,
+                                                                       s))
+
+
 # ---- attribution of profiler events ----------------------------------------------------------
 def _trace(runs):
     """A fake onnxruntime profile: runs is a list of [(node name, dur)]."""
@@ -226,7 +246,7 @@ def _samples(coef, n=40, type_="conv.pw.c", noise=0.0, seed=0):
 
 
 def test_fit_recovers_known_coefficients_and_rejects_outliers():
-    coef = [3.0, 20.0, 5.0, 2.0, 0.0, 40.0]
+    coef = [3.0, 20.0, 5.0, 2.0, 0.0, 40.0, 0.0, 0.0]
     samples = _samples(coef)
     samples[0] = {**samples[0], "us": samples[0]["us"] * 5}    # a preempted measurement
     model = fit(samples, [(10, 50.0), (20, 100.0), (40, 200.0)])
@@ -237,8 +257,8 @@ def test_fit_recovers_known_coefficients_and_rejects_outliers():
 
 
 def test_fit_coefficients_are_non_negative_and_sparse_types_fall_back():
-    samples = _samples([3.0, 20.0, 0, 0, 0, 0], noise=0.05) + \
-        _samples([1.0, 30.0, 0, 0, 0, 0], n=3, type_="conv.pw.p")
+    samples = _samples([3.0, 20.0, 0, 0, 0, 0, 0, 0], noise=0.05) + \
+        _samples([1.0, 30.0, 0, 0, 0, 0, 0, 0], n=3, type_="conv.pw.p")
     model = fit(samples, [])
     assert all(c >= 0 for cs in model.coef.values() for c in cs)
     assert "conv.pw.p" not in model.coef          # 3 samples: too few
@@ -248,8 +268,81 @@ def test_fit_coefficients_are_non_negative_and_sparse_types_fall_back():
                                            "conv", "*"]
 
 
+def test_spill_features_count_the_working_set_beyond_each_cache_hinge():
+    f = {"macs": 0, "in_elems": 600_000, "out_elems": 300_000, "params": 100_000,
+         "reorder_elems": 0}
+    r = row(f, (500_000, 2_000_000))
+    assert FEATURES[6:] == ("spill_1", "spill_2")
+    assert r[6:] == [pytest.approx(0.5), 0.0]          # 1e6 - 5e5 elements, in millions
+    assert row(f)[6:] == [0.0, 0.0]                      # no hinges: no spill
+
+
+def test_fit_recovers_a_cache_spill_coefficient():
+    import random
+
+    rng = random.Random(1)
+    hinges = (400_000, 3_200_000)
+    true = [2.0, 10.0, 100.0, 100.0, 0.0, 0.0, 300.0, 0.0]
+    samples = []
+    for _ in range(60):
+        f = {"macs": rng.uniform(1e5, 5e7), "in_elems": rng.uniform(1e4, 2e6),
+             "out_elems": rng.uniform(1e4, 2e6), "params": rng.uniform(1e2, 1e4),
+             "reorder_elems": 0.0}
+        samples.append({"type": "conv.dw.k3s2.c", "features": f,
+                        "us": sum(c * x for c, x in zip(true, row(f, hinges)))})
+    model = fit(samples, [], hinges=hinges)
+    assert model.coef["conv.dw.k3s2.c"] == pytest.approx(true, rel=1e-3, abs=1e-2)
+    big = {"macs": 1e6, "in_elems": 3e6, "out_elems": 1e6, "params": 1e3, "reorder_elems": 0}
+    assert model.raw_us("conv.dw.k3s2.c", big)[1] == pytest.approx(
+        sum(c * x for c, x in zip(true, row(big, hinges))))
+
+
+def _shape_samples(n=400, seed=0):
+    """Pointwise convs whose time per MAC doubles when the channels do not fill a SIMD
+    block: what a linear model in MACs and bytes cannot express."""
+    import random
+
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        cin, cout, hw = rng.choice((12, 16, 20, 32, 40, 64)), rng.choice((16, 24, 48, 96)), \
+            rng.choice((196, 784, 3136))
+        f = {"macs": cin * cout * hw, "in_elems": cin * hw, "out_elems": cout * hw,
+             "params": cin * cout, "reorder_elems": 0, "cin": cin, "cout": cout, "hw": hw}
+        us = 1.0 + f["macs"] / 1e4 * (1.0 if cin % 16 == 0 else 2.0)
+        out.append({"type": "conv.pw.c", "features": f, "us": us, "net": i // 20})
+    return out
+
+
+def test_boosted_trees_learn_what_the_linear_model_misses_and_export_exactly():
+    from archspec.latency.model import boost, tree_row
+
+    pytest.importorskip("sklearn")
+    samples = _shape_samples()
+    linear = fit(samples, [])
+    boosted = fit(samples, [], n_trees=60)
+
+    def err(m):
+        return sorted(abs(m.raw_us(s["type"], s["features"])[1] / s["us"] - 1)
+                      for s in samples)[len(samples) // 2]
+    assert err(linear) > 0.15 and err(boosted) < 0.03
+    assert boosted.stats["trees"]["within_10pct_boosted"] > 0.95
+    # the trees travel as plain lists: a JSON round trip predicts the same
+    back = LatencyModel.from_dict(json.loads(json.dumps(boosted.to_dict())))
+    for s in samples[:20]:
+        assert back.raw_us(s["type"], s["features"])[1] == pytest.approx(
+            boosted.raw_us(s["type"], s["features"])[1], rel=1e-6)
+    # and the pure-Python evaluation is scikit-learn's own prediction
+    assert boosted.stats["trees"]["export_max_abs_diff"] < 1e-5
+    x = tree_row("conv.pw.c", samples[0]["features"])
+    assert boost(boosted.trees, x) == pytest.approx(
+        math.log(boosted.raw_us("conv.pw.c", samples[0]["features"])[1]
+                 / boosted.linear_us("conv.pw.c", samples[0]["features"])[1]))
+
+
 def test_predict_sums_kernels_and_overhead():
-    model = LatencyModel({"*": [5.0, 0, 0, 0, 0, 0], "conv": [1.0, 1.0, 0, 0, 0, 0]},
+    model = LatencyModel({"*": [5.0, 0, 0, 0, 0, 0, 0, 0],
+                          "conv": [1.0, 1.0, 0, 0, 0, 0, 0, 0]},
                          (10.0, 2.0))
     ks = kernels(tiny())
     pred = model.predict(ks)
@@ -302,12 +395,30 @@ def test_measure_interleaves_rounds_with_fresh_sessions_and_reports_spread():
         return step
 
     out = chk.measure(["a", "b"], 1, rounds=3, repeats=2, warmup=1,
-                      clock=lambda: clock_t[0], make_step=make_step)
+                      clock=lambda: clock_t[0], make_step=make_step, min_round_ms=0)
     assert built == ["a", "b"] * 3
     assert order == ["a"] * 3 + ["b"] * 3 + ["a"] * 3 + ["b"] * 3 + ["a"] * 3 + ["b"] * 3
     (ma, sa, rounds_a), (mb, sb, _) = out
     assert ma == pytest.approx(1.0) and rounds_a == pytest.approx([1.0, 1.0, 1.2])
     assert sa == pytest.approx(0.2) and sb == pytest.approx(0.0)
+
+
+def test_measure_runs_a_fast_model_long_enough_per_round():
+    clock_t = [0.0]
+    runs = {"fast": 0, "slow": 0}
+    cost_ms = {"fast": 0.25, "slow": 50.0}
+
+    def make_step(g):
+        def step():
+            runs[g] += 1
+            clock_t[0] += cost_ms[g] / 1000
+        return step
+
+    out = chk.measure(["fast", "slow"], 1, rounds=2, repeats=3, warmup=2,
+                      clock=lambda: clock_t[0], make_step=make_step, min_round_ms=20)
+    # fast: 20 ms / 0.25 ms + 1 = 81 timed runs a round; slow: the minimum, 3
+    assert runs == {"fast": 2 * (2 + 81), "slow": 2 * (2 + 3)}
+    assert out[0][0] == pytest.approx(0.25) and out[1][0] == pytest.approx(50.0)
 
 
 def test_check_compares_prediction_with_measurement():
@@ -391,7 +502,8 @@ def test_network_correction_recovers_a_known_bias():
 
     from archspec.latency.model import LatencyModel, fit_correction
 
-    model = LatencyModel({"conv": [1.0, 2.0, 0, 0, 0, 0], "*": [1.0, 0, 0, 0, 0, 0]}, (0, 0))
+    model = LatencyModel({"conv": [1.0, 2.0, 0, 0, 0, 0, 0, 0],
+                          "*": [1.0, 0, 0, 0, 0, 0, 0, 0]}, (0, 0))
     rng = random.Random(0)
     samples, walls = [], []
     for net in range(60):

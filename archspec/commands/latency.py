@@ -38,15 +38,22 @@ def _warn(profile, threads=None) -> None:
 @click.option("--threads", type=click.IntRange(1, 256), default=1, show_default=True)
 @click.option("--networks", type=click.IntRange(4, 10_000), default=120, show_default=True,
               help="Random calibration networks (sampling plan: docs/latency.md).")
+@click.option("--variants", type=click.IntRange(0, 10_000), default=136, show_default=True,
+              help="Random variants of the shipped specs also measured (sweep --random's "
+                   "sampler, seeded apart from the validation variants).")
 @click.option("--repeats", type=click.IntRange(2, 1000), default=12, show_default=True,
               help="Timed runs per network, split over the rounds.")
-@click.option("--rounds", type=click.IntRange(1, 100), default=2, show_default=True,
+@click.option("--rounds", type=click.IntRange(1, 100), default=3, show_default=True,
               help="Interleaved passes over all networks.")
+@click.option("--trees", type=click.IntRange(0, 5000), default=200, show_default=True,
+              help="Boosted regression trees on top of the linear per-type model "
+                   "(needs scikit-learn; 0: linear model only).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
               required=True, help="Profile file to write (JSON).")
 @click.option("--no-progress", is_flag=True)
-def calibrate(backend, threads, networks, repeats, rounds, seed, output, no_progress):
+def calibrate(backend, threads, networks, variants, repeats, rounds, trees, seed, output,
+              no_progress):
     """Benchmark kernels on this machine and fit a latency profile."""
     from ..latency import calibrate as cal
 
@@ -54,15 +61,23 @@ def calibrate(backend, threads, networks, repeats, rounds, seed, output, no_prog
         import onnxruntime  # noqa: F401
     except ImportError:
         raise ArchspecError("calibrate needs onnxruntime: pip install onnxruntime") from None
-    ctx, advance = _bar(networks * rounds, f"calibrating {backend}, {threads} thread(s)",
+    if trees:
+        try:
+            import sklearn  # noqa: F401
+        except ImportError:
+            raise ArchspecError("calibrate --trees needs scikit-learn: pip install "
+                                "scikit-learn (or --trees 0 for the linear model)") from None
+    ctx, advance = _bar((networks + variants) * rounds,
+                        f"calibrating {backend}, {threads} thread(s)",
                         no_progress or not sys.stderr.isatty())
     with ctx:
-        raw = cal.calibrate(threads=threads, networks=networks, repeats=repeats,
-                            rounds=rounds, seed=seed, progress=advance)
-    profile = cal.build(raw)
+        raw = cal.calibrate(threads=threads, networks=networks, variants=variants,
+                            repeats=repeats, rounds=rounds, seed=seed, progress=advance)
+    profile = cal.build(raw, n_trees=trees)
     profile.save(output)
     c = profile.calibration
     print(f"wrote {output}: {c['kernel_samples']} kernel samples from {networks} networks "
+          f"and {variants} spec variants "
           f"in {c['seconds']:.0f} s; run-to-run spread (between rounds) median "
           f"{c['round_spread_median']}, p90 {c['round_spread_p90']}", file=sys.stderr)
 

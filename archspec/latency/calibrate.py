@@ -276,6 +276,15 @@ def _time(step, n: int) -> list[float]:
     return out
 
 
+def _runs(warm_us: list[float], at_least: int, min_round_ms: float) -> int:
+    """Timed runs for a round: ``at_least``, and enough to last ``min_round_ms`` (judged by
+    the warm-up runs), as :func:`archspec.latency.check.measure` does."""
+    if not warm_us:
+        return at_least
+    per_run_ms = statistics.median(warm_us) / 1000.0
+    return max(at_least, min(1000, int(min_round_ms / max(per_run_ms, 1e-3)) + 1))
+
+
 def _profile_events(sess, feed, n: int) -> list[dict]:
     import json
     import os
@@ -290,12 +299,43 @@ def _profile_events(sess, feed, n: int) -> list[dict]:
         os.unlink(path)
 
 
-def calibrate(*, threads: int = 1, networks: int = 120, repeats: int = 12, rounds: int = 2,
-              warmup: int = 2, seed: int = 0, progress=lambda n=1: None) -> dict:
-    """Measure the calibration networks; returns the raw samples (see :func:`build`)."""
+L2_DEFAULT = 1024 * 1024
+VARIANT_SEED = 50_000   # variant seeds: far from the validation sampler's (0 + spec index)
+
+
+def variant_networks(n: int, seed: int = 0) -> list[Graph]:
+    """``n`` random variants of the shipped specs (``sweep --random``'s sampler: width,
+    resolution, expansion, alpha), spread evenly over the specs, seeded apart from the
+    validation variants of ``benchmarks/latency_check.py``."""
+    import math
+
+    from ..analysis.sweep import random_variants, vary
+    from ..spec import load
+    from ..spec.loader import SHIPPED
+
+    if n <= 0:
+        return []
+    specs = [load(p) for p in sorted(SHIPPED.glob("*.yaml"))]
+    per = math.ceil(n / len(specs))
+    out: list[Graph] = []
+    for i, s in enumerate(specs):
+        for v in random_variants(per, seed * 100_000 + VARIANT_SEED + i, s):
+            out.append(vary(s, v).compile())
+    # interleave the specs so that any prefix covers all of them
+    order = sorted(range(len(out)), key=lambda j: (j % per, j // per))
+    return [out[j] for j in order][:n]
+
+
+def calibrate(*, threads: int = 1, networks: int = 120, variants: int = 0,
+              repeats: int = 12, rounds: int = 2, warmup: int = 2, seed: int = 0,
+              min_round_ms: float = 20.0, progress=lambda n=1: None) -> dict:
+    """Measure the calibration networks (``networks`` random motif networks and
+    ``variants`` random variants of the shipped specs); returns the raw samples (see
+    :func:`build`)."""
     block = nchwc_block()
     t0 = time.perf_counter()
     graphs = [random_network(seed * 100_000 + i) for i in range(networks)]
+    graphs += variant_networks(variants, seed)
     fused = [fuse(g, block) for g in graphs]
     per_round = max(1, repeats // rounds)
     kernel_runs = [[[] for _ in ks] for ks in fused]      # net -> kernel -> us per run
@@ -305,17 +345,20 @@ def calibrate(*, threads: int = 1, networks: int = 120, repeats: int = 12, round
     for _ in range(rounds):
         for i, (g, ks) in enumerate(zip(graphs, fused)):
             owner = {n: j for j, k in enumerate(ks) for n in k.nodes}
+            # unprofiled wall time first, measured as `latency --check` measures: a fresh
+            # session, warm-up, then at least per_round runs and min_round_ms
+            step = _wall_step(g, threads)
+            warm = _time(step, warmup)
+            n = _runs(warm, per_round, min_round_ms)
+            w = _time(step, n)
+            wall[i].extend(w)
+            round_medians[i].append(statistics.median(w))
             sess, feed = session(g, threads, profile=True, seed=seed)
-            events = _profile_events(sess, feed, warmup + per_round)
+            events = _profile_events(sess, feed, warmup + n)
             for run in attribute(events, owner, warmup):
                 for j in range(len(ks)):
                     kernel_runs[i][j].append(run.get(j, 0.0))
             counts[i] = attribute(events, owner, warmup, value=lambda e: 1)[0]
-            step = _wall_step(g, threads)
-            _time(step, warmup)
-            w = _time(step, per_round)
-            wall[i].extend(w)
-            round_medians[i].append(statistics.median(w))
             progress(1)
     medians = [[statistics.median(r) if r else 0.0 for r in net] for net in kernel_runs]
     per_node = profiler_cost(medians, counts, wall)
@@ -330,9 +373,11 @@ def calibrate(*, threads: int = 1, networks: int = 120, repeats: int = 12, round
     spreads = [(max(m) - min(m)) / statistics.median(wall[i])
                for i, m in enumerate(round_medians) if len(m) > 1]
     return {"samples": samples, "overhead": overhead, "nchwc_block": block,
+            "l2_bytes": l2_bytes(), "min_round_ms": min_round_ms,
             "walls": [statistics.median(w) for w in wall],
             "profiler_us_per_node": round(per_node, 3),
-            "networks": networks, "repeats": per_round * rounds, "rounds": rounds,
+            "networks": networks, "variants": variants, "repeats": per_round * rounds,
+            "rounds": rounds,
             "warmup": warmup, "seed": seed, "threads": threads,
             "seconds": round(time.perf_counter() - t0, 1),
             "round_spread_median": round(statistics.median(spreads), 4) if spreads else None,
@@ -340,19 +385,41 @@ def calibrate(*, threads: int = 1, networks: int = 120, repeats: int = 12, round
             if spreads else None}
 
 
-def build(raw: dict):
+def l2_bytes() -> int:
+    """The per-core L2 cache size (Linux sysfs), or a common default."""
+    import glob
+
+    for d in sorted(glob.glob("/sys/devices/system/cpu/cpu0/cache/index*")):
+        try:
+            with open(f"{d}/level") as f:
+                level = f.read().strip()
+            with open(f"{d}/size") as f:
+                size = f.read().strip()
+        except OSError:
+            continue
+        if level == "2":
+            mult = {"K": 1024, "M": 1024 ** 2}.get(size[-1:], 1)
+            return int(size.rstrip("KM")) * mult
+    return L2_DEFAULT
+
+
+def build(raw: dict, n_trees: int = 200):
     """The :class:`~archspec.latency.profile.Profile` fitted to :func:`calibrate`'s samples."""
     from ..bench import machine, versions
-    from .model import fit
+    from .model import HINGES_L2, fit
     from .profile import Profile
 
-    model = fit(raw["samples"], raw["overhead"], raw.get("walls"))
+    model = fit(raw["samples"], raw["overhead"], raw.get("walls"),
+                hinges=tuple(h * raw.get("l2_bytes", L2_DEFAULT) // 4 for h in HINGES_L2),
+                n_trees=n_trees)
     settings = {"threads": raw["threads"], "batch": 1, "nchwc_block": raw["nchwc_block"],
+                "l2_bytes": raw.get("l2_bytes", L2_DEFAULT),
                 "graph_optimization": "all", "execution_mode": "sequential",
                 "inter_op_threads": 1, "dtype": "fp32"}
-    calib = {k: raw[k] for k in ("networks", "repeats", "rounds", "warmup", "seed", "seconds",
-                                 "round_spread_median", "round_spread_p90",
-                                 "profiler_us_per_node")}
+    calib = {k: raw.get(k, 0) for k in ("networks", "variants", "repeats", "rounds", "warmup",
+                                        "seed", "seconds", "round_spread_median",
+                                        "round_spread_p90", "profiler_us_per_node",
+                                        "min_round_ms")}
     calib["kernel_samples"] = len(raw["samples"])
     created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     return Profile("onnxruntime", settings, machine("onnxruntime"), versions(), model, calib,

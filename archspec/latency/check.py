@@ -42,8 +42,12 @@ def predict(graph, profile):
 
 def measure(graphs: list, threads: int, *, rounds: int = 5, repeats: int = 6,
             warmup: int = 2, clock=time.perf_counter, make_step=None,
-            progress=lambda n=1: None) -> list[tuple[float, float, list]]:
-    """(median ms, spread, round medians) per graph, measured in interleaved rounds."""
+            progress=lambda n=1: None, min_round_ms: float = 20.0
+            ) -> list[tuple[float, float, list]]:
+    """(median ms, spread, round medians) per graph, measured in interleaved rounds.
+    A round runs a model at least ``repeats`` times and at least ``min_round_ms`` long
+    (judged by its warm-up runs), so a 0.3 ms model gets ~70 runs a round, not 6: the
+    median of a handful of sub-millisecond runs moves with every timer tick."""
     if make_step is None:
         from ..bench import Settings
         from ..bench import make_step as bench_step
@@ -57,10 +61,15 @@ def measure(graphs: list, threads: int, *, rounds: int = 5, repeats: int = 6,
     for _ in range(rounds):
         for i, g in enumerate(graphs):
             step = make_step(g)   # a fresh session each round: sessions differ by ~10%
+            t = clock()
             for _ in range(warmup):
                 step()
+            per_run = (clock() - t) * 1000.0 / max(warmup, 1)
+            n = repeats
+            if warmup and per_run > 0:
+                n = max(repeats, min(1000, int(min_round_ms / per_run) + 1))
             run = []
-            for _ in range(repeats):
+            for _ in range(n):
                 t = clock()
                 step()
                 run.append((clock() - t) * 1000.0)
@@ -76,11 +85,13 @@ def measure(graphs: list, threads: int, *, rounds: int = 5, repeats: int = 6,
 
 def check(named_graphs: list[tuple[str, object]], profile, *, rounds: int = 5,
           repeats: int = 6, warmup: int = 2, progress=lambda n=1: None,
-          make_step=None, clock=time.perf_counter) -> list[Checked]:
+          make_step=None, clock=time.perf_counter, min_round_ms: float = 20.0
+          ) -> list[Checked]:
     """Predict and measure every (name, graph); measured in interleaved rounds."""
     threads = int(profile.settings.get("threads", 1))
     measured = measure([g for _, g in named_graphs], threads, rounds=rounds, repeats=repeats,
-                       warmup=warmup, progress=progress, make_step=make_step, clock=clock)
+                       warmup=warmup, progress=progress, make_step=make_step, clock=clock,
+                       min_round_ms=min_round_ms)
     return [Checked(name, predict(g, profile).total_ms, med, spread, rounds, repeats)
             for (name, g), (med, spread, _) in zip(named_graphs, measured)]
 

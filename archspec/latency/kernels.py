@@ -57,10 +57,14 @@ class Kernel:
     layout: str = PLAIN       # layout of the output
     block: str = ""
     stage: str = ""
+    cin: int = 0              # channels of the (first) input
+    cout: int = 0             # channels of the output
+    hw: int = 0               # output pixels (height x width; 1 for vectors)
 
     def features(self) -> dict:
         return {"macs": self.macs, "in_elems": self.in_elems, "out_elems": self.out_elems,
-                "params": self.params, "reorder_elems": self.reorder_elems}
+                "params": self.params, "reorder_elems": self.reorder_elems,
+                "cin": self.cin, "cout": self.cout, "hw": self.hw}
 
 
 def nchwc_ok(op, block: int, input_blocked: bool = False) -> bool:
@@ -152,6 +156,7 @@ class _Fuser:
         wants = NCHWC if nchwc and op.in_channels >= self.block else PLAIN
         k.reorder_elems = in_elems if self.layout_of(src) != wants else 0
         k.layout = NCHWC if nchwc else PLAIN
+        k.cin, k.cout, k.hw = op.in_channels, out[0], _numel(out[1:])
         return k
 
     def se_nodes(self, pool) -> list[str] | None:
@@ -185,6 +190,7 @@ class _Fuser:
         k.out_elems = c * h * w
         k.reorder_elems = c * h * w if self.layout_of(x) == NCHWC else 0
         k.layout = PLAIN
+        k.cin, k.cout, k.hw = c, c, h * w
         return k
 
     def simple(self, node, type_: str, nodes=None, same_layout=False) -> Kernel:
@@ -194,6 +200,7 @@ class _Fuser:
         k.in_elems = sum(_numel(s) for s in ins)
         tail = g[k.nodes[-1]]
         k.out_elems = _numel(tail.shape)
+        k.cin, k.cout, k.hw = ins[0][0], tail.shape[0], _numel(tail.shape[1:])
         if tail.kind == "linear":
             k.macs = tail.op.in_features * tail.op.out_features
             k.params = k.macs

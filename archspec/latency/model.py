@@ -21,9 +21,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-FEATURES = ("one", "macs", "in_elems", "out_elems", "params", "reorder_elems")
-SCALES = (1.0, 1e6, 1e6, 1e6, 1e6, 1e6)   # coefficients are per million (readable JSON)
+FEATURES = ("one", "macs", "in_elems", "out_elems", "params", "reorder_elems", "spill_1",
+            "spill_2")
+SCALES = (1.0, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6)   # coefficients per million (readable JSON)
+# Cache hinges, in multiples of the per-core L2 cache: a kernel whose working set (input +
+# output + weights) outgrows the cache streams from L3 / memory and costs more per element
+# (measured on the EPYC here: ~0.1 ns per element in L2, ~0.3 ns at 10x L2). spill_i is the
+# working set beyond hinge i, in elements.
+HINGES_L2 = (2.0, 8.0)
 MIN_SAMPLES = 8
+LINEAR_FLOOR_US = 0.05    # the trees scale the linear model's time, kept above this
 OUTLIER_REL = 0.35
 
 
@@ -33,8 +40,55 @@ def family(type_: str) -> str:
     return ".".join(parts[:2]) if parts[0] == "conv" else parts[0]
 
 
-def row(features: dict) -> list[float]:
-    return [1.0] + [features[k] / s for k, s in zip(FEATURES[1:], SCALES[1:])]
+def row(features: dict, hinges: tuple = ()) -> list[float]:
+    """The feature vector of a kernel; ``hinges``: spill thresholds in elements."""
+    ws = features["in_elems"] + features["out_elems"] + features["params"]
+    spill = [max(0.0, ws - h) for h in hinges] + [0.0] * (len(FEATURES) - 6 - len(hinges))
+    return [1.0] + [features[k] / s for k, s in zip(FEATURES[1:6], SCALES[1:6])] + \
+        [x / s for x, s in zip(spill, SCALES[6:])]
+
+
+TREE_FAMILIES = ("conv.pw", "conv.dw", "conv.full", "conv.group", "se", "bn", "replicate",
+                 "add", "add_partial", "act", "pool", "linear", "concat", "slice", "mul",
+                 "reshape")
+TREE_FEATURES = ("family", "kernel", "stride", "blocked", "log_macs", "log_in", "log_out",
+                 "log_params", "log_reorder", "log_cin", "log_cout", "log_hw", "cin_16",
+                 "cout_16", "cin_8")
+
+
+def tree_row(type_: str, f: dict) -> list[float]:
+    """What the boosted trees read: the kernel's type split into its parts, and its
+    sizes on a log scale (shape details the linear model cannot see: channel counts
+    that fill the SIMD blocks or not, small maps, tall vs wide)."""
+    import math
+
+    parts = type_.split(".")
+    fam = family(type_)
+    k = s = 0
+    if len(parts) > 2 and parts[2].startswith("k") and "s" in parts[2]:
+        k_, s_ = parts[2][1:].split("s", 1)
+        k, s = int(k_), int(s_)
+    cin, cout = f.get("cin", 0), f.get("cout", 0)
+    lg = math.log1p
+    return [float(TREE_FAMILIES.index(fam) if fam in TREE_FAMILIES else len(TREE_FAMILIES)),
+            float(k), float(s), 1.0 if type_.endswith(".c") else 0.0,
+            lg(f["macs"]), lg(f["in_elems"]), lg(f["out_elems"]), lg(f["params"]),
+            lg(f["reorder_elems"]), lg(cin), lg(cout), lg(f.get("hw", 0)),
+            float(cin % 16 == 0), float(cout % 16 == 0), float(cin % 8 == 0)]
+
+
+def boost(trees: dict, x: list[float]) -> float:
+    """The boosted trees' log-ratio for one kernel (0 when there are none)."""
+    if not trees:
+        return 0.0
+    total = trees["offset"]
+    lr = trees["learning_rate"]
+    for feat, thr, left, right, value in trees["trees"]:
+        i = 0
+        while left[i] >= 0:
+            i = left[i] if x[feat[i]] <= thr[i] else right[i]
+        total += lr * value[i]
+    return total
 
 
 def ancestors(type_: str) -> list[str]:
@@ -79,8 +133,11 @@ class LatencyModel:
     """Coefficients per kernel type (``coef[type]`` aligned with FEATURES) + overhead."""
 
     def __init__(self, coef: dict[str, list[float]], overhead: tuple[float, float],
-                 stats: dict | None = None, correction: dict | None = None):
+                 stats: dict | None = None, correction: dict | None = None,
+                 hinges: tuple = (), trees: dict | None = None):
         self.coef = coef
+        self.hinges = tuple(hinges)
+        self.trees = trees or {}
         self.overhead = overhead
         self.stats = stats or {}
         self.correction = correction or {}   # family -> [scale, shift us]
@@ -91,10 +148,21 @@ class LatencyModel:
                 return t
         raise KeyError(f"the profile has no model for kernel type {type_!r}")
 
-    def raw_us(self, type_: str, features: dict) -> tuple[str, float]:
-        """The first-stage (per-kernel, profiled) prediction."""
+    def linear_us(self, type_: str, features: dict) -> tuple[str, float]:
+        """The linear per-type model alone."""
         t = self.model_for(type_)
-        return t, sum(c * x for c, x in zip(self.coef[t], row(features)))
+        return t, sum(c * x for c, x in zip(self.coef[t], row(features, self.hinges)))
+
+    def raw_us(self, type_: str, features: dict) -> tuple[str, float]:
+        """The first-stage (per-kernel, profiled) prediction: the linear model times
+        exp(boosted trees' log-ratio)."""
+        import math
+
+        t, us = self.linear_us(type_, features)
+        if self.trees:
+            us = max(us, LINEAR_FLOOR_US) * math.exp(boost(self.trees,
+                                                           tree_row(type_, features)))
+        return t, us
 
     def kernel_us(self, type_: str, features: dict) -> tuple[str, float]:
         t, us = self.raw_us(type_, features)
@@ -114,7 +182,8 @@ class LatencyModel:
     def to_dict(self) -> dict:
         return {"features": list(FEATURES), "feature_scale": list(SCALES),
                 "coef": self.coef, "overhead_us": list(self.overhead),
-                "correction": self.correction, "fit": self.stats}
+                "correction": self.correction, "hinges_elems": list(self.hinges),
+                "trees": self.trees, "fit": self.stats}
 
     @classmethod
     def from_dict(cls, d: dict) -> LatencyModel:
@@ -122,17 +191,21 @@ class LatencyModel:
             raise ValueError("the profile's model uses other features "
                              f"({d.get('features')}); recalibrate with this archspec")
         return cls({k: list(v) for k, v in d["coef"].items()}, tuple(d["overhead_us"]),
-                   d.get("fit", {}), {k: list(v) for k, v in d.get("correction", {}).items()})
+                   d.get("fit", {}), {k: list(v) for k, v in d.get("correction", {}).items()},
+                   tuple(d.get("hinges_elems", ())), d.get("trees") or {})
 
 
 # ---- fitting (numpy) -----------------------------------------------------------------------
-def _nnls_rel(X, y):
-    """Non-negative least squares on relative error (rows scaled by 1/y), by active set:
-    drop the most negative coefficient and refit until none is negative."""
+def _nnls_rel(X, y, w=None):
+    """Non-negative least squares on relative error (rows scaled by 1/y), or with row
+    weights ``w`` (rows scaled by w), by active set: drop the most negative coefficient
+    and refit until none is negative."""
     import numpy as np
 
-    A = X / y[:, None]
-    b = np.ones_like(y)
+    if w is None:
+        w = 1.0 / y
+    A = X * w[:, None]
+    b = y * w
     active = list(range(X.shape[1]))
     while True:
         sol, *_ = np.linalg.lstsq(A[:, active], b, rcond=None)
@@ -145,32 +218,34 @@ def _nnls_rel(X, y):
 
 USES = {  # the features each family's time depends on (others are fixed at 0)
     "linear": ("one", "macs", "reorder_elems"),
-    "pool": ("one", "in_elems", "reorder_elems"),
-    "se": ("one", "macs", "in_elems", "reorder_elems"),
+    "pool": ("one", "in_elems", "reorder_elems", "spill_1", "spill_2"),
+    "se": ("one", "macs", "in_elems", "reorder_elems", "spill_1", "spill_2"),
 }
 
 
 def mask(type_: str) -> list[bool]:
     uses = USES.get(type_.split(".")[0])
     if type_.split(".")[0] not in ("conv", "*") and uses is None:
-        uses = ("one", "in_elems", "out_elems", "reorder_elems")   # elementwise, data moves
+        uses = ("one", "in_elems", "out_elems", "reorder_elems", "spill_1", "spill_2")
     return [uses is None or f in uses for f in FEATURES]
 
 
-def fit_type(rows_: list[list[float]], ys: list[float], type_: str = "*"
-             ) -> tuple[list[float], dict]:
-    """Coefficients for one kernel type, with outlier rejection; and fit statistics."""
+def fit_type(rows_: list[list[float]], ys: list[float], type_: str = "*",
+             weights: list[float] | None = None) -> tuple[list[float], dict]:
+    """Coefficients for one kernel type, with outlier rejection; and fit statistics.
+    ``weights``: per-sample row weights (default 1/y: relative error)."""
     import numpy as np
 
     m = np.asarray(mask(type_))
     X, y = np.asarray(rows_, float) * m, np.asarray(ys, float)
     keep = y > 0
     X, y = X[keep], y[keep]
-    coef = _nnls_rel(X, y)
+    w = None if weights is None else np.asarray(weights, float)[keep]
+    coef = _nnls_rel(X, y, w)
     rel = X @ coef / y - 1
     inliers = np.abs(rel) <= max(OUTLIER_REL, 3 * float(np.median(np.abs(rel))))
     if inliers.sum() >= max(MIN_SAMPLES, X.shape[1]) and not inliers.all():
-        coef = _nnls_rel(X[inliers], y[inliers])
+        coef = _nnls_rel(X[inliers], y[inliers], None if w is None else w[inliers])
         rel = X @ coef / y - 1
     stats = {"n": int(len(y)), "outliers": int((~inliers).sum()),
              "median_abs_rel_err": round(float(np.median(np.abs(rel[inliers]))), 4),
@@ -213,8 +288,56 @@ def fit_correction(model: LatencyModel, samples: list[dict], walls: list[float],
     return correction, float(theta[-1]), stats
 
 
+def fit_trees(model: LatencyModel, samples: list[dict], n_trees: int = 200,
+              depth: int = 4, learning_rate: float = 0.1, seed: int = 0
+              ) -> tuple[dict, dict]:
+    """Gradient-boosted regression trees (scikit-learn, Huber loss) on log(measured /
+    linear prediction) per kernel, from :func:`tree_row`; each kernel weighted by the
+    square root of its share of its network's time (the kernels that make a network
+    slow count most, small ones still count). Returned as plain lists for
+    :func:`boost`, so prediction needs no scikit-learn."""
+    import numpy as np
+    from sklearn.ensemble import GradientBoostingRegressor
+
+    totals: dict[int, float] = {}
+    for s in samples:
+        totals[s["net"]] = totals.get(s["net"], 0.0) + s["us"]
+    keep = [s for s in samples if s["us"] > 0]
+    X = np.array([tree_row(s["type"], s["features"]) for s in keep])
+    lin = np.array([max(model.linear_us(s["type"], s["features"])[1], LINEAR_FLOOR_US)
+                    for s in keep])
+    y = np.array([s["us"] for s in keep])
+    w = np.sqrt(y / np.array([totals[s["net"]] for s in keep]))
+    g = GradientBoostingRegressor(n_estimators=n_trees, max_depth=depth,
+                                  learning_rate=learning_rate, subsample=0.8, loss="huber",
+                                  random_state=seed)
+    target = np.log(y / lin)
+    g.fit(X, target, sample_weight=w)
+    trees = []
+    for (est,) in g.estimators_:
+        t = est.tree_
+        trees.append([t.feature.tolist(), [float(v) for v in t.threshold],
+                      t.children_left.tolist(), t.children_right.tolist(),
+                      [round(float(v), 6) for v in t.value[:, 0, 0]]])
+    out = {"features": list(TREE_FEATURES), "learning_rate": learning_rate, "offset": 0.0,
+           "trees": trees}
+    # the constant scikit-learn starts from (its init estimator), recovered exactly
+    gp = g.predict(X)
+    out["offset"] = float(np.median(gp[:64] - [boost(out, list(x)) for x in X[:64]]))
+    mine = np.array([boost(out, list(x)) for x in X[:500]])
+    pred = np.log(lin) + gp
+    before = np.abs(lin / y - 1)
+    after = np.abs(np.exp(pred) / y - 1)
+    stats = {"n": int(len(y)), "trees": n_trees, "depth": depth,
+             "within_10pct_linear": round(float(np.mean(before <= .1)), 3),
+             "within_10pct_boosted": round(float(np.mean(after <= .1)), 3),
+             "export_max_abs_diff": float(np.max(np.abs(mine - gp[:500])))}
+    return out, stats
+
+
 def fit(samples: list[dict], overhead_samples: list[tuple[int, float]],
-        walls: list[float] | None = None) -> LatencyModel:
+        walls: list[float] | None = None, hinges: tuple = (),
+        n_trees: int = 0) -> LatencyModel:
     """``samples``: {type, features, us, net}; ``overhead_samples``: (kernels, us) per
     network; ``walls``: each calibration network's unprofiled median wall time (us),
     which enables the second-stage correction."""
@@ -228,14 +351,16 @@ def fit(samples: list[dict], overhead_samples: list[tuple[int, float]],
     for t, group in sorted(groups.items()):
         if len(group) < MIN_SAMPLES and t != "*":
             continue
-        coef[t], stats[t] = fit_type([row(s["features"]) for s in group],
+        coef[t], stats[t] = fit_type([row(s["features"], hinges) for s in group],
                                      [s["us"] for s in group], t)
     if overhead_samples:  # robust on a busy machine: the median overhead per kernel
         per = sorted(us / max(n, 1) for n, us in overhead_samples)
         overhead = (0.0, float(np.median(per)))   # may be negative: a correction
     else:
         overhead = (0.0, 0.0)
-    model = LatencyModel(coef, overhead, stats)
+    model = LatencyModel(coef, overhead, stats, hinges=hinges)
+    if n_trees:
+        model.trees, stats["trees"] = fit_trees(model, samples, n_trees)
     if walls:
         model.correction, constant, stats["network_correction"] = \
             fit_correction(model, samples, walls)
