@@ -87,6 +87,14 @@ def test_conv_bn_act_and_residual_add_fuse_into_one_kernel():
     assert ks["head.flatten"].nodes == ["head.flatten", "head.dropout", "head.fc"]
 
 
+def test_kernels_carry_their_shape_and_the_network_footprint():
+    ks = kernels(tiny())
+    k = by_name(ks)["b.expand.conv"]
+    assert (k.cin, k.cout, k.hw) == (16, 64, 16 * 16)
+    net = sum(x.params + x.out_elems for x in ks)
+    assert {x.features()["net_elems"] for x in ks} == {net}
+
+
 def test_swish_is_its_own_kernel():
     ks = by_name(kernels(tiny(act="swish")))
     assert ks["b.expand.conv"].nodes == ["b.expand.conv", "b.expand.bn"]

@@ -60,11 +60,14 @@ class Kernel:
     cin: int = 0              # channels of the (first) input
     cout: int = 0             # channels of the output
     hw: int = 0               # output pixels (height x width; 1 for vectors)
+    net_elems: int = 0        # the whole network's weights + outputs: what a run touches
+                              # between two uses of this kernel's weights (cache context)
 
     def features(self) -> dict:
         return {"macs": self.macs, "in_elems": self.in_elems, "out_elems": self.out_elems,
                 "params": self.params, "reorder_elems": self.reorder_elems,
-                "cin": self.cin, "cout": self.cout, "hw": self.hw}
+                "cin": self.cin, "cout": self.cout, "hw": self.hw,
+                "net_elems": self.net_elems}
 
 
 def nchwc_ok(op, block: int, input_blocked: bool = False) -> bool:
@@ -276,4 +279,8 @@ def kernels(graph, nchwc_block: int = 16) -> list[Kernel]:
     """The kernels onnxruntime runs for ``graph`` (in execution order), each with the IR
     nodes it covers and its figures. ``nchwc_block``: the NCHWc block size of the CPU
     (16 with AVX-512, 8 with AVX2, 0 to turn the blocked layout off)."""
-    return _Fuser(graph, nchwc_block).run()
+    out = _Fuser(graph, nchwc_block).run()
+    net = sum(k.params + k.out_elems for k in out)
+    for k in out:
+        k.net_elems = net
+    return out

@@ -53,7 +53,7 @@ TREE_FAMILIES = ("conv.pw", "conv.dw", "conv.full", "conv.group", "se", "bn", "r
                  "reshape")
 TREE_FEATURES = ("family", "kernel", "stride", "blocked", "log_macs", "log_in", "log_out",
                  "log_params", "log_reorder", "log_cin", "log_cout", "log_hw", "cin_16",
-                 "cout_16", "cin_8")
+                 "cout_16", "cin_8", "log_net")
 
 
 def tree_row(type_: str, f: dict) -> list[float]:
@@ -74,7 +74,8 @@ def tree_row(type_: str, f: dict) -> list[float]:
             float(k), float(s), 1.0 if type_.endswith(".c") else 0.0,
             lg(f["macs"]), lg(f["in_elems"]), lg(f["out_elems"]), lg(f["params"]),
             lg(f["reorder_elems"]), lg(cin), lg(cout), lg(f.get("hw", 0)),
-            float(cin % 16 == 0), float(cout % 16 == 0), float(cin % 8 == 0)]
+            float(cin % 16 == 0), float(cout % 16 == 0), float(cin % 8 == 0),
+            lg(f.get("net_elems", 0))]
 
 
 def boost(trees: dict, x: list[float]) -> float:
@@ -217,7 +218,7 @@ def _nnls_rel(X, y, w=None):
 
 
 USES = {  # the features each family's time depends on (others are fixed at 0)
-    "linear": ("one", "macs", "reorder_elems"),
+    "linear": ("one", "macs", "reorder_elems", "spill_1", "spill_2"),   # weights spill too
     "pool": ("one", "in_elems", "reorder_elems", "spill_1", "spill_2"),
     "se": ("one", "macs", "in_elems", "reorder_elems", "spill_1", "spill_2"),
 }
@@ -254,7 +255,8 @@ def fit_type(rows_: list[list[float]], ys: list[float], type_: str = "*",
 
 
 def fit_correction(model: LatencyModel, samples: list[dict], walls: list[float],
-                   ridge: float = 0.05) -> tuple[dict, float, dict]:
+                   ridge: float = 0.05, shift_weight: float = 0.1
+                   ) -> tuple[dict, float, dict]:
     """Second stage: per family ``scale`` and ``shift`` and a constant, so that the sum of
     corrected kernel predictions matches each calibration network's unprofiled wall time
     (relative least squares, ridge towards scale 1 / shift 0). Returns (correction,
@@ -275,7 +277,7 @@ def fit_correction(model: LatencyModel, samples: list[dict], walls: list[float],
     k = len(fams)
     # ridge rows: sqrt(lambda) * (theta - prior); shifts measured in units of 10 us
     prior = np.concatenate([np.ones(k), np.zeros(k), [0.0]])
-    scale = np.concatenate([np.ones(k), np.full(k, 0.1), [0.001]])
+    scale = np.concatenate([np.ones(k), np.full(k, shift_weight), [0.001]])
     R = np.diag(scale) * np.sqrt(ridge)
     theta, *_ = np.linalg.lstsq(np.vstack([X, R]), np.concatenate([y, R @ prior]), rcond=None)
     before = np.abs(S.sum(1) / w - 1)
