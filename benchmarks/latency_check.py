@@ -59,15 +59,16 @@ def render(doc: dict) -> str:
              f"{p['settings']['threads']} thread(s), NCHWc block "
              f"{p['settings']['nchwc_block']}), calibrated {p['created']} on {p['machine']['cpu']} "
              f"with onnxruntime {p['versions']['onnxruntime']}: "
-             f"{p['calibration']['networks']} networks, "
+             f"{p['calibration']['networks']} random networks + "
+             f"{p['calibration'].get('variants', 0)} spec variants, "
              f"{p['calibration']['kernel_samples']} kernel samples in "
              f"{p['calibration']['seconds']:.0f} s; calibration round-to-round spread median "
              f"{p['calibration']['round_spread_median']:.1%}, p90 "
-             f"{p['calibration']['round_spread_p90']:.1%}",
+             f"{p['calibration']['round_spread_p90']:.1%}; model: {doc['model_desc']}",
              f"- models: {s['models']} ({doc['shipped']} shipped specs + "
              f"{s['models'] - doc['shipped']} random variants), each measured in "
-             f"{doc['rounds']} interleaved rounds x {doc['repeats']} runs, a fresh session per "
-             "round", "",
+             f"{doc['rounds']} interleaved rounds x at least {doc['repeats']} runs and 20 ms, a "
+             "fresh session per round", "",
              "| figure | value |", "|---|---|",
              f"| **within +-10% of the measured median** | **{s['within']:.1%}** "
              f"({round(s['within'] * s['models'])} of {s['models']}) |",
@@ -113,7 +114,7 @@ def main(argv=None) -> int:
     ap.add_argument("--profile", default="profiles/cpu-ort-1t.json")
     ap.add_argument("--random", type=int, default=102, help="random variants (>= 100)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--repeats", type=int, default=6)
     ap.add_argument("--chunk", type=int, default=20)
     ap.add_argument("--calib-nets", type=int, default=10,
@@ -165,7 +166,10 @@ def main(argv=None) -> int:
            "in_sample": chk.summary(calib) if calib else None,
            "in_sample_results": [r.to_dict() for r in calib],
            "results": [r.to_dict() for r in results]}
-    doc["profile"].pop("model")
+    m = doc["profile"].pop("model")
+    doc["model_desc"] = (f"linear{' + cache hinges' if m.get('hinges_elems') else ''} + "
+                         f"{len((m.get('trees') or {}).get('trees', []))} boosted trees + "
+                         "network-level correction")
     Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
     write_doc(Path(args.doc), render(doc))
     print(json.dumps(summary, indent=1))

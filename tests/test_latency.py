@@ -14,6 +14,7 @@ import sys
 import pytest
 
 from archspec.analysis.cost import cost
+from archspec.errors import ArchspecError
 from archspec.ir.graph import Graph
 from archspec.ir.ops import (Activation, Add, BatchNorm, Conv2d, Dropout, Flatten,
                              GlobalAvgPool, Input, Linear, Mul)
@@ -207,6 +208,52 @@ def test_variant_networks_cover_every_shipped_spec_apart_from_the_validation_var
                                                                        s))
 
 
+def _fake_raw(networks=3, variants=2):
+    """What calibrate() returns, with made-up times (nothing is measured)."""
+    graphs = [cal.random_network(i) for i in range(networks)] + \
+        cal.variant_networks(variants)
+    samples, walls = [], []
+    for i, g in enumerate(graphs):
+        ks = kernels(g)
+        for k in ks:
+            samples.append({"type": k.type, "features": k.features(), "net": i,
+                            "us": 2.0 + k.macs / 1e4 + k.in_elems / 1e3})
+        walls.append(sum(s["us"] for s in samples if s["net"] == i) * 1.1)
+    return {"samples": samples, "overhead": [(1, 0.0)] * len(graphs), "walls": walls,
+            "nchwc_block": 16, "l2_bytes": 1 << 20, "networks": networks,
+            "variants": variants, "seed": 0, "threads": 1, "repeats": 12, "rounds": 3,
+            "warmup": 2, "seconds": 1.0, "round_spread_median": 0.01,
+            "round_spread_p90": 0.02, "profiler_us_per_node": 1.0, "min_round_ms": 20.0}
+
+
+def test_raw_measurements_roundtrip_with_features_rebuilt_from_seeds(tmp_path):
+    raw = _fake_raw()
+    cal.save_raw(raw, tmp_path / "raw.json")
+    back = cal.load_raw(tmp_path / "raw.json")
+    assert [s["features"] for s in back["samples"]] == [s["features"] for s in raw["samples"]]
+    assert [s["us"] for s in back["samples"]] == pytest.approx([s["us"] for s in raw["samples"]])
+    doc = json.loads((tmp_path / "raw.json").read_text())
+    doc["samples"][3]["type"] = "conv.pw.zz"
+    (tmp_path / "bad.json").write_text(json.dumps(doc))
+    with pytest.raises(ArchspecError, match="do not match"):
+        cal.load_raw(tmp_path / "bad.json")
+    (tmp_path / "other.json").write_text("{}")
+    with pytest.raises(ArchspecError, match="not raw calibration"):
+        cal.load_raw(tmp_path / "other.json")
+
+
+def test_calibrate_from_raw_fits_a_profile_without_measuring(tmp_path):
+    cal.save_raw(_fake_raw(), tmp_path / "raw.json")
+    r = _run("calibrate", "--from-raw", str(tmp_path / "raw.json"), "--trees", "0",
+             "-o", str(tmp_path / "p.json"))
+    assert r.returncode == 0, r.stderr
+    p = json.loads((tmp_path / "p.json").read_text())
+    assert p["calibration"]["variants"] == 2 and p["model"]["trees"] == {}
+    r = _run("calibrate", "--from-raw", str(tmp_path / "missing.json"), "-o",
+             str(tmp_path / "q.json"))
+    assert r.returncode == 2 and not (tmp_path / "q.json").exists()
+
+
 # ---- attribution of profiler events ----------------------------------------------------------
 def _trace(runs):
     """A fake onnxruntime profile: runs is a list of [(node name, dur)]."""
@@ -376,7 +423,6 @@ def test_profile_roundtrip_and_setup_warnings(tmp_path):
 
 
 def test_profile_errors(tmp_path):
-    from archspec.errors import ArchspecError
 
     with pytest.raises(ArchspecError, match="not found"):
         load(tmp_path / "missing.json")

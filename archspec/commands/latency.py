@@ -51,28 +51,43 @@ def _warn(profile, threads=None) -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
               required=True, help="Profile file to write (JSON).")
+@click.option("--save-raw", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the raw measurements (JSON), to refit later with --from-raw.")
+@click.option("--from-raw", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="Fit a profile from measurements saved with --save-raw "
+              "(no measuring; the networks are rebuilt from their seeds).")
 @click.option("--no-progress", is_flag=True)
 def calibrate(backend, threads, networks, variants, repeats, rounds, trees, seed, output,
-              no_progress):
+              save_raw, from_raw, no_progress):
     """Benchmark kernels on this machine and fit a latency profile."""
     from ..latency import calibrate as cal
 
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        raise ArchspecError("calibrate needs onnxruntime: pip install onnxruntime") from None
     if trees:
         try:
             import sklearn  # noqa: F401
         except ImportError:
             raise ArchspecError("calibrate --trees needs scikit-learn: pip install "
                                 "scikit-learn (or --trees 0 for the linear model)") from None
+    if from_raw is not None:
+        raw = cal.load_raw(from_raw)
+        profile = cal.build(raw, n_trees=trees)
+        profile.save(output)
+        print(f"wrote {output}: refitted from {from_raw} ({len(raw['samples'])} kernel "
+              f"samples, measured in {raw['seconds']:.0f} s)", file=sys.stderr)
+        return
+
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        raise ArchspecError("calibrate needs onnxruntime: pip install onnxruntime") from None
     ctx, advance = _bar((networks + variants) * rounds,
                         f"calibrating {backend}, {threads} thread(s)",
                         no_progress or not sys.stderr.isatty())
     with ctx:
         raw = cal.calibrate(threads=threads, networks=networks, variants=variants,
                             repeats=repeats, rounds=rounds, seed=seed, progress=advance)
+    if save_raw is not None:
+        cal.save_raw(raw, save_raw)
     profile = cal.build(raw, n_trees=trees)
     profile.save(output)
     c = profile.calibration

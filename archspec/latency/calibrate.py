@@ -374,6 +374,7 @@ def calibrate(*, threads: int = 1, networks: int = 120, variants: int = 0,
                for i, m in enumerate(round_medians) if len(m) > 1]
     return {"samples": samples, "overhead": overhead, "nchwc_block": block,
             "l2_bytes": l2_bytes(), "min_round_ms": min_round_ms,
+            "measured": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "walls": [statistics.median(w) for w in wall],
             "profiler_us_per_node": round(per_node, 3),
             "networks": networks, "variants": variants, "repeats": per_round * rounds,
@@ -383,6 +384,53 @@ def calibrate(*, threads: int = 1, networks: int = 120, variants: int = 0,
             "round_spread_median": round(statistics.median(spreads), 4) if spreads else None,
             "round_spread_p90": round(sorted(spreads)[int(0.9 * (len(spreads) - 1))], 4)
             if spreads else None}
+
+
+RAW_SCHEMA = "archspec.latency-raw/1"
+
+
+def save_raw(raw: dict, path) -> None:
+    """Write :func:`calibrate`'s measurements (atomically) for a later refit."""
+    import json
+
+    from ..fsutil import atomic_path
+
+    doc = {"schema": RAW_SCHEMA, **raw,
+           "samples": [{"net": s["net"], "type": s["type"], "us": round(s["us"], 4)}
+                       for s in raw["samples"]]}
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(doc))
+
+
+def load_raw(path) -> dict:
+    """Measurements saved by :func:`save_raw`, with every kernel's features recomputed
+    from the networks rebuilt from their seeds (so a refit uses this archspec's
+    features); an error if the networks no longer match the measurements."""
+    import json
+
+    from ..errors import ArchspecError
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            raw = json.load(f)
+    except (OSError, ValueError) as e:
+        raise ArchspecError(f"{path}: cannot read raw measurements: {e}") from None
+    if not isinstance(raw, dict) or raw.get("schema") != RAW_SCHEMA:
+        raise ArchspecError(f"{path}: not raw calibration measurements "
+                            f"(schema {RAW_SCHEMA!r} expected; see calibrate --save-raw)")
+    graphs = [random_network(raw["seed"] * 100_000 + i) for i in range(raw["networks"])]
+    graphs += variant_networks(raw.get("variants", 0), raw["seed"])
+    kernels = [(i, k) for i, g in enumerate(graphs)
+               for k in fuse(g, raw["nchwc_block"])]
+    samples = raw["samples"]
+    if len(kernels) != len(samples) or any(
+            i != s["net"] or k.type != s["type"] for (i, k), s in zip(kernels, samples)):
+        raise ArchspecError(f"{path}: the calibration networks rebuilt from their seeds do "
+                            "not match these measurements (another archspec version's "
+                            "networks or fusion rules): recalibrate")
+    for (_, k), s in zip(kernels, samples):
+        s["features"] = k.features()
+    return raw
 
 
 def l2_bytes() -> int:
@@ -419,7 +467,7 @@ def build(raw: dict, n_trees: int = 200):
     calib = {k: raw.get(k, 0) for k in ("networks", "variants", "repeats", "rounds", "warmup",
                                         "seed", "seconds", "round_spread_median",
                                         "round_spread_p90", "profiler_us_per_node",
-                                        "min_round_ms")}
+                                        "min_round_ms", "measured")}
     calib["kernel_samples"] = len(raw["samples"])
     created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     return Profile("onnxruntime", settings, machine("onnxruntime"), versions(), model, calib,
