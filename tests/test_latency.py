@@ -10,6 +10,7 @@ import json
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -252,6 +253,19 @@ def test_calibrate_from_raw_fits_a_profile_without_measuring(tmp_path):
     r = _run("calibrate", "--from-raw", str(tmp_path / "missing.json"), "-o",
              str(tmp_path / "q.json"))
     assert r.returncode == 2 and not (tmp_path / "q.json").exists()
+
+
+def test_shipped_profile_is_the_fit_of_the_shipped_measurements():
+    """profiles/cpu-ort-1t.json is `calibrate --from-raw profiles/cpu-ort-1t.raw.json`:
+    the figures in docs/latency.md come from measurements anyone can refit."""
+    pytest.importorskip("sklearn")
+    root = Path(__file__).resolve().parent.parent / "profiles"
+    shipped = load(root / "cpu-ort-1t.json")
+    refit = cal.build(cal.load_raw(root / "cpu-ort-1t.raw.json"))
+    for name in ("mobilenetv2", "mobilenetv3_small", "rexnet"):
+        ks = kernels(load_spec(name).compile())
+        assert refit.model.predict(ks).total_ms == pytest.approx(
+            shipped.model.predict(ks).total_ms, rel=1e-9)
 
 
 # ---- attribution of profiler events ----------------------------------------------------------

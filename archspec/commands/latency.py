@@ -43,8 +43,9 @@ def _warn(profile, threads=None) -> None:
                    "sampler, seeded apart from the validation variants).")
 @click.option("--repeats", type=click.IntRange(2, 1000), default=12, show_default=True,
               help="Timed runs per network, split over the rounds.")
-@click.option("--rounds", type=click.IntRange(1, 100), default=3, show_default=True,
-              help="Interleaved passes over all networks.")
+@click.option("--rounds", type=click.IntRange(1, 100), default=4, show_default=True,
+              help="Interleaved passes over all networks, each with fresh sessions; a "
+                   "network's time is its fastest round's median.")
 @click.option("--trees", type=click.IntRange(0, 5000), default=200, show_default=True,
               help="Boosted regression trees on top of the linear per-type model "
                    "(needs scikit-learn; 0: linear model only).")

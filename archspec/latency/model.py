@@ -19,6 +19,7 @@ Prediction is plain Python (no numpy): ``archspec cost --profile`` stays light.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 FEATURES = ("one", "macs", "in_elems", "out_elems", "params", "reorder_elems", "spill_1",
@@ -60,8 +61,6 @@ def tree_row(type_: str, f: dict) -> list[float]:
     """What the boosted trees read: the kernel's type split into its parts, and its
     sizes on a log scale (shape details the linear model cannot see: channel counts
     that fill the SIMD blocks or not, small maps, tall vs wide)."""
-    import math
-
     parts = type_.split(".")
     fam = family(type_)
     k = s = 0
@@ -157,8 +156,6 @@ class LatencyModel:
     def raw_us(self, type_: str, features: dict) -> tuple[str, float]:
         """The first-stage (per-kernel, profiled) prediction: the linear model times
         exp(boosted trees' log-ratio)."""
-        import math
-
         t, us = self.linear_us(type_, features)
         if self.trees:
             us = max(us, LINEAR_FLOOR_US) * math.exp(boost(self.trees,
