@@ -69,9 +69,22 @@ def calibrate(backend, threads, networks, variants, repeats, rounds, trees, seed
         except ImportError:
             raise ArchspecError("calibrate --trees needs scikit-learn: pip install "
                                 "scikit-learn (or --trees 0 for the linear model)") from None
+    def fitted(raw):
+        try:
+            return cal.build(raw, n_trees=trees)
+        except (ValueError, RuntimeError) as e:
+            raise ArchspecError(f"calibrate: cannot fit a profile: {e}") from None
+
     if from_raw is not None:
+        ctx = click.get_current_context()
+        given = [f"--{n.replace('_', '-')}" for n in
+                 ("threads", "networks", "variants", "repeats", "rounds", "seed", "save_raw")
+                 if ctx.get_parameter_source(n) == click.core.ParameterSource.COMMANDLINE]
+        if given:
+            raise click.UsageError(f"--from-raw refits saved measurements; "
+                                   f"{', '.join(given)} only apply when measuring")
         raw = cal.load_raw(from_raw)
-        profile = cal.build(raw, n_trees=trees)
+        profile = fitted(raw)
         profile.save(output)
         print(f"wrote {output}: refitted from {from_raw} ({len(raw['samples'])} kernel "
               f"samples, measured in {raw['seconds']:.0f} s)", file=sys.stderr)
@@ -87,10 +100,10 @@ def calibrate(backend, threads, networks, variants, repeats, rounds, trees, seed
     with ctx:
         raw = cal.calibrate(threads=threads, networks=networks, variants=variants,
                             repeats=repeats, rounds=rounds, seed=seed, progress=advance)
-    if save_raw is not None:
-        cal.save_raw(raw, save_raw)
-    profile = cal.build(raw, n_trees=trees)
+    profile = fitted(raw)
     profile.save(output)
+    if save_raw is not None:   # after the profile: a failed write here loses no profile
+        cal.save_raw(raw, save_raw)
     c = profile.calibration
     print(f"wrote {output}: {c['kernel_samples']} kernel samples from {networks} networks "
           f"and {variants} spec variants "

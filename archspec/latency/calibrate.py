@@ -374,7 +374,10 @@ def calibrate(*, threads: int = 1, networks: int = 120, variants: int = 0,
         overhead.append((len(ks), walls[i] - total))
     spreads = [(max(m) - min(m)) / statistics.median(m)
                for m in round_medians if len(m) > 1]
+    from ..bench import machine, versions
+
     return {"samples": samples, "overhead": overhead, "nchwc_block": block,
+            "machine": machine("onnxruntime"), "versions": versions(),
             "l2_bytes": l2_bytes(), "min_round_ms": min_round_ms,
             "measured": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "walls": walls, "estimator": "fastest round median",
@@ -421,13 +424,24 @@ def load_raw(path) -> dict:
     if not isinstance(raw, dict) or raw.get("schema") != RAW_SCHEMA:
         raise ArchspecError(f"{path}: not raw calibration measurements "
                             f"(schema {RAW_SCHEMA!r} expected; see calibrate --save-raw)")
-    graphs = [random_network(raw["seed"] * 100_000 + i) for i in range(raw["networks"])]
-    graphs += variant_networks(raw.get("variants", 0), raw["seed"])
-    kernels = [(i, k) for i, g in enumerate(graphs)
-               for k in fuse(g, raw["nchwc_block"])]
-    samples = raw["samples"]
-    if len(kernels) != len(samples) or any(
-            i != s["net"] or k.type != s["type"] for (i, k), s in zip(kernels, samples)):
+    try:
+        networks, variants = int(raw["networks"]), int(raw.get("variants", 0))
+        seed, block = int(raw["seed"]), int(raw["nchwc_block"])
+        samples = raw["samples"]
+        if networks < 0 or variants < 0 or networks + variants > 100_000 or \
+                not isinstance(samples, list) or not samples or not raw["walls"]:
+            raise ValueError("no networks or no samples")
+        graphs = [random_network(seed * 100_000 + i) for i in range(networks)]
+        graphs += variant_networks(variants, seed)
+        kernels = [(i, k) for i, g in enumerate(graphs) for k in fuse(g, block)]
+        ok = len(kernels) == len(samples) and all(
+            i == s["net"] and k.type == s["type"] and float(s["us"]) >= 0
+            for (i, k), s in zip(kernels, samples))
+        float(raw["seconds"])
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise ArchspecError(f"{path}: malformed raw measurements ({type(e).__name__}: "
+                            f"{e})") from None
+    if not ok:
         raise ArchspecError(f"{path}: the calibration networks rebuilt from their seeds do "
                             "not match these measurements (another archspec version's "
                             "networks or fusion rules): recalibrate")
@@ -473,7 +487,9 @@ def build(raw: dict, n_trees: int = 200):
                                         "min_round_ms", "measured")}
     calib["kernel_samples"] = len(raw["samples"])
     created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    return Profile("onnxruntime", settings, machine("onnxruntime"), versions(), model, calib,
+    # the setup the measurements were taken on (a refit elsewhere must not claim its own)
+    return Profile("onnxruntime", settings, raw.get("machine") or machine("onnxruntime"),
+                   raw.get("versions") or versions(), model, calib,
                    created)
 
 

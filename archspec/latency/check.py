@@ -46,7 +46,8 @@ def measure(graphs: list, threads: int, *, rounds: int = 5, repeats: int = 6,
             ) -> list[tuple[float, float, list]]:
     """(median ms, spread, round medians) per graph, measured in interleaved rounds.
     A round runs a model at least ``repeats`` times and at least ``min_round_ms`` long
-    (judged by its warm-up runs), so a 0.3 ms model gets ~70 runs a round, not 6: the
+    (judged by its warm-up runs, a fresh session's slow first run included), so a 0.3 ms
+    model gets 20-35 runs a round, not 6: the
     median of a handful of sub-millisecond runs moves with every timer tick."""
     if make_step is None:
         from ..bench import Settings

@@ -91,6 +91,25 @@ def boost(trees: dict, x: list[float]) -> float:
     return total
 
 
+def _check_trees(trees: dict) -> None:
+    """A profile's trees are well formed and read this archspec's tree features."""
+    if list(trees.get("features", [])) != list(TREE_FEATURES):
+        raise ValueError("the profile's trees read other features; recalibrate with this "
+                         "archspec")
+    try:
+        float(trees["offset"]) + float(trees["learning_rate"])
+        for feat, thr, left, right, value in trees["trees"]:
+            n = len(feat)
+            if not (n == len(thr) == len(left) == len(right) == len(value)) or n == 0:
+                raise ValueError("tree arrays of different lengths")
+            for i in range(n):
+                if left[i] >= 0 and not (0 <= feat[i] < len(TREE_FEATURES)
+                                         and 0 < left[i] < n and 0 < right[i] < n):
+                    raise ValueError(f"node {i} points outside the tree")
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"the profile's trees are malformed ({e})") from None
+
+
 def ancestors(type_: str) -> list[str]:
     """``conv.dw.k3s1.c`` -> the type itself, then its prefixes, then ``*``."""
     parts = type_.split(".")
@@ -188,9 +207,12 @@ class LatencyModel:
         if list(d.get("features", [])) != list(FEATURES):
             raise ValueError("the profile's model uses other features "
                              f"({d.get('features')}); recalibrate with this archspec")
+        trees = d.get("trees") or {}
+        if trees:
+            _check_trees(trees)
         return cls({k: list(v) for k, v in d["coef"].items()}, tuple(d["overhead_us"]),
                    d.get("fit", {}), {k: list(v) for k, v in d.get("correction", {}).items()},
-                   tuple(d.get("hinges_elems", ())), d.get("trees") or {})
+                   tuple(d.get("hinges_elems", ())), trees)
 
 
 # ---- fitting (numpy) -----------------------------------------------------------------------
@@ -331,6 +353,9 @@ def fit_trees(model: LatencyModel, samples: list[dict], n_trees: int = 200,
              "within_10pct_linear": round(float(np.mean(before <= .1)), 3),
              "within_10pct_boosted": round(float(np.mean(after <= .1)), 3),
              "export_max_abs_diff": float(np.max(np.abs(mine - gp[:500])))}
+    if stats["export_max_abs_diff"] > 1e-4:   # the plain-Python trees must be sklearn's
+        raise RuntimeError("exported trees disagree with scikit-learn's prediction "
+                           f"({stats['export_max_abs_diff']:.2g})")
     return out, stats
 
 
@@ -357,6 +382,8 @@ def fit(samples: list[dict], overhead_samples: list[tuple[int, float]],
         overhead = (0.0, float(np.median(per)))   # may be negative: a correction
     else:
         overhead = (0.0, 0.0)
+    if "*" not in coef:
+        raise ValueError("no kernel samples to fit")
     model = LatencyModel(coef, overhead, stats, hinges=hinges)
     if n_trees:
         model.trees, stats["trees"] = fit_trees(model, samples, n_trees)
