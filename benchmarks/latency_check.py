@@ -54,20 +54,14 @@ def probe(sessions: int = 4, runs: int = 10) -> float:
     reference model (MobileNetV2 at 160 px) over fresh sessions."""
     import statistics
 
-    from archspec.bench import Settings, make_step
+    from archspec.latency.calibrate import _time, _wall_step
 
     g = load("mobilenetv2").with_(resolution=160).compile()
     meds = []
     for _ in range(sessions):
-        step = make_step(g, Settings("onnxruntime", 1, 1, (), False, 1, 0, 0))
-        for _ in range(2):
-            step()
-        ts = []
-        for _ in range(runs):
-            t = time.perf_counter()
-            step()
-            ts.append(time.perf_counter() - t)
-        meds.append(statistics.median(ts))
+        step = _wall_step(g, 1)
+        _time(step, 2)
+        meds.append(statistics.median(_time(step, runs)))
     return (max(meds) - min(meds)) / statistics.median(meds)
 
 

@@ -31,6 +31,7 @@ import time
 from ..ir.graph import Graph
 from ..ir.ops import (Activation, Add, BatchNorm, Conv2d, Dropout, Flatten, GlobalAvgPool,
                       Input, Linear, Mul, Replicate)
+from .check import runs_per_round
 from .kernels import kernels as fuse
 
 ACTS = ("relu", "relu6", "hswish", "swish")
@@ -222,14 +223,14 @@ def attribute(events: list[dict], owner: dict[str, int], warmup: int,
     return out[warmup:]
 
 
-def profiler_cost(medians, counts, wall) -> float:
+def profiler_cost(medians, counts, walls) -> float:
     """The profiler's own cost per node (us), which inflates profiled kernels: the median
-    over networks of (profiled kernels' sum - unprofiled wall median) / profiled nodes."""
+    over networks of (profiled kernels' sum - unprofiled wall time) / profiled nodes."""
     per = []
-    for med, cnt, w in zip(medians, counts, wall):
+    for med, cnt, w in zip(medians, counts, walls):
         nodes = sum(cnt.values())
         if nodes and w:
-            per.append((sum(med) - statistics.median(w)) / nodes)
+            per.append((sum(med) - w) / nodes)
     return max(0.0, statistics.median(per)) if per else 0.0
 
 
@@ -276,15 +277,6 @@ def _time(step, n: int) -> list[float]:
     return out
 
 
-def _runs(warm_us: list[float], at_least: int, min_round_ms: float) -> int:
-    """Timed runs for a round: ``at_least``, and enough to last ``min_round_ms`` (judged by
-    the warm-up runs), as :func:`archspec.latency.check.measure` does."""
-    if not warm_us:
-        return at_least
-    per_run_ms = statistics.median(warm_us) / 1000.0
-    return max(at_least, min(1000, int(min_round_ms / max(per_run_ms, 1e-3)) + 1))
-
-
 def _profile_events(sess, feed, n: int) -> list[dict]:
     import json
     import os
@@ -326,6 +318,13 @@ def variant_networks(n: int, seed: int = 0) -> list[Graph]:
     return [out[j] for j in order][:n]
 
 
+def calibration_graphs(networks: int, variants: int, seed: int) -> list[Graph]:
+    """The calibration networks, in measuring order: the random motif networks, then the
+    spec variants (what :func:`load_raw` rebuilds from the seeds)."""
+    return [random_network(seed * 100_000 + i) for i in range(networks)] + \
+        variant_networks(variants, seed)
+
+
 def calibrate(*, threads: int = 1, networks: int = 120, variants: int = 0,
               repeats: int = 12, rounds: int = 4, warmup: int = 2, seed: int = 0,
               min_round_ms: float = 20.0, progress=lambda n=1: None) -> dict:
@@ -334,8 +333,7 @@ def calibrate(*, threads: int = 1, networks: int = 120, variants: int = 0,
     :func:`build`)."""
     block = nchwc_block()
     t0 = time.perf_counter()
-    graphs = [random_network(seed * 100_000 + i) for i in range(networks)]
-    graphs += variant_networks(variants, seed)
+    graphs = calibration_graphs(networks, variants, seed)
     fused = [fuse(g, block) for g in graphs]
     per_round = max(1, repeats // rounds)
     # net -> kernel -> per-round medians of its profiled time (us)
@@ -349,7 +347,7 @@ def calibrate(*, threads: int = 1, networks: int = 120, variants: int = 0,
             # session, warm-up, then at least per_round runs and min_round_ms
             step = _wall_step(g, threads)
             warm = _time(step, warmup)
-            n = _runs(warm, per_round, min_round_ms)
+            n = runs_per_round([w / 1000.0 for w in warm], per_round, min_round_ms)
             round_medians[i].append(statistics.median(_time(step, n)))
             sess, feed = session(g, threads, profile=True, seed=seed)
             events = _profile_events(sess, feed, warmup + n)
@@ -363,7 +361,7 @@ def calibrate(*, threads: int = 1, networks: int = 120, variants: int = 0,
     # round a fresh session and a median over its runs, so one lucky run cannot win).
     walls = [min(m) for m in round_medians]
     medians = [[min(r) for r in net] for net in kernel_rounds]
-    per_node = profiler_cost(medians, counts, [[w] for w in walls])
+    per_node = profiler_cost(medians, counts, walls)
     samples, overhead = [], []
     for i, ks in enumerate(fused):
         total = 0.0
@@ -431,8 +429,7 @@ def load_raw(path) -> dict:
         if networks < 0 or variants < 0 or networks + variants > 100_000 or \
                 not isinstance(samples, list) or not samples or not raw["walls"]:
             raise ValueError("no networks or no samples")
-        graphs = [random_network(seed * 100_000 + i) for i in range(networks)]
-        graphs += variant_networks(variants, seed)
+        graphs = calibration_graphs(networks, variants, seed)
         kernels = [(i, k) for i, g in enumerate(graphs) for k in fuse(g, block)]
         ok = len(kernels) == len(samples) and all(
             i == s["net"] and k.type == s["type"] and float(s["us"]) >= 0

@@ -35,6 +35,15 @@ class Checked:
         return {**asdict(self), "error": round(self.error, 4)}
 
 
+def runs_per_round(warm_ms: list[float], at_least: int, min_round_ms: float) -> int:
+    """Timed runs for one round: ``at_least``, and enough to last ``min_round_ms`` judged
+    by the warm-up runs' median (the one rule for calibration and check)."""
+    if not warm_ms or min_round_ms <= 0:
+        return at_least
+    per_run = statistics.median(warm_ms)
+    return max(at_least, min(1000, int(min_round_ms / max(per_run, 1e-6)) + 1))
+
+
 def predict(graph, profile):
     """The profile's :class:`~archspec.latency.model.Prediction` for ``graph``."""
     return profile.model.predict(fuse(graph, profile.nchwc_block))
@@ -62,13 +71,12 @@ def measure(graphs: list, threads: int, *, rounds: int = 5, repeats: int = 6,
     for _ in range(rounds):
         for i, g in enumerate(graphs):
             step = make_step(g)   # a fresh session each round: sessions differ by ~10%
-            t = clock()
+            warm = []
             for _ in range(warmup):
+                t = clock()
                 step()
-            per_run = (clock() - t) * 1000.0 / max(warmup, 1)
-            n = repeats
-            if warmup and per_run > 0:
-                n = max(repeats, min(1000, int(min_round_ms / per_run) + 1))
+                warm.append((clock() - t) * 1000.0)
+            n = runs_per_round(warm, repeats, min_round_ms)
             run = []
             for _ in range(n):
                 t = clock()
