@@ -8,7 +8,8 @@
 from __future__ import annotations
 
 from .errors import ArchspecError, SpecError
-from .spec import load, loads
+from .sources import load
+from .spec import loads
 
 __version__ = "0.1.0"
 

@@ -93,11 +93,7 @@ def _show(renderable, output: Path | None) -> None:
 
 
 def _load(spec: str, width, resolution, classes):
-    if str(spec).lower().endswith(".onnx"):  # a foreign or exported ONNX file
-        from .onnx_import import OnnxSource
-
-        return OnnxSource(spec, width=width, resolution=resolution, classes=classes)
-    from .spec import load
+    from .sources import load
 
     return load(spec, width=width, resolution=resolution, classes=classes)
 
