@@ -1,50 +1,43 @@
-"""The `archspec` command line. Every user error prints one line per problem and exits 2;
-an exceeded budget exits 1 (docs/errors.md). Heavy libraries (torch, onnx, networkx,
-matplotlib) are imported only by the commands that need them: `archspec cost` starts in
-well under half a second.
-
-Built on click (typer's foundation): typer's runtime coercion alone costs ~0.2 s a call.
+"""The `archspec` command line (typer; help in rich panels; shell completion with
+`archspec --install-completion`). Every user error prints one line per problem and exits
+2; an exceeded budget exits 1 (docs/errors.md). Heavy libraries (torch, onnx, networkx,
+matplotlib) are imported only by the commands that need them (archspec.commands.LAZY):
+`archspec cost` starts in well under 0.3 s. Shared helpers: archspec.cli_common.
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
+from typing import Annotated, Literal, Optional
 
-import click
+import typer
 
+from .cli_common import (OUTPUT, Classes, Command, Dtype, LazyGroup, Output, Profile,
+                         Resolution, Spec, TableOrJson, Width, complete_spec, console, emit,
+                         emit_json, load, show)
 from .errors import ArchspecError, Location, Problem, SpecError
 
+INSPECT, COMPARE, MODELS = "Inspect", "Compare", "Models"
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-PER = click.Choice(["stage", "block", "layer"])
-FORMATS = click.Choice(["table", "json", "markdown", "csv"])
+Budget = Annotated[Optional[str], typer.Option(
+    help='Exit 1 if over, e.g. "madds<=220M,params<=5.5M".')]
+
+app = typer.Typer(cls=LazyGroup, context_settings=CONTEXT, rich_markup_mode="markdown",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
 
 
-class LazyGroup(click.Group):
-    """A group whose extra commands (archspec.commands.LAZY) are imported on first use."""
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
 
-    def list_commands(self, ctx):
-        from .commands import LAZY
-
-        return sorted({*super().list_commands(ctx), *LAZY})
-
-    def get_command(self, ctx, name):
-        command = super().get_command(ctx, name)
-        if command is not None:
-            return command
-        from .commands import LAZY
-
-        if name not in LAZY:
-            return None
-        import importlib
-
-        module, attr = LAZY[name].split(":")
-        return getattr(importlib.import_module(module), attr)
+        print(f"archspec, version {version('archspec')}")
+        raise typer.Exit()
 
 
-@click.group(cls=LazyGroup, context_settings=CONTEXT)
-@click.version_option(package_name="archspec", prog_name="archspec")
-def app():
+@app.callback()
+def archspec(version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="Show the version and exit.")]
+        = False) -> None:
     """Architecture-spec compiler and cost estimator for MobileNet-style CNNs.
 
     Write a paper's stage table as YAML; validate, compile, cost and build it.
@@ -52,75 +45,22 @@ def app():
     """
 
 
-def overrides(f):
-    """The --width/--resolution/--classes options every spec command takes."""
-    f = click.option("--classes", type=int, default=None, help="Number of classes.")(f)
-    f = click.option("--resolution", "-r", type=int, default=None,
-                     help="Input resolution (overrides the spec).")(f)
-    f = click.option("--width", "-w", type=float, default=None,
-                     help="Width multiplier (overrides the spec).")(f)
-    return f
-
-
-def _console(stderr: bool = False):
-    from rich.console import Console
-
-    return Console(stderr=stderr, soft_wrap=False, width=None if sys.stdout.isatty() else 160)
-
-
-def _emit(text: str, output: Path | None) -> None:
-    text = text if text.endswith("\n") else text + "\n"
-    if output is None:
-        sys.stdout.write(text)
-    else:
-        from .fsutil import atomic_write_text
-
-        atomic_write_text(output, text)
-
-
-def _show(renderable, output: Path | None) -> None:
-    """Print a rich renderable, or write it as plain text to ``output`` (atomically)."""
-    if output is None:
-        _console().print(renderable)
-        return
-    import io
-
-    from rich.console import Console
-
-    con = Console(record=True, width=160, file=io.StringIO())
-    con.print(renderable)
-    _emit(con.export_text(), output)
-
-
-def _load(spec: str, width, resolution, classes):
-    from .sources import load
-
-    return load(spec, width=width, resolution=resolution, classes=classes)
-
-
-@app.command()
-@click.argument("spec")
-@click.option("--per", type=PER, default="stage", show_default=True,
-              help="Rows per stage, block or layer.")
-@click.option("--format", "-f", "fmt", type=FORMATS, default="table", show_default=True)
-@overrides
-@click.option("--batch", type=click.IntRange(1, 1_000_000), default=1, show_default=True)
-@click.option("--dtype", type=click.Choice(["fp32", "fp16", "bf16", "int8"]), default="fp32",
-              show_default=True, help="Element type for the byte figures.")
-@click.option("--budget", default=None,
-              help='Exit 1 if over, e.g. "madds<=220M,params<=5.5M".')
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write to this file (atomically) instead of stdout.")
-@click.option("--profile", "profile_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="Latency profile (archspec calibrate): adds predicted ms.")
-def cost(spec, per, fmt, width, resolution, classes, batch, dtype, budget, output,
-         profile_path):
+@app.command(cls=Command, rich_help_panel=INSPECT)
+def cost(spec: Spec,
+         per: Annotated[Literal["stage", "block", "layer"], typer.Option(
+             help="Rows per stage, block or layer.", rich_help_panel=OUTPUT)] = "stage",
+         fmt: Annotated[Literal["table", "json", "markdown", "csv"], typer.Option(
+             "--format", "-f", help="Output format.", rich_help_panel=OUTPUT)] = "table",
+         width: Width = None, resolution: Resolution = None, classes: Classes = None,
+         batch: Annotated[int, typer.Option(min=1, max=1_000_000)] = 1,
+         dtype: Dtype = "fp32", budget: Budget = None, output: Output = None,
+         profile_path: Profile = None) -> None:
     """Parameters, multiply-adds, elementwise work and memory access, per stage/block/layer."""
     from .analysis.budget import check_budget, parse_budget
     from .analysis.cost import cost as run_cost
 
     constraints = parse_budget(budget) if budget else None
-    graph = _load(spec, width, resolution, classes).compile()
+    graph = load(spec, width, resolution, classes).compile()
     report = run_cost(graph, batch=batch, dtype=dtype)
     lat = None
     if profile_path is not None:  # docs/latency.md
@@ -129,38 +69,37 @@ def cost(spec, per, fmt, width, resolution, classes, batch, dtype, budget, outpu
         lat = latency_column(graph, per, profile_path, batch=batch, dtype=dtype)
     extra = [lat.column()] if lat else []
     if fmt == "json":
-        _emit(json.dumps(lat.apply(report.to_dict(per)), indent=2) if lat
-              else report.to_json(per), output)
+        emit_json("cost", lat.apply(report.to_dict(per)) if lat else report.to_dict(per),
+                  output)
     elif fmt == "markdown":
         from .report.tables import markdown
 
-        _emit(markdown(report, per, extra) + (f"\n{lat.line()}\n" if lat else ""), output)
+        emit(markdown(report, per, extra) + (f"\n{lat.line()}\n" if lat else ""), output)
     elif fmt == "csv":
         from .report.tables import csv_text
 
-        _emit(csv_text(report, per, extra), output)
+        emit(csv_text(report, per, extra), output)
     else:
         from .report.tables import rich_table
 
-        table = rich_table(report, per, extra)
-        _show(table, output)
+        show(rich_table(report, per, extra), output)
     if constraints:
         check_budget(report.totals, constraints, report.name)
 
 
-@app.command()
-@click.argument("spec_a")
-@click.argument("spec_b")
-@click.option("--per", type=click.Choice(["stage", "block"]), default="stage",
-              show_default=True, help="Align and show per stage or per block.")
-@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json", "markdown"]),
-              default="table", show_default=True)
-@overrides
-@click.option("--budget", default=None, help="Budget both sides must meet (exit 1 if not).")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None)
-@click.option("--profile", "profile_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="Latency profile (archspec calibrate): adds predicted ms.")
-def diff(spec_a, spec_b, per, fmt, width, resolution, classes, budget, output, profile_path):
+@app.command(cls=Command, rich_help_panel=COMPARE)
+def diff(spec_a: Annotated[str, typer.Argument(metavar="SPEC_A", autocompletion=complete_spec,
+                                               help="The first spec (a).")],
+         spec_b: Annotated[str, typer.Argument(metavar="SPEC_B", autocompletion=complete_spec,
+                                               help="The second spec (b).")],
+         per: Annotated[Literal["stage", "block"], typer.Option(
+             help="Align and show per stage or per block.", rich_help_panel=OUTPUT)] = "stage",
+         fmt: Annotated[Literal["table", "json", "markdown"], typer.Option(
+             "--format", "-f", help="Output format.", rich_help_panel=OUTPUT)] = "table",
+         width: Width = None, resolution: Resolution = None, classes: Classes = None,
+         budget: Annotated[Optional[str], typer.Option(
+             help="Budget both sides must meet (exit 1 if not).")] = None,
+         output: Output = None, profile_path: Profile = None) -> None:
     """Compare two specs stage by stage (or block by block): figures, deltas, changes."""
     from .analysis.budget import check_budget, parse_budget
     from .analysis.diff import diff as run_diff
@@ -174,98 +113,96 @@ def diff(spec_a, spec_b, per, fmt, width, resolution, classes, budget, output, p
             column = latency_column(graph, "block", profile_path)
             return column.per_row, column.total_ms
 
-    report = run_diff(_load(spec_a, width, resolution, classes).compile(),
-                      _load(spec_b, width, resolution, classes).compile(), latency=latency)
+    report = run_diff(load(spec_a, width, resolution, classes).compile(),
+                      load(spec_b, width, resolution, classes).compile(), latency=latency)
     if fmt == "json":
-        _emit(json.dumps(report.to_dict(per), indent=2), output)
+        emit_json("diff", report.to_dict(per), output)
     elif fmt == "markdown":
         from .report.diff import markdown_diff
 
-        _emit(markdown_diff(report, per), output)
+        emit(markdown_diff(report, per), output)
     else:
         from .report.diff import rich_diff
 
-        _show(rich_diff(report, per), output)
+        show(rich_diff(report, per), output)
     if constraints:
         check_budget(report.a.totals, constraints, f"a ({report.a.name})")
         check_budget(report.b.totals, constraints, f"b ({report.b.name})")
 
 
-@app.command()
-@click.argument("specs", nargs=-1, required=True)
-@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table")
-def validate(specs, fmt):
+@app.command(cls=Command, rich_help_panel=INSPECT)
+def validate(specs: Annotated[list[str], typer.Argument(
+                 metavar="SPEC...", autocompletion=complete_spec, show_default=False,
+                 help="Spec files or shipped names.")],
+             fmt: TableOrJson = "table") -> None:
     """Check specs against the schema and the semantic rules; report every problem."""
-    from .spec import load
-
-    results, failed = [], 0
-    for path in specs:
-        try:
-            s = load(path)
-            s.compile()
-            results.append({"file": path, "ok": True, "name": s.name, "problems": []})
-        except ArchspecError as e:
-            failed += 1
-            problems = e.problems if isinstance(e, SpecError) else \
-                [Problem(Location(path), str(e))]
-            results.append({"file": path, "ok": False,
-                            "problems": [{"file": p.location.file, "line": p.location.line,
-                                          "column": p.location.column, "path": p.location.path,
-                                          "message": p.message, "hint": p.hint}
-                                         for p in problems]})
-            if fmt != "json":
-                for p in problems:
-                    print(p, file=sys.stderr)
+    results = [_validate(path, quiet=fmt == "json") for path in specs]
     if fmt == "json":
-        print(json.dumps({"schema": "archspec.validate/1", "results": results}, indent=2))
+        emit_json("validate", {"results": results}, None)
     else:
         for r in results:
             if r["ok"]:
                 print(f"ok  {r['file']} ({r['name']})")
-    if failed:
+    if not all(r["ok"] for r in results):
         sys.exit(2)
 
 
-@app.command()
-@click.argument("spec")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Output file: .dot, .graphml or .json.")
-@overrides
-def graph(spec, output, width, resolution, classes):
+def _validate(path: str, quiet: bool) -> dict:
+    from .spec import load as load_spec
+
+    try:
+        s = load_spec(path)
+        s.compile()
+        return {"file": path, "ok": True, "name": s.name, "problems": []}
+    except ArchspecError as e:
+        problems = e.problems if isinstance(e, SpecError) else [Problem(Location(path), str(e))]
+        if not quiet:
+            for p in problems:
+                print(p, file=sys.stderr)
+        return {"file": path, "ok": False,
+                "problems": [{"file": p.location.file, "line": p.location.line,
+                              "column": p.location.column, "path": p.location.path,
+                              "message": p.message, "hint": p.hint} for p in problems]}
+
+
+@app.command(cls=Command, rich_help_panel=INSPECT)
+def graph(spec: Spec,
+          output: Annotated[Path, typer.Option(
+              "--output", "-o", dir_okay=False, rich_help_panel=OUTPUT,
+              help="Output file: .dot, .graphml or .json.")],
+          width: Width = None, resolution: Resolution = None, classes: Classes = None) -> None:
     """Write the compiled IR graph (nodes = primitive ops, edges = tensors with shapes)."""
-    g = _load(spec, width, resolution, classes).compile()
+    g = load(spec, width, resolution, classes).compile()
     if output.suffix.lower() not in (".dot", ".graphml", ".json"):
         raise ArchspecError(f"{output}: unknown graph format (use .dot, .graphml or .json)")
     g.write(output)
     print(f"wrote {output} ({len(g)} nodes)", file=sys.stderr)
 
 
-@app.command("specs")
-@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table")
-def list_specs(fmt):
+@app.command("specs", cls=Command, rich_help_panel=INSPECT)
+def list_specs(fmt: TableOrJson = "table") -> None:
     """List the shipped specs with a one-line description and their source."""
+    from .spec import load as load_spec
     from .spec.loader import SHIPPED
-    from .spec import load
 
     rows = []
     for path in sorted(SHIPPED.glob("*.yaml")):
-        s = load(path)
+        s = load_spec(path)
         rows.append({"name": path.stem, "description": s.description, "source": s.source,
                      "file": str(path)})
     if fmt == "json":
-        print(json.dumps(rows, indent=2))
+        emit_json("specs", {"specs": rows})
         return
     from rich.table import Table
 
     table = Table("spec", "description", "source", title="shipped specs", title_justify="left")
     for r in rows:
         table.add_row(r["name"], r["description"], r["source"])
-    _console().print(table)
+    console().print(table)
 
 
-@app.command("blocks")
-@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table")
-def list_blocks(fmt):
+@app.command("blocks", cls=Command, rich_help_panel=INSPECT)
+def list_blocks(fmt: TableOrJson = "table") -> None:
     """List the registered blocks, their fields and defaults."""
     from .blocks import BLOCKS, REQUIRED
 
@@ -278,7 +215,7 @@ def list_blocks(fmt):
     rows = [{"block": b.name, "aliases": list(b.aliases), "summary": b.summary,
              "fields": {k: default(b, k, v) for k, v in b.fields.items()}} for b in BLOCKS]
     if fmt == "json":
-        print(json.dumps(rows, indent=2))
+        emit_json("blocks", {"blocks": rows})
         return
     from rich.table import Table
 
@@ -287,13 +224,15 @@ def list_blocks(fmt):
     for r in rows:
         fields = ", ".join(f"{k}={v}" for k, v in r["fields"].items())
         table.add_row(r["block"], ", ".join(r["aliases"]), fields, r["summary"])
-    _console().print(table)
+    console().print(table)
 
 
-@app.command()
-@click.argument("path", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--check", is_flag=True, help="Exit 1 if the checked-in report is stale.")
-def reproduce(path, check):
+@app.command(cls=Command, rich_help_panel=INSPECT)
+def reproduce(path: Annotated[Optional[Path], typer.Argument(
+                  dir_okay=False, show_default=False,
+                  help="Where to write (default docs/reproduction.md).")] = None,
+              check: Annotated[bool, typer.Option(
+                  "--check", help="Exit 1 if the checked-in report is stale.")] = False) -> None:
     """Regenerate docs/reproduction.md: every paper figure against ours, with reasons."""
     from . import reproduce as rep
 
@@ -308,38 +247,47 @@ def reproduce(path, check):
     print(f"wrote {target}", file=sys.stderr)
 
 
-@app.command()
-def schema():
+@app.command(cls=Command, rich_help_panel=INSPECT)
+def schema() -> None:
     """Print the JSON Schema that spec files follow."""
+    import json
+
     from .spec import schema as get_schema
 
     print(json.dumps(get_schema(), indent=2))
 
 
-@app.command()
-@click.argument("spec")
-@click.option("--backend", "-b", default="torch", show_default=True, help="Backend name.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="File to write (spec + weights).")
-@click.option("--summary", is_flag=True, help="Print the module tree with per-layer costs.")
-@click.option("--seed", type=int, default=None, help="Seed for the initial weights.")
-@click.option("--weights", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              default=None, help="Weights (.pt) to load instead of random ones (onnx).")
-@click.option("--fp16", is_flag=True, help="Half-precision weights and I/O (onnx).")
-@click.option("--features", default=None,
-              help="Return these taps instead of the logits, e.g. C4,C5 (detection heads).")
-@click.option("--no-fold-bn", "no_fold_bn", is_flag=True,
-              help="Keep batch norm as separate nodes (onnx; folded by default).")
-@overrides
-def build(spec, backend, output, summary, seed, weights, fp16, features, no_fold_bn, width,
-          resolution, classes):
+@app.command(cls=Command, rich_help_panel=MODELS)
+def build(spec: Spec,
+          backend: Annotated[str, typer.Option("--backend", "-b", help="Backend name.")]
+          = "torch",
+          output: Annotated[Optional[Path], typer.Option(
+              "--output", "-o", dir_okay=False, rich_help_panel=OUTPUT,
+              help="File to write (spec + weights).")] = None,
+          summary: Annotated[bool, typer.Option(
+              "--summary", help="Print the module tree with per-layer costs.",
+              rich_help_panel=OUTPUT)] = False,
+          seed: Annotated[Optional[int], typer.Option(
+              help="Seed for the initial weights.")] = None,
+          weights: Annotated[Optional[Path], typer.Option(
+              exists=True, dir_okay=False,
+              help="Weights (.pt) to load instead of random ones (onnx).")] = None,
+          fp16: Annotated[bool, typer.Option(
+              "--fp16", help="Half-precision weights and I/O (onnx).")] = False,
+          features: Annotated[Optional[str], typer.Option(
+              help="Return these taps instead of the logits, e.g. C4,C5 (detection heads).")]
+          = None,
+          no_fold_bn: Annotated[bool, typer.Option(
+              "--no-fold-bn", help="Keep batch norm as separate nodes (onnx; folded by "
+              "default).")] = False,
+          width: Width = None, resolution: Resolution = None, classes: Classes = None) -> None:
     """Lower a spec to a backend model and (optionally) save it."""
     import inspect
 
     from .analysis.cost import cost as run_cost
     from .backends import get_backend
 
-    s = _load(spec, width, resolution, classes)
+    s = load(spec, width, resolution, classes)
     g = s.compile()
     be = get_backend(backend)
     taps = [f.strip() for f in features.split(",") if f.strip()] if features else None
@@ -362,9 +310,12 @@ def build(spec, backend, output, summary, seed, weights, fp16, features, no_fold
 
 def main(argv: list | None = None) -> None:
     """Entry point: run the CLI and turn every user error into a one-line message."""
+    import typer.main
+
     try:
-        # standalone: click turns usage errors into exit 2 and handles --help itself
-        app.main(args=argv, prog_name="archspec", standalone_mode=True)
+        # standalone: typer turns usage errors into exit 2 and handles --help itself
+        typer.main.get_command(app).main(args=argv, prog_name="archspec",
+                                         standalone_mode=True)
     except ArchspecError as e:
         print(str(e) if isinstance(e, SpecError) else f"archspec: {e}", file=sys.stderr)
         sys.exit(e.exit_code)

@@ -93,10 +93,10 @@ def test_graph_unknown_format(tmp_path):
 
 
 def test_specs_listing():
-    r = run_cli("specs", "-f", "json")
-    names = {s["name"] for s in json.loads(r.stdout)}
+    doc = json.loads(run_cli("specs", "-f", "json").stdout)
+    names = {s["name"] for s in doc["specs"]}
     assert {"mobilenetv2", "mobilenetv3_large", "mobilenetv3_small"} <= names
-    assert all(s["description"] and s["source"] for s in json.loads(r.stdout))
+    assert all(s["description"] and s["source"] for s in doc["specs"])
 
 
 def test_schema_command():

@@ -4,10 +4,13 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Annotated, Literal, Optional
 
-import click
+import typer
 
 from ..bench import BACKENDS, Settings, run, steps_per_resolution
+from ..cli_common import (OUTPUT, OVERRIDES, Classes, Command, Spec, TableOrJson, Width,
+                          console, load, tagged)
 from ..errors import ArchspecError
 
 
@@ -41,36 +44,38 @@ def table(doc: dict):
     return t
 
 
-@click.command()
-@click.argument("spec")
-@click.option("--backend", "-b", type=click.Choice(BACKENDS), default="onnxruntime",
-              show_default=True, help="What runs the model.")
-@click.option("--threads", type=int, default=1, show_default=True,
-              help="CPU threads (torch.set_num_threads / onnxruntime intra-op).")
-@click.option("--batch", type=int, default=1, show_default=True)
-@click.option("--resolution", "-r", default=None,
-              help="Input resolutions, comma-separated (default: the spec's).")
-@click.option("--train-step", is_flag=True, help="Time forward + backward (torch backends).")
-@click.option("--repeats", type=int, default=30, show_default=True, help="Timed steps.")
-@click.option("--warmup", type=int, default=5, show_default=True, help="Untimed steps first.")
-@click.option("--width", "-w", type=float, default=None, help="Width multiplier.")
-@click.option("--classes", type=int, default=None, help="Number of classes.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table",
-              show_default=True)
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Also write the JSON record here (atomically).")
-@click.option("--no-progress", is_flag=True, help="No progress bar.")
-def bench(spec, backend, threads, batch, resolution, train_step, repeats, warmup, width,
-          classes, seed, fmt, output, no_progress):
-    """Latency of SPEC's model: warm-up, repeats, median / p90 / min, per resolution."""
-    from ..spec import load
+app = typer.Typer(add_completion=False)
 
+
+@app.command(cls=Command, rich_help_panel="Models")
+def bench(spec: Spec,
+          backend: Annotated[Literal[BACKENDS], typer.Option(
+              "--backend", "-b", help="What runs the model.")] = "onnxruntime",
+          threads: Annotated[int, typer.Option(
+              help="CPU threads (torch.set_num_threads / onnxruntime intra-op).")] = 1,
+          batch: Annotated[int, typer.Option(help="Images per step.")] = 1,
+          resolution: Annotated[Optional[str], typer.Option(
+              "--resolution", "-r", rich_help_panel=OVERRIDES,
+              help="Input resolutions, comma-separated (default: the spec's).")] = None,
+          train_step: Annotated[bool, typer.Option(
+              "--train-step", help="Time forward + backward (torch backends).")] = False,
+          repeats: Annotated[int, typer.Option(help="Timed steps.")] = 30,
+          warmup: Annotated[int, typer.Option(help="Untimed steps first.")] = 5,
+          width: Width = None, classes: Classes = None,
+          seed: Annotated[int, typer.Option(help="Seed for the weights and inputs.")] = 0,
+          fmt: TableOrJson = "table",
+          output: Annotated[Optional[Path], typer.Option(
+              "--output", "-o", dir_okay=False, rich_help_panel=OUTPUT,
+              help="Also write the JSON record here (atomically).")] = None,
+          no_progress: Annotated[bool, typer.Option(
+              "--no-progress", help="No progress bar.")] = False) -> None:
+    """Latency of SPEC's model: warm-up, repeats, median / p90 / min, per resolution."""
     settings = Settings(backend, threads, batch, _resolutions(resolution), train_step,
                         repeats, warmup, seed)
     settings.check()
     s = load(spec, width=width, classes=classes)
-    doc = _run_with_progress(s, settings, quiet=no_progress or not sys.stderr.isatty())
+    doc = tagged("bench", _run_with_progress(s, settings,
+                                             quiet=no_progress or not sys.stderr.isatty()))
     text = json.dumps(doc, indent=2)
     if output is not None:
         from ..fsutil import atomic_write_text
@@ -80,9 +85,7 @@ def bench(spec, backend, threads, batch, resolution, train_step, repeats, warmup
     if fmt == "json":
         sys.stdout.write(text + "\n")
     else:
-        from rich.console import Console
-
-        Console(width=None if sys.stdout.isatty() else 160).print(table(doc))
+        console().print(table(doc))
 
 
 def _run_with_progress(spec, settings: Settings, quiet: bool) -> dict:

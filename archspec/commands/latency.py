@@ -1,14 +1,18 @@
 """`archspec calibrate` (build a latency profile) and `archspec latency` (predict, check)."""
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
+from typing import Annotated, Literal, Optional
 
-import click
+import typer
 
-from ..cli import _load, overrides
+from ..cli_common import (LATENCY, OUTPUT, Classes, Command, Resolution, Spec, TableOrJson,
+                          Width, console, emit_json, load)
 from ..errors import ArchspecError
+
+MEASURING = "Measuring"
+app = typer.Typer(add_completion=False)
 
 
 def _bar(total: int, label: str, quiet: bool):
@@ -32,34 +36,45 @@ def _warn(profile, threads=None) -> None:
         print(f"archspec: warning: {w}; predictions may be off", file=sys.stderr)
 
 
-@click.command()
-@click.option("--backend", "-b", type=click.Choice(["onnxruntime"]), default="onnxruntime",
-              show_default=True, help="What runs the kernels.")
-@click.option("--threads", type=click.IntRange(1, 256), default=1, show_default=True)
-@click.option("--networks", type=click.IntRange(4, 10_000), default=120, show_default=True,
-              help="Random calibration networks (sampling plan: docs/latency.md).")
-@click.option("--variants", type=click.IntRange(0, 10_000), default=136, show_default=True,
-              help="Random variants of the shipped specs also measured (sweep --random's "
-                   "sampler, seeded apart from the validation variants).")
-@click.option("--repeats", type=click.IntRange(2, 1000), default=12, show_default=True,
-              help="Timed runs per network, split over the rounds.")
-@click.option("--rounds", type=click.IntRange(1, 100), default=4, show_default=True,
-              help="Interleaved passes over all networks, each with fresh sessions; a "
-                   "network's time is its fastest round's median.")
-@click.option("--trees", type=click.IntRange(0, 5000), default=200, show_default=True,
-              help="Boosted regression trees on top of the linear per-type model "
-                   "(needs scikit-learn; 0: linear model only).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
-              required=True, help="Profile file to write (JSON).")
-@click.option("--save-raw", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Also write the raw measurements (JSON), to refit later with --from-raw.")
-@click.option("--from-raw", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default=None, help="Fit a profile from measurements saved with --save-raw "
-              "(no measuring; the networks are rebuilt from their seeds).")
-@click.option("--no-progress", is_flag=True)
-def calibrate(backend, threads, networks, variants, repeats, rounds, trees, seed, output,
-              save_raw, from_raw, no_progress):
+@app.command(cls=Command, rich_help_panel=LATENCY)
+def calibrate(ctx: typer.Context,
+              output: Annotated[Path, typer.Option(
+                  "--output", "-o", dir_okay=False, rich_help_panel=OUTPUT,
+                  help="Profile file to write (JSON).")],
+              backend: Annotated[Literal["onnxruntime"], typer.Option(
+                  "--backend", "-b", help="What runs the kernels.")] = "onnxruntime",
+              threads: Annotated[int, typer.Option(
+                  min=1, max=256, help="CPU threads.", rich_help_panel=MEASURING)] = 1,
+              networks: Annotated[int, typer.Option(
+                  min=4, max=10_000, rich_help_panel=MEASURING,
+                  help="Random calibration networks (sampling plan: docs/latency.md).")] = 120,
+              variants: Annotated[int, typer.Option(
+                  min=0, max=10_000, rich_help_panel=MEASURING,
+                  help="Random variants of the shipped specs also measured (sweep --random's "
+                  "sampler, seeded apart from the validation variants).")] = 136,
+              repeats: Annotated[int, typer.Option(
+                  min=2, max=1000, rich_help_panel=MEASURING,
+                  help="Timed runs per network, split over the rounds.")] = 12,
+              rounds: Annotated[int, typer.Option(
+                  min=1, max=100, rich_help_panel=MEASURING,
+                  help="Interleaved passes over all networks, each with fresh sessions; a "
+                  "network's time is its fastest round's median.")] = 4,
+              trees: Annotated[int, typer.Option(
+                  min=0, max=5000, help="Boosted regression trees on top of the linear "
+                  "per-type model (needs scikit-learn; 0: linear model only).")] = 200,
+              seed: Annotated[int, typer.Option(
+                  help="Seed for the networks.", rich_help_panel=MEASURING)] = 0,
+              save_raw: Annotated[Optional[Path], typer.Option(
+                  dir_okay=False, rich_help_panel=OUTPUT,
+                  help="Also write the raw measurements (JSON), to refit later with "
+                  "--from-raw.")] = None,
+              from_raw: Annotated[Optional[Path], typer.Option(
+                  exists=True, dir_okay=False,
+                  help="Fit a profile from measurements saved with --save-raw (no "
+                  "measuring; the networks are rebuilt from their seeds).")] = None,
+              no_progress: Annotated[bool, typer.Option(
+                  "--no-progress", help="No progress bar.", rich_help_panel=OUTPUT)] = False
+              ) -> None:
     """Benchmark kernels on this machine and fit a latency profile."""
     from ..latency import calibrate as cal
 
@@ -76,13 +91,12 @@ def calibrate(backend, threads, networks, variants, repeats, rounds, trees, seed
             raise ArchspecError(f"calibrate: cannot fit a profile: {e}") from None
 
     if from_raw is not None:
-        ctx = click.get_current_context()
         given = [f"--{n.replace('_', '-')}" for n in
                  ("threads", "networks", "variants", "repeats", "rounds", "seed", "save_raw")
-                 if ctx.get_parameter_source(n) == click.core.ParameterSource.COMMANDLINE]
+                 if ctx.get_parameter_source(n).name == "COMMANDLINE"]
         if given:
-            raise click.UsageError(f"--from-raw refits saved measurements; "
-                                   f"{', '.join(given)} only apply when measuring")
+            raise typer.BadParameter(f"--from-raw refits saved measurements; "
+                                     f"{', '.join(given)} only apply when measuring")
         raw = cal.load_raw(from_raw)
         profile = fitted(raw)
         profile.save(output)
@@ -125,27 +139,28 @@ def _table(name: str, pred, per: str):
     return t
 
 
-@click.command()
-@click.argument("spec")
-@click.option("--profile", "-p", "profile_path", required=True,
-              type=click.Path(dir_okay=False, path_type=Path), help="A calibrated profile.")
-@click.option("--per", type=click.Choice(["kernel", "block", "stage"]), default="kernel",
-              show_default=True)
-@click.option("--check", is_flag=True, help="Also measure the model and compare.")
-@click.option("--rounds", type=click.IntRange(1, 1000), default=5, show_default=True,
-              help="--check: interleaved measurement rounds.")
-@click.option("--repeats", type=click.IntRange(1, 10_000), default=10, show_default=True,
-              help="--check: timed runs per round.")
-@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table")
-@overrides
-def latency(spec, profile_path, per, check, rounds, repeats, fmt, width, resolution, classes):
+@app.command(cls=Command, rich_help_panel=LATENCY)
+def latency(spec: Spec,
+            profile_path: Annotated[Path, typer.Option(
+                "--profile", "-p", dir_okay=False, help="A calibrated profile.")],
+            per: Annotated[Literal["kernel", "block", "stage"], typer.Option(
+                help="Rows per kernel, block or stage.", rich_help_panel=OUTPUT)] = "kernel",
+            check: Annotated[bool, typer.Option(
+                "--check", help="Also measure the model and compare.")] = False,
+            rounds: Annotated[int, typer.Option(
+                min=1, max=1000, help="--check: interleaved measurement rounds.")] = 5,
+            repeats: Annotated[int, typer.Option(
+                min=1, max=10_000, help="--check: timed runs per round.")] = 10,
+            fmt: TableOrJson = "table",
+            width: Width = None, resolution: Resolution = None, classes: Classes = None
+            ) -> None:
     """Predicted latency of SPEC per kernel (as the backend fuses them) and in total."""
     from ..latency import check as chk
     from ..latency.profile import load
 
     profile = load(profile_path)
     _warn(profile)
-    s = _load(spec, width, resolution, classes)
+    s = load(spec, width, resolution, classes)
     graph = s.compile()
     pred = chk.predict(graph, profile)
     doc = {"schema": "archspec.latency/1", "spec": s.name, "profile": str(profile_path),
@@ -159,11 +174,9 @@ def latency(spec, profile_path, per, check, rounds, repeats, fmt, width, resolut
                                   progress=advance)
         doc["check"] = result.to_dict()
     if fmt == "json":
-        print(json.dumps(doc, indent=2))
+        emit_json("latency", doc)
         return
-    from rich.console import Console
-
-    con = Console(width=None if sys.stdout.isatty() else 160)
+    con = console()
     con.print(_table(s.name, pred, per))
     if result is not None:
         con.print(f"measured {result.measured_ms:.3f} ms (median of {rounds}x{repeats} runs, "

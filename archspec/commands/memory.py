@@ -2,45 +2,51 @@
 the Table 3 view, an arena plan and a timeline plot. Pure analysis: no torch."""
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
+from typing import Annotated, Literal, Optional
 
-import click
+import typer
 
-from ..cli import _console, _emit, _load, overrides
+from ..cli_common import (OUTPUT, Classes, Command, Dtype, Output, Resolution, Spec,
+                          TableOrJson, Width, console, emit, emit_json, load)
 
 MODELS = ("op_by_op", "fused", "training")
 
 
-@click.command()
-@click.argument("spec")
-@click.option("--model", "-m", type=click.Choice(MODELS), default="op_by_op", show_default=True,
-              help="Execution model the peak is for.")
-@click.option("--split", "-t", type=click.IntRange(1, 100_000), default=1, show_default=True,
-              help="t-way split of the expansion in fused blocks (MobileNetV2 section 5.1).")
-@click.option("--batch", type=click.IntRange(1, 1_000_000), default=1, show_default=True)
-@click.option("--dtype", type=click.Choice(["fp32", "fp16", "bf16", "int8"]), default="fp32",
-              show_default=True, help="Activation element type.")
-@click.option("--per", type=click.Choice(["block", "layer"]), default="block",
-              show_default=True, help="Timeline rows: the largest step per block, or every op.")
-@click.option("--by-resolution", is_flag=True,
-              help="Table 3 view: the largest materialised tensor per spatial size.")
-@click.option("--plan", "plan_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="Write tensor offsets in one arena to this JSON file.")
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="Plot live bytes along the schedule (.png, .svg, .pdf).")
-@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table",
-              show_default=True)
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the report to this file (atomically) instead of stdout.")
-@overrides
-def memory(spec, model, split, batch, dtype, per, by_resolution, plan_path, plot_path, fmt,
-           output, width, resolution, classes):
+app = typer.Typer(add_completion=False)
+
+
+@app.command(cls=Command, rich_help_panel="Inspect")
+def memory(spec: Spec,
+           model: Annotated[Literal[MODELS], typer.Option(
+               "--model", "-m", help="Execution model the peak is for.")] = "op_by_op",
+           split: Annotated[int, typer.Option(
+               "--split", "-t", min=1, max=100_000,
+               help="t-way split of the expansion in fused blocks (MobileNetV2 section "
+               "5.1).")] = 1,
+           batch: Annotated[int, typer.Option(min=1, max=1_000_000)] = 1,
+           dtype: Dtype = "fp32",
+           per: Annotated[Literal["block", "layer"], typer.Option(
+               rich_help_panel=OUTPUT,
+               help="Timeline rows: the largest step per block, or every op.")] = "block",
+           by_resolution: Annotated[bool, typer.Option(
+               "--by-resolution", rich_help_panel=OUTPUT,
+               help="Table 3 view: the largest materialised tensor per spatial size.")]
+           = False,
+           plan_path: Annotated[Optional[Path], typer.Option(
+               "--plan", dir_okay=False, rich_help_panel=OUTPUT,
+               help="Write tensor offsets in one arena to this JSON file.")] = None,
+           plot_path: Annotated[Optional[Path], typer.Option(
+               "--plot", dir_okay=False, rich_help_panel=OUTPUT,
+               help="Plot live bytes along the schedule (.png, .svg, .pdf).")] = None,
+           fmt: TableOrJson = "table", output: Output = None,
+           width: Width = None, resolution: Resolution = None, classes: Classes = None
+           ) -> None:
     """Peak activation memory: where it occurs, the live tensors, a per-op timeline."""
     from ..analysis import memory as mem
 
-    graph = _load(spec, width, resolution, classes).compile()
+    graph = load(spec, width, resolution, classes).compile()
     report = _report(graph, model, split, batch, dtype)
     doc = _document(graph, report, model, split, batch, dtype, by_resolution)
     if plan_path is not None:
@@ -58,7 +64,7 @@ def memory(spec, model, split, batch, dtype, per, by_resolution, plan_path, plot
         print(f"wrote {plot_path}", file=sys.stderr)
     doc.get("schedule", {}).pop("order", None)
     if fmt == "json":
-        _emit(json.dumps(doc, indent=2), output)
+        emit_json("memory", doc, output)
     else:
         _print(graph, doc, per, output)
 
@@ -151,10 +157,10 @@ def _print(graph, doc, per, output) -> None:
         con = Console(record=True, width=160, file=io.StringIO())
         for t in tables:
             con.print(t)
-        _emit("\n".join(lines) + "\n" + con.export_text(), output)
+        emit("\n".join(lines) + "\n" + con.export_text(), output)
         return
     print("\n".join(lines))
-    con = _console()
+    con = console()
     for t in tables:
         con.print(t)
 

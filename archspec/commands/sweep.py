@@ -5,10 +5,15 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import Annotated, Literal, Optional
 
-import click
+import typer
 
-from ..cli import _load, overrides
+from ..cli_common import (LATENCY, OUTPUT, Classes, Command, Resolution, Spec, TableOrJson,
+                          Width, complete_spec, emit_json, load)
+
+COMPARE, VARIANTS = "Compare", "Variants"
+app = typer.Typer(add_completion=False)
 
 
 def _floats(text: str | None, lo: float = 0.0, hi: float = 1e6) -> list[float] | None:
@@ -18,47 +23,65 @@ def _floats(text: str | None, lo: float = 0.0, hi: float = 1e6) -> list[float] |
     try:
         values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise click.BadParameter(f"expected comma-separated numbers, got {text!r}") from None
+        raise typer.BadParameter(f"expected comma-separated numbers, got {text!r}") from None
     bad = [v for v in values if not (math.isfinite(v) and lo < v <= hi)]
     if bad:
-        raise click.BadParameter(f"{bad[0]:g} is outside {lo:g} < value <= {hi:g}")
+        raise typer.BadParameter(f"{bad[0]:g} is outside {lo:g} < value <= {hi:g}")
     return values
 
 
 def _ints(text: str | None) -> list[int] | None:
     values = _floats(text, 0, 8192)
     if values and any(v != int(v) for v in values):
-        raise click.BadParameter(f"expected whole numbers, got {text!r}")
+        raise typer.BadParameter(f"expected whole numbers, got {text!r}")
     return [int(v) for v in values] if values else None
 
 
-@click.command()
-@click.argument("spec")
-@click.option("--width", "-w", "widths", help="Widths, e.g. 0.35,0.5,0.75,1.0,1.4.")
-@click.option("--resolution", "-r", "resolutions", help="Resolutions, e.g. 96,128,160,224.")
-@click.option("--t", "ts", help="Expansion ratios for the expanding rows, e.g. 4,6.")
-@click.option("--alpha", "alphas", help="Identity tensor multipliers (sandglass), e.g. 1,0.5.")
-@click.option("--schedule-end", "ends", help="Channel-schedule end widths (ReXNet), e.g. 180,196.")
-@click.option("--random", "n_random", type=click.IntRange(1, 10_000_000), default=None,
-              help="Sample N random variants instead of the grid (lists above restrict it).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--memory", is_flag=True, help="Also compute peak activation memory.")
-@click.option("--minimize", default="madds", show_default=True,
-              help="Figures to minimise on the Pareto front (comma-separated).")
-@click.option("--maximize", default="params", show_default=True,
-              help="Figures to maximise on the Pareto front (comma-separated, may be empty).")
-@click.option("--budget", default=None, help="Exit 1 if any variant is over this budget.")
-@click.option("--workers", type=click.IntRange(0, 256), default=0, show_default=True,
-              help="Worker processes (0: one per core).")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write every variant: .jsonl, .json or .csv.")
-@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
-              help="Pareto plot: .png, .svg or .pdf.")
-@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table")
-@click.option("--profile", "profile_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="Latency profile: adds the figure latency_ms (predicted).")
-def sweep(spec, widths, resolutions, ts, alphas, ends, n_random, seed, memory, minimize,
-          maximize, budget, workers, output, plot, fmt, profile_path):
+@app.command(cls=Command, rich_help_panel=COMPARE)
+def sweep(spec: Spec,
+          widths: Annotated[Optional[str], typer.Option(
+              "--width", "-w", rich_help_panel=VARIANTS,
+              help="Widths, e.g. 0.35,0.5,0.75,1.0,1.4.")] = None,
+          resolutions: Annotated[Optional[str], typer.Option(
+              "--resolution", "-r", rich_help_panel=VARIANTS,
+              help="Resolutions, e.g. 96,128,160,224.")] = None,
+          ts: Annotated[Optional[str], typer.Option(
+              "--t", rich_help_panel=VARIANTS,
+              help="Expansion ratios for the expanding rows, e.g. 4,6.")] = None,
+          alphas: Annotated[Optional[str], typer.Option(
+              "--alpha", rich_help_panel=VARIANTS,
+              help="Identity tensor multipliers (sandglass), e.g. 1,0.5.")] = None,
+          ends: Annotated[Optional[str], typer.Option(
+              "--schedule-end", rich_help_panel=VARIANTS,
+              help="Channel-schedule end widths (ReXNet), e.g. 180,196.")] = None,
+          n_random: Annotated[Optional[int], typer.Option(
+              "--random", min=1, max=10_000_000, rich_help_panel=VARIANTS,
+              help="Sample N random variants instead of the grid (lists above restrict "
+              "it).")] = None,
+          seed: Annotated[int, typer.Option(
+              help="Seed for --random.", rich_help_panel=VARIANTS)] = 0,
+          memory: Annotated[bool, typer.Option(
+              "--memory", help="Also compute peak activation memory.")] = False,
+          minimize: Annotated[str, typer.Option(
+              help="Figures to minimise on the Pareto front (comma-separated).")] = "madds",
+          maximize: Annotated[str, typer.Option(
+              help="Figures to maximise on the Pareto front (comma-separated, may be "
+              "empty).")] = "params",
+          budget: Annotated[Optional[str], typer.Option(
+              help="Exit 1 if any variant is over this budget.")] = None,
+          workers: Annotated[int, typer.Option(
+              min=0, max=256, help="Worker processes (0: one per core).")] = 0,
+          output: Annotated[Optional[Path], typer.Option(
+              "--output", "-o", dir_okay=False, rich_help_panel=OUTPUT,
+              help="Write every variant: .jsonl, .json or .csv.")] = None,
+          plot: Annotated[Optional[Path], typer.Option(
+              dir_okay=False, rich_help_panel=OUTPUT,
+              help="Pareto plot: .png, .svg or .pdf.")] = None,
+          fmt: TableOrJson = "table",
+          profile_path: Annotated[Optional[Path], typer.Option(
+              "--profile", "-p", dir_okay=False, rich_help_panel=LATENCY,
+              help="Latency profile: adds the figure latency_ms (predicted).")] = None
+          ) -> None:
     """Evaluate a grid or random sample of a spec's variants and mark the Pareto front."""
     from ..analysis import sweep as sw
     from ..analysis.budget import parse_budget
@@ -67,7 +90,7 @@ def sweep(spec, widths, resolutions, ts, alphas, ends, n_random, seed, memory, m
     available = ("params", "madds", "elementwise", *(["peak_bytes"] if memory else []),
                  *(["latency_ms"] if profile_path is not None else []))
     constraints = parse_budget(budget, available) if budget else None
-    base = _load(spec, None, None, None)
+    base = load(spec)
     widths, ts, alphas, ends = (_floats(widths, 0, 16), _floats(ts, 0, 64),
                                 _floats(alphas, 0, 1), _floats(ends, 0, 100_000))
     if n_random:
@@ -115,10 +138,9 @@ def sweep(spec, widths, resolutions, ts, alphas, ends, n_random, seed, memory, m
                     y=(maxs or ["params"])[0], title=f"{base.name}: {len(rows)} variants")
     front = sorted((r for r in rows if r["pareto"]), key=lambda r: r[mins[0]])
     if fmt == "json":
-        print(json.dumps({"schema": "archspec.sweep/1", "spec": base.name,
-                          "evaluated": len(rows), "front": front}, indent=2))
+        emit_json("sweep", {"spec": base.name, "evaluated": len(rows), "front": front})
     else:
-        _print_front(base.name, rows, front)
+        _print_front(base.name, rows, front, written=output is not None)
     if over:
         row, failed = over[0]
         fields = ("width", "resolution", "t", "alpha", "schedule_end")
@@ -153,7 +175,7 @@ def _write_rows(rows, path: Path) -> None:
     print(f"wrote {path} ({len(rows)} variants)", file=sys.stderr)
 
 
-def _print_front(name, rows, front) -> None:
+def _print_front(name, rows, front, written: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -172,23 +194,26 @@ def _print_front(name, rows, front) -> None:
                       f"{r['madds'] / 1e6:,.2f} M", *(fmt(r[key]) for key, _, fmt in optional))
     Console().print(table)
     if len(front) > 50:
-        print(f"... {len(front) - 50} more on the front (use -o to write all)")
+        print(f"... {len(front) - 50} more on the front"
+              + ("" if written else " (use -o to write all)"))
 
 
-@click.command()
-@click.argument("specs", nargs=-1, required=True)
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Plot file: .png, .svg or .pdf.")
-@click.option("--per", type=click.Choice(["block", "layer", "stage"]), default="block",
-              show_default=True)
-@overrides
-def plot(specs, output, per, width, resolution, classes):
+@app.command(cls=Command, rich_help_panel=COMPARE)
+def plot(specs: Annotated[list[str], typer.Argument(
+             metavar="SPEC...", autocompletion=complete_spec, show_default=False,
+             help="One spec, or two to overlay.")],
+         output: Annotated[Path, typer.Option(
+             "--output", "-o", dir_okay=False, rich_help_panel=OUTPUT,
+             help="Plot file: .png, .svg or .pdf.")],
+         per: Annotated[Literal["block", "layer", "stage"], typer.Option(
+             help="Bars per block, layer or stage.", rich_help_panel=OUTPUT)] = "block",
+         width: Width = None, resolution: Resolution = None, classes: Classes = None) -> None:
     """Bars of MAdds, params and activation bytes along the depth (one or two specs)."""
     from ..errors import ArchspecError
     from ..report.plots import depth_plot
 
     if len(specs) > 2:
         raise ArchspecError("plot takes one spec, or two to overlay")
-    reports = [_load(s, width, resolution, classes).cost() for s in specs]
+    reports = [load(s, width, resolution, classes).cost() for s in specs]
     depth_plot(reports, output, per)
     print(f"wrote {output}", file=sys.stderr)
