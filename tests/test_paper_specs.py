@@ -141,6 +141,23 @@ def test_bneck_ratio_counts():
     assert (t.params, t.madds) == (1296 + 792 + 1776, 73728 + 41472 + 110592)
 
 
+def test_bneck_ratio_follows_the_rounded_input_under_a_width_multiplier():
+    text = ("name: tiny\ninput: {resolution: 8, channels: 8}\nwidth: 0.75\nstages:\n"
+            "  - {block: conv, c: 80, k: 1}\n  - {block: bneck_ratio, t: 2.3, c: 80}\n")
+    graph = archspec.loads(text).compile()
+    # input 80 x 0.75 = 60 -> 64; expansion 64 x 2.3 = 147.2 -> 144 (TF-slim, timm), where
+    # scaling the 1.0 exp size (184 x 0.75 = 138) would give 136
+    assert graph["stages.0.block0.conv"].shape[0] == 64
+    assert graph["stages.1.block0.expand.conv"].shape[0] == 144
+
+
+def test_mobilenetv3_width_keeps_the_last_1x1_and_scales_the_stem():
+    for size, last in (("large", 1280), ("small", 1024)):
+        graph = archspec.load(f"mobilenetv3_{size}", width=0.35).compile()
+        assert graph["head.1.conv"].shape[0] == last       # scale: false
+        assert graph["stages.0.block0.conv"].shape[0] == 8  # TF-slim scales the stem
+
+
 def test_mobilenetv3_075_specs_at_width_1_are_the_paper_tables():
     assert archspec.load("mobilenetv3_large_075", width=1.0).cost().totals.params == 5_483_032
 

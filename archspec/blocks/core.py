@@ -1,5 +1,6 @@
 """The blocks of MobileNetV2 and MobileNetV3: conv-BN-act, the inverted residual (with
-optional squeeze-excite), global pooling, dropout and the classifier."""
+optional squeeze-excite; MobileNetV3's bneck, its expansion an absolute size or a ratio of
+the input), global pooling, dropout and the classifier."""
 from __future__ import annotations
 
 from ..ir.ops import ShapeError
@@ -60,6 +61,21 @@ def inverted_residual(b, x, f):
     if residual_applies(f, b.shape(x), b.shape(y)):
         y = b.add("add", x, y)
     return y
+
+
+@BLOCKS.register("bneck_ratio", aliases=("mbv3_tf",),
+                 fields={"t": REQUIRED, "c": REQUIRED, "s": 1, "k": 3, "d": 1, "nl": "relu6",
+                         "se": False, "se_ratio": 0.25, "residual": None, "min_width": None,
+                         "scale": True})
+def bneck_expansion_ratio(b, x, f):
+    """MobileNetV3 bneck, its expansion a ratio `t` of the block's input (Tables 1-2).
+
+    As the reference code writes the tables (TF-slim mobilenet_v3 `expand_input_by_factor`,
+    timm `e<t>`), the expansion is the actual input width x t rounded to the divisor: under
+    a width multiplier it follows the rounded input, as in the official models (MobileNetV3
+    Tables 3 and 9). Otherwise the `bneck` above."""
+    hidden = b.divisible(b.channels(x) * f["t"])
+    return inverted_residual(b, x, {**f, "t": None, "exp": hidden})
 
 
 @BLOCKS.register("pool", aliases=("avgpool", "global_pool"), fields={}, scaled=())

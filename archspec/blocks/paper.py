@@ -5,7 +5,7 @@ MobileNeXt's ablation variants are in :mod:`archspec.blocks.mobilenext`."""
 from __future__ import annotations
 
 from ..spec.vocab import nonlinearity
-from .core import inverted_residual, residual_applies
+from .core import residual_applies
 from .registry import BLOCKS, REQUIRED
 
 
@@ -126,16 +126,3 @@ def inverted_residual_2dw(b, x, f):
     if residual_applies(f, b.shape(x), b.shape(y)):
         y = b.add("add", x, y)
     return y
-
-
-@BLOCKS.register("bneck_ratio", aliases=("mbv3_tf",),
-                 fields={"t": REQUIRED, "c": REQUIRED, "s": 1, "k": 3, "d": 1, "nl": "relu6",
-                         "se": False, "se_ratio": 0.25, "residual": None, "min_width": None,
-                         "scale": True})
-def bneck_expansion_ratio(b, x, f):
-    """MobileNetV3 bneck with the expansion written as a ratio `t` of the input, as the
-    reference code (TF-slim mobilenet_v3 `expand_input_by_factor`, timm) scales it: the
-    expansion is the actual input width x t rounded to the divisor, so at width 0.75 the
-    expansion follows the rounded input (MobileNetV3 Table 3, the 0.75 models)."""
-    hidden = b.divisible(b.channels(x) * f["t"])
-    return inverted_residual(b, x, {**f, "t": None, "exp": hidden})
