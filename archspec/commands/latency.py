@@ -156,9 +156,9 @@ def latency(spec: Spec,
             ) -> None:
     """Predicted latency of SPEC per kernel (as the backend fuses them) and in total."""
     from ..latency import check as chk
-    from ..latency.profile import load
+    from ..latency.profile import load as load_profile
 
-    profile = load(profile_path)
+    profile = load_profile(profile_path)
     _warn(profile)
     s = load(spec, width, resolution, classes)
     graph = s.compile()
