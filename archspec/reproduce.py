@@ -1,6 +1,7 @@
 """The reproduction report: every parameter and MAdd count the papers print about the
 shipped architectures, next to the official implementation's figure where one exists and
-the figure archspec computes from the shipped spec.
+the figure archspec computes from the shipped spec; and MobileNetV2 Table 3's MobileNetV1
+column (memory) next to ``archspec memory --by-resolution``.
 
 The printed and official figures are data (``FIGURES`` below); ours are computed with
 ``archspec.load(...).cost()``. A difference above 2% must carry a one-line reason, or
@@ -459,13 +460,16 @@ def render() -> str:
            "learnable tensors (BN gamma and beta, not its running statistics). "
            "Δ is (ours − reference) / reference; a Δ above 2% carries a reason.", "",
            "Official figures come from: " + "; ".join(_official_sources()) + ". "
-           "Each was measured on the reference implementation (pretrained=False; "
-           "parameters summed, MAdds = torch FlopCounterMode / 2); ours match the "
-           "parameters exactly and the MAdds within 0.1% (tests/test_reproduction.py).",
+           "The torchvision and timm figures were measured on those models "
+           "(pretrained=False; parameters summed, MAdds = torch FlopCounterMode / 2). "
+           "Ours match every official figure, parameters exactly and MAdds within 0.1% "
+           "(tests/test_reproduction.py).",
            "",
-           "A width multiplier on a shipped spec gives the official model at that "
-           "multiplier: the spec says which layers keep their width (`scale: false`, "
-           "`min_width`) and how expansions follow the rounded input (`t`).", ""]
+           "One spec covers every published multiplier of its family: `--width` on a "
+           "shipped spec gives the official model at that multiplier (MobileNetV1, V2 and "
+           "V3, ReXNet; tests/test_reproduction.py), the spec saying which layers keep "
+           "their width (`scale: false`, `min_width`) and which expansions follow the "
+           "rounded input (`t`).", ""]
     for paper in dict.fromkeys(f.paper for f in FIGURES):
         out += [f"## {paper}", "",
                 "| Table | Network (as printed) | Spec | Metric | Paper | Official | Ours "
