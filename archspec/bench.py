@@ -298,12 +298,13 @@ def _host_hash() -> str:
     return hashlib.sha256(platform.node().encode()).hexdigest()[:12]
 
 
-def versions() -> dict:
-    """Versions of archspec and of the libraries that ran the model."""
+def versions(packages=("archspec", "torch", "onnx", "onnxruntime", "numpy")) -> dict:
+    """Versions of archspec and of the libraries that ran the model, or of ``packages``
+    (None for one not installed); read from package metadata, nothing is imported."""
     from importlib import metadata
 
     out = {}
-    for package in ("archspec", "torch", "onnx", "onnxruntime", "numpy"):
+    for package in packages:
         try:
             out[package] = metadata.version(package)
         except metadata.PackageNotFoundError:

@@ -33,6 +33,7 @@ from ..ir.ops import (Activation, Add, BatchNorm, Conv2d, Dropout, Flatten, Glob
                       Input, Linear, Mul, Replicate)
 from .check import runs_per_round
 from .kernels import kernels as fuse
+from .raw import RAW_SCHEMA, digest, load_raw, networks_record, save_raw  # noqa: F401
 
 ACTS = ("relu", "relu6", "hswish", "swish")
 
@@ -320,7 +321,8 @@ def variant_networks(n: int, seed: int = 0) -> list[Graph]:
 
 def calibration_graphs(networks: int, variants: int, seed: int) -> list[Graph]:
     """The calibration networks, in measuring order: the random motif networks, then the
-    spec variants (what :func:`load_raw` rebuilds from the seeds)."""
+    spec variants (recorded in the raw file; rebuilt from the seeds only for a raw file
+    that predates the record)."""
     return [random_network(seed * 100_000 + i) for i in range(networks)] + \
         variant_networks(variants, seed)
 
@@ -368,13 +370,15 @@ def calibrate(*, threads: int = 1, networks: int = 120, variants: int = 0,
         for j, k in enumerate(ks):
             us = max(medians[i][j] - per_node * counts[i].get(j, 0), 0.2 * medians[i][j])
             total += us
-            samples.append({"type": k.type, "features": k.features(), "us": us, "net": i})
+            samples.append({"type": k.type, "features": k.features(), "us": round(us, 4),
+                            "net": i})
         overhead.append((len(ks), walls[i] - total))
     spreads = [(max(m) - min(m)) / statistics.median(m)
                for m in round_medians if len(m) > 1]
     from ..bench import machine, versions
 
     return {"samples": samples, "overhead": overhead, "nchwc_block": block,
+            "networks_ir": networks_record(graphs, "measured"),
             "machine": machine("onnxruntime"), "versions": versions(),
             "l2_bytes": l2_bytes(), "min_round_ms": min_round_ms,
             "measured": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -388,63 +392,6 @@ def calibrate(*, threads: int = 1, networks: int = 120, variants: int = 0,
             "round_spread_median": round(statistics.median(spreads), 4) if spreads else None,
             "round_spread_p90": round(sorted(spreads)[int(0.9 * (len(spreads) - 1))], 4)
             if spreads else None}
-
-
-RAW_SCHEMA = "archspec.latency-raw/1"
-
-
-def save_raw(raw: dict, path) -> None:
-    """Write :func:`calibrate`'s measurements (atomically) for a later refit."""
-    import json
-
-    from ..fsutil import atomic_path
-
-    doc = {"schema": RAW_SCHEMA, **raw,
-           "samples": [{"net": s["net"], "type": s["type"], "us": round(s["us"], 4)}
-                       for s in raw["samples"]]}
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(doc))
-
-
-def load_raw(path) -> dict:
-    """Measurements saved by :func:`save_raw`, with every kernel's features recomputed
-    from the networks rebuilt from their seeds (so a refit uses this archspec's
-    features); an error if the networks no longer match the measurements."""
-    import json
-
-    from ..errors import ArchspecError
-
-    try:
-        with open(path, encoding="utf-8") as f:
-            raw = json.load(f)
-    except (OSError, ValueError) as e:
-        raise ArchspecError(f"{path}: cannot read raw measurements: {e}") from None
-    if not isinstance(raw, dict) or raw.get("schema") != RAW_SCHEMA:
-        raise ArchspecError(f"{path}: not raw calibration measurements "
-                            f"(schema {RAW_SCHEMA!r} expected; see calibrate --save-raw)")
-    try:
-        networks, variants = int(raw["networks"]), int(raw.get("variants", 0))
-        seed, block = int(raw["seed"]), int(raw["nchwc_block"])
-        samples = raw["samples"]
-        if networks < 0 or variants < 0 or networks + variants > 100_000 or \
-                not isinstance(samples, list) or not samples or not raw["walls"]:
-            raise ValueError("no networks or no samples")
-        graphs = calibration_graphs(networks, variants, seed)
-        kernels = [(i, k) for i, g in enumerate(graphs) for k in fuse(g, block)]
-        ok = len(kernels) == len(samples) and all(
-            i == s["net"] and k.type == s["type"] and float(s["us"]) >= 0
-            for (i, k), s in zip(kernels, samples))
-        float(raw["seconds"])
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise ArchspecError(f"{path}: malformed raw measurements ({type(e).__name__}: "
-                            f"{e})") from None
-    if not ok:
-        raise ArchspecError(f"{path}: the calibration networks rebuilt from their seeds do "
-                            "not match these measurements (another archspec version's "
-                            "networks or fusion rules): recalibrate")
-    for (_, k), s in zip(kernels, samples):
-        s["features"] = k.features()
-    return raw
 
 
 def l2_bytes() -> int:
@@ -465,15 +412,60 @@ def l2_bytes() -> int:
     return L2_DEFAULT
 
 
-def build(raw: dict, n_trees: int = 200):
-    """The :class:`~archspec.latency.profile.Profile` fitted to :func:`calibrate`'s samples."""
+FIT_LIBRARIES = ("archspec", "scikit-learn", "numpy", "scipy")
+
+
+def _blas() -> list[str]:
+    """The BLAS libraries loaded (numpy's, scipy's), with the kernel set each picked for
+    this CPU: e.g. OpenBLAS's SkylakeX (AVX-512) and Haswell (AVX2) kernels round
+    differently, and the trees then split differently."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return ["unknown (no threadpoolctl)"]
+    return sorted({f"{i['internal_api']} {i.get('version')} {i.get('architecture')}"
+                   for i in threadpool_info() if i.get("user_api") == "blas"})
+
+
+def fit_environment() -> dict:
+    """What decides a fit's bits, besides the measurements: the fitting libraries'
+    versions (scikit-learn's trees; numpy's least squares; scipy under scikit-learn), the
+    BLAS kernels they run (:func:`_blas`), the Python and the CPU. Equal environments
+    refit a raw file to the same profile, bit for bit."""
+    import platform
+
+    import numpy  # noqa: F401  (loads its BLAS, so that _blas sees it)
+
     from ..bench import machine, versions
+
+    return {**versions(FIT_LIBRARIES), "python": platform.python_version(),
+            "cpu": machine()["cpu"], "blas": _blas()}
+
+
+def _one_blas_thread():
+    """BLAS limited to one thread while fitting (a thread count must not change bits)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        import contextlib
+
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def build(raw: dict, n_trees: int = 200, tree_seed: int = 0):
+    """The :class:`~archspec.latency.profile.Profile` fitted to :func:`calibrate`'s samples
+    (or :func:`load_raw`'s). It records the setup the measurements were taken on (from
+    the raw data; empty when an older file lacks it -- a refit elsewhere must not claim
+    its own), the environment of the fit (:func:`fit_environment`) and its link to the
+    measurements (seeds, counts, :func:`~archspec.latency.raw.digest`)."""
     from .model import HINGES_L2, fit
     from .profile import Profile
 
-    model = fit(raw["samples"], raw["overhead"], raw.get("walls"),
-                hinges=tuple(h * raw.get("l2_bytes", L2_DEFAULT) // 4 for h in HINGES_L2),
-                n_trees=n_trees)
+    with _one_blas_thread():
+        model = fit(raw["samples"], raw["overhead"], raw.get("walls"),
+                    hinges=tuple(h * raw.get("l2_bytes", L2_DEFAULT) // 4 for h in HINGES_L2),
+                    n_trees=n_trees, tree_seed=tree_seed)
     settings = {"threads": raw["threads"], "batch": 1, "nchwc_block": raw["nchwc_block"],
                 "l2_bytes": raw.get("l2_bytes", L2_DEFAULT),
                 "graph_optimization": "all", "execution_mode": "sequential",
@@ -483,11 +475,10 @@ def build(raw: dict, n_trees: int = 200):
                                         "round_spread_p90", "profiler_us_per_node",
                                         "min_round_ms", "measured")}
     calib["kernel_samples"] = len(raw["samples"])
+    calib["raw_sha256"] = digest(raw)
     created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    # the setup the measurements were taken on (a refit elsewhere must not claim its own)
-    return Profile("onnxruntime", settings, raw.get("machine") or machine("onnxruntime"),
-                   raw.get("versions") or versions(), model, calib,
-                   created)
+    return Profile("onnxruntime", settings, raw.get("machine") or {},
+                   raw.get("versions") or {}, model, calib, created, fit_environment())
 
 
 def optimized_nodes(graph, threads: int = 1) -> list[tuple[str, str, str]]:

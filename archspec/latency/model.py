@@ -349,7 +349,7 @@ def fit_trees(model: LatencyModel, samples: list[dict], n_trees: int = 200,
     pred = np.log(lin) + gp
     before = np.abs(lin / y - 1)
     after = np.abs(np.exp(pred) / y - 1)
-    stats = {"n": int(len(y)), "trees": n_trees, "depth": depth,
+    stats = {"n": int(len(y)), "trees": n_trees, "depth": depth, "seed": seed,
              "within_10pct_linear": round(float(np.mean(before <= .1)), 3),
              "within_10pct_boosted": round(float(np.mean(after <= .1)), 3),
              "export_max_abs_diff": float(np.max(np.abs(mine - gp[:500])))}
@@ -361,10 +361,11 @@ def fit_trees(model: LatencyModel, samples: list[dict], n_trees: int = 200,
 
 def fit(samples: list[dict], overhead_samples: list[tuple[int, float]],
         walls: list[float] | None = None, hinges: tuple = (),
-        n_trees: int = 0) -> LatencyModel:
+        n_trees: int = 0, tree_seed: int = 0) -> LatencyModel:
     """``samples``: {type, features, us, net}; ``overhead_samples``: (kernels, us) per
     network; ``walls``: each calibration network's unprofiled median wall time (us),
-    which enables the second-stage correction."""
+    which enables the second-stage correction; ``tree_seed``: the boosted trees' random
+    state (their row subsampling)."""
     import numpy as np
 
     groups: dict[str, list[dict]] = {}
@@ -386,7 +387,7 @@ def fit(samples: list[dict], overhead_samples: list[tuple[int, float]],
         raise ValueError("no kernel samples to fit")
     model = LatencyModel(coef, overhead, stats, hinges=hinges)
     if n_trees:
-        model.trees, stats["trees"] = fit_trees(model, samples, n_trees)
+        model.trees, stats["trees"] = fit_trees(model, samples, n_trees, seed=tree_seed)
     if walls:
         model.correction, constant, stats["network_correction"] = \
             fit_correction(model, samples, walls)

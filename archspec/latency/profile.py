@@ -1,6 +1,9 @@
 """The profile file (JSON, schema ``archspec.latency-profile/1``): the fitted model plus
-the setup it was measured on (device, library versions, settings) and the calibration's
-own noise. Using a profile on another setup still predicts, with a warning.
+the setup it was measured on (device, the measuring libraries' versions, settings), the
+environment it was fitted in (``fitted_with``: the fitting libraries' versions, Python,
+CPU), the calibration's own noise and its link to the raw measurements
+(``calibration.raw_sha256``, seeds, counts). Using a profile on another setup still
+predicts, with a warning.
 
 Reading a profile imports neither numpy nor onnxruntime (``archspec cost --profile``).
 """
@@ -25,6 +28,7 @@ class Profile:
     model: LatencyModel
     calibration: dict = field(default_factory=dict)
     created: str = ""
+    fitted_with: dict = field(default_factory=dict)   # calibrate.fit_environment()
 
     @property
     def nchwc_block(self) -> int:
@@ -33,7 +37,8 @@ class Profile:
     def to_dict(self) -> dict:
         return {"schema": SCHEMA, "created": self.created, "backend": self.backend,
                 "settings": self.settings, "machine": self.machine, "versions": self.versions,
-                "calibration": self.calibration, "model": self.model.to_dict()}
+                "fitted_with": self.fitted_with, "calibration": self.calibration,
+                "model": self.model.to_dict()}
 
     def save(self, path) -> None:
         from ..fsutil import atomic_write_text
@@ -56,7 +61,7 @@ def load(path) -> Profile:
     except (KeyError, ValueError, TypeError) as e:
         raise ArchspecError(f"{path}: broken profile model ({e})") from None
     return Profile(d["backend"], d["settings"], d["machine"], d["versions"], model,
-                   d.get("calibration", {}), d.get("created", ""))
+                   d.get("calibration", {}), d.get("created", ""), d.get("fitted_with", {}))
 
 
 def setup_warnings(profile: Profile, machine: dict, versions: dict,
