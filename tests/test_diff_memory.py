@@ -33,7 +33,7 @@ def test_diff_names_changes(write):
                             + "  - {block: ir, t: 6, c: 24}\n", "b.yaml"))
     d = diff(a.compile(), b.compile())
     notes = [n for r in d.rows for n in r.notes]
-    assert "kernel 3 -> 5" in notes and "SE added" in notes
+    assert "kernel 3 -> 5 (dw)" in notes and "SE added" in notes
     assert any(n.startswith("only in b") for n in notes)
 
 

@@ -1,9 +1,11 @@
 """Sweeps: evaluate many variants of one spec (width, resolution, expansion, alpha,
 channel-schedule end) from their compiled graphs, and mark the Pareto front.
 
-Without accuracy numbers the default front is the capacity-for-compute proxy the papers
-plot against: fewest MAdds for the most parameters (``--minimize``/``--maximize`` choose
-other figures). Evaluation runs in worker processes (one per core by default).
+Without accuracy numbers the default front keeps what the papers trade accuracy for: the
+fewest MAdds for the most capacity, capacity being both parameters (width) and input
+resolution (MobileNetV1 section 3.4, MobileNetV2 figure 5), so a width x resolution grid
+is not reduced to its lowest resolution. ``--minimize``/``--maximize`` choose other
+objectives. Evaluation runs in worker processes (one per core by default).
 """
 from __future__ import annotations
 
@@ -12,12 +14,20 @@ import itertools
 import random
 from dataclasses import dataclass
 
+from ..errors import ArchspecError
 from ..spec.model import Spec
 from .cost import totals
 
 FIGURES = ("params", "madds", "elementwise", "peak_bytes")
+MINIMIZE = ("madds",)
+MAXIMIZE = ("params", "resolution")
+# objectives besides the figures: a variant's own settings, more being more capacity
+SETTINGS = ("width", "resolution")
 WIDTH_RANGE = (0.35, 1.4)
+WIDTH_STEP = 1000   # random widths are drawn to 1/1000
 RESOLUTIONS = tuple(range(96, 225, 16))
+EXPANSIONS = (3, 4, 5, 6)
+ALPHAS = (1, 1 / 2, 1 / 3, 1 / 6)
 
 
 @dataclass(frozen=True)
@@ -76,22 +86,107 @@ def grid(widths=None, resolutions=None, ts=None, alphas=None, ends=None) -> list
     return [Variant(*combo) for combo in itertools.product(*axes)]
 
 
+class _Space:
+    """The random sampler's space: width uniform in a range (to 1/1000), resolution,
+    expansion and alpha from lists. Two widths that round every layer to the same channel
+    counts build the same network, so a network is identified by its channel counts (at
+    the spec's own t and alpha: expansion and alpha act on those counts), resolution, t
+    and alpha."""
+
+    def __init__(self, spec: Spec, widths, resolutions, ts, alphas):
+        has = {k: any(k in r.fields for r in spec.stages) for k in ("t", "alpha")}
+        lo, hi = (min(widths), max(widths)) if widths else WIDTH_RANGE
+        self.spec, self.lo, self.hi = spec, lo, hi
+        self.resolutions = list(resolutions or RESOLUTIONS)
+        self.ts = list(ts or EXPANSIONS) if has["t"] else [None]
+        self.alphas = list(alphas or ALPHAS) if has["alpha"] else [None]
+        self._channels: dict[float, tuple] = {}
+
+    def draw(self, rng: random.Random) -> Variant:
+        return Variant(
+            width=round(rng.uniform(self.lo, self.hi), 3),
+            resolution=rng.choice(self.resolutions),
+            t=rng.choice(self.ts) if self.ts != [None] else None,
+            alpha=rng.choice(self.alphas) if self.alphas != [None] else None)
+
+    def key(self, v: Variant) -> tuple:
+        return (self.channels(v.width), v.resolution, v.t, v.alpha)
+
+    def channels(self, width: float) -> tuple:
+        if width not in self._channels:
+            try:
+                graph = self.spec.with_(width=width).compile()
+                self._channels[width] = tuple(n.shape[0] for n in graph)
+            except ArchspecError:   # a width the spec cannot take: sampled, and fails alone
+                self._channels[width] = ("width", width)
+        return self._channels[width]
+
+    def widths(self) -> list[float]:
+        """One width per distinct network (the narrowest that builds it)."""
+        first: dict[tuple, float] = {}
+        for k in range(round(self.lo * WIDTH_STEP), round(self.hi * WIDTH_STEP) + 1):
+            first.setdefault(self.channels(k / WIDTH_STEP), k / WIDTH_STEP)
+        return list(first.values())
+
+    def every(self) -> list[Variant]:
+        """One variant per distinct network of the space."""
+        return [Variant(width=w, resolution=r, t=t, alpha=a) for w, r, t, a in
+                itertools.product(self.widths(), self.resolutions, self.ts, self.alphas)]
+
+
 def random_variants(n: int, seed: int, spec: Spec, *, widths=None, resolutions=None, ts=None,
                     alphas=None) -> list[Variant]:
-    """Random samples: width uniform in its range, resolution from a list, expansion and
-    alpha from lists where the spec has them; given lists restrict the choice."""
+    """``n`` random variants, each a different network: width uniform in its range,
+    resolution from a list, expansion and alpha from lists where the spec has them; given
+    lists restrict the choice. A draw that repeats a network already drawn is redrawn;
+    once redraws outnumber ``n`` the rest is sampled from the networks not drawn yet. A
+    space with fewer than ``n`` networks gives all of them (the list is shorter than
+    ``n``: see :func:`shortfall`)."""
     rng = random.Random(seed)
-    has = {k: any(k in r.fields for r in spec.stages) for k in ("t", "alpha")}
-    lo, hi = (min(widths), max(widths)) if widths else WIDTH_RANGE
-    out = []
-    for _ in range(n):
-        out.append(Variant(
-            width=round(rng.uniform(lo, hi), 3),
-            resolution=rng.choice(resolutions or RESOLUTIONS),
-            t=rng.choice(ts or (3, 4, 5, 6)) if has["t"] else None,
-            alpha=rng.choice(alphas or (1, 1 / 2, 1 / 3, 1 / 6)) if has["alpha"] else None,
-        ))
+    space = _Space(spec, widths, resolutions, ts, alphas)
+    out, seen, redraws = [], set(), 0
+    while len(out) < n and redraws <= n:
+        v = space.draw(rng)
+        key = space.key(v)
+        if key in seen:
+            redraws += 1
+            continue
+        seen.add(key)
+        out.append(v)
+    if len(out) < n:
+        rest = [v for v in space.every() if space.key(v) not in seen]
+        out += rng.sample(rest, min(n - len(out), len(rest)))
     return out
+
+
+def shortfall(asked: int, variants: list[Variant]) -> str:
+    """What to tell a user whose ``--random`` asked for more networks than the space
+    holds (empty when it did not)."""
+    if len(variants) >= asked:
+        return ""
+    return (f"--random {asked:,}: the space holds only {len(variants):,} distinct networks "
+            f"(widths that round to the same channels build the same network); "
+            f"evaluating all {len(variants):,}")
+
+
+def objectives(minimize: str, maximize: str, *, memory: bool = False,
+               latency: bool = False) -> tuple[list[str], list[str]]:
+    """The comma-separated ``--minimize``/``--maximize`` lists, checked: figures
+    (peak_bytes with memory, latency_ms with a latency profile) or the settings width and
+    resolution."""
+    mins = [m.strip() for m in minimize.split(",") if m.strip()]
+    maxs = [m.strip() for m in maximize.split(",") if m.strip()]
+    if not mins:
+        raise ArchspecError("--minimize: name at least one figure (e.g. madds)")
+    known = [*FIGURES[:3], *(["peak_bytes"] if memory else []),
+             *(["latency_ms"] if latency else []), *SETTINGS]
+    for name in (*mins, *maxs):
+        if name not in known:
+            raise ArchspecError(
+                f"--minimize/--maximize: unknown figure {name!r} (one of {', '.join(known)}"
+                f"{'' if memory else '; peak_bytes with --memory'}"
+                f"{'' if latency else '; latency_ms with --profile'})")
+    return mins, maxs
 
 
 def _work(args):
@@ -126,10 +221,15 @@ def run(spec: Spec, variants: list[Variant], *, memory=False, workers: int = 0,
     return out
 
 
-def pareto(rows: list[dict], minimize=("madds",), maximize=("params",)) -> list[bool]:
+def pareto(rows: list[dict], minimize=MINIMIZE, maximize=MAXIMIZE) -> list[bool]:
     """For each row: is it on the Pareto front (no other row at least as good in every
-    objective and better in one)?"""
-    keys = [(k, 1) for k in minimize] + [(k, -1) for k in maximize]
+    objective and better in one)? An objective no row has (a setting the sweep does not
+    vary) is the same for every row and is left out."""
+    keys = [(k, sign) for names, sign in ((minimize, 1), (maximize, -1)) for k in names
+            if any(k in r for r in rows)]
+    missing = [k for k, _ in keys if not all(k in r for r in rows)]
+    if missing:
+        raise ValueError(f"pareto: some rows lack {missing[0]!r}")
     points = [tuple(sign * r[k] for k, sign in keys) for r in rows]
     order = sorted(range(len(rows)), key=lambda i: points[i])
     front = [False] * len(rows)
