@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import lru_cache
 from pathlib import Path
 
 from .errors import ArchspecError
@@ -30,16 +31,24 @@ SUPPORTED = ("Conv", "BatchNormalization", "Relu", "Clip", "HardSwish", "HardSig
 OURS = re.compile(r"^(?P<stage>stages\.\d+|head)\.(?P<block>block\d+|\d+)\b")
 
 
-class OnnxSource:
-    """An ONNX file standing in for a spec on the command line: ``compile()`` gives its
-    graph. Width and classes cannot be changed; resolution can (shapes are re-inferred)."""
+SPEC_KEY = "archspec.spec_yaml"   # metadata key holding the spec an export was built from
+OVERRIDES = {"resolution": int, "width": float, "classes": int}
+DTYPES = {1: "fp32", 10: "fp16", 16: "bf16", 3: "int8", 2: "int8"}  # TensorProto elem types
 
-    def __init__(self, path, *, width=None, resolution=None, classes=None):
-        if width is not None or classes is not None:
-            raise ArchspecError(f"{path}: --width and --classes do not apply to an ONNX file "
-                                "(its weights fix them); --resolution does")
+
+class OnnxSource:
+    """An ONNX file standing in for a spec (see :func:`archspec.sources.load`).
+
+    ``compile()`` imports the file's graph, ``cost()`` costs it in the file's element
+    type. ``with_(resolution=)`` re-infers the shapes at another resolution. The file's
+    weights fix its channel and class counts, so ``with_(width=)`` and ``with_(classes=)``
+    rebuild the spec the file carries (metadata ``archspec.spec_yaml``, see
+    :func:`embed_spec`); a file without one refuses them with a located error."""
+
+    def __init__(self, path, *, resolution: int | None = None):
         self.file = str(path)
         self.resolution = resolution
+        read_model(path)  # a missing or unreadable file fails here, not at first use
         self.name = Path(path).stem
         self.description = f"imported from {Path(path).name}"
         self.source = self.file
@@ -47,22 +56,140 @@ class OnnxSource:
     def compile(self) -> Graph:
         return load_onnx(self.file, resolution=self.resolution)
 
+    def cost(self, *, batch: int = 1, dtype: str | None = None):
+        """The file's :class:`CostReport`; bytes in the file's element type by default."""
+        from .analysis.cost import cost
 
-def load_onnx(path, *, resolution: int | None = None) -> Graph:
-    """The archspec graph of the ONNX model at ``path`` (at ``resolution`` if given)."""
+        graph = self.compile()
+        return cost(graph, batch=batch, dtype=dtype or graph.meta["dtype"])
+
+    def with_(self, *, width=None, resolution=None, classes=None):
+        """This file at another resolution, or (width, classes) the spec it carries."""
+        if width is None and classes is None:
+            if resolution is None:
+                return self
+            _check_overrides(resolution=resolution)
+            return OnnxSource(self.file, resolution=int(resolution))
+        if self.spec_text_or_none() is None:
+            flag = "--width" if width is not None else "--classes"
+            raise ArchspecError(
+                f"{self.file}: {flag} does not apply to this ONNX file: its weights fix every "
+                "channel and class count, and it carries no archspec spec to rebuild from "
+                f"(metadata `{SPEC_KEY}`); vary --resolution only, or pass the spec it was "
+                "exported from")
+        return self.spec().with_(width=width, classes=classes,
+                                 resolution=resolution if resolution is not None
+                                 else self.resolution)
+
+    def spec_text_or_none(self) -> str | None:
+        return metadata(self.file).get(SPEC_KEY)
+
+    def spec_text(self) -> str:
+        """The YAML of the spec the file carries; a located error if it carries none."""
+        text = self.spec_text_or_none()
+        if text is None:
+            raise ArchspecError(f"{self.file}: this ONNX file carries no archspec spec "
+                                f"(metadata `{SPEC_KEY}`): pass the spec it was exported "
+                                "from")
+        return text
+
+    def spec(self):
+        """The spec the file carries, with the overrides it was exported with."""
+        from .sources import embedded_spec
+
+        return embedded_spec(self.spec_text(), stored_overrides(self.file), self.file)
+
+    @property
+    def stages(self):
+        raise ArchspecError(f"{self.file}: an ONNX file has no stage table to vary (--t, "
+                            "--alpha, --schedule-end and --random change a spec's rows): "
+                            "pass the spec it was exported from"
+                            + (" (this file carries one: --width rebuilds from it)"
+                               if self.spec_text_or_none() else ""))
+
+    schedule = head = stages
+
+
+def _check_overrides(**overrides) -> None:
+    """The spec's own range checks (one rule for every source), located at the option."""
+    from .spec.model import Spec
+
+    Spec(name="", stages=()).with_(**overrides)
+
+
+def stored_overrides(path) -> dict:
+    """{resolution, width, classes} an archspec export records in its metadata."""
+    out = {}
+    for key, kind in OVERRIDES.items():
+        value = metadata(path).get(f"archspec.{key}")
+        if value in (None, "None"):
+            continue
+        try:
+            out[key] = kind(float(value)) if kind is int else kind(value)
+        except ValueError:
+            raise ArchspecError(f"{path}: metadata `archspec.{key}` is {value!r}, not a "
+                                "number") from None
+    return out
+
+
+def embed_spec(proto, spec, graph=None):
+    """``proto`` with the spec it was built from in its metadata (``archspec.spec_yaml``),
+    so that ``archspec cost FILE --width 0.5`` can rebuild it. ``spec``: a path, shipped
+    name, YAML text or loaded spec (see :func:`archspec.sources.spec_text`); with
+    ``graph``, the spec is first checked to compile to it. A spec that has no text (built
+    in memory, or a foreign ONNX file) leaves ``proto`` unchanged."""
+    from .sources import check_describes, spec_text
+
+    try:
+        text = spec_text(spec)
+    except ArchspecError:
+        return proto
+    if graph is not None:
+        overrides = {k: graph.meta.get(k) for k in OVERRIDES}
+        check_describes(text, overrides, graph, "onnx save")
+    props = {p.key: p.value for p in proto.metadata_props}
+    props[SPEC_KEY] = text
+    del proto.metadata_props[:]
+    for key, value in props.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    return proto
+
+
+def metadata(path) -> dict:
+    """The model metadata (``metadata_props``) of the ONNX file at ``path``."""
+    return {p.key: p.value for p in read_model(path).metadata_props}
+
+
+def read_model(path):
+    """The ``onnx.ModelProto`` at ``path`` (cached while the file is unchanged)."""
+    path = Path(path)
+    try:
+        stat = path.stat()
+    except OSError:
+        raise ArchspecError(f"{path}: file not found") from None
+    if not path.is_file():
+        raise ArchspecError(f"{path}: not a file")
+    return _read_model(str(path), (stat.st_mtime_ns, stat.st_size))
+
+
+@lru_cache(maxsize=4)
+def _read_model(path: str, stamp: tuple):
     try:
         import onnx
     except ImportError:
         raise ArchspecError("reading .onnx files needs `onnx`, which is not installed: "
                             "pip install onnx") from None
-    path = Path(path)
-    if not path.is_file():
-        raise ArchspecError(f"{path}: file not found")
     try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as e:
+        return onnx.load(path, load_external_data=False)
+    except Exception as e:  # protobuf's DecodeError and friends
         raise ArchspecError(f"{path}: not a readable ONNX file ({str(e)[:200]})") from None
-    return from_proto(model, name=path.stem, source=str(path), resolution=resolution)
+
+
+def load_onnx(path, *, resolution: int | None = None) -> Graph:
+    """The archspec graph of the ONNX model at ``path`` (at ``resolution`` if given)."""
+    return from_proto(read_model(path), name=Path(path).stem, source=str(path),
+                      resolution=resolution)
 
 
 # ---- the importer -------------------------------------------------------------------------
@@ -242,7 +369,39 @@ class _Importer:
         for o in outputs[1:]:
             if o in self.tensor:
                 self.graph.taps[o] = self.tensor[o]
+        self.describe()
         return self.graph
+
+    def describe(self):
+        """Graph metadata: classes from the output, and notes on how to read the figures."""
+        meta, props = self.graph.meta, {p.key: p.value for p in self.model.metadata_props}
+        out = self.graph[self.graph.outputs["output"]].shape
+        meta["classes"] = out[0] if len(out) == 1 else None
+        if props.get("archspec.width") not in (None, "None"):
+            try:
+                meta["width"] = float(props["archspec.width"])
+            except ValueError:
+                pass
+        meta["notes"] = [note for note in (self.folding_note(props), self.dtype_note())
+                         if note]
+
+    def folding_note(self, props) -> str:
+        bns = sum(n.op_type == "BatchNormalization" for n in self.nodes)
+        biased = any(n.op_type == "Conv" and len(n.input) > 2 and n.input[2]
+                     for n in self.nodes)
+        if props.get("archspec.fold_bn") == "true":
+            return ("params count the tensors in this file: batch norms were folded into "
+                    "their convs when it was exported (each one's gamma and beta are gone, "
+                    "its conv gained a bias), so they are below the spec's")
+        if props.get("archspec.fold_bn") is None and bns == 0 and biased:
+            return ("params count the tensors in this file: it has no BatchNormalization "
+                    "node, so any batch norms were folded into the convs (biases), and "
+                    "params are below those of the model with batch norms")
+        return ""
+
+    def dtype_note(self) -> str:
+        dtype = self.graph.meta["dtype"]
+        return "" if dtype == "fp32" else f"the file stores {dtype}: byte figures use it"
 
     def add_input(self):
         inputs = [v for v in self.model.graph.input if v.name not in self.consts]
@@ -263,8 +422,12 @@ class _Importer:
                                 "pass --resolution")
         self.graph.add(v.name, ops.Input((dims[1], h, w)))
         self.tensor[v.name] = v.name
+        elem = v.type.tensor_type.elem_type
+        if elem not in DTYPES:
+            raise ArchspecError(f"{self.where}: input `{v.name}` has element type "
+                                f"{elem} (archspec reads float32, float16, bfloat16 or int8)")
         self.graph.meta.update({"resolution": h, "channels": dims[1], "width": 1.0,
-                                "file": self.where, "imported": True})
+                                "file": self.where, "imported": True, "dtype": DTYPES[elem]})
 
     def emit_fused(self, n, fused):
         op, inputs = fused

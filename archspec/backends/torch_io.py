@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import yaml
 
-from ..errors import ArchspecError, BackendError
+from .. import sources
+from ..errors import BackendError
 from ..fsutil import atomic_path
 from ..ir.graph import Graph
 from .torch_lower import build_module
@@ -70,38 +70,12 @@ def save(model, path, spec, graph: Graph) -> None:
 
 
 def spec_text(spec) -> str:
-    """Self-contained YAML for a spec given as a path, a shipped name, YAML text or a
-    loaded :class:`Spec` (read back from its file)."""
-    from ..spec.loader import resolve_path, resolved_document
-    from ..spec.yamlio import parse_yaml, read_yaml
-
-    if hasattr(spec, "compile"):
-        if not Path(spec.file).is_file():
-            raise BackendError(f"save: spec {spec.name!r} was not loaded from a file; pass "
-                               "its YAML text or path")
-        spec = Path(spec.file)
-    if isinstance(spec, Path) or ("\n" not in str(spec) and resolve_path(spec).is_file()):
-        path = resolve_path(spec)
-        doc, text = read_yaml(path), path.read_text(encoding="utf-8")
-    else:
-        path, text = Path.cwd() / "<spec>", str(spec)
-        doc = parse_yaml(text, "<spec>")
-    if not isinstance(doc.data, dict) or "extends" not in doc.data:
-        return text
-    merged = resolved_document(doc, path)
-    header = f"# {merged.get('name', path.stem)}: {path.name} with `extends` merged in\n"
-    return header + yaml.safe_dump(merged, sort_keys=False)
+    """Self-contained YAML for ``spec`` (see :func:`archspec.sources.spec_text`)."""
+    return sources.spec_text(spec)
 
 
 def _check_describes(text: str, overrides: dict, graph: Graph) -> None:
-    rebuilt = _compile(text, overrides, "the spec")
-    if _signature(rebuilt) != _signature(graph):
-        raise BackendError(f"save: the spec given does not describe the graph {graph.name!r} "
-                           "(pass the spec the graph was compiled from)")
-
-
-def _signature(graph: Graph) -> list:
-    return [(n.name, n.kind, n.shape) for n in graph]
+    sources.check_describes(text, overrides, graph)
 
 
 def digest(payload: dict) -> str:
@@ -119,29 +93,57 @@ def digest(payload: dict) -> str:
 def read(path) -> Checkpoint:
     """Read and verify a file written by :func:`save` (no model is built)."""
     path = Path(path)
-    if not path.is_file():
-        raise BackendError(f"{path}: file not found")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # truncated zip, pickle refused by weights_only, not a torch file
-        reason = _reason(e)
-        raise BackendError(f"{path}: not a readable archspec torch file ({reason[:200]})") \
-            from None
-    _check_layout(path, payload)
-    if digest(payload) != payload["sha256"]:
-        raise BackendError(f"{path}: checksum mismatch: the file was modified or damaged "
-                           "after it was written")
+    return checkpoint_of(read_payload(path), path)
+
+
+def read_spec(path) -> tuple[str, dict]:
+    """(spec text, overrides) of a verified file, without compiling or building anything."""
+    payload = read_payload(Path(path))
+    return payload["spec"], dict(payload["overrides"])
+
+
+def checkpoint_of(payload: dict, path: Path) -> Checkpoint:
+    """The :class:`Checkpoint` of a verified payload (its embedded spec compiled)."""
     graph = _compile(payload["spec"], payload["overrides"], f"{path}: the embedded spec")
     return Checkpoint(payload["spec"], graph, payload["features"], payload["state_dict"],
                       payload["archspec_version"], payload["torch_version"])
 
 
+def read_payload(path: Path) -> dict:
+    """The dictionary in a file written by :func:`save`, its layout and checksum verified.
+    Read with ``weights_only=True``: a file holding pickled objects is refused."""
+    if not path.is_file():
+        raise BackendError(f"{path}: file not found")
+    if sources.content_kind(path) != "torch":
+        raise BackendError(f"{path}: not an archspec torch file: it is {sources.describe(path)} "
+                           "(give a .pt written by `archspec build --backend torch -o FILE` "
+                           "or by `archspec train`)")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated zip, pickle refused by weights_only, not a torch file
+        raise BackendError(f"{path}: not a readable archspec torch file ({_reason(e)})") \
+            from None
+    _check_layout(path, payload)
+    try:
+        sha = digest(payload)
+    except (RuntimeError, TypeError, ValueError) as e:
+        raise BackendError(f"{path}: a tensor in `state_dict` cannot be read ({e})") from None
+    if sha != payload["sha256"]:
+        raise BackendError(f"{path}: checksum mismatch: the file was modified or damaged "
+                           "after it was written")
+    return payload
+
+
 def _reason(error: Exception) -> str:
+    """One line of a ``torch.load`` failure; for a weights-only refusal, what was refused."""
     lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
-    for line in lines:  # weights_only refusals put the useful line further down
-        if line.startswith("WeightsUnpickler error:"):
-            return line.removeprefix("WeightsUnpickler error:").strip()
-    return lines[0] if lines else type(error).__name__
+    for i, line in enumerate(lines):
+        if "WeightsUnpickler error:" in line:
+            detail = line.split("WeightsUnpickler error:", 1)[1].strip() or \
+                (lines[i + 1] if i + 1 < len(lines) else "")
+            return ("it holds something other than tensors and plain data, which the safe "
+                    f"loader refuses: {detail}")[:240]
+    return (lines[0] if lines else type(error).__name__)[:240]
 
 
 def _check_layout(path: Path, payload) -> None:
@@ -157,18 +159,18 @@ def _check_layout(path: Path, payload) -> None:
             raise BackendError(f"{path}: field `{key}` is missing or not a {kind.__name__}")
     if payload.get("features") is not None and not isinstance(payload["features"], list):
         raise BackendError(f"{path}: field `features` must be a list of tap names")
+    if not all(isinstance(v, torch.Tensor) for v in payload["state_dict"].values()):
+        raise BackendError(f"{path}: field `state_dict` must map names to tensors")
+    overrides = payload["overrides"]
+    if set(overrides) - {"resolution", "width", "classes"} or not all(
+            v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+            for v in overrides.values()):
+        raise BackendError(f"{path}: field `overrides` must map resolution, width and classes "
+                           "to numbers")
 
 
 def _compile(text: str, overrides: dict, what: str) -> Graph:
-    from ..spec.loader import loads
-
-    try:
-        spec = loads(text, name="<embedded spec>")
-        spec = spec.with_(**{k: v for k, v in overrides.items() if v is not None})
-        return spec.compile()
-    except ArchspecError as e:
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise BackendError(f"{what} does not compile: {first}") from None
+    return sources.compile_text(text, overrides, what)
 
 
 def load(path):

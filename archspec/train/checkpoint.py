@@ -57,28 +57,52 @@ def save(path: Path, model, spec_text: str, overrides: dict, training: dict) -> 
 
 
 def resolve(path: str | Path) -> Path:
-    """A run folder means its ``last.pt``."""
+    """A run folder means its ``last.pt``; a spec or an ONNX file is explained."""
+    from .. import sources
+
     path = Path(path)
     if path.is_dir():
         path = path / "last.pt"
     if not path.is_file():
         raise CheckpointError(f"{path}: no checkpoint here (give a run folder holding "
                               "last.pt, or a .pt file written by `archspec train`)")
+    kind = sources.content_kind(path)
+    if kind == "spec":
+        raise CheckpointError(f"{path}: this is a spec (YAML text), not a checkpoint: give a "
+                              "trained model, a run folder or its best.pt / last.pt (train "
+                              f"the spec first: archspec train {path} --data ...)")
+    if kind != "torch":
+        raise CheckpointError(f"{path}: not a checkpoint: it is {sources.describe(path)} (give "
+                              "a run folder or a .pt written by `archspec train`)")
     return path
 
 
 def read(path: str | Path):
     """(verified model file from the torch backend, its ``training`` dict or None)."""
-    from ..backends import get_backend
+    from ..backends import torch_io
 
     path = resolve(path)
-    checked = get_backend("torch").read(path)  # verifies format, checksum and spec
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    payload = torch_io.read_payload(path)  # verifies format, checksum and tensors
     training = payload.get("training")
-    if training is not None and (not isinstance(training, dict)
-                                 or training.get("format") != FORMAT):
+    if training is not None:
+        _check_training(path, training)
+    return torch_io.checkpoint_of(payload, path), training
+
+
+# field -> type, in `training` and in its `config` (the checksum does not cover them)
+TRAINING_FIELDS = {"kind": str, "epoch": int, "config": dict}
+CONFIG_FIELDS = {"data": str, "seed": int, "overrides": dict, "recipe": dict}
+
+
+def _check_training(path: Path, training) -> None:
+    if not isinstance(training, dict) or training.get("format") != FORMAT:
         raise CheckpointError(f"{path}: field `training` is not {FORMAT!r}")
-    return checked, training
+    for where, fields, value in (("training", TRAINING_FIELDS, training),
+                                 ("training.config", CONFIG_FIELDS, training.get("config"))):
+        for key, kind in fields.items():
+            if not isinstance(value, dict) or not isinstance(value.get(key), kind):
+                raise CheckpointError(f"{path}: field `{where}.{key}` is missing or not a "
+                                      f"{kind.__name__} (the file was edited or damaged)")
 
 
 def read_resumable(path: str | Path):
