@@ -9,6 +9,14 @@ profile's settings, in interleaved rounds (archspec.latency.check), in chunks of
 ``--chunk`` models. The figures (fraction within +-10% of the measured median, the
 measurement's own round-to-round spread) go into the generated part of docs/latency.md
 and, with every model, into ``--json``.
+
+    python benchmarks/latency_check.py --repredict OLD_PROFILE --profile NEW_PROFILE
+
+measures nothing: it recomputes the predictions of the measurements saved in ``--json``
+with NEW_PROFILE (e.g. the shipped profile refitted from the same raw measurements) and
+rewrites both outputs. The models are rebuilt from the specs with the saved arguments;
+OLD_PROFILE, the profile the saved predictions came from, must reproduce every one of
+them, which proves the rebuilt models are the measured ones.
 """
 from __future__ import annotations
 
@@ -17,6 +25,8 @@ import datetime as _dt
 import json
 import math
 import os
+import shlex
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -96,8 +106,12 @@ def render(doc: dict) -> str:
                 if doc["probes"] else "no quiet check (--quiet-range 0)."), "",
              f"- profile: `{doc['profile_path']}` ({p['backend']}, "
              f"{p['settings']['threads']} thread(s), NCHWc block "
-             f"{p['settings']['nchwc_block']}), calibrated {p['created']} on {p['machine']['cpu']} "
-             f"with onnxruntime {p['versions']['onnxruntime']}: "
+             f"{p['settings']['nchwc_block']}), measured "
+             f"{p['calibration'].get('measured', p['created'])} on {p['machine']['cpu']} "
+             f"with onnxruntime {p['versions']['onnxruntime']}, fitted {p['created']}"
+             + (f" with scikit-learn {p['fitted_with']['scikit-learn']}, numpy "
+                f"{p['fitted_with']['numpy']}, {', '.join(p['fitted_with']['blas'])}"
+                if p.get("fitted_with") else "") + ": "
              f"{p['calibration']['networks']} random networks + "
              f"{p['calibration'].get('variants', 0)} spec variants, "
              f"{p['calibration']['kernel_samples']} kernel samples in "
@@ -128,6 +142,7 @@ def render(doc: dict) -> str:
         lines.append(f"| in-sample check: {ins['models']} calibration networks measured "
                      f"among the models, median signed error | "
                      f"{ins['signed_error_median']:+.1%} (within +-10%: {ins['within']:.0%}) |")
+    lines += _repredicted_lines(doc.get("repredicted"))
     lines += ["",
              f"Verdict: {'meets' if s['within'] >= 0.9 else 'does NOT meet'} the bar "
              "(>= 90% within +-10%).", "",
@@ -140,6 +155,19 @@ def render(doc: dict) -> str:
     return "\n".join(lines)
 
 
+def _repredicted_lines(r: dict | None) -> list[str]:
+    if not r:
+        return []
+    prev = r["previous"]
+    return ["", f"Predictions recomputed {r['created']} without measuring (`--repredict`), "
+            f"with the profile fitted {r['profile_created']}; the measurements are those of "
+            f"the run above. Against the profile they were predicted with before (fitted "
+            f"{prev['created']}{prev['fitted_with']}), predictions moved by median "
+            f"{r['shift_all']['median']:.2%}, max {r['shift_all']['max']:.2%} over the "
+            f"{r['shift_all']['models']} models (shipped specs: median "
+            f"{r['shift_shipped']['median']:.2%}, max {r['shift_shipped']['max']:.2%})."]
+
+
 def write_doc(path: Path, block: str) -> None:
     text = path.read_text() if path.exists() else ""
     if BEGIN in text and END in text:
@@ -150,7 +178,7 @@ def write_doc(path: Path, block: str) -> None:
     path.write_text(text)
 
 
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="profiles/cpu-ort-1t.json")
     ap.add_argument("--random", type=int, default=102, help="random variants (>= 100)")
@@ -173,17 +201,101 @@ def main(argv=None) -> int:
                     help="times a noisy chunk is measured again before it is kept as is")
     ap.add_argument("--doc", default=str(ROOT / "docs" / "latency.md"))
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "latency_check.json"))
-    args = ap.parse_args(argv)
+    ap.add_argument("--repredict", metavar="OLD_PROFILE", default=None,
+                    help="measure nothing: recompute the predictions saved in --json with "
+                         "--profile (OLD_PROFILE: the profile they were predicted with)")
+    return ap
+
+
+def named_models(n_random: int, seed: int, calib_nets: int, calib_seed: int) -> list:
+    """The validation models and the in-sample calibration networks, by name."""
+    return models(n_random, seed) + [(f"calibration network {i}",
+                                      random_network(calib_seed * 100_000 + i))
+                                     for i in range(calib_nets)]
+
+
+def write(doc: dict, results: list, profile_path: str, profile, args) -> dict:
+    """Fill ``doc`` with the figures of ``results`` (calibration networks apart) and the
+    profile, and write --json and the doc's generated block; returns the summary."""
+    calib = [r for r in results if r.name.startswith("calibration network")]
+    results = [r for r in results if not r.name.startswith("calibration network")]
+    named_shipped = {p.stem for p in SHIPPED.glob("*.yaml")}
+    results.sort(key=lambda r: (r.name.split(" [")[0] not in named_shipped or "[" in r.name,
+                                r.name))
+    shipped = sum(r.name in named_shipped for r in results)
+    summary = chk.summary(results)
+    doc.update({
+        "profile_path": profile_path, "profile": profile.to_dict(), "shipped": shipped,
+        "summary": summary,
+        "within_shipped": sum(abs(r.error) <= 0.10 for r in results[:shipped]) / shipped,
+        "within_spread": sum(abs(r.error) <= max(r.spread, 0.0) for r in results)
+        / len(results),
+        "quiet": {"models": sum(r.spread <= 0.10 for r in results),
+                  "within": sum(abs(r.error) <= 0.10 for r in results if r.spread <= 0.10)
+                  / max(1, sum(r.spread <= 0.10 for r in results))},
+        "in_sample": chk.summary(calib) if calib else None,
+        "in_sample_results": [r.to_dict() for r in calib],
+        "results": [r.to_dict() for r in results]})
+    m = doc["profile"].pop("model")
+    doc["model_desc"] = (f"linear{' + cache hinges' if m.get('hinges_elems') else ''} + "
+                         f"{len((m.get('trees') or {}).get('trees', []))} boosted trees + "
+                         "network-level correction")
+    Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
+    write_doc(Path(args.doc), render(doc))
+    return summary
+
+
+def _shift(pairs) -> dict:
+    moved = [abs(new / old - 1) for old, new in pairs]
+    return {"models": len(moved), "median": statistics.median(moved), "max": max(moved)}
+
+
+def repredict(args) -> int:
+    """Recompute the saved measurements' predictions with --profile (module docstring)."""
+    doc = json.loads(Path(args.json).read_text())
+    old, new = load_profile(args.repredict), load_profile(args.profile)
+    saved = parser().parse_args(shlex.split(doc["argv"]))
+    graphs = dict(named_models(saved.random, saved.seed, saved.calib_nets,
+                               old.calibration.get("seed", 0)))
+    rows = doc["results"] + doc["in_sample_results"]
+    results, pairs, shipped_pairs = [], [], []
+    for r in rows:
+        g = graphs.get(r["name"])
+        was = chk.predict(g, old).total_ms if g is not None else None
+        if was is None or not math.isclose(was, r["predicted_ms"], rel_tol=1e-9):
+            sys.exit(f"{r['name']}: {args.repredict} predicts {was}, the saved prediction "
+                     f"is {r['predicted_ms']}: the rebuilt model is not the one measured "
+                     "(or that is not the profile it was predicted with)")
+        now = chk.predict(g, new).total_ms
+        results.append(chk.Checked(r["name"], now, r["measured_ms"], r["spread"],
+                                   r["rounds"], r["repeats"]))
+        pairs.append((was, now))
+        if "[" not in r["name"] and not r["name"].startswith("calibration network"):
+            shipped_pairs.append((was, now))
+    fitted = old.fitted_with
+    doc["repredicted"] = {
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "profile_created": new.created,
+        "previous": {"created": old.created,
+                     "fitted_with": f" with scikit-learn {fitted['scikit-learn']}"
+                     if fitted else ", its fit environment not recorded"},
+        "shift_all": _shift(pairs), "shift_shipped": _shift(shipped_pairs)}
+    summary = write(doc, results, args.profile, new, args)
+    print(json.dumps({**summary, "shift": doc["repredicted"]}, indent=1))
+    return 0
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    if args.repredict:
+        return repredict(args)
     profile = load_profile(args.profile)
     for w in current_warnings(profile):
         print(f"warning: {w}", file=sys.stderr)
     t0 = time.perf_counter()
     load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    named = models(args.random, args.seed)
-    shipped = len(list(SHIPPED.glob("*.yaml")))
-    seed = profile.calibration.get("seed", 0) * 100_000
-    named += [(f"calibration network {i}", random_network(seed + i))
-              for i in range(args.calib_nets)]
+    named = named_models(args.random, args.seed, args.calib_nets,
+                         profile.calibration.get("seed", 0))
     # spread the in-sample networks over the chunks, so each time window has some
     order = list(range(len(named) - args.calib_nets))
     step = max(1, len(order) // max(args.calib_nets, 1))
@@ -215,36 +327,14 @@ def main(argv=None) -> int:
         ok = sum(abs(r.error) <= 0.10 for r in results)
         print(f"{done}/{len(named)} measured, {ok / done:.1%} within +-10% so far "
               f"(load {os.getloadavg()[0]:.2f})", file=sys.stderr)
-    calib = [r for r in results if r.name.startswith("calibration network")]
-    results = [r for r in results if not r.name.startswith("calibration network")]
-    named_shipped = {p.stem for p in SHIPPED.glob("*.yaml")}
-    results.sort(key=lambda r: (r.name.split(" [")[0] not in named_shipped or "[" in r.name,
-                                r.name))
-    summary = chk.summary(results)
     doc = {"created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
            "argv": " ".join(argv if argv is not None else sys.argv[1:]),
            "seconds": time.perf_counter() - t0, "load_before": load_before,
            "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-           "profile_path": args.profile, "profile": profile.to_dict(),
-           "rounds": args.rounds, "repeats": args.repeats, "shipped": shipped,
+           "rounds": args.rounds, "repeats": args.repeats,
            "quiet_range": args.quiet_range, "waited_s": waited, "probes": probes,
-           "redone": redone, "chunk_spread": args.chunk_spread,
-           "summary": summary,
-           "within_shipped": sum(abs(r.error) <= 0.10 for r in results[:shipped]) / shipped,
-           "within_spread": sum(abs(r.error) <= max(r.spread, 0.0) for r in results)
-           / len(results),
-           "quiet": {"models": sum(r.spread <= 0.10 for r in results),
-                     "within": sum(abs(r.error) <= 0.10 for r in results if r.spread <= 0.10)
-                     / max(1, sum(r.spread <= 0.10 for r in results))},
-           "in_sample": chk.summary(calib) if calib else None,
-           "in_sample_results": [r.to_dict() for r in calib],
-           "results": [r.to_dict() for r in results]}
-    m = doc["profile"].pop("model")
-    doc["model_desc"] = (f"linear{' + cache hinges' if m.get('hinges_elems') else ''} + "
-                         f"{len((m.get('trees') or {}).get('trees', []))} boosted trees + "
-                         "network-level correction")
-    Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
-    write_doc(Path(args.doc), render(doc))
+           "redone": redone, "chunk_spread": args.chunk_spread}
+    summary = write(doc, results, args.profile, profile, args)
     print(json.dumps(summary, indent=1))
     return 0
 
