@@ -317,7 +317,8 @@ def test_raw_measurements_roundtrip_with_features_from_the_recorded_networks(tmp
     for broken in ({**ir, "format": "x"},
                    {**ir, "graphs": [{**ir["graphs"][0], "nodes": [[5, *nodes[1][1:]]]}]},
                    {**ir, "graphs": [{**ir["graphs"][0], "nodes": nodes[:1] + [[1, "weird"]]}]},
-                   {**ir, "ops": {**ir["ops"], "conv2d": ["in_channels", "colour"]}}):
+                   {**ir, "ops": {**ir["ops"], "conv2d": ["in_channels", "colour"]}},
+                   {**ir, "graphs": [{**ir["graphs"][0], "outputs": {"output": 10 ** 6}}]}):
         (tmp_path / "bad.json").write_text(json.dumps({**doc, "networks_ir": broken}))
         with pytest.raises(ArchspecError, match="malformed"):
             cal.load_raw(tmp_path / "bad.json")

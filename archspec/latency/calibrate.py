@@ -19,7 +19,11 @@ kernel's sample is its median over the repeats. The same network is also timed w
 the profiler (``archspec.bench.make_step``); wall median minus the kernels' sum is the
 per-model overhead sample. Repeats are split into ``rounds`` passes over all networks
 (interleaved), so slow spells of a shared machine hit every network a little; the
-spread between rounds is recorded in the profile.
+spread between rounds is recorded in the profile. The measurements keep the IR of every
+network measured (:mod:`.raw`), so a refit never rebuilds them from the current specs.
+
+Fitting (:func:`build`) records its environment (:func:`fit_environment`) and the
+measurements' digest in the profile.
 """
 from __future__ import annotations
 

@@ -83,8 +83,11 @@ def graph_from_record(rec: dict, fields: dict):
         if any(not 0 < o <= i for o in offsets):
             raise ValueError(f"node {i} of {rec['name']} reads a node that is not before it")
         g.add(f"n{i}", _op(row[1], row[2:], fields), [f"n{i - o}" for o in offsets])
-    g.outputs.update({k: f"n{int(v)}" for k, v in rec["outputs"].items()})
-    g.taps.update({k: f"n{int(v)}" for k, v in rec.get("taps", {}).items()})
+    for target, names in ((g.outputs, rec["outputs"]), (g.taps, rec.get("taps", {}))):
+        for k, v in names.items():
+            if f"n{v}" not in g:
+                raise ValueError(f"{rec['name']}: output or tap {k!r} names no node")
+            target[k] = f"n{v}"
     return g
 
 
