@@ -2,7 +2,11 @@
 import json
 
 import archspec
-from archspec.analysis.sweep import Variant, evaluate, grid, pareto, random_variants, run, vary
+import pytest
+
+from archspec.analysis.sweep import (Variant, evaluate, grid, objectives, pareto, random_variants,
+                                     run, shortfall, vary)
+from archspec.errors import ArchspecError
 from conftest import run_cli
 
 
@@ -34,6 +38,58 @@ def test_grid_and_random():
     a = random_variants(20, 3, spec)
     assert a == random_variants(20, 3, spec) and a != random_variants(20, 4, spec)
     assert all(0.35 <= v.width <= 1.4 for v in a)
+
+
+def _network(spec, v) -> tuple:
+    return tuple((n.name, n.op, n.shape) for n in vary(spec, v).compile())
+
+
+def test_random_variants_are_distinct_networks():
+    spec = archspec.load("mobilenetv2")
+    vs = random_variants(300, 0, spec)
+    assert len(vs) == 300
+    assert len({_network(spec, v) for v in vs}) == 300
+
+
+def test_random_variants_say_when_the_space_is_smaller():
+    spec = archspec.load("mobilenetv1")
+    every = {_network(spec, Variant(width=k / 1000, resolution=r))
+             for k in range(500, 601) for r in (128, 160)}
+    vs = random_variants(1000, 0, spec, widths=[0.5, 0.6], resolutions=[128, 160])
+    assert len({_network(spec, v) for v in vs}) == len(vs) == len(every) < 1000
+    assert f"only {len(every):,} distinct networks" in shortfall(1000, vs)
+    assert shortfall(len(vs), vs) == ""
+    few = random_variants(len(every) - 1, 0, spec, widths=[0.5, 0.6], resolutions=[128, 160])
+    assert len({_network(spec, v) for v in few}) == len(every) - 1
+
+
+def test_default_front_keeps_resolution_as_capacity():
+    spec = archspec.load("mobilenetv2")
+    rows = run(spec, grid([0.35, 0.5, 0.75, 1.0, 1.4], [96, 128, 160, 192, 224]), workers=1)
+    old = [r["resolution"] for r, f in zip(rows, pareto(rows, ["madds"], ["params"])) if f]
+    assert set(old) == {96}
+    front = [r for r, f in zip(rows, pareto(rows)) if f]
+    assert {r["resolution"] for r in front} == {96, 128, 160, 192, 224}
+    assert {r["width"] for r in front} == {0.35, 0.5, 0.75, 1.0, 1.4}
+
+
+def test_pareto_with_resolution_by_hand():
+    rows = [{"madds": 1, "params": 1, "resolution": 96},
+            {"madds": 2, "params": 1, "resolution": 128},
+            {"madds": 2, "params": 1, "resolution": 96},
+            {"madds": 3, "params": 2, "resolution": 96}]
+    assert pareto(rows) == [True, True, False, True]
+    assert pareto([{"madds": 1, "params": 1}, {"madds": 2, "params": 1}]) == [True, False]
+
+
+def test_objectives_checked():
+    assert objectives("madds", "params,resolution") == (["madds"], ["params", "resolution"])
+    assert objectives("madds,peak_bytes", "", memory=True) == (["madds", "peak_bytes"], [])
+    for mins, maxs, needle in (("flops", "params", "unknown figure 'flops'"),
+                               ("peak_bytes", "", "peak_bytes with --memory"),
+                               ("", "params", "--minimize: name at least one")):
+        with pytest.raises(ArchspecError, match=needle):
+            objectives(mins, maxs)
 
 
 def test_parallel_equals_serial():

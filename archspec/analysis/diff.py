@@ -183,7 +183,7 @@ def op_changes(a: dict, b: dict) -> list[Change]:
             for key in present.keys() & _ABSENT.keys():
                 pair = (_ABSENT[key], present[key]) if sa is None else (present[key], _ABSENT[key])
                 fields.setdefault((key, *pair), []).append(part)
-            if not present.keys() <= _ABSENT.keys():
+            if not present or not present.keys() <= _ABSENT.keys():
                 shared = part in (parts_a if sa is None else parts_b)
                 label = name if shared else part
                 parts[(None, label) if sa is None else (label, None)] = None
