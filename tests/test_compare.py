@@ -166,3 +166,15 @@ def test_training_curves_of_one_epoch_are_drawn():
     assert len(lines) == 4
     assert all(line.get_marker() not in (None, "", "None", " ") for line in lines)
     assert all(list(line.get_xdata()) == [1] for line in lines)
+
+
+def test_float32_settings_of_an_onnx_file_are_not_changes():
+    import struct
+
+    from archspec.analysis.diff import op_changes
+
+    single = struct.unpack("f", struct.pack("f", 0.2))[0]
+    assert single != 0.2
+    assert op_changes({"dropout": {"dropout": 0.2}}, {"dropout": {"dropout": single}}) == []
+    changes = op_changes({"dropout": {"dropout": 0.2}}, {"dropout": {"dropout": 0.1}})
+    assert [str(c) for c in changes] == ["dropout 0.2 -> 0.1"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 from dataclasses import dataclass, field
 
 from ..ir.graph import Graph, Node
@@ -137,6 +138,13 @@ def _inner_name(node: Node) -> str:
     return node.name[len(prefix):] if node.block and node.name.startswith(prefix) else node.name
 
 
+def _same(a, b) -> bool:
+    """Equal settings; floats to single precision (an ONNX file stores float32)."""
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-6)
+    return a == b
+
+
 def level_of(info: BlockInfo) -> str:
     """The stage a block is aligned in: its output resolution, or "head"."""
     if info.stage == "head" or len(info.shape) != 3:
@@ -189,7 +197,7 @@ def op_changes(a: dict, b: dict) -> list[Change]:
                 parts[(None, label) if sa is None else (label, None)] = None
             continue
         for key in dict.fromkeys([*sa, *sb]):
-            if sa.get(key) != sb.get(key):
+            if not _same(sa.get(key), sb.get(key)):
                 where = fields.setdefault((key, sa.get(key), sb.get(key)), [])
                 if part not in where:
                     where.append(part)
