@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 
 from .blocks import BLOCKS, BlockBuilder
-from .errors import CompileError, Problem, SpecError
+from .spec.blame import RowFailure, blame
+from .errors import CompileError, SpecError
 from .ir import ops
 from .ir.graph import MAX_GRAPH_NODES, Graph
 from .ir.ops import ShapeError
@@ -28,11 +29,19 @@ def scaled_fields(row: Row, spec: Spec) -> dict:
 
 
 def compile_spec(spec: Spec, *, max_nodes: int | None = None) -> Graph:
-    """Lower a spec to its graph. Shape problems become located SpecErrors.
+    """Lower a spec to its graph. Shape problems become located SpecErrors, blamed on
+    what caused them: an override, a `patch:` entry, or else the row itself.
 
     ``max_nodes`` bounds the graph (default: $ARCHSPEC_MAX_NODES or 200,000)."""
     if max_nodes is None:
         max_nodes = _env_max_nodes()
+    try:
+        return _compile(spec, max_nodes)
+    except RowFailure as failure:
+        raise SpecError(blame(spec, failure, lambda s: _failure(s, max_nodes))) from None
+
+
+def _compile(spec: Spec, max_nodes: int) -> Graph:
     graph = Graph(spec.name, meta={"spec": spec.name, "file": spec.file,
                                    "resolution": spec.resolution, "channels": spec.channels,
                                    "width": spec.width, "classes": spec.classes},
@@ -50,6 +59,17 @@ def compile_spec(spec: Spec, *, max_nodes: int | None = None) -> Graph:
         x = _lower(graph, row, scaled_fields(row, spec), x, f"head.{row.index}", "head", spec)
     graph.outputs["output"] = x
     return graph
+
+
+def _failure(spec: Spec, max_nodes: int) -> RowFailure | None:
+    """The row failure compiling ``spec`` raises, or None when it compiles."""
+    try:
+        _compile(spec, max_nodes)
+    except RowFailure as failure:
+        return failure
+    except CompileError:
+        return None
+    return None
 
 
 def _takes_schedule(row: Row, spec: Spec) -> bool:
@@ -103,13 +123,12 @@ def _lower(graph, row: Row, fields, x, prefix, stage, spec) -> str:
         return block.lower(builder, x, fields)
     except ShapeError as e:
         shape = "x".join(map(str, graph[x].shape))
-        raise SpecError(Problem(row.location, f"{block.name} ({prefix}) on input {shape}: {e}",
-                                "check c, s and k against the feature map size")) from None
+        raise RowFailure(row, f"{block.name} ({prefix}) on input {shape}: {e}",
+                         "check c, s and k against the feature map size") from None
     except CompileError:
         raise
     except (ValueError, ZeroDivisionError, OverflowError) as e:
-        raise SpecError(Problem(row.location, f"{block.name} ({prefix}) cannot be built: {e}"))\
-            from None
+        raise RowFailure(row, f"{block.name} ({prefix}) cannot be built: {e}") from None
 
 
 def _mark_level(graph: Graph, x: str, resolution: int) -> None:

@@ -5,7 +5,9 @@ Every problem a user can cause is an :class:`ArchspecError`; the CLI prints its 
 """
 from __future__ import annotations
 
+import contextvars
 import difflib
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 
@@ -66,10 +68,59 @@ class BudgetExceeded(ArchspecError):
     exit_code = 1
 
 
-def did_you_mean(word: str, choices) -> str:
+def did_you_mean(word, choices) -> str:
     """A hint naming the closest known choice, or listing them when none is close."""
-    choices = sorted(set(map(str, choices)))
-    close = difflib.get_close_matches(str(word), choices, n=1, cutoff=0.6)
-    if close:
-        return f"did you mean `{close[0]}`?"
-    return "known: " + ", ".join(choices)
+    close = close_match(word, choices)
+    if close is not None:
+        return f"did you mean `{close}`?"
+    return "known: " + ", ".join(sorted(set(map(str, choices))))
+
+
+def close_match(word, choices) -> str | None:
+    """The known choice closest to ``word``: the same word in another case, one letter
+    swapped with its neighbour, added, dropped or changed (``ri`` -> ``ir``), else
+    difflib's best match; None when nothing is close."""
+    by_lower = {str(c).lower(): str(c) for c in sorted(set(map(str, choices)))}
+    low = str(word).lower()
+    if low in by_lower:
+        return by_lower[low]
+    near = [c for c in by_lower if len(low) > 1 and _one_edit_apart(low, c)]
+    if near:
+        return by_lower[max(near, key=lambda c: difflib.SequenceMatcher(None, low, c).ratio())]
+    close = difflib.get_close_matches(low, list(by_lower), n=1, cutoff=0.6)
+    return by_lower[close[0]] if close else None
+
+
+def _one_edit_apart(a: str, b: str) -> bool:
+    """True when one insertion, deletion, substitution or swap of neighbours turns a into b."""
+    if abs(len(a) - len(b)) > 1 or a == b:
+        return False
+    i = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    if len(a) == len(b):
+        swapped = a[i + 1:i + 2] + a[i:i + 1] == b[i:i + 2] and a[i + 2:] == b[i + 2:]
+        return swapped or a[i + 1:] == b[i + 1:]
+    return a[i + 1:] == b[i:] if len(a) > len(b) else a[i:] == b[i + 1:]
+
+
+# ---- overrides ----------------------------------------------------------------------------
+_OVERRIDES_AS = contextvars.ContextVar("archspec_overrides_as", default="keyword")
+
+
+def override_location(key: str) -> Location:
+    """Where an override of ``key`` (width, resolution, classes) was given: the keyword
+    ``key=`` of ``archspec.load`` / ``Spec.with_``, or the command-line option ``--key``
+    inside :func:`overrides_are_options`."""
+    if _OVERRIDES_AS.get() == "option":
+        return Location("command line", path=f"--{key}")
+    return Location("keyword argument", path=f"{key}=")
+
+
+@contextmanager
+def overrides_are_options():
+    """Within this block, problems caused by overrides are blamed on command-line options
+    (``--resolution``) rather than on keyword arguments (``resolution=``)."""
+    token = _OVERRIDES_AS.set("option")
+    try:
+        yield
+    finally:
+        _OVERRIDES_AS.reset(token)

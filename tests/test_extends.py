@@ -79,3 +79,61 @@ def test_deep_chain(write):
         write(f"extends: s{i - 1}.yaml\n", f"s{i}.yaml")
     with pytest.raises(SpecError, match="deeper than 16"):
         archspec.load(write("extends: s19.yaml\n", "top.yaml"))
+
+
+# ---- issue 14: aliases in patches, and errors blamed on the patch that caused them ---------
+def _problems(path, **overrides):
+    with pytest.raises(SpecError) as e:
+        archspec.load(path, **overrides).compile()
+    return e.value.problems
+
+
+def test_patch_names_rows_by_an_alias(write):
+    write(BASE, "base.yaml")
+    for alias in ("bottleneck", "IR", "mbconv"):
+        s = archspec.load(write(f"extends: base.yaml\npatch:\n  - {{block: {alias}, "
+                                "set: {se: true}}\n", "child.yaml"))
+        assert [r.fields.get("se") for r in s.stages] == [None, True, True]
+
+
+def test_patch_with_an_unknown_block_gets_did_you_mean(write):
+    write(BASE, "base.yaml")
+    (p,) = _problems(write("extends: base.yaml\npatch:\n  - {block: ri, set: {se: true}}\n",
+                           "child.yaml"))
+    assert p.location.path == "patch[0].block" and p.location.file.endswith("child.yaml")
+    assert p.message == "unknown block `ri`" and p.hint == "did you mean `ir`?"
+
+
+def test_patch_that_matches_no_row_is_an_error(write):
+    write(BASE, "base.yaml")
+    (p,) = _problems(write("extends: base.yaml\npatch:\n  - {rows: [0], block: ir, "
+                           "set: {se: true}}\n", "child.yaml"))
+    assert p.message == "patch matches no row" and p.hint == "rows 0 hold: conv"
+    assert (p.location.line, p.location.path) == (3, "patch[0]")
+
+
+def test_compile_error_caused_by_a_patch_points_at_the_patch(write):
+    write(BASE, "base.yaml")
+    child = write("extends: base.yaml\npatch:\n  - {block: ir, set: {se: true}}\n"
+                  "  - {rows: 2, set: {s: 16}}\n", "child.yaml")
+    (p,) = _problems(child)
+    assert p.location.file == str(child) and (p.location.line, p.location.path) == \
+        (4, "patch[1]")
+    assert "makes stages[2] (" in p.message and "base.yaml:9:7)" in p.message
+    assert "stride 16 is larger than the 8x8 feature map" in p.message
+
+
+def test_compile_error_not_caused_by_a_patch_points_at_the_row(write):
+    write(BASE.replace("[ir, 6, 32, 1, 1]", "[ir, 6, 32, 1, 16]"), "base.yaml")
+    (p,) = _problems(write("extends: base.yaml\npatch:\n  - {rows: 1, set: {se: true}}\n",
+                           "child.yaml"))
+    assert p.location.file.endswith("base.yaml") and p.location.path == "stages[2]"
+
+
+def test_override_error_in_a_variant_is_blamed_on_the_override(write):
+    write(BASE, "base.yaml")
+    child = write("extends: base.yaml\npatch:\n  - {rows: 2, set: {k: 5}}\n", "child.yaml")
+    (p,) = _problems(child, resolution=2)
+    assert (p.location.file, p.location.path) == ("keyword argument", "resolution=")
+    assert p.message.startswith("2 makes stages[1] (") and "base.yaml:8:7)" in p.message
+    assert p.hint == "base compiles with its own resolution, 32"

@@ -127,8 +127,8 @@ def test_mutated_documents_compile_or_fail_with_location(text):
     except SpecError as e:
         assert e.problems
         for p in e.problems:
-            assert p.location.file and p.message
-            assert p.location.line is None or p.location.line >= 1
+            assert p.location.file == "mut.yaml" and p.message
+            assert p.location.line >= 1 and p.location.column >= 1
 
 
 @settings(max_examples=200, deadline=None)
@@ -179,3 +179,55 @@ def test_interrupted_cli_output_keeps_old_file(tmp_path):
     except KeyboardInterrupt:
         pass
     assert target.read_text() == "OLD" and list(tmp_path.iterdir()) == [target]
+
+
+@FUZZ
+@given(rows(), st.one_of(st.none(), st.floats(0.01, 16)), st.one_of(st.none(), st.integers(1, 300)))
+def test_overrides_of_a_valid_document_are_blamed_for_what_they_break(doc, width, resolution):
+    """A document that compiles by itself can only fail because of an override, so every
+    problem must be located at one (issue 14: they used to point at a row of the file)."""
+    spec = archspec.loads(yaml.safe_dump(doc), "fuzz.yaml")
+    try:
+        spec.with_(width=width, resolution=resolution).compile()
+    except SpecError as e:
+        assert e.problems
+        for p in e.problems:
+            assert p.location.file == "keyword argument", str(p)
+            assert p.location.path in {f"{k}=" for k, v in (("width", width),
+                                                              ("resolution", resolution)) if v}
+
+
+VALID = BASE.replace("[bneck, -, 40, 1, 2]", "[ir, 6, 40, 1, 2]")
+MISTAKES = {  # one independent mistake each: (text to replace, replacement, path blamed)
+    "top key": ("classes: 10", "classes: 10\nclases: 10", "clases"),
+    "second top key": ("name: base", "name: base\nnmae: base", "nmae"),
+    "nan width": ("width: 1.0", "width: .nan", "width"),
+    "input": ("channels: 3}", "channels: 3, depth: 1}", "input.depth"),
+    "defaults": ("{nl: relu6}", "{nl: relu6, k: 4}", "defaults.k"),
+    "row block": ("[ir, 1, 16", "[ri, 1, 16", "stages[1].block"),
+    "row cells": ("[ir, 6, 24, 2, 2]", "[ir, 6, 24, 2, 2, 9]", "stages[2]"),
+    "row number": ("[ir, 6, 40, 1, 2]", "[ir, 6, 40, 0, 2]", "stages[3].n"),
+    "head field": ("{block: pool}", "{block: pool, k: 3}", "head[1].k"),
+    "head block": ("{block: classifier,", "{block: clasifier,", "head[2].block"),
+}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sets(st.sampled_from(sorted(MISTAKES)), min_size=1))
+def test_every_mistake_in_a_file_is_reported(names):
+    """Independent mistakes anywhere in a file are all reported, and nothing else."""
+    text = VALID
+    for name in names:
+        old, new, _ = MISTAKES[name]
+        text = text.replace(old, new, 1)
+    try:
+        archspec.loads(text, "bad.yaml").cost()
+    except SpecError as e:
+        assert {p.location.path for p in e.problems} == {MISTAKES[n][2] for n in names}, str(e)
+        assert all(p.location.line for p in e.problems)
+    else:
+        raise AssertionError("no problem reported")
+
+
+def test_the_valid_base_of_the_mistakes_is_valid():
+    assert archspec.loads(VALID, "valid.yaml").cost().totals.params > 0

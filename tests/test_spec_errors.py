@@ -14,9 +14,9 @@ stages:
 """
 
 
-def problems(path):
+def problems(path, **overrides):
     with pytest.raises(SpecError) as e:
-        archspec.load(path).compile()
+        archspec.load(path, **overrides).compile()
     return e.value.problems
 
 
@@ -179,10 +179,31 @@ def test_table_row_typed_as_mapping_cell(write):
 
 
 def test_overrides_checked():
-    with pytest.raises(SpecError, match="--width"):
+    with pytest.raises(SpecError, match="width=: must be > 0 and <= 16, got -1"):
         archspec.load("mobilenetv2", width=-1)
-    with pytest.raises(SpecError, match="--resolution"):
+    with pytest.raises(SpecError, match="resolution=: must be >= 1 and <= 8192, got 0"):
         archspec.load("mobilenetv2", resolution=0)
+
+
+def test_overrides_checked_as_options():
+    from archspec.errors import overrides_are_options
+
+    with overrides_are_options(), pytest.raises(SpecError) as e:
+        archspec.load("mobilenetv2", width=0)
+    assert str(e.value) == "command line: --width: must be > 0 and <= 16, got 0"
+
+
+@pytest.mark.parametrize("value,msg", [(float("nan"), "must be a finite number, got nan"),
+                                       (float("inf"), "must be a finite number, got inf"),
+                                       ("224", "must be a number, got '224'"),
+                                       (True, "must be a number, got True"),
+                                       (7.5, "must be a whole number, got 7.5"),
+                                       (10**30, "must be >= 1 and <= 8192")])
+def test_bad_override_values_are_problems(value, msg):
+    with pytest.raises(SpecError) as e:
+        archspec.load("mobilenetv2").with_(resolution=value)
+    (p,) = e.value.problems
+    assert p.location.path == "resolution=" and msg in p.message
 
 
 def test_graph_size_limit():
@@ -258,3 +279,206 @@ def test_extends_is_relative_to_the_file_not_the_cwd(tmp_path, monkeypatch):
     assert "cannot find the spec it extends" in one(tmp_path / "sub" / "child.yaml").message
     (tmp_path / "v.yaml").write_text("extends: mobilenetv2\nwidth: 0.5\n")  # a shipped name
     assert archspec.load(tmp_path / "v.yaml").cost().totals.params == 1_968_680
+
+
+# ---- numbers outside the rows (issue 14) --------------------------------------------------
+@pytest.mark.parametrize("line,path,msg", [
+    ("width: .nan", "width", "nan is not a finite number"),
+    ("width: .inf", "width", "inf is not a finite number"),
+    ("width: -.inf", "width", "-inf is not a finite number"),
+    ("width: 1.0e+300", "width", "greater than the maximum of 16"),
+    ("classes: .nan", "classes", "nan is not a finite number"),
+    ("classes: 100000000000000000000", "classes", "greater than the maximum"),
+    ("divisor: .inf", "divisor", "inf is not a finite number"),
+    ("input: {resolution: .nan}", "input.resolution", "nan is not a finite number"),
+    ("input: {channels: 1.0e+300}", "input.channels", "greater than the maximum"),
+    ("input: {resolution: 100000000000000000000}", "input.resolution", "greater than the max"),
+    ("schedule: {kind: linear, start: .nan, end: 10}", "schedule.start", "not a finite number"),
+    ("schedule: {kind: linear, start: 16, end: 1.0e+300}", "schedule.end", "greater than"),
+    ("defaults: {t: .nan}", "defaults.t", "nan is not a finite number"),
+])
+def test_top_level_numbers_are_checked(write, line, path, msg):
+    p = one(write(f"name: ok\n{line}\nstages:\n  - {{block: conv, c: 16}}\n"))
+    assert p.location.path == path and p.location.line == 2 and msg in p.message
+
+
+def test_top_level_nan_is_a_located_exit_2(write):
+    from conftest import run_cli
+
+    r = run_cli("cost", write(GOOD.replace("name: ok", "name: ok\nwidth: .nan")))
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip() == f"{r.args[-1]}:2:8: width: nan is not a finite number"
+
+
+# ---- every problem, not the first (issue 14) ----------------------------------------------
+def test_every_unknown_key_of_a_mapping_is_reported(write):
+    ps = problems(write(GOOD.replace("name: ok", "name: ok\nfoo: 1\nbar: 2")))
+    assert [(p.location.path, p.location.line, p.location.column) for p in ps] == \
+        [("foo", 2, 6), ("bar", 3, 6)]
+    assert all(p.message.startswith("unknown key") and p.hint for p in ps)
+
+
+def test_unknown_keys_in_nested_mappings_and_rows(write):
+    text = ("name: x\ninput: {resolution: 32, chanels: 3, depth: 1}\nstages:\n"
+            "  - {block: conv, c: 16, zz: 1, qq: 2}\n")
+    ps = problems(write(text))
+    assert [p.location.path for p in ps] == ["input.chanels", "input.depth",
+                                             "stages[0].zz", "stages[0].qq"]
+    assert "did you mean `channels`?" in ps[0].hint
+    assert ps[2].message == "unknown field `zz`" and ps[2].location.line == 4
+
+
+def test_problems_outside_the_rows_do_not_hide_the_rows(write):
+    text = ("name: x\ninput: {resolution: 0}\nwidth: 20\ndefaults: {nl: relu, k: 2}\n"
+            "patch:\n  - {rows: 0, set: {s: zero}}\nschedule: {kind: cubic, start: 1, end: 2}\n"
+            "stages:\n  columns: [block, t, c, n, s]\n  rows:\n"
+            "    - [conv, -, 16, 1, 2]\n    - [ri, 6, 24, 2, 2]\n    - [ir, 6, 0, 1, 1]\n")
+    ps = problems(write(text))
+    assert [p.location.path for p in ps] == [
+        "input.resolution", "width", "defaults.k", "patch[0].set.s", "schedule.kind",
+        "stages[1].block", "stages[2].c"]
+    assert "did you mean `ir`?" in ps[5].hint
+
+
+def test_unknown_column_is_reported_and_the_rows_still_checked(write):
+    text = ("name: x\nstages:\n  columns: [block, t, cc, n, s]\n  rows:\n"
+            "    - [conv, -, 16, 1, 2]\n    - [irr, 6, 24, 2, 2]\n")
+    ps = problems(write(text))
+    assert [p.location.path for p in ps] == ["stages.columns[2]", "stages[1].block"]
+    assert ps[0].message == "unknown field `cc`" and "`c`" in ps[0].hint
+
+
+def test_a_refused_default_does_not_cause_needs_errors(write):
+    ps = problems(write("name: x\ndefaults: {c: big}\nstages:\n  - {block: conv}\n"
+                        "  - {block: conv, c: 8, k: 4}\n"))
+    assert [p.location.path for p in ps] == ["defaults.c", "stages[1].k"]
+
+
+def test_table_row_that_is_not_a_list(write):
+    p = one(write("name: x\nstages:\n  columns: [block, c]\n  rows:\n    - [conv, 16]\n"
+                  "    - 5\n"))
+    assert p.location.path == "stages[1]" and "must be a list of cells" in p.message
+
+
+# ---- names (issue 14) ---------------------------------------------------------------------
+def test_transposed_block_name_gets_did_you_mean(write):
+    p = one(write(GOOD.replace("[ir, 6", "[ri, 6")))
+    assert p.message == "unknown block `ri`" and p.hint == "did you mean `ir`?"
+
+
+@pytest.mark.parametrize("word,expected", [("ri", "ir"), ("IR", "ir"), ("irr", "ir"),
+                                           ("cnov", "conv"), ("sandglas", "sandglass"),
+                                           ("hswsh", "hswish"), ("zzzz", None)])
+def test_close_match(word, expected):
+    from archspec.blocks import BLOCKS
+    from archspec.errors import close_match
+    from archspec.spec.vocab import NONLINEARITIES
+
+    assert close_match(word, [*BLOCKS.names(), *NONLINEARITIES]) == expected
+
+
+def test_unknown_backend_lists_the_known_ones_once():
+    from archspec.backends import available, get_backend
+    from archspec.errors import BackendError
+
+    for name, guess in (("tarch", "did you mean `torch`? "), ("zzz", "")):
+        with pytest.raises(BackendError) as e:
+            get_backend(name)
+        known = ", ".join(available())
+        assert str(e.value) == f"unknown backend `{name}` ({guess}known backends: {known})"
+
+
+# ---- even kernels (issue 14) --------------------------------------------------------------
+@pytest.mark.parametrize("text,path,line", [
+    ("stages:\n  - {block: conv, c: 16}\n  - {block: ir, t: 6, c: 16, k: 4}\n", "stages[1].k", 4),
+    ("defaults: {k: 2}\nstages:\n  - {block: conv, c: 16}\n", "defaults.k", 2),
+    ("stages:\n  - {block: conv, c: 16}\nhead:\n  - {block: conv, c: 8, k: 6}\n", "head[0].k", 5),
+    ("stages:\n  columns: [block, c, k, s]\n  rows:\n    - [conv, 16, 4, 2]\n", "stages[0].k", 5),
+])
+def test_even_kernel_is_a_located_error(write, text, path, line):
+    p = one(write("name: x\n" + text))
+    assert (p.location.path, p.location.line) == (path, line)
+    assert "kernel size must be odd" in p.message and "keeps the feature map size" in p.hint
+
+
+def test_odd_kernels_keep_the_size_and_the_shortcut(write):
+    for k in (1, 3, 5, 7):
+        spec = archspec.load(write("name: x\ninput: {resolution: 56}\nstages:\n"
+                                   f"  - {{block: conv, c: 16}}\n  - {{block: ir, t: 6, c: 16, k: {k}}}\n"))
+        graph = spec.compile()
+        assert graph[graph.outputs["output"]].shape == (16, 56, 56)
+        assert any(n.kind == "add" for n in graph)
+
+
+def test_integral_floats_in_integer_fields_are_integers(write):
+    # found while checking issue 14: `c: 16.0` passed the schema and crashed the compiler
+    text = ("name: x\ninput: {resolution: 32.0}\nclasses: 10.0\ndefaults: {k: 3.0}\n"
+            "patch:\n  - {rows: 1.0, set: {s: 2.0}}\nstages:\n  - {block: conv, c: 16.0}\n"
+            "  - {block: ir, t: 6, c: 16, n: 2.0}\nhead:\n  - {block: pool}\n"
+            "  - {block: classifier}\n")
+    floats = archspec.load(write(text)).cost().totals
+    ints = archspec.load(write(text.replace(".0", ""), "ints.yaml")).cost().totals
+    assert floats == ints and floats.params > 0
+
+
+# ---- errors caused by overrides are blamed on them (issue 14) -----------------------------
+def test_resolution_override_error_blames_the_keyword():
+    ps = problems("mobilenetv2", resolution=7)
+    assert len(ps) == 1
+    p = ps[0]
+    assert (p.location.file, p.location.path, p.location.line) == ("keyword argument",
+                                                                    "resolution=", None)
+    assert p.message.startswith("7 makes stages[") and "mobilenetv2.yaml:" in p.message
+    assert "larger than the 1x1 feature map" in p.message
+    assert p.hint == "mobilenetv2 compiles with its own resolution, 224"
+
+
+def test_resolution_override_error_blames_the_option_on_the_command_line():
+    from archspec.errors import overrides_are_options
+
+    with overrides_are_options():
+        (p,) = problems("mobilenetv2", resolution=7)
+    assert str(p).startswith("command line: --resolution: 7 makes stages[")
+
+
+def test_only_the_override_that_causes_the_error_is_blamed(write):
+    path = write(GOOD)
+    (p,) = problems(path, width=0.5, resolution=2, classes=3)
+    assert p.location.path == "resolution=" and "together" not in p.message
+
+
+def test_width_override_error_blames_the_width(write):
+    path = write("name: x\ndivisor: 4\nstages:\n  - {block: conv, c: 16}\n"
+                 "  - {block: conv, c: 16, groups: 8}\n")
+    (p,) = problems(path, width=0.25, resolution=64)
+    assert p.location.path == "width=" and p.message.startswith("0.25 makes stages[1] (")
+    assert "groups=8 must divide both in (4) and out (4) channels" in p.message
+
+
+def test_a_spec_that_fails_by_itself_is_blamed_on_its_row(write):
+    path = write("name: x\ninput: {resolution: 4}\nstages:\n  - {block: conv, c: 8, s: 8}\n")
+    (p,) = problems(path, width=0.5)
+    assert p.location.path == "stages[0]" and p.location.line == 4
+
+
+def test_overrides_that_fail_only_together_are_all_blamed():
+    from archspec.spec.blame import RowFailure, blame
+
+    spec = archspec.load("mobilenetv2", width=0.5, resolution=96)
+    row = spec.stages[4]
+
+    def failure_of(s):  # a stand-in compiler that fails only with both overrides
+        both = s.width == 0.5 and s.resolution == 96
+        return RowFailure(row, "too small") if both else None
+
+    ps = blame(spec, failure_of(spec), failure_of)
+    assert [p.location.path for p in ps] == ["width=", "resolution="]
+    assert ps[0].message.startswith("0.5 (together with resolution=96) makes stages[4] (")
+    assert ps[0].message.endswith("fail: too small")
+
+
+def test_character_yaml_refuses_is_located(write):
+    # found by tests/test_fuzz.py: a control character used to give a problem without a line
+    p = one(write("name: x\nsta\x1fges: []\n"))
+    assert (p.location.line, p.location.column) == (2, 4)
+    assert p.message == "the character U+001F is not allowed in YAML"

@@ -20,7 +20,7 @@ import importlib.util
 from dataclasses import dataclass
 from importlib import metadata
 
-from ..errors import BackendError, did_you_mean
+from ..errors import BackendError, close_match
 
 GROUP = "archspec.backends"
 
@@ -84,9 +84,10 @@ def get_backend(name: str):
     """An instance of the backend called ``name``."""
     entries = _table()
     if name not in entries:
+        close = close_match(name, entries)
+        guess = f"did you mean `{close}`? " if close else ""
         known = ", ".join(sorted(entries)) or "none"
-        raise BackendError(f"unknown backend `{name}` (known backends: {known}; "
-                           f"{did_you_mean(name, entries)})")
+        raise BackendError(f"unknown backend `{name}` ({guess}known backends: {known})")
     entry = entries[name]
     cls = _resolve(entry)
     try:

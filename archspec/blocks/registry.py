@@ -55,8 +55,12 @@ class Registry:
     def get(self, name: str) -> BlockDef:
         canonical = self._names.get(str(name).lower())
         if canonical is None:
-            raise UnknownBlock(name, did_you_mean(name, self._names))
+            raise UnknownBlock(name, did_you_mean(name, self.names()))
         return self._defs[canonical]
+
+    def names(self) -> list[str]:
+        """Every block name and alias, sorted."""
+        return sorted(self._names)
 
     def __contains__(self, name) -> bool:
         return str(name).lower() in self._names

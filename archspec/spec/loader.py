@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -123,96 +124,128 @@ def _merge(base: Located, child: Located) -> Located:
 
 
 # ---- validation ---------------------------------------------------------------------------
-def _schema_problems(validator, data, where, skip=lambda path: False) -> list[Problem]:
-    from jsonschema.exceptions import best_match
+@dataclass
+class _RawRow:
+    """A row as written (patches applied): its fields, where each came from, where it is."""
 
-    problems = []
-    for err in validator.iter_errors(data):
-        if skip(tuple(err.absolute_path)):
-            continue
-        while err.context:
-            err = best_match(err.context)
-        path = tuple(err.absolute_path)
-        message, hint, key = _describe(err)
-        if key is not None:  # point at the offending key itself
-            path = path + (key,)
-        problems.append(Problem(where(path), message, hint))
-    return problems
-
-
-def _in_row(path: tuple) -> bool:
-    """Errors inside one row are left to the per-row pass, which reports them all."""
-    return len(path) >= 2 and path[0] in ("stages", "head") and isinstance(path[1], int)
-
-
-def _describe(err) -> tuple[str, str, str | None]:
-    """(message, hint, offending key or None) for a jsonschema error."""
-    v = err.validator
-    if v == "propertyNames":
-        known = schema()["$defs"]["fieldname"]["enum"]
-        return f"unknown field `{err.instance}`", did_you_mean(err.instance, known), None
-    if v == "additionalProperties":
-        allowed = set(err.schema.get("properties", {}))
-        extra = sorted(set(err.instance) - allowed)
-        word = extra[0] if extra else "?"
-        return f"unknown key `{word}`", did_you_mean(word, allowed), word
-    if v == "enum":
-        return (f"`{err.instance}` is not allowed here",
-                did_you_mean(err.instance, err.validator_value), None)
-    if v == "type":
-        want = err.validator_value
-        want = " or ".join(w for w in want if w != "null") if isinstance(want, list) else want
-        return f"expected {want}, got {json.dumps(err.instance)}", "", None
-    if v == "required":
-        return err.message.replace("'", "`"), "", None
-    return err.message, "", None
+    index: int
+    fields: dict
+    locs: dict
+    where: Location
+    incomplete: bool = False  # a column or default it uses was refused (and reported)
 
 
 def build_spec(doc: Located) -> Spec:
-    """Validate a merged document and turn it into a :class:`Spec`."""
-    if not isinstance(doc.data, dict):
-        raise SpecError(Problem(doc.where(()), "a spec must be a mapping of keys to values"))
-    full, row_validator = _validators()
-    problems = _schema_problems(full, doc.data, doc.where, skip=_in_row)
-    structural = ("stages", "head", "patch", "defaults", "input")
-    if any(p.location.path.startswith(structural) or not p.location.path for p in problems):
-        raise SpecError(_ordered(problems))
+    """Validate a merged document and turn it into a :class:`Spec`. Every problem found
+    (schema, table, patch, semantics) is raised together in one :class:`SpecError`."""
     data = doc.data
+    if not isinstance(data, dict):
+        raise SpecError(Problem(doc.where(()), "a spec must be a mapping of keys to values"))
+    problems, refused = _document_problems(doc)
     if "stages" not in data:
         problems.append(Problem(doc.where(()), "missing `stages`", "a spec needs a stage table"))
-        raise SpecError(_ordered(problems))
-
-    defaults = data.get("defaults", {}) or {}
-    sections = {}
-    for section in ("stages", "head"):
-        sections[section] = _section_rows(data.get(section) or [], section, doc, problems)
-    for i, patch in enumerate(data.get("patch", []) or []):
-        _apply_patch(patch, i, sections["stages"], doc, problems)
-    rows = {s: [] for s in sections}
-    for section, raw_rows in sections.items():
-        for index, (fields, locs, row_loc) in enumerate(raw_rows):
-            row = _check_row(fields, locs, row_loc, defaults, doc, section, index,
-                             row_validator, problems)
-            if row is not None:
-                rows[section].append(row)
-    if not data.get("schedule"):
-        for row in rows["stages"]:
-            if row.fields.get("c", 0) is None:
-                problems.append(Problem(row.where("c"), "`c` is blank but the spec has no "
-                                        "`schedule` to fill it", "give `c`, or add a "
-                                        "`schedule: {kind: linear, start, end}`"))
+    sections = {s: _section_rows(data.get(s), s, doc, problems, refused)
+                for s in ("stages", "head")}
+    for i, patch in _usable_patches(data, refused):
+        _apply_patch(patch, i, sections["stages"], _row_count(data.get("stages")), doc,
+                     problems)
+    checker = _RowChecker(doc, *_usable_defaults(data, refused), problems)
+    rows = {s: [row for raw in raws if (row := checker.check(raw, s)) is not None]
+            for s, raws in sections.items()}
+    problems.extend(_blank_c_problems(rows["stages"], data))
     if not rows["stages"] and not problems:
         problems.append(Problem(doc.where(("stages",)), "the stage table has no rows"))
     if problems:
         raise SpecError(_ordered(problems))
+    return _spec(doc, rows)
+
+
+def _spec(doc: Located, rows: dict) -> Spec:
+    data = doc.data
     inp = data.get("input", {}) or {}
-    name = data.get("name") or Path(doc.file).stem
-    return Spec(name=name, stages=tuple(rows["stages"]), head=tuple(rows["head"]),
-                resolution=inp.get("resolution", 224), channels=inp.get("channels", 3),
-                classes=data.get("classes", 1000), width=float(data.get("width", 1.0)),
-                divisor=data.get("divisor", 8), description=data.get("description", ""),
-                source=data.get("source", ""), file=doc.file, schedule=data.get("schedule"),
-                locations={k: doc.where((k,)) for k in data})
+    return Spec(name=data.get("name") or Path(doc.file).stem, stages=tuple(rows["stages"]),
+                head=tuple(rows["head"]), resolution=int(inp.get("resolution", 224)),
+                channels=int(inp.get("channels", 3)), classes=int(data.get("classes", 1000)),
+                width=float(data.get("width", 1.0)), divisor=int(data.get("divisor", 8)),
+                description=data.get("description", ""), source=data.get("source", ""),
+                file=doc.file, schedule=data.get("schedule"),
+                locations={k: doc.where((k,)) for k in data}, document=doc)
+
+
+def _document_problems(doc: Located) -> tuple[list[Problem], set]:
+    """Problems outside the rows (schema, non-finite numbers) and the paths they refuse.
+    Rows are left to :class:`_RowChecker`, which reports all of theirs."""
+    bad = {path: Problem(doc.where(path), f"{value} is not a finite number")
+           for path, value in _floats(doc.data, ())
+           if not math.isfinite(value) and not _in_row(path)}
+    problems, refused = list(bad.values()), set(bad)
+    full, _ = _validators()
+    for path, problem in _schema_problems(full, doc.data, doc.where):
+        if not _in_row(path) and path not in bad:
+            problems.append(problem)
+            refused.add(path)
+    return problems, refused
+
+
+def _floats(value, path: tuple):
+    """(path, value) for every floating-point number in a document."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _floats(item, (*path, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _floats(item, (*path, i))
+    elif isinstance(value, float):
+        yield path, value
+
+
+def _in_row(path: tuple) -> bool:
+    """True inside one row of `stages`/`head` (list or table form): the row pass reports
+    those problems, with the row's own paths (``stages[1].t``)."""
+    if len(path) < 2 or path[0] not in ("stages", "head"):
+        return False
+    return isinstance(path[1], int) or (path[1] == "rows" and len(path) >= 3)
+
+
+def _schema_problems(validator, data, where) -> list[tuple[tuple, Problem]]:
+    """(path, problem) for each JSON Schema error, one per unknown key; the path ends at
+    the offending key where there is one."""
+    from jsonschema.exceptions import best_match
+
+    out = []
+    for err in validator.iter_errors(data):
+        while err.context:
+            err = best_match(err.context)
+        for message, hint, key in _describe(err):
+            path = tuple(err.absolute_path) + ((key,) if key is not None else ())
+            out.append((path, Problem(where(path), message, hint)))
+    return out
+
+
+def _describe(err) -> list[tuple[str, str, str | None]]:
+    """[(message, hint, offending key or None)] for a jsonschema error."""
+    v = err.validator
+    if v == "additionalProperties":
+        allowed = set(err.schema.get("properties", {}))
+        return [(f"unknown key `{word}`", did_you_mean(word, allowed), word)
+                for word in sorted(set(err.instance) - allowed)]
+    if v == "enum" and err.validator_value == schema()["$defs"]["fieldname"]["enum"]:
+        key = err.instance if "propertyNames" in err.schema_path else None
+        return [(f"unknown field `{err.instance}`",
+                 did_you_mean(err.instance, err.validator_value), key)]
+    if v == "enum":
+        return [(f"`{err.instance}` is not allowed here",
+                 did_you_mean(err.instance, err.validator_value), None)]
+    if v == "not" and err.validator_value.get("multipleOf") == 2:
+        return [(f"kernel size must be odd, got {err.instance}", "with an odd k, padding "
+                 "(k-1)/2 on each side keeps the feature map size", None)]
+    if v == "type":
+        want = err.validator_value
+        want = " or ".join(w for w in want if w != "null") if isinstance(want, list) else want
+        return [(f"expected {want}, got {json.dumps(err.instance)}", "", None)]
+    if v == "required":
+        return [(err.message.replace("'", "`"), "", None)]
+    return [(err.message, "", None)]
 
 
 def _ordered(problems: list[Problem]) -> list[Problem]:
@@ -226,117 +259,243 @@ def _ordered(problems: list[Problem]) -> list[Problem]:
     return out
 
 
-def _section_rows(value, section, doc: Located, problems):
-    """[(fields, {field: Location}, row Location)] for a list or a table section."""
-    out = []
+# ---- sections, defaults, patches ----------------------------------------------------------
+def _section_rows(value, section: str, doc: Located, problems, refused) -> list[_RawRow]:
+    """The rows of a list or table section; a section whose shape the schema refused
+    (already reported) gives none."""
+    if value is None or any(p in refused for p in
+                            ((section,), (section, "columns"), (section, "rows"))):
+        return []
     if isinstance(value, list):
-        for i, row in enumerate(value):
-            if not isinstance(row, dict):
-                problems.append(Problem(doc.where((section, i), f"{section}[{i}]"),
-                                        f"a row must be a mapping like {{block: conv, c: 16}},"
-                                        f" got {type(row).__name__}",
-                                        "or write the section as a table: columns + rows"))
-                continue
-            row = {k: v for k, v in row.items() if v is not None}  # `~` = not given
-            locs = {k: doc.where((section, i, k), f"{section}[{i}].{k}") for k in row}
-            out.append((row, locs, doc.where((section, i), f"{section}[{i}]")))
-        return out
-    columns = value["columns"]
-    for i, cells in enumerate(value["rows"]):
-        row_loc = doc.where((section, "rows", i), f"{section}[{i}]")
-        if len(cells) != len(columns):
-            problems.append(Problem(row_loc, f"row has {len(cells)} cells but there are "
-                                    f"{len(columns)} columns ({', '.join(columns)})",
-                                    "write `-` for a cell that does not apply"))
+        return [r for i, row in enumerate(value)
+                if (r := _list_row(row, section, i, doc, problems)) is not None]
+    if not isinstance(value, dict):
+        return []
+    bad_columns = {p[2] for p in refused if len(p) == 3 and p[:2] == (section, "columns")}
+    return [r for i, cells in enumerate(value["rows"])
+            if (r := _table_row(cells, value["columns"], bad_columns, section, i, doc,
+                                problems)) is not None]
+
+
+def _list_row(row, section, i, doc: Located, problems) -> _RawRow | None:
+    where = doc.where((section, i), f"{section}[{i}]")
+    if not isinstance(row, dict):
+        problems.append(Problem(where, f"a row must be a mapping like {{block: conv, c: 16}}, "
+                                f"got {type(row).__name__}",
+                                "or write the section as a table: columns + rows"))
+        return None
+    row = {k: v for k, v in row.items() if v is not None}  # `~` = not given
+    locs = {k: doc.where((section, i, k), f"{section}[{i}].{k}") for k in row}
+    return _RawRow(i, row, locs, where)
+
+
+def _table_row(cells, columns, bad_columns, section, i, doc: Located, problems):
+    where = doc.where((section, "rows", i), f"{section}[{i}]")
+    if not isinstance(cells, list):
+        problems.append(Problem(where, f"a table row must be a list of cells, got "
+                                f"{json.dumps(cells)}", "write it as [block, ...]"))
+        return None
+    if len(cells) != len(columns):
+        problems.append(Problem(where, f"row has {len(cells)} cells but there are "
+                                f"{len(columns)} columns ({', '.join(map(str, columns))})",
+                                "write `-` for a cell that does not apply"))
+        return None
+    fields, locs = {}, {}
+    for j, (col, cell) in enumerate(zip(columns, cells)):
+        if cell == "-" or cell is None or j in bad_columns:
             continue
-        fields, locs = {}, {}
-        for j, (col, cell) in enumerate(zip(columns, cells)):
-            if cell == "-" or cell is None:
-                continue
-            fields[col] = cell
-            locs[col] = doc.where((section, "rows", i, j), f"{section}[{i}].{col}")
-        out.append((fields, locs, row_loc))
-    return out
+        fields[col] = cell
+        locs[col] = doc.where((section, "rows", i, j), f"{section}[{i}].{col}")
+    return _RawRow(i, fields, locs, where, incomplete=bool(bad_columns))
 
 
-def _apply_patch(patch, i, rows, doc, problems):
+def _row_count(section) -> int:
+    """How many rows a section has as written (list or table form)."""
+    if isinstance(section, list):
+        return len(section)
+    rows = section.get("rows") if isinstance(section, dict) else None
+    return len(rows) if isinstance(rows, list) else 0
+
+
+def _usable_defaults(data: dict, refused) -> tuple[dict, set | None]:
+    """(defaults to apply, names whose default was refused); None: the whole mapping was."""
+    value = data.get("defaults") or {}
+    if ("defaults",) in refused or not isinstance(value, dict):
+        return {}, None
+    bad = {p[1] for p in refused if len(p) >= 2 and p[0] == "defaults"}
+    good = {k: v for k, v in value.items() if k not in bad}
+    return {**good, **_whole_numbers(good)}, bad
+
+
+def _usable_patches(data: dict, refused) -> list[tuple[int, dict]]:
+    """(index, patch) for each patch entry the schema accepted (the others are reported)."""
+    value = data.get("patch") or []
+    if ("patch",) in refused or not isinstance(value, list):
+        return []
+    return [(i, p) for i, p in enumerate(value)
+            if not any(r[:2] == ("patch", i) for r in refused)]
+
+
+def _apply_patch(patch: dict, i: int, rows: list[_RawRow], count: int, doc: Located,
+                 problems) -> None:
+    """Set the patch's fields on the rows it names (by index and/or block, aliases
+    resolved); a patch naming no row, or a row or block that does not exist, is a problem."""
     where = doc.where(("patch", i))
     targets = patch.get("rows")
-    targets = [targets] if isinstance(targets, int) else targets
-    block = patch.get("block")
-    hit = 0
-    for index, (fields, locs, _) in enumerate(rows):
-        if targets is not None and index not in targets:
-            continue
-        if block is not None and str(fields.get("block", "")).lower() != block.lower():
-            continue
-        hit += 1
+    if targets is not None:  # the schema took integral floats (3.0) as integers
+        targets = [int(t) for t in (targets if isinstance(targets, list) else [targets])]
+    beyond = sorted(t for t in targets or () if t >= count)
+    if beyond:
+        problems.append(Problem(where, f"patch names row {beyond[0]}, beyond the {count} "
+                                "stage rows", f"rows are numbered 0..{count - 1}"))
+        return
+    block = _patch_block(patch, i, doc, problems)
+    if block is False:
+        return
+    hit = [row for row in rows if (targets is None or row.index in targets)
+           and (block is None or _canonical(row.fields.get("block")) == block)]
+    if not hit and rows:
+        problems.append(Problem(where, "patch matches no row", _no_match_hint(rows, targets)))
+    for row in hit:
         for k, v in patch["set"].items():
-            fields[k] = v
-            locs[k] = doc.where(("patch", i, "set", k), f"patch[{i}].set.{k}")
-    if targets is not None and any(t >= len(rows) for t in targets):
-        problems.append(Problem(where, f"patch names a row beyond the {len(rows)} stage rows"))
-    elif not hit:
-        problems.append(Problem(where, "patch matches no row"))
+            row.fields[k] = v
+            row.locs[k] = doc.where(("patch", i, "set", k), f"patch[{i}].set.{k}")
 
 
-def _check_row(fields, locs, row_loc, defaults, doc, section, index, row_validator, problems):
-    n_before = len(problems)
-
-    def where(path, display=None):
-        key = path[0] if path else None
-        return locs.get(key, row_loc) if key else row_loc
-
-    problems.extend(_schema_problems(row_validator, fields, where))
-    if len(problems) > n_before:
+def _patch_block(patch: dict, i: int, doc: Located, problems):
+    """The canonical block a patch selects, None for any, False when the name is unknown."""
+    name = patch.get("block")
+    if name is None:
         return None
-    for key, value in fields.items():
-        if isinstance(value, float) and not math.isfinite(value):
-            problems.append(Problem(locs.get(key, row_loc), f"{value} is not a finite number"))
-    try:
-        block = BLOCKS.get(fields["block"])
-    except UnknownBlock as e:
-        problems.append(Problem(locs.get("block", row_loc), f"unknown block `{e.name}`", e.hint))
-        return None
-    for key in fields:
-        if key not in block.fields and key != "block":
-            problems.append(Problem(locs.get(key, row_loc),
-                                    f"block `{block.name}` does not take `{key}`",
-                                    "it takes " + ", ".join(sorted(block.fields))))
-    resolved = {}
-    for key, default in block.fields.items():
-        if key in fields:
-            resolved[key] = fields[key]
-        elif key in defaults and defaults[key] is not None:
-            resolved[key] = defaults[key]
-            locs.setdefault(key, doc.where(("defaults", key)))
-        elif default is REQUIRED:
-            if not any(key in group for group in block.one_of):
-                problems.append(Problem(row_loc, f"block `{block.name}` needs `{key}`"))
-        else:
-            resolved[key] = default
-    if section == "head" and "n" in fields:
-        problems.append(Problem(locs.get("n", row_loc), "`n` (repeats) applies to stage rows "
-                                "only", "write the head entry once per layer"))
-    for group in block.one_of:
-        given = [k for k in group if resolved.get(k) not in (None, REQUIRED)]
-        if len(given) != 1:
-            problems.append(Problem(row_loc, f"block `{block.name}` needs exactly one of "
-                                    + ", ".join(f"`{k}`" for k in group)
-                                    + (f", got {len(given)}" if given else "")))
-    if "nl" in resolved and resolved["nl"] is not None:
-        canonical, hint = nonlinearity(resolved["nl"])
-        if canonical is None:
-            problems.append(Problem(locs.get("nl", row_loc),
-                                    f"unknown nonlinearity `{resolved['nl']}`", hint))
-        resolved["nl"] = canonical
-    if block.check and len(problems) == n_before:
-        for key, message, hint in block.check(resolved):
-            problems.append(Problem(locs.get(key, row_loc), message, hint))
-    if len(problems) > n_before:
-        return None
-    resolved = {k: v for k, v in resolved.items() if v is not REQUIRED}
-    return Row(block.name, resolved, section, index, row_loc, dict(locs))
+    canonical = _canonical(name)
+    if canonical is None:
+        problems.append(Problem(doc.where(("patch", i, "block")), f"unknown block `{name}`",
+                                did_you_mean(name, BLOCKS.names())))
+        return False
+    return canonical
+
+
+def _canonical(name) -> str | None:
+    return BLOCKS.get(name).name if isinstance(name, str) and name in BLOCKS else None
+
+
+def _no_match_hint(rows: list[_RawRow], targets) -> str:
+    chosen = [r for r in rows if targets is None or r.index in targets]
+    blocks = sorted({str(r.fields.get("block")) for r in chosen})
+    where = f"rows {', '.join(map(str, targets))}" if targets is not None else "the stage rows"
+    return f"{where} hold: {', '.join(blocks)}"
+
+
+# ---- rows ---------------------------------------------------------------------------------
+@dataclass
+class _RowChecker:
+    """Checks rows one by one against the schema and their block's declaration, resolving
+    defaults; each problem goes to ``problems``."""
+
+    doc: Located
+    defaults: dict
+    refused_defaults: set | None  # None: every default was refused
+    problems: list
+    row_validator: object = field(default_factory=lambda: _validators()[1])
+
+    def check(self, raw: _RawRow, section: str) -> Row | None:
+        """The resolved row, or None when it has problems."""
+        n_before = len(self.problems)
+        self._schema(raw)
+        if len(self.problems) > n_before:
+            return None
+        try:
+            block = BLOCKS.get(raw.fields["block"])
+        except UnknownBlock as e:
+            self._add(raw, "block", f"unknown block `{e.name}`", e.hint)
+            return None
+        for key in raw.fields:
+            if key not in block.fields and key != "block":
+                self._add(raw, key, f"block `{block.name}` does not take `{key}`",
+                          "it takes " + ", ".join(sorted(block.fields)))
+        if section == "head" and "n" in raw.fields:
+            self._add(raw, "n", "`n` (repeats) applies to stage rows only",
+                      "write the head entry once per layer")
+        raw.fields.update(_whole_numbers(raw.fields))
+        resolved = self._resolve(raw, block)
+        if resolved is not None:
+            self._semantics(raw, block, resolved, n_before)
+        if resolved is None or len(self.problems) > n_before:
+            return None
+        return Row(block.name, resolved, section, raw.index, raw.where, dict(raw.locs))
+
+    def _add(self, raw: _RawRow, key, message: str, hint: str = "") -> None:
+        self.problems.append(Problem(raw.locs.get(key, raw.where), message, hint))
+
+    def _schema(self, raw: _RawRow) -> None:
+        """Non-finite numbers, then schema errors (each field once)."""
+        bad = [k for k, v in raw.fields.items() if isinstance(v, float) and not math.isfinite(v)]
+        for key in bad:
+            self._add(raw, key, f"{raw.fields[key]} is not a finite number")
+        for path, problem in _schema_problems(self.row_validator, raw.fields,
+                                              lambda p: raw.locs.get(p[0], raw.where)
+                                              if p else raw.where):
+            if not (path and path[0] in bad):
+                self.problems.append(problem)
+
+    def _resolve(self, raw: _RawRow, block) -> dict | None:
+        """Each field of the block: the row's value, else the spec's default, else the
+        block's; None when a value it needs was refused (and reported) elsewhere."""
+        resolved, incomplete = {}, raw.incomplete
+        for key, default in block.fields.items():
+            if key in raw.fields:
+                resolved[key] = raw.fields[key]
+            elif self.refused_defaults is None or key in self.refused_defaults:
+                incomplete = True
+            elif self.defaults.get(key) is not None:
+                resolved[key] = self.defaults[key]
+                raw.locs.setdefault(key, self.doc.where(("defaults", key)))
+            elif default is not REQUIRED:
+                resolved[key] = default
+            elif not incomplete and not any(key in group for group in block.one_of):
+                self._add(raw, None, f"block `{block.name}` needs `{key}`")
+        return None if incomplete else resolved
+
+    def _semantics(self, raw: _RawRow, block, resolved: dict, n_before: int) -> None:
+        """Exclusive field groups, the nonlinearity's name, and (when the row has no
+        other problem) the block's own checks."""
+        for group in block.one_of:
+            given = [k for k in group if resolved.get(k) is not None]
+            if len(given) != 1:
+                self._add(raw, None, f"block `{block.name}` needs exactly one of "
+                          + ", ".join(f"`{k}`" for k in group)
+                          + (f", got {len(given)}" if given else ""))
+        if resolved.get("nl") is not None:
+            canonical, hint = nonlinearity(resolved["nl"])
+            if canonical is None:
+                self._add(raw, "nl", f"unknown nonlinearity `{resolved['nl']}`", hint)
+            resolved["nl"] = canonical
+        if block.check and len(self.problems) == n_before:
+            for key, message, hint in block.check(resolved):
+                self._add(raw, key, message, hint)
+
+
+def _whole_numbers(fields: dict) -> dict:
+    """Integer fields written as integral floats (``c: 16.0``, which the schema accepts as
+    integers) turned into ints."""
+    integral = _integer_fields()
+    return {k: int(v) for k, v in fields.items() if k in integral and isinstance(v, float)}
+
+
+@lru_cache(maxsize=1)
+def _integer_fields() -> frozenset:
+    props = schema()["$defs"]["fields"]["properties"]
+    return frozenset(k for k, d in props.items()
+                     if "integer" in json.dumps(d) and "number" not in json.dumps(d))
+
+
+def _blank_c_problems(rows: list[Row], data: dict) -> list[Problem]:
+    """A blank `c` is filled by the `schedule`; without one it is a problem."""
+    if data.get("schedule"):
+        return []
+    return [Problem(row.where("c"), "`c` is blank but the spec has no `schedule` to fill it",
+                    "give `c`, or add a `schedule: {kind: linear, start, end}`")
+            for row in rows if row.fields.get("c", 0) is None]
 
 
 __all__ = ["load", "loads", "build_spec", "schema", "format_path", "resolve_path", "Location"]

@@ -2,9 +2,15 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
+from numbers import Real
 
-from ..errors import Location, Problem, SpecError
+from ..errors import Location, Problem, SpecError, override_location
+
+# key -> (whole number?, lowest, highest, lowest excluded?)
+OVERRIDE_RANGES = {"width": (False, 0, 16, True), "resolution": (True, 1, 8192, False),
+                   "classes": (True, 1, 1_000_000, False)}
 
 
 @dataclass(frozen=True)
@@ -37,29 +43,35 @@ class Spec:
     file: str = "<spec>"
     schedule: dict | None = None
     locations: dict = field(default_factory=dict, compare=False, repr=False)
+    # key -> (Location of the override, the file's own value)
+    overrides: dict = field(default_factory=dict, compare=False, repr=False)
+    document: object = field(default=None, compare=False, repr=False)  # the merged Located
 
     def with_(self, *, width=None, resolution=None, classes=None) -> Spec:
-        """A copy with the CLI-style overrides applied and checked."""
-        problems = []
-        checks = (("width", width, float, 0, 16), ("resolution", resolution, int, 1, 8192),
-                  ("classes", classes, int, 1, 1_000_000))
-        changes = {}
-        for key, value, kind, lo, hi in checks:
+        """A copy with overrides applied and checked; a problem an override causes later
+        (at compile time) is blamed on it (see :func:`archspec.errors.override_location`)."""
+        problems, changes = [], {}
+        overrides = dict(self.overrides)
+        for key, value in (("width", width), ("resolution", resolution), ("classes", classes)):
             if value is None:
                 continue
-            if kind is int and (isinstance(value, bool) or value != int(value)):
-                problems.append(Problem(Location("command line", path=f"--{key}"),
-                                        f"must be a whole number, got {value}"))
+            where = override_location(key)
+            message = _override_problem(key, value)
+            if message:
+                problems.append(Problem(where, message))
                 continue
-            value = kind(value)
-            if not (lo < value <= hi if kind is float else lo <= value <= hi):
-                problems.append(Problem(Location("command line", path=f"--{key}"),
-                                        f"{value} is outside the allowed range {lo}..{hi}"))
-                continue
-            changes[key] = value
+            changes[key] = int(value) if OVERRIDE_RANGES[key][0] else float(value)
+            overrides[key] = (where, overrides.get(key, (None, getattr(self, key)))[1])
         if problems:
             raise SpecError(problems)
-        return dataclasses.replace(self, **changes)
+        return dataclasses.replace(self, **changes, overrides=overrides)
+
+    def without_overrides(self, keys=None) -> Spec:
+        """A copy with the file's own values back for ``keys`` (default: every override)."""
+        keys = set(self.overrides if keys is None else keys)
+        back = {k: v[1] for k, v in self.overrides.items() if k in keys}
+        kept = {k: v for k, v in self.overrides.items() if k not in keys}
+        return dataclasses.replace(self, **back, overrides=kept)
 
     def compile(self, **kw):
         """Lower to the graph IR (:class:`archspec.ir.Graph`)."""
@@ -76,3 +88,18 @@ class Spec:
     @property
     def rows(self) -> tuple[Row, ...]:
         return self.stages + self.head
+
+
+def _override_problem(key: str, value) -> str:
+    """Why ``value`` cannot override ``key``, or "" when it can."""
+    whole, lo, hi, open_lo = OVERRIDE_RANGES[key]
+    if isinstance(value, bool) or not isinstance(value, Real):
+        return f"must be a number, got {value!r}"
+    if not math.isfinite(value):
+        return f"must be a finite number, got {value}"
+    if whole and value != int(value):
+        return f"must be a whole number, got {value}"
+    too_low = value <= lo if open_lo else value < lo
+    if too_low or value > hi:
+        return f"must be {'>' if open_lo else '>='} {lo} and <= {hi}, got {value:g}"
+    return ""

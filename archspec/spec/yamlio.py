@@ -92,14 +92,24 @@ def parse_yaml(raw: bytes | str, name: str = "<spec>") -> Located:
         hint = "YAML indents with spaces, not tabs" if "\t" in msg or "tab" in msg else ""
         problem = Problem(Location(name, line, col), f"malformed YAML: {msg}", hint)
         raise SpecError(problem) from None
+    except yaml.reader.ReaderError as e:  # a character YAML does not allow
+        line = text.count("\n", 0, e.position) + 1
+        col = e.position - (text.rfind("\n", 0, e.position) + 1) + 1
+        raise SpecError(Problem(Location(name, line, col), "the character "
+                                f"U+{_code(e.character):04X} is not allowed in YAML",
+                                "remove it")) from None
     except yaml.YAMLError as e:
-        raise SpecError(Problem(Location(name), f"malformed YAML: {e}")) from None
+        raise SpecError(Problem(Location(name, 1, 1), f"malformed YAML: {e}")) from None
     doc = Located(None, name)
     if node is None:
         raise SpecError(Problem(Location(name, 1, 1), "the file is empty",
                                 "a spec needs at least `name` and `stages`"))
     doc.data = _convert(node, (), doc, [0], yaml.constructor.SafeConstructor())
     return doc
+
+
+def _code(character) -> int:
+    return character if isinstance(character, int) else ord(character)
 
 
 _PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
