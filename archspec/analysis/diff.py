@@ -180,30 +180,42 @@ def _summary(a: BlockInfo, b: BlockInfo) -> list[Change]:
 def op_changes(a: dict, b: dict) -> list[Change]:
     """Changes between two blocks' ops (name inside the block -> settings): a setting
     that differs, grouped over the parts it differs in, or an op on one side only."""
-    fields: dict[tuple, list] = {}
-    parts: dict[tuple, None] = {}
-    parts_a, parts_b = {n.split(".")[0] for n in a}, {n.split(".")[0] for n in b}
+    fields: dict[tuple, list] = {}   # (setting, value a, value b) -> parts
+    parts: dict[tuple, None] = {}    # (part only in a, part only in b), in order
     for name in dict.fromkeys([*a, *b]):
         part = name.split(".")[0]
-        sa, sb = a.get(name), b.get(name)
-        if sa is None or sb is None:
-            present = sa if sb is None else sb
-            for key in present.keys() & _ABSENT.keys():
-                pair = (_ABSENT[key], present[key]) if sa is None else (present[key], _ABSENT[key])
-                fields.setdefault((key, *pair), []).append(part)
-            if not present or not present.keys() <= _ABSENT.keys():
-                shared = part in (parts_a if sa is None else parts_b)
-                label = name if shared else part
-                parts[(None, label) if sa is None else (label, None)] = None
-            continue
-        for key in dict.fromkeys([*sa, *sb]):
-            if not _same(sa.get(key), sb.get(key)):
-                where = fields.setdefault((key, sa.get(key), sb.get(key)), [])
-                if part not in where:
-                    where.append(part)
+        if name in a and name in b:
+            for key in dict.fromkeys([*a[name], *b[name]]):
+                va, vb = a[name].get(key), b[name].get(key)
+                if not _same(va, vb):
+                    _add_part(fields.setdefault((key, va, vb), []), part)
+        else:
+            _one_sided(name, a, b, fields, parts)
     return [Change(k, va, vb, [] if where == [k] else where)
             for (k, va, vb), where in fields.items()] + \
         [Change("part", pa, pb) for pa, pb in parts]
+
+
+def _one_sided(name: str, a: dict, b: dict, fields: dict, parts: dict) -> None:
+    """An op on one side only: a setting with a value where it is absent (alpha) is a
+    setting change, anything else names the op's part (or the op, if its part is on
+    both sides) as added or removed."""
+    part = name.split(".")[0]
+    in_a = name in a
+    present = a[name] if in_a else b[name]
+    for key in present.keys() & _ABSENT.keys():
+        pair = (present[key], _ABSENT[key]) if in_a else (_ABSENT[key], present[key])
+        _add_part(fields.setdefault((key, *pair), []), part)
+    if present and present.keys() <= _ABSENT.keys():
+        return
+    other = b if in_a else a
+    label = name if any(n.split(".")[0] == part for n in other) else part
+    parts[(label, None) if in_a else (None, label)] = None
+
+
+def _add_part(where: list, part: str) -> None:
+    if part not in where:
+        where.append(part)
 
 
 @dataclass
