@@ -212,14 +212,16 @@ def depth_plot(models: list, path, per: str = "block") -> None:
         from ..analysis.diff import diff, slots
 
         positions = slots(diff(*graphs), per)
-    _depth_bars(reports, positions, path, per)
+    # two networks per stage: the blocks of each resolution level
+    rows = "block" if len(graphs) == 2 and per == "stage" else per
+    entries = [{e.name: e for e in r.rows(rows)} for r in reports]
+    _depth_bars(reports, entries, positions, path, per)
 
 
-def _depth_bars(reports, positions, path, per) -> None:
+def _depth_bars(reports, entries, positions, path, per) -> None:
     plt = _pyplot()
     figures = (("madds", "MAdds (M)", 1e6), ("params", "parameters (K)", 1e3),
                ("act_bytes", "activations written (KiB)", 1024))
-    entries = [{e.name: e for e in r.layers + r.blocks + r.stages} for r in reports]
     fig, axes = plt.subplots(len(figures), 1, figsize=(max(11, len(positions) * 0.12), 8.5))
     width = 0.8 / len(reports)
     for side, (report, table) in enumerate(zip(reports, entries)):
@@ -227,8 +229,8 @@ def _depth_bars(reports, positions, path, per) -> None:
         for ax, (key, label, scale) in zip(axes, figures):
             heights = [sum(getattr(table[n], key) for n in pos[1 + side]) / scale
                        if pos[1 + side] else 0 for pos in positions]
-            ax.bar(xs, heights, width=width, label=f"{'ab'[side]} = {report.name}" if len(reports) > 1 else report.name,
-                   color=f"C{side}", alpha=0.85)
+            name = f"{'ab'[side]} = {report.name}" if len(reports) > 1 else report.name
+            ax.bar(xs, heights, width=width, label=name, color=f"C{side}", alpha=0.85)
             ax.set_ylabel(label)
             ax.set_xlim(-0.6, len(positions) - 0.4)
     _level_marks(axes, positions)
