@@ -1,12 +1,18 @@
-"""Read an ONNX file (ours or anyone's) back into an archspec graph, so that ``archspec
-cost model.onnx`` and ``archspec diff a.yaml b.onnx`` work on models archspec did not write.
+"""Read an ONNX file (ours or anyone's) back into an archspec graph, so that every command
+that takes a SPEC (``archspec cost model.onnx``, ``diff a.yaml b.onnx``, ``sweep``, ``plot``)
+works on models archspec did not write. :class:`OnnxSource` is what
+:func:`archspec.sources.load` returns for such a file; :func:`embed_spec` stores the spec an
+export was built from in its metadata, so that width and classes overrides can rebuild it.
 
 The importer understands the op set MobileNet-style networks export to: Conv,
 BatchNormalization, Relu, Clip, HardSwish, HardSigmoid, Sigmoid, Mul, Add,
 GlobalAveragePool (and ReduceMean over H, W), Gemm, Flatten, Reshape/Squeeze to a vector,
 Concat, Slice, Dropout/Identity, Constant. Any other op is an :class:`ArchspecError`
-naming the op and the node. Shapes are inferred by the IR, not read from the file, so a
-file with dynamic spatial axes can be costed at any ``resolution``.
+naming the op and the node, and so is a malformed node (wrong input count, a constant of
+the wrong shape). Shapes are inferred by the IR, not read from the file, so a file with
+dynamic spatial axes can be costed at any ``resolution``. The graph's ``meta`` records the
+file's element type (``dtype``), its classes (from the output vector) and ``notes`` on how
+its figures differ from a spec's (batch norms folded into convs).
 
 Multi-node spellings are folded back into one IR op, so costs match the spec exactly:
 ``x * sigmoid(x)`` is swish; ``Concat(Add(Slice(a, 0:c), b), Slice(a, c:))`` is a partial
@@ -28,6 +34,13 @@ from .ir.graph import Graph
 SUPPORTED = ("Conv", "BatchNormalization", "Relu", "Clip", "HardSwish", "HardSigmoid",
              "Sigmoid", "Mul", "Add", "GlobalAveragePool", "ReduceMean", "Gemm", "Flatten",
              "Reshape", "Squeeze", "Concat", "Slice", "Dropout", "Identity", "Constant")
+# op -> (fewest, most) inputs; every supported node has one output that is used
+ARITY = {"Conv": (2, 3), "BatchNormalization": (5, 5), "Relu": (1, 1), "Clip": (1, 3),
+         "HardSwish": (1, 1), "HardSigmoid": (1, 1), "Sigmoid": (1, 1), "Mul": (2, 2),
+         "Add": (2, 2), "GlobalAveragePool": (1, 1), "ReduceMean": (1, 2), "Gemm": (2, 3),
+         "Flatten": (1, 1), "Reshape": (2, 2), "Squeeze": (1, 2), "Concat": (1, None),
+         "Slice": (3, 5), "Dropout": (1, 3), "Identity": (1, 1), "Constant": (0, 0)}
+MALFORMED = (IndexError, KeyError, TypeError, ValueError, ops.ShapeError)
 OURS = re.compile(r"^(?P<stage>stages\.\d+|head)\.(?P<block>block\d+|\d+)\b")
 
 
@@ -195,11 +208,9 @@ def load_onnx(path, *, resolution: int | None = None) -> Graph:
 # ---- the importer -------------------------------------------------------------------------
 class _Importer:
     def __init__(self, model, name: str, source: str, resolution):
-        from onnx import numpy_helper
-
         self.model, self.where = model, source
         g = model.graph
-        self.consts = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+        self.consts = {t.name: self.initializer(t) for t in g.initializer}
         self.nodes = list(g.node)
         self.producer = {o: n for n in self.nodes for o in n.output}
         self.readers: dict[str, list] = {}
@@ -216,6 +227,18 @@ class _Importer:
         self.resolution = resolution
 
     # -- helpers --
+    def initializer(self, tensor):
+        """An initialiser's array; external data is read from the model file's folder."""
+        from onnx import numpy_helper
+
+        folder = Path(self.where).parent if Path(self.where).is_file() else Path(".")
+        try:
+            return numpy_helper.to_array(tensor, base_dir=str(folder))
+        except Exception as e:  # missing or unsafe external data, bad raw bytes
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ArchspecError(f"{self.where}: initializer `{tensor.name}` cannot be read "
+                                f"({first[:200]})") from None
+
     def fail(self, node, why: str):
         label = node.name or (node.output[0] if node.output else "?")
         raise ArchspecError(f"{self.where}: node `{label}` ({node.op_type}): {why}")
@@ -349,18 +372,20 @@ class _Importer:
 
     # -- the walk --
     def run(self) -> Graph:
-        self.find_patterns()
+        for n in self.nodes:
+            self.check_arity(n)
+        self.guarded(None, self.find_patterns)
         self.add_input()
         for n in self.nodes:
             if id(n) in self.skip:
                 continue
             if id(n) in self.fused:
-                self.emit_fused(n, self.fused[id(n)])
+                self.guarded(n, self.emit_fused, n, self.fused[id(n)])
                 continue
             if n.op_type not in SUPPORTED:
                 self.fail(n, "archspec cannot import this op (supported: "
                              + ", ".join(SUPPORTED) + ")")
-            getattr(self, f"op_{n.op_type}")(n)
+            self.guarded(n, getattr(self, f"op_{n.op_type}"), n)
         outputs = [o.name for o in self.model.graph.output]
         if not outputs or outputs[0] not in self.tensor:
             raise ArchspecError(f"{self.where}: the graph output is not computed by "
@@ -403,6 +428,25 @@ class _Importer:
         dtype = self.graph.meta["dtype"]
         return "" if dtype == "fp32" else f"the file stores {dtype}: byte figures use it"
 
+    def check_arity(self, n):
+        lo, hi = ARITY.get(n.op_type, (0, None))
+        count = len(n.input)
+        if count < lo or (hi is not None and count > hi) or \
+                (n.op_type in ARITY and len(n.output) < 1):
+            most = "" if hi == lo else f"..{hi if hi is not None else 'n'}"
+            self.fail(n, f"takes {lo}{most} inputs and an output, has {count} inputs and "
+                         f"{len(n.output)} outputs")
+
+    def guarded(self, node, step, *args):
+        """Run one step of the import; a malformed node or constant is a located error."""
+        try:
+            return step(*args)
+        except MALFORMED as e:
+            why = f"malformed ({type(e).__name__}: {str(e)[:160]})"
+            if node is None:
+                raise ArchspecError(f"{self.where}: {why}") from None
+            self.fail(node, why)
+
     def add_input(self):
         inputs = [v for v in self.model.graph.input if v.name not in self.consts]
         if len(inputs) != 1:
@@ -420,7 +464,10 @@ class _Importer:
         if h is None or w is None:
             raise ArchspecError(f"{self.where}: input `{v.name}` has dynamic height/width; "
                                 "pass --resolution")
-        self.graph.add(v.name, ops.Input((dims[1], h, w)))
+        try:
+            self.graph.add(v.name, ops.Input((dims[1], h, w)))
+        except ops.ShapeError as e:
+            raise ArchspecError(f"{self.where}: input `{v.name}`: {e}") from None
         self.tensor[v.name] = v.name
         elem = v.type.tensor_type.elem_type
         if elem not in DTYPES:
@@ -438,12 +485,10 @@ class _Importer:
 
     # -- one method per ONNX op --
     def op_Constant(self, n):
-        from onnx import numpy_helper
-
         a = self.attrs(n)
         if "value" not in a:
             self.fail(n, "only tensor constants (`value`) are supported")
-        self.consts[n.output[0]] = numpy_helper.to_array(a["value"])
+        self.consts[n.output[0]] = self.initializer(a["value"])
 
     def op_Identity(self, n):
         if n.input[0] in self.consts:

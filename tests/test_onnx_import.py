@@ -20,6 +20,7 @@ from onnx import TensorProto, helper  # noqa: E402
 
 from archspec.backends import get_backend  # noqa: E402
 from archspec.backends.onnx_lower import folded_params  # noqa: E402
+from archspec import onnx_import  # noqa: E402
 from archspec.onnx_import import load_onnx  # noqa: E402
 from tests.conftest import run_cli  # noqa: E402
 
@@ -166,3 +167,48 @@ def test_cost_of_yaml_does_not_import_onnx():
             "assert 'onnx' not in sys.modules and 'torch' not in sys.modules, 'imported'\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def _mutate(model, rng):
+    """One to three structural edits of ``model``: a dropped or extra input, a dropped or
+    changed attribute, another op type, a resized initialiser, a deleted node."""
+    nodes, inits = model.graph.node, model.graph.initializer
+    for _ in range(rng.randint(1, 3)):
+        n = nodes[rng.randrange(len(nodes))]
+        r = rng.random()
+        if r < 0.2 and n.input:
+            del n.input[rng.randrange(len(n.input))]
+        elif r < 0.35 and n.attribute:
+            del n.attribute[rng.randrange(len(n.attribute))]
+        elif r < 0.5:
+            n.input.append(inits[rng.randrange(len(inits))].name)
+        elif r < 0.6:
+            n.op_type = rng.choice(["Conv", "Add", "Mul", "Concat", "Slice", "Gemm",
+                                    "Reshape", "Squeeze", "ReduceMean", "Clip"])
+        elif r < 0.7 and n.attribute and n.attribute[0].ints:
+            n.attribute[0].ints[0] = rng.choice([0, -1, 7, 2 ** 40])
+        elif r < 0.85:
+            t = inits[rng.randrange(len(inits))]
+            if t.dims:
+                t.dims[0] = rng.choice([0, 1, 3, 1000])
+        else:
+            del nodes[rng.randrange(len(nodes))]
+
+
+def test_malformed_files_are_located_errors(backend):
+    import copy
+    import random
+
+    graph = archspec.load("rexnet", width=0.5, resolution=32, classes=10).compile()
+    base = backend.build(graph, seed=0, check=False).proto
+    rng = random.Random(0)
+    failed = 0
+    for _ in range(300):
+        model = copy.deepcopy(base)
+        _mutate(model, rng)
+        try:
+            cost(onnx_import.from_proto(model, source="m.onnx"))
+        except ArchspecError as e:
+            failed += 1
+            assert str(e).startswith("m.onnx: ") and "\n" not in str(e)
+    assert failed > 100  # the edits do break files; none escapes as another exception

@@ -91,7 +91,7 @@ def read(path: str | Path):
 
 # field -> type, in `training` and in its `config` (the checksum does not cover them)
 TRAINING_FIELDS = {"kind": str, "epoch": int, "config": dict}
-CONFIG_FIELDS = {"data": str, "seed": int, "overrides": dict, "recipe": dict}
+CONFIG_FIELDS = {"spec": str, "data": str, "seed": int, "overrides": dict, "recipe": dict}
 
 
 def _check_training(path: Path, training) -> None:
@@ -112,4 +112,7 @@ def read_resumable(path: str | Path):
     if training is None or training.get("kind") != "last":
         raise CheckpointError(f"{path}: not a resumable checkpoint (resume from a run "
                               "folder or its last.pt; best.pt holds weights only)")
+    if not isinstance(training.get("optimizer"), dict):
+        raise CheckpointError(f"{path}: field `training.optimizer` is missing or not a dict "
+                              "(the file was edited or damaged)")
     return path, checked, training
