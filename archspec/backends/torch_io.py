@@ -157,7 +157,9 @@ def _check_layout(path: Path, payload) -> None:
     for key, kind in types.items():
         if not isinstance(payload.get(key), kind):
             raise BackendError(f"{path}: field `{key}` is missing or not a {kind.__name__}")
-    if payload.get("features") is not None and not isinstance(payload["features"], list):
+    features = payload.get("features")
+    if features is not None and not (isinstance(features, list)
+                                     and all(isinstance(f, str) for f in features)):
         raise BackendError(f"{path}: field `features` must be a list of tap names")
     if not all(isinstance(v, torch.Tensor) for v in payload["state_dict"].values()):
         raise BackendError(f"{path}: field `state_dict` must map names to tensors")
