@@ -181,7 +181,7 @@ def test_interrupted_cli_output_keeps_old_file(tmp_path):
     assert target.read_text() == "OLD" and list(tmp_path.iterdir()) == [target]
 
 
-@FUZZ
+@settings(FUZZ, max_examples=max(1, FUZZ.max_examples // 5))  # three compiles per failure
 @given(rows(), st.one_of(st.none(), st.floats(0.01, 16)), st.one_of(st.none(), st.integers(1, 300)))
 def test_overrides_of_a_valid_document_are_blamed_for_what_they_break(doc, width, resolution):
     """A document that compiles by itself can only fail because of an override, so every

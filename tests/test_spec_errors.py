@@ -404,7 +404,8 @@ def test_even_kernel_is_a_located_error(write, text, path, line):
 def test_odd_kernels_keep_the_size_and_the_shortcut(write):
     for k in (1, 3, 5, 7):
         spec = archspec.load(write("name: x\ninput: {resolution: 56}\nstages:\n"
-                                   f"  - {{block: conv, c: 16}}\n  - {{block: ir, t: 6, c: 16, k: {k}}}\n"))
+                                   "  - {block: conv, c: 16}\n"
+                                   f"  - {{block: ir, t: 6, c: 16, k: {k}}}\n"))
         graph = spec.compile()
         assert graph[graph.outputs["output"]].shape == (16, 56, 56)
         assert any(n.kind == "add" for n in graph)
@@ -482,3 +483,16 @@ def test_character_yaml_refuses_is_located(write):
     p = one(write("name: x\nsta\x1fges: []\n"))
     assert (p.location.line, p.location.column) == (2, 4)
     assert p.message == "the character U+001F is not allowed in YAML"
+
+
+@pytest.mark.parametrize("text,path,line,msg", [
+    ("stages: 5\n", "stages", 2, "expected a list of rows or a table (columns + rows), got 5"),
+    ("stages:\n  columns: [block, c, c]\n  rows: []\n", "stages.columns", 3,
+     "`c` given more than once"),
+    ("patch: 5\nstages:\n  - {block: conv, c: 16}\n", "patch", 2, "expected array, got 5"),
+    ("patch:\n  - {rows: 0, set: {t: .nan}}\nstages:\n  - {block: ir, t: 6, c: 16}\n",
+     "patch[0].set.t", 3, "nan is not a finite number"),
+])
+def test_section_shapes(write, text, path, line, msg):
+    p = one(write("name: x\n" + text))
+    assert (p.location.path, p.location.line, p.message) == (path, line, msg)

@@ -239,6 +239,12 @@ def _describe(err) -> list[tuple[str, str, str | None]]:
     if v == "not" and err.validator_value.get("multipleOf") == 2:
         return [(f"kernel size must be odd, got {err.instance}", "with an odd k, padding "
                  "(k-1)/2 on each side keeps the feature map size", None)]
+    if v == "type" and tuple(err.absolute_path) in (("stages",), ("head",)):
+        return [(f"expected a list of rows or a table (columns + rows), got "
+                 f"{json.dumps(err.instance)}", "see docs/spec.md, Sections", None)]
+    if v == "uniqueItems":
+        twice = sorted({str(x) for x in err.instance if err.instance.count(x) > 1})
+        return [(f"{', '.join(f'`{x}`' for x in twice)} given more than once", "", None)]
     if v == "type":
         want = err.validator_value
         want = " or ".join(w for w in want if w != "null") if isinstance(want, list) else want
