@@ -60,8 +60,8 @@ class OnnxSource:
 
     def __init__(self, path, *, resolution: int | None = None):
         self.file = str(path)
-        self.resolution = resolution
-        read_model(path)  # a missing or unreadable file fails here, not at first use
+        self.resolution = resolution if resolution is not None else \
+            input_resolution(read_model(path))  # an unreadable file fails here
         self.name = Path(path).stem
         self.description = f"imported from {Path(path).name}"
         self.source = self.file
@@ -167,6 +167,15 @@ def embed_spec(proto, spec, graph=None):
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     return proto
+
+
+def input_resolution(model) -> int | None:
+    """The fixed height of a model's image input (when it equals the width), else None."""
+    inputs = [v for v in model.graph.input
+              if v.name not in {t.name for t in model.graph.initializer}]
+    dims = [d.dim_value if d.HasField("dim_value") else None
+            for d in inputs[0].type.tensor_type.shape.dim] if len(inputs) == 1 else []
+    return dims[2] if len(dims) == 4 and dims[2] and dims[2] == dims[3] else None
 
 
 def metadata(path) -> dict:

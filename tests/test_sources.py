@@ -174,7 +174,9 @@ def test_onnx_notes_say_why_params_differ(files, tmp_path):
 
 
 def test_onnx_resolution_override_reinfers_shapes(files):
+    assert sources.load(files["onnx"]).resolution == 64
     for kind in ("onnx", "torch.onnx"):
+        assert sources.load(files[kind], resolution=96).resolution == 96
         got = sources.load(files[kind], resolution=96).cost().totals.madds
         assert got == archspec.load(V3S, resolution=96).cost().totals.madds
 
