@@ -47,8 +47,8 @@ class Settings:
 
     def check(self) -> None:
         if self.backend not in BACKENDS:
-            raise ArchspecError(f"unknown bench backend `{self.backend}` (known: "
-                                f"{', '.join(BACKENDS)}; {did_you_mean(self.backend, BACKENDS)})")
+            raise ArchspecError(f"unknown bench backend `{self.backend}` "
+                                f"({did_you_mean(self.backend, BACKENDS)})")
         for key in ("threads", "batch", "repeats"):
             if getattr(self, key) < 1:
                 raise ArchspecError(f"bench: --{key} must be at least 1")

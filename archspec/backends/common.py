@@ -2,7 +2,7 @@
 produce (the output, or named taps) and which nodes they depend on."""
 from __future__ import annotations
 
-from ..errors import BackendError, did_you_mean
+from ..errors import BackendError, close_match
 from ..ir.graph import Graph
 
 
@@ -11,13 +11,15 @@ def outputs_for(graph: Graph, features) -> dict[str, str]:
     if features is None:
         return dict(graph.outputs)
     features = [features] if isinstance(features, str) else list(features)
-    taps = ", ".join(sorted(graph.taps)) or "none"
     if not features:
+        taps = ", ".join(sorted(graph.taps)) or "none"
         raise BackendError(f"features: name at least one tap (available taps: {taps})")
     for f in features:
         if f not in graph.taps:
-            raise BackendError(f"{graph.name} has no tap `{f}` (available taps: {taps}; "
-                               f"{did_you_mean(f, graph.taps)})")
+            close = close_match(f, graph.taps)
+            hint = f"did you mean `{close}`? " if close else ""
+            raise BackendError(f"{graph.name} has no tap `{f}` ({hint}available taps: "
+                               f"{', '.join(sorted(graph.taps)) or 'none'})")
     return {f: graph.taps[f] for f in features}
 
 
