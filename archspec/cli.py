@@ -1,8 +1,9 @@
 """The `archspec` command line (typer; help in rich panels; shell completion with
 `archspec --install-completion`). Every user error prints one line per problem and exits
 2; an exceeded budget exits 1 (docs/errors.md). Heavy libraries (torch, onnx, networkx,
-matplotlib) are imported only by the commands that need them (archspec.commands.LAZY):
-`archspec cost` starts in well under 0.3 s. Shared helpers: archspec.cli_common.
+matplotlib) are imported only by the commands that need them, and only the command run is
+built (archspec.commands.LAZY): `archspec cost` starts in well under 0.3 s. Shared
+helpers: archspec.cli_common.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Annotated, Literal, Optional
 
 import typer
 
-from .cli_common import (OUTPUT, Classes, Command, Dtype, LazyGroup, Output, Profile,
+from .cli_common import (OUTPUT, Classes, Commands, Dtype, LazyGroup, Output, Profile,
                          Resolution, Spec, TableOrJson, Width, complete_spec, console, emit,
                          emit_json, load, show)
 from .errors import ArchspecError, Location, Problem, SpecError
@@ -24,6 +25,7 @@ Budget = Annotated[Optional[str], typer.Option(
 
 app = typer.Typer(cls=LazyGroup, context_settings=CONTEXT, rich_markup_mode="markdown",
                   no_args_is_help=True, pretty_exceptions_enable=False)
+COMMANDS = Commands()  # this module's commands; archspec.commands.LAZY lists them all
 
 
 def _version(value: bool) -> None:
@@ -45,7 +47,7 @@ def archspec(version: Annotated[bool, typer.Option(
     """
 
 
-@app.command(cls=Command, rich_help_panel=INSPECT)
+@COMMANDS.command(panel=INSPECT)
 def cost(spec: Spec,
          per: Annotated[Literal["stage", "block", "layer"], typer.Option(
              help="Rows per stage, block or layer.", rich_help_panel=OUTPUT)] = "stage",
@@ -87,7 +89,7 @@ def cost(spec: Spec,
         check_budget(report.totals, constraints, report.name)
 
 
-@app.command(cls=Command, rich_help_panel=COMPARE)
+@COMMANDS.command(panel=COMPARE)
 def diff(spec_a: Annotated[str, typer.Argument(metavar="SPEC_A", autocompletion=complete_spec,
                                                help="The first spec (a).")],
          spec_b: Annotated[str, typer.Argument(metavar="SPEC_B", autocompletion=complete_spec,
@@ -130,7 +132,7 @@ def diff(spec_a: Annotated[str, typer.Argument(metavar="SPEC_A", autocompletion=
         check_budget(report.b.totals, constraints, f"b ({report.b.name})")
 
 
-@app.command(cls=Command, rich_help_panel=INSPECT)
+@COMMANDS.command(panel=INSPECT)
 def validate(specs: Annotated[list[str], typer.Argument(
                  metavar="SPEC...", autocompletion=complete_spec, show_default=False,
                  help="Spec files or shipped names.")],
@@ -165,7 +167,7 @@ def _validate(path: str, quiet: bool) -> dict:
                               "message": p.message, "hint": p.hint} for p in problems]}
 
 
-@app.command(cls=Command, rich_help_panel=INSPECT)
+@COMMANDS.command(panel=INSPECT)
 def graph(spec: Spec,
           output: Annotated[Path, typer.Option(
               "--output", "-o", dir_okay=False, rich_help_panel=OUTPUT,
@@ -179,7 +181,7 @@ def graph(spec: Spec,
     print(f"wrote {output} ({len(g)} nodes)", file=sys.stderr)
 
 
-@app.command("specs", cls=Command, rich_help_panel=INSPECT)
+@COMMANDS.command("specs", panel=INSPECT)
 def list_specs(fmt: TableOrJson = "table") -> None:
     """List the shipped specs with a one-line description and their source."""
     from .spec import load as load_spec
@@ -201,7 +203,7 @@ def list_specs(fmt: TableOrJson = "table") -> None:
     console().print(table)
 
 
-@app.command("blocks", cls=Command, rich_help_panel=INSPECT)
+@COMMANDS.command("blocks", panel=INSPECT)
 def list_blocks(fmt: TableOrJson = "table") -> None:
     """List the registered blocks, their fields and defaults."""
     from .blocks import BLOCKS, REQUIRED
@@ -227,7 +229,7 @@ def list_blocks(fmt: TableOrJson = "table") -> None:
     console().print(table)
 
 
-@app.command(cls=Command, rich_help_panel=INSPECT)
+@COMMANDS.command(panel=INSPECT)
 def reproduce(path: Annotated[Optional[Path], typer.Argument(
                   dir_okay=False, show_default=False,
                   help="Where to write (default docs/reproduction.md).")] = None,
@@ -247,7 +249,7 @@ def reproduce(path: Annotated[Optional[Path], typer.Argument(
     print(f"wrote {target}", file=sys.stderr)
 
 
-@app.command(cls=Command, rich_help_panel=INSPECT)
+@COMMANDS.command(panel=INSPECT)
 def schema() -> None:
     """Print the JSON Schema that spec files follow."""
     import json
@@ -257,7 +259,7 @@ def schema() -> None:
     print(json.dumps(get_schema(), indent=2))
 
 
-@app.command(cls=Command, rich_help_panel=MODELS)
+@COMMANDS.command(panel=MODELS)
 def build(spec: Spec,
           backend: Annotated[str, typer.Option("--backend", "-b", help="Backend name.")]
           = "torch",

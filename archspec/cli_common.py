@@ -226,17 +226,26 @@ class Command(FastParams, TyperCommand):
     """A typer command with fast plain-type conversion."""
 
 
-def command_from(app: typer.Typer, name: str):
-    """The click command ``name`` that a module's Typer app defines."""
-    import typer.main
+class Commands(dict):
+    """A module's commands by name, each on its own typer app, so that running one
+    command converts only that one to click (the whole set costs ~10 ms a call)."""
 
-    command = typer.main.get_command(app)
-    return getattr(command, "commands", {name: command})[name]
+    def command(self, name: str | None = None, *, panel: str):
+        """Decorator: register a function as the command ``name`` in help panel ``panel``."""
+
+        def register(f):
+            app = typer.Typer(add_completion=False, rich_markup_mode="markdown")
+            app.command(name, cls=Command, rich_help_panel=panel)(f)
+            self[name or f.__name__] = app
+            return f
+
+        return register
 
 
 class LazyGroup(FastParams, TyperGroup):
-    """The top-level group; the commands in archspec.commands.LAZY are imported on
-    first use, so `archspec cost` does not pay for torch, onnx or matplotlib."""
+    """The top-level group. Its commands (archspec.commands.LAZY) are imported and built
+    on first use, so `archspec cost` does not pay for torch, onnx or matplotlib, nor for
+    building the other commands."""
 
     def list_commands(self, ctx):
         from .commands import LAZY
@@ -253,7 +262,8 @@ class LazyGroup(FastParams, TyperGroup):
             return None
         import importlib
 
-        module, attr = LAZY[name].split(":")
-        command = command_from(getattr(importlib.import_module(module), attr), name)
-        self.commands[name] = command
+        import typer.main
+
+        commands = importlib.import_module(LAZY[name]).COMMANDS
+        command = self.commands[name] = typer.main.get_command(commands[name])
         return command

@@ -1,16 +1,27 @@
-"""Commands that live in their own modules and are imported only when run (so that
-`archspec cost` does not pay for torch, onnx or matplotlib).
+"""Where each `archspec` command lives. Commands are imported and built only when run
+(so that `archspec cost` does not pay for torch, onnx or matplotlib, nor for the other
+commands).
 
-LAZY maps a command name to "module:app", the module's typer app that defines a command
-of that name. Add one line per command; `archspec --help` lists them in their panels.
+LAZY maps a command name to the module whose ``COMMANDS`` (archspec.cli_common.Commands)
+define it, in the order `archspec --help` lists them (within their panels). Add one line
+per command.
 """
 LAZY: dict[str, str] = {
-    "sweep": "archspec.commands.sweep:app",
-    "plot": "archspec.commands.sweep:app",
-    "memory": "archspec.commands.memory:app",
-    "bench": "archspec.commands.bench:app",
-    "calibrate": "archspec.commands.latency:app",
-    "latency": "archspec.commands.latency:app",
-    "train": "archspec.commands.train:app",
-    "eval": "archspec.commands.train:app",
+    "cost": "archspec.cli",
+    "memory": "archspec.commands.memory",
+    "validate": "archspec.cli",
+    "graph": "archspec.cli",
+    "specs": "archspec.cli",
+    "blocks": "archspec.cli",
+    "schema": "archspec.cli",
+    "reproduce": "archspec.cli",
+    "diff": "archspec.cli",
+    "sweep": "archspec.commands.sweep",
+    "plot": "archspec.commands.sweep",
+    "build": "archspec.cli",
+    "bench": "archspec.commands.bench",
+    "calibrate": "archspec.commands.latency",
+    "latency": "archspec.commands.latency",
+    "train": "archspec.commands.train",
+    "eval": "archspec.commands.train",
 }

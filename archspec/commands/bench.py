@@ -9,7 +9,7 @@ from typing import Annotated, Literal, Optional
 import typer
 
 from ..bench import BACKENDS, Settings, run, steps_per_resolution
-from ..cli_common import (OUTPUT, OVERRIDES, Classes, Command, Spec, TableOrJson, Width,
+from ..cli_common import (OUTPUT, OVERRIDES, Classes, Commands, Spec, TableOrJson, Width,
                           console, load, tagged)
 from ..errors import ArchspecError
 
@@ -44,10 +44,10 @@ def table(doc: dict):
     return t
 
 
-app = typer.Typer(add_completion=False)
+COMMANDS = Commands()
 
 
-@app.command(cls=Command, rich_help_panel="Models")
+@COMMANDS.command(panel="Models")
 def bench(spec: Spec,
           backend: Annotated[Literal[BACKENDS], typer.Option(
               "--backend", "-b", help="What runs the model.")] = "onnxruntime",

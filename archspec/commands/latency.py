@@ -7,12 +7,12 @@ from typing import Annotated, Literal, Optional
 
 import typer
 
-from ..cli_common import (LATENCY, OUTPUT, Classes, Command, Resolution, Spec, TableOrJson,
+from ..cli_common import (LATENCY, OUTPUT, Classes, Commands, Resolution, Spec, TableOrJson,
                           Width, console, emit_json, load)
 from ..errors import ArchspecError
 
 MEASURING = "Measuring"
-app = typer.Typer(add_completion=False)
+COMMANDS = Commands()
 
 
 def _bar(total: int, label: str, quiet: bool):
@@ -36,7 +36,7 @@ def _warn(profile, threads=None) -> None:
         print(f"archspec: warning: {w}; predictions may be off", file=sys.stderr)
 
 
-@app.command(cls=Command, rich_help_panel=LATENCY)
+@COMMANDS.command(panel=LATENCY)
 def calibrate(ctx: typer.Context,
               output: Annotated[Path, typer.Option(
                   "--output", "-o", dir_okay=False, rich_help_panel=OUTPUT,
@@ -139,7 +139,7 @@ def _table(name: str, pred, per: str):
     return t
 
 
-@app.command(cls=Command, rich_help_panel=LATENCY)
+@COMMANDS.command(panel=LATENCY)
 def latency(spec: Spec,
             profile_path: Annotated[Path, typer.Option(
                 "--profile", "-p", dir_okay=False, help="A calibrated profile.")],

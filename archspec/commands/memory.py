@@ -8,16 +8,16 @@ from typing import Annotated, Literal, Optional
 
 import typer
 
-from ..cli_common import (OUTPUT, Classes, Command, Dtype, Output, Resolution, Spec,
+from ..cli_common import (OUTPUT, Classes, Commands, Dtype, Output, Resolution, Spec,
                           TableOrJson, Width, console, emit, emit_json, load)
 
 MODELS = ("op_by_op", "fused", "training")
 
 
-app = typer.Typer(add_completion=False)
+COMMANDS = Commands()
 
 
-@app.command(cls=Command, rich_help_panel="Inspect")
+@COMMANDS.command(panel="Inspect")
 def memory(spec: Spec,
            model: Annotated[Literal[MODELS], typer.Option(
                "--model", "-m", help="Execution model the peak is for.")] = "op_by_op",

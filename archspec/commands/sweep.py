@@ -9,11 +9,11 @@ from typing import Annotated, Literal, Optional
 
 import typer
 
-from ..cli_common import (LATENCY, OUTPUT, Classes, Command, Resolution, Spec, TableOrJson,
+from ..cli_common import (LATENCY, OUTPUT, Classes, Commands, Resolution, Spec, TableOrJson,
                           Width, complete_spec, emit_json, load)
 
 COMPARE, VARIANTS = "Compare", "Variants"
-app = typer.Typer(add_completion=False)
+COMMANDS = Commands()
 
 
 def _floats(text: str | None, lo: float = 0.0, hi: float = 1e6) -> list[float] | None:
@@ -37,7 +37,7 @@ def _ints(text: str | None) -> list[int] | None:
     return [int(v) for v in values] if values else None
 
 
-@app.command(cls=Command, rich_help_panel=COMPARE)
+@COMMANDS.command(panel=COMPARE)
 def sweep(spec: Spec,
           widths: Annotated[Optional[str], typer.Option(
               "--width", "-w", rich_help_panel=VARIANTS,
@@ -198,7 +198,7 @@ def _print_front(name, rows, front, written: bool) -> None:
               + ("" if written else " (use -o to write all)"))
 
 
-@app.command(cls=Command, rich_help_panel=COMPARE)
+@COMMANDS.command(panel=COMPARE)
 def plot(specs: Annotated[list[str], typer.Argument(
              metavar="SPEC...", autocompletion=complete_spec, show_default=False,
              help="One spec, or two to overlay.")],

@@ -8,7 +8,7 @@ from typing import Annotated, Literal, Optional
 
 import typer
 
-from ..cli_common import (OUTPUT, OVERRIDES, Classes, Command, Resolution, Width,
+from ..cli_common import (OUTPUT, OVERRIDES, Classes, Commands, Resolution, Width,
                           complete_spec, deprecated, emit_json, pick)
 
 TRAINING = "Training"
@@ -20,10 +20,10 @@ Workers = Annotated[Optional[int], typer.Option(
 OldBatch = Annotated[Optional[int], typer.Option(
     "--batch-size", "-b", min=1, hidden=True, callback=deprecated("--batch"))]
 
-app = typer.Typer(add_completion=False)
+COMMANDS = Commands()
 
 
-@app.command(cls=Command, rich_help_panel=TRAINING)
+@COMMANDS.command(panel=TRAINING)
 def train(spec: Annotated[Optional[str], typer.Argument(
               metavar="SPEC", autocompletion=complete_spec, show_default=False,
               help="A spec file or shipped name (not needed with --resume).")] = None,
@@ -83,7 +83,7 @@ def train(spec: Annotated[Optional[str], typer.Argument(
               f"run in {result.out}", file=sys.stderr)
 
 
-@app.command("eval", cls=Command, rich_help_panel=TRAINING)
+@COMMANDS.command("eval", panel=TRAINING)
 def evaluate(checkpoint: Annotated[str, typer.Argument(
                  metavar="CHECKPOINT", help="A saved model (a run's best.pt).")],
              data_ref: Annotated[str, typer.Option("--data", "-d", help=DATA_HELP)],
