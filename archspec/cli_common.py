@@ -141,7 +141,6 @@ TableOrJson = Annotated[Literal["table", "json"], typer.Option(
     "--format", "-f", rich_help_panel=OUTPUT, help="Output format.")]
 Dtype = Annotated[Literal["fp32", "fp16", "bf16", "int8"], typer.Option(
     help="Element type for the byte figures.")]
-Seed = Annotated[int, typer.Option(help="Random seed.")]
 
 
 class _Plain:

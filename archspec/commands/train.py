@@ -8,8 +8,8 @@ from typing import Annotated, Literal, Optional
 
 import typer
 
-from ..cli_common import (OUTPUT, OVERRIDES, Classes, Commands, Resolution, Width,
-                          complete_spec, deprecated, emit_json, pick)
+from ..cli_common import (OUTPUT, OVERRIDES, Commands, Resolution, Width, complete_spec,
+                          deprecated, emit_json, pick)
 
 TRAINING = "Training"
 DATA_HELP = "cifar10:DIR, cifar100:DIR, imagefolder:DIR, digits or synthetic[:N]."
