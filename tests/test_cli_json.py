@@ -91,3 +91,14 @@ def test_completion_of_spec_names_and_files(tmp_path):
     (tmp_path / "sub").mkdir()
     assert complete_spec(f"{tmp_path}/") == [f"{tmp_path}/a.yaml", f"{tmp_path}/sub/"]
     assert complete_spec(str(Path(tmp_path) / "nope" / "x")) == []
+
+
+@pytest.mark.parametrize("written", [False, True])
+def test_sweep_suggests_o_only_when_not_given(capsys, written):
+    from archspec.commands.sweep import _print_front
+
+    rows = [{"width": 1.0, "resolution": 8 * i, "params": i, "madds": i} for i in range(1, 61)]
+    _print_front("x", rows, rows, written=written)
+    out = capsys.readouterr().out
+    assert "... 10 more on the front" in out
+    assert ("use -o to write all" in out) is not written
