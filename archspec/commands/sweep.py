@@ -9,6 +9,7 @@ from typing import Annotated, Literal, Optional
 
 import typer
 
+from ..analysis.sweep import MAXIMIZE, MINIMIZE
 from ..cli_common import (LATENCY, OUTPUT, Classes, Commands, Resolution, Spec, TableOrJson,
                           Width, complete_spec, emit_json, load)
 
@@ -63,10 +64,12 @@ def sweep(spec: Spec,
           memory: Annotated[bool, typer.Option(
               "--memory", help="Also compute peak activation memory.")] = False,
           minimize: Annotated[str, typer.Option(
-              help="Figures to minimise on the Pareto front (comma-separated).")] = "madds",
+              help="Figures to minimise on the Pareto front (comma-separated).")]
+          = ",".join(MINIMIZE),
           maximize: Annotated[str, typer.Option(
-              help="Figures to maximise on the Pareto front (comma-separated, may be "
-              "empty).")] = "params",
+              help="Figures or settings (width, resolution: more is more capacity) to "
+              "maximise on the Pareto front (comma-separated, may be empty).")]
+          = ",".join(MAXIMIZE),
           budget: Annotated[Optional[str], typer.Option(
               help="Exit 1 if any variant is over this budget.")] = None,
           workers: Annotated[int, typer.Option(
@@ -85,11 +88,13 @@ def sweep(spec: Spec,
     """Evaluate a grid or random sample of a spec's variants and mark the Pareto front."""
     from ..analysis import sweep as sw
     from ..analysis.budget import parse_budget
-    from ..errors import ArchspecError, BudgetExceeded
+    from ..errors import BudgetExceeded
 
     available = ("params", "madds", "elementwise", *(["peak_bytes"] if memory else []),
                  *(["latency_ms"] if profile_path is not None else []))
     constraints = parse_budget(budget, available) if budget else None
+    mins, maxs = sw.objectives(minimize, maximize, memory=memory,
+                               latency=profile_path is not None)
     base = load(spec)
     widths, ts, alphas, ends = (_floats(widths, 0, 16), _floats(ts, 0, 64),
                                 _floats(alphas, 0, 1), _floats(ends, 0, 100_000))
@@ -98,17 +103,8 @@ def sweep(spec: Spec,
                                       resolutions=_ints(resolutions), ts=ts, alphas=alphas)
     else:
         variants = sw.grid(widths, _ints(resolutions), ts, alphas, ends)
-    mins = [m for m in minimize.split(",") if m]
-    maxs = [m for m in maximize.split(",") if m]
-    if not mins:
-        raise ArchspecError("--minimize: name at least one figure (e.g. madds)")
-    for figure in (*mins, *maxs):
-        if figure == "latency_ms" and profile_path is not None:
-            continue
-        if figure not in sw.FIGURES or (figure == "peak_bytes" and not memory):
-            raise ArchspecError(f"--minimize/--maximize: unknown figure {figure!r} (one of "
-                                f"params, madds, elementwise; peak_bytes with --memory; "
-                                f"latency_ms with --profile)")
+    if n_random and sw.shortfall(n_random, variants):
+        print(f"archspec: {sw.shortfall(n_random, variants)}", file=sys.stderr)
     sw.vary(base, variants[0]).compile()  # fail fast, with the spec's own error
     from rich.progress import Progress
 
@@ -135,7 +131,8 @@ def sweep(spec: Spec,
         from ..report.plots import pareto_plot
 
         pareto_plot(rows, [r["pareto"] for r in rows], plot, x=mins[0],
-                    y=(maxs or ["params"])[0], title=f"{base.name}: {len(rows)} variants")
+                    y=(maxs or ["params"])[0], title=f"{base.name}: {len(rows)} variants",
+                    objectives=(mins, maxs))
     front = sorted((r for r in rows if r["pareto"]), key=lambda r: r[mins[0]])
     if fmt == "json":
         emit_json("sweep", {"spec": base.name, "evaluated": len(rows), "front": front})
@@ -209,11 +206,7 @@ def plot(specs: Annotated[list[str], typer.Argument(
              help="Bars per block, layer or stage.", rich_help_panel=OUTPUT)] = "block",
          width: Width = None, resolution: Resolution = None, classes: Classes = None) -> None:
     """Bars of MAdds, params and activation bytes along the depth (one or two specs)."""
-    from ..errors import ArchspecError
     from ..report.plots import depth_plot
 
-    if len(specs) > 2:
-        raise ArchspecError("plot takes one spec, or two to overlay")
-    reports = [load(s, width, resolution, classes).cost() for s in specs]
-    depth_plot(reports, output, per)
+    depth_plot([load(s, width, resolution, classes) for s in specs], output, per)
     print(f"wrote {output}", file=sys.stderr)
