@@ -314,10 +314,13 @@ def main(argv: list | None = None) -> None:
     """Entry point: run the CLI and turn every user error into a one-line message."""
     import typer.main
 
+    from .errors import overrides_are_options
+
     try:
         # standalone: typer turns usage errors into exit 2 and handles --help itself
-        typer.main.get_command(app).main(args=argv, prog_name="archspec",
-                                         standalone_mode=True)
+        with overrides_are_options():  # a bad override blames --width, not width=
+            typer.main.get_command(app).main(args=argv, prog_name="archspec",
+                                             standalone_mode=True)
     except ArchspecError as e:
         print(str(e) if isinstance(e, SpecError) else f"archspec: {e}", file=sys.stderr)
         sys.exit(e.exit_code)

@@ -159,3 +159,8 @@ def test_validate_reports_non_spec_errors_per_file(tmp_path):
     doc = json.loads(r.stdout)
     assert r.returncode == 2 and len(doc["results"]) == 2
     assert "exceeds 10 nodes" in doc["results"][1]["problems"][0]["message"]
+
+
+def test_override_errors_blame_the_option():
+    r = run_cli("cost", "mobilenetv2", "--resolution", "7")
+    assert r.returncode == 2 and r.stderr.startswith("command line: --resolution:"), r.stderr
