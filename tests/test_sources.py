@@ -332,3 +332,19 @@ def test_cli_eval_of_a_spec_says_what_to_give(capsys):
     code, out, err = _cli(capsys, "eval", CIFAR, "--data", "digits")
     assert code == 2 and "this is a spec (YAML text), not a checkpoint" in err
     assert "weights_only" not in err and "Traceback" not in err
+
+
+def test_cli_onnx_build_carries_its_spec_and_cost_says_why_params_differ(tmp_path, capsys):
+    path = tmp_path / "v3s.onnx"
+    code, _, err = _cli(capsys, "build", V3S, "-r", "64", "--backend", "onnx", "-o", path)
+    assert code == 0, err
+    code, out, err = _cli(capsys, "cost", path, "--width", "0.5", "-f", "json")
+    assert code == 0, err  # rebuilt from the embedded spec, not refused
+    want = archspec.load(V3S, width=0.5, resolution=64).cost().totals
+    assert json.loads(out)["totals"]["params"] == want.params
+    code, out, err = _cli(capsys, "cost", path, "-f", "json")
+    doc = json.loads(out)
+    assert any("folded into their convs" in n for n in doc["notes"])
+    assert doc["totals"]["params"] < archspec.load(V3S, resolution=64).cost().totals.params
+    code, out, err = _cli(capsys, "cost", path, "-f", "markdown")
+    assert "note: params count the tensors in this file" in out

@@ -143,6 +143,7 @@ class CostReport:
     stages: list = field(default_factory=list)
     peak_bytes: int = 0   # peak activation memory, op-by-op model (analysis/memory.py)
     peak_at: str = ""
+    notes: list = field(default_factory=list)  # how to read the figures (graph.meta)
 
     def rows(self, per: str = "stage") -> list[Entry]:
         try:
@@ -167,6 +168,7 @@ class CostReport:
                        "peak_at": self.peak_at},
             "per": per,
             "rows": [_row_dict(e) for e in self.rows(per)],
+            "notes": list(self.notes),
         }
 
     def to_json(self, per: str = "stage") -> str:
@@ -215,4 +217,4 @@ def cost(graph: Graph, *, batch: int = 1, dtype: str = "fp32") -> CostReport:
                                    "channels": meta.get("channels")},
                       meta.get("width", 1.0), meta.get("classes"), batch, dtype, totals,
                       layers, list(blocks.values()), list(stages.values()),
-                      mem.peak_bytes, mem.peak_at)
+                      mem.peak_bytes, mem.peak_at, list(meta.get("notes", ())))

@@ -96,7 +96,11 @@ class OnnxBackend(Backend):
         """Write ``model`` (an :class:`OnnxModel` or ``ModelProto``) to ``path`` atomically."""
         from ..fsutil import atomic_write_bytes
 
+        from ..onnx_import import embed_spec
+
         proto = model.proto if isinstance(model, OnnxModel) else model
+        if spec is not None:  # so that `archspec cost FILE --width 0.5` can rebuild it
+            proto = embed_spec(proto, spec, graph)
         atomic_write_bytes(path, proto.SerializeToString())
 
     def load(self, path):

@@ -47,13 +47,19 @@ def _cells(e: Entry) -> list[str]:
 def title(report: CostReport) -> str:
     inp = report.input
     return (f"{report.name} @ {inp['channels']}x{inp['resolution']}x{inp['resolution']}, "
-            f"width {report.width:g}, {report.classes} classes, batch {report.batch}, "
+            f"width {report.width:g}, {_classes(report.classes)}, batch {report.batch}, "
             f"{report.dtype}")
 
 
+def _classes(classes) -> str:
+    return "classes unknown" if classes is None else f"{classes} classes"
+
+
 def peak_line(report: CostReport) -> str:
-    return (f"peak activation memory {fmt_bytes(report.peak_bytes)} (op-by-op model, "
-            f"at {report.peak_at}); MAdds = conv + linear multiply-accumulates")
+    """The caption under a cost table: peak memory, the MAdds convention and any notes."""
+    return "\n".join([f"peak activation memory {fmt_bytes(report.peak_bytes)} (op-by-op "
+                      f"model, at {report.peak_at}); MAdds = conv + linear "
+                      "multiply-accumulates", *(f"note: {n}" for n in report.notes)])
 
 
 def rich_table(report: CostReport, per: str = "stage", extra=()):
