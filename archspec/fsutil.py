@@ -1,5 +1,6 @@
-"""Atomic file writing: every file archspec writes goes to a temporary file in the same
-folder and is renamed into place, so an interrupted run leaves the old file or none."""
+"""Atomic file writing (every file archspec writes goes to a temporary file in the same
+folder and is renamed into place, so an interrupted run leaves the old file or none), and
+what kind of file a path holds, read from its first bytes."""
 from __future__ import annotations
 
 import os
@@ -49,3 +50,34 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+
+
+# ---- what a file holds ---------------------------------------------------------------------
+_ZIP, _PICKLE, _ONNX = b"PK\x03\x04", b"\x80", b"\x08"
+
+
+def content_kind(path: Path) -> str:
+    """``torch`` (a zip or a pickle), ``onnx`` (a protobuf starting with field 1,
+    ``ir_version``), ``binary`` (other bytes with a NUL) or ``spec`` (text)."""
+    head = _head(path)
+    if head.startswith(_ZIP) or head.startswith(_PICKLE):
+        return "torch"
+    if head.startswith(_ONNX):
+        return "onnx"
+    return "binary" if b"\x00" in head else "spec"
+
+
+def describe(path: Path) -> str:
+    """A few words on what a file holds, for errors that found the wrong kind."""
+    return {"onnx": "an ONNX file", "torch": "a torch file", "binary": "a binary file",
+            "spec": "a text file (a YAML spec?)"}[content_kind(Path(path))]
+
+
+def _head(path: Path, size: int = 512) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(size)
+    except OSError as e:
+        from .errors import ArchspecError
+
+        raise ArchspecError(f"{path}: cannot be read ({e.strerror})") from None

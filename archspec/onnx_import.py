@@ -108,7 +108,7 @@ class OnnxSource:
 
     def spec(self):
         """The spec the file carries, with the overrides it was exported with."""
-        from .sources import embedded_spec
+        from .spec.embedded import embedded_spec
 
         return embedded_spec(self.spec_text(), stored_overrides(self.file), self.file)
 
@@ -148,10 +148,10 @@ def stored_overrides(path) -> dict:
 def embed_spec(proto, spec, graph=None):
     """``proto`` with the spec it was built from in its metadata (``archspec.spec_yaml``),
     so that ``archspec cost FILE --width 0.5`` can rebuild it. ``spec``: a path, shipped
-    name, YAML text or loaded spec (see :func:`archspec.sources.spec_text`); with
+    name, YAML text or loaded spec (see :func:`archspec.spec.embedded.spec_text`); with
     ``graph``, the spec is first checked to compile to it. A spec that has no text (built
     in memory, or a foreign ONNX file) leaves ``proto`` unchanged."""
-    from .sources import check_describes, spec_text
+    from .spec.embedded import check_describes, spec_text
 
     try:
         text = spec_text(spec)

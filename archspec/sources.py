@@ -19,10 +19,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import ArchspecError
+from .fsutil import content_kind
+from .spec import embedded
 
 TORCH_SUFFIXES = (".pt", ".pth", ".ckpt")
-EMBEDDED = "#spec"  # suffix of the `file` of a spec read out of a checkpoint or ONNX file
-_ZIP, _PICKLE, _ONNX = b"PK\x03\x04", b"\x80", b"\x08"
 
 
 def load(source, *, width=None, resolution=None, classes=None):
@@ -69,36 +69,11 @@ def kind_of(path: Path) -> str:
     return kind
 
 
-def content_kind(path: Path) -> str:
-    """``torch`` (a zip or a pickle), ``onnx`` (a protobuf starting with field 1,
-    ``ir_version``), ``binary`` (other bytes with a NUL) or ``spec`` (text)."""
-    head = _head(path)
-    if head.startswith(_ZIP) or head.startswith(_PICKLE):
-        return "torch"
-    if head.startswith(_ONNX):
-        return "onnx"
-    return "binary" if b"\x00" in head else "spec"
-
-
-def describe(path: Path) -> str:
-    """A few words on what a file holds, for errors that found the wrong kind."""
-    return {"onnx": "an ONNX file", "torch": "a torch file", "binary": "a binary file",
-            "spec": "a text file (a YAML spec?)"}[content_kind(Path(path))]
-
-
-def _head(path: Path, size: int = 512) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read(size)
-    except OSError as e:
-        raise ArchspecError(f"{path}: cannot be read ({e.strerror})") from None
-
-
 # ---- specs held by checkpoints and ONNX files ---------------------------------------------
 def checkpoint_spec(path):
     """The spec a ``.pt`` file written by ``build`` or ``train`` holds, with its overrides."""
     text, overrides = _torch_io().read_spec(path)
-    return embedded_spec(text, overrides, path)
+    return embedded.embedded_spec(text, overrides, path)
 
 
 def embedded_spec(text: str, overrides: dict, path):
@@ -145,37 +120,13 @@ def _torch_io():
 
 
 def spec_text(spec) -> str:
-    """Self-contained YAML for a spec given as a path, a shipped name, YAML text, a loaded
-    :class:`Spec` (read back from its file, or from the checkpoint it came out of) or a
-    source with a ``spec_text()`` method (an ONNX file carrying its spec)."""
-    import yaml
-
-    from .errors import BackendError
-    from .spec.loader import resolve_path, resolved_document
-    from .spec.yamlio import parse_yaml, read_yaml
-
-    if hasattr(spec, "spec_text"):
-        return spec.spec_text()
-    if hasattr(spec, "compile"):
-        if str(spec.file).endswith(EMBEDDED):
-            return embedded_text(str(spec.file)[:-len(EMBEDDED)])
-        if not Path(spec.file).is_file():
-            raise BackendError(f"save: spec {spec.name!r} was not loaded from a file; pass "
-                               "its YAML text or path")
-        spec = Path(spec.file)
-    if isinstance(spec, Path) or ("\n" not in str(spec) and resolve_path(spec).is_file()):
-        path = resolve_path(spec)
-        if kind_of(path) != "spec":
+    """Self-contained YAML for ``spec``: as :func:`archspec.spec.embedded.spec_text`, and a
+    path to a checkpoint or ONNX file gives the spec the file carries."""
+    if isinstance(spec, (str, Path)) and "\n" not in str(spec):
+        kind, path = locate(spec)
+        if kind != "spec":
             return embedded_text(path)
-        doc, text = read_yaml(path), path.read_text(encoding="utf-8")
-    else:
-        path, text = Path.cwd() / "<spec>", str(spec)
-        doc = parse_yaml(text, "<spec>")
-    if not isinstance(doc.data, dict) or "extends" not in doc.data:
-        return text
-    merged = resolved_document(doc, path)
-    header = f"# {merged.get('name', path.stem)}: {path.name} with `extends` merged in\n"
-    return header + yaml.safe_dump(merged, sort_keys=False)
+    return embedded.spec_text(spec)
 
 
 def compile_text(text: str, overrides: dict, what: str):
@@ -202,8 +153,4 @@ def check_describes(text: str, overrides: dict, graph, what: str = "save") -> No
                            f"{graph.name!r} (pass the spec the graph was compiled from)")
 
 
-def _signature(graph) -> list:
-    return [(n.name, n.kind, n.shape) for n in graph]
-
-
-__all__ = ["load", "locate", "kind_of", "checkpoint_spec", "embedded_spec", "spec_text"]
+__all__ = ["load", "locate", "kind_of", "checkpoint_spec", "spec_text"]

@@ -24,10 +24,10 @@ from pathlib import Path
 
 import torch
 
-from .. import sources
 from ..errors import BackendError
-from ..fsutil import atomic_path
+from ..fsutil import atomic_path, content_kind, describe
 from ..ir.graph import Graph
+from ..spec import embedded
 from .torch_lower import build_module
 
 FORMAT = "archspec.torch/1"
@@ -70,12 +70,12 @@ def save(model, path, spec, graph: Graph) -> None:
 
 
 def spec_text(spec) -> str:
-    """Self-contained YAML for ``spec`` (see :func:`archspec.sources.spec_text`)."""
-    return sources.spec_text(spec)
+    """Self-contained YAML for ``spec`` (see :func:`archspec.spec.embedded.spec_text`)."""
+    return embedded.spec_text(spec)
 
 
 def _check_describes(text: str, overrides: dict, graph: Graph) -> None:
-    sources.check_describes(text, overrides, graph)
+    embedded.check_describes(text, overrides, graph)
 
 
 def digest(payload: dict) -> str:
@@ -114,8 +114,8 @@ def read_payload(path: Path) -> dict:
     Read with ``weights_only=True``: a file holding pickled objects is refused."""
     if not path.is_file():
         raise BackendError(f"{path}: file not found")
-    if sources.content_kind(path) != "torch":
-        raise BackendError(f"{path}: not an archspec torch file: it is {sources.describe(path)} "
+    if content_kind(path) != "torch":
+        raise BackendError(f"{path}: not an archspec torch file: it is {describe(path)} "
                            "(give a .pt written by `archspec build --backend torch -o FILE` "
                            "or by `archspec train`)")
     try:
@@ -172,7 +172,7 @@ def _check_layout(path: Path, payload) -> None:
 
 
 def _compile(text: str, overrides: dict, what: str) -> Graph:
-    return sources.compile_text(text, overrides, what)
+    return embedded.compile_text(text, overrides, what)
 
 
 def load(path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -54,7 +54,8 @@ def load(path: str | Path, *, width=None, resolution=None, classes=None) -> Spec
 def loads(text: str, name: str = "<string>", base_dir: str | Path = ".") -> Spec:
     """Load a spec from YAML text; ``extends`` is resolved against ``base_dir``."""
     fake = Path(base_dir) / name
-    return build_spec(_resolve_extends(parse_yaml(text, name), fake, ()))
+    spec = build_spec(_resolve_extends(parse_yaml(text, name), fake, ()))
+    return replace(spec, text=text)
 
 
 # ---- extends ------------------------------------------------------------------------------

@@ -46,6 +46,7 @@ class Spec:
     # key -> (Location of the override, the file's own value)
     overrides: dict = field(default_factory=dict, compare=False, repr=False)
     document: object = field(default=None, compare=False, repr=False)  # the merged Located
+    text: str | None = field(default=None, compare=False, repr=False)  # YAML given to loads
 
     def with_(self, *, width=None, resolution=None, classes=None) -> Spec:
         """A copy with overrides applied and checked; a problem an override causes later

@@ -58,7 +58,7 @@ def save(path: Path, model, spec_text: str, overrides: dict, training: dict) -> 
 
 def resolve(path: str | Path) -> Path:
     """A run folder means its ``last.pt``; a spec or an ONNX file is explained."""
-    from .. import sources
+    from ..fsutil import content_kind, describe
 
     path = Path(path)
     if path.is_dir():
@@ -66,13 +66,13 @@ def resolve(path: str | Path) -> Path:
     if not path.is_file():
         raise CheckpointError(f"{path}: no checkpoint here (give a run folder holding "
                               "last.pt, or a .pt file written by `archspec train`)")
-    kind = sources.content_kind(path)
+    kind = content_kind(path)
     if kind == "spec":
         raise CheckpointError(f"{path}: this is a spec (YAML text), not a checkpoint: give a "
                               "trained model, a run folder or its best.pt / last.pt (train "
                               f"the spec first: archspec train {path} --data ...)")
     if kind != "torch":
-        raise CheckpointError(f"{path}: not a checkpoint: it is {sources.describe(path)} (give "
+        raise CheckpointError(f"{path}: not a checkpoint: it is {describe(path)} (give "
                               "a run folder or a .pt written by `archspec train`)")
     return path
 
