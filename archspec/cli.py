@@ -12,16 +12,42 @@ from pathlib import Path
 from typing import Annotated, Literal, Optional
 
 import typer
+from typer.core import TyperGroup
 
-from .cli_common import (OUTPUT, Classes, Commands, Dtype, LazyGroup, Output, Profile,
+from .cli_common import (OUTPUT, Classes, Commands, Dtype, FastParams, Output, Profile,
                          Resolution, Spec, TableOrJson, Width, complete_spec, console, emit,
                          emit_json, load, show)
+from .commands import LAZY
 from .errors import ArchspecError, Location, Problem, SpecError
 
 INSPECT, COMPARE, MODELS = "Inspect", "Compare", "Models"
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 Budget = Annotated[Optional[str], typer.Option(
     help='Exit 1 if over, e.g. "madds<=220M,params<=5.5M".')]
+
+
+class LazyGroup(FastParams, TyperGroup):
+    """The top-level group. Its commands (archspec.commands.LAZY) are imported and built
+    on first use, so `archspec cost` does not pay for torch, onnx or matplotlib, nor for
+    building the other commands."""
+
+    def list_commands(self, ctx):
+        return [*super().list_commands(ctx), *(n for n in LAZY if n not in self.commands)]
+
+    def get_command(self, ctx, name):
+        command = super().get_command(ctx, name)
+        if command is not None:
+            return command
+        if name not in LAZY:
+            return None
+        import importlib
+
+        import typer.main
+
+        commands = importlib.import_module(LAZY[name]).COMMANDS
+        command = self.commands[name] = typer.main.get_command(commands[name])
+        return command
+
 
 app = typer.Typer(cls=LazyGroup, context_settings=CONTEXT, rich_markup_mode="markdown",
                   no_args_is_help=True, pretty_exceptions_enable=False)

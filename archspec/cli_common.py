@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Annotated, Literal, Optional, get_args, get_origin
 
 import typer
-from typer.core import TyperCommand, TyperGroup
+from typer.core import TyperCommand
 
 SHIPPED = Path(__file__).resolve().parent / "specs"
 SPEC_SUFFIXES = (".yaml", ".yml", ".onnx", ".pt")
@@ -239,30 +239,3 @@ class Commands(dict):
             return f
 
         return register
-
-
-class LazyGroup(FastParams, TyperGroup):
-    """The top-level group. Its commands (archspec.commands.LAZY) are imported and built
-    on first use, so `archspec cost` does not pay for torch, onnx or matplotlib, nor for
-    building the other commands."""
-
-    def list_commands(self, ctx):
-        from .commands import LAZY
-
-        return [*super().list_commands(ctx), *(n for n in LAZY if n not in self.commands)]
-
-    def get_command(self, ctx, name):
-        command = super().get_command(ctx, name)
-        if command is not None:
-            return command
-        from .commands import LAZY
-
-        if name not in LAZY:
-            return None
-        import importlib
-
-        import typer.main
-
-        commands = importlib.import_module(LAZY[name]).COMMANDS
-        command = self.commands[name] = typer.main.get_command(commands[name])
-        return command

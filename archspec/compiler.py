@@ -11,7 +11,7 @@ from .ir import ops
 from .ir.graph import MAX_GRAPH_NODES, Graph
 from .ir.ops import ShapeError
 from .spec.model import Row, Spec
-from .spec.vocab import make_divisible
+from .vocab import make_divisible
 
 
 def scaled_fields(row: Row, spec: Spec) -> dict:

@@ -76,26 +76,6 @@ def checkpoint_spec(path):
     return embedded.embedded_spec(text, overrides, path)
 
 
-def embedded_spec(text: str, overrides: dict, path):
-    """A spec from the YAML ``text`` a file at ``path`` carries (its problems are located
-    at ``PATH#spec:line:column``), with the stored ``overrides`` applied."""
-    import dataclasses
-
-    from .errors import Location, SpecError
-    from .spec import loads
-
-    spec = loads(text, name=f"{path}{EMBEDDED}")
-    stored = {k: v for k, v in overrides.items() if v is not None}
-    try:
-        spec = spec.with_(**stored)
-    except SpecError as e:
-        raise ArchspecError(f"{path}: the stored overrides {stored} are invalid: "
-                            f"{e.problems[0].message}") from None
-    where = {k: (Location(str(path), path=f"overrides.{k}"), v[1])
-             for k, v in spec.overrides.items()}
-    return dataclasses.replace(spec, overrides=where)
-
-
 def embedded_text(path) -> str:
     """The spec text carried by the checkpoint or ONNX file at ``path``."""
     kind, path = locate(path)
@@ -127,30 +107,6 @@ def spec_text(spec) -> str:
         if kind != "spec":
             return embedded_text(path)
     return embedded.spec_text(spec)
-
-
-def compile_text(text: str, overrides: dict, what: str):
-    """The graph of spec ``text`` with ``overrides``; a problem is one located line."""
-    from .errors import BackendError
-    from .spec.loader import loads
-
-    try:
-        spec = loads(text, name="<embedded spec>")
-        spec = spec.with_(**{k: v for k, v in overrides.items() if v is not None})
-        return spec.compile()
-    except ArchspecError as e:
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise BackendError(f"{what} does not compile: {first}") from None
-
-
-def check_describes(text: str, overrides: dict, graph, what: str = "save") -> None:
-    """Raise unless spec ``text`` with ``overrides`` compiles to ``graph``'s nodes."""
-    from .errors import BackendError
-
-    rebuilt = compile_text(text, overrides, "the spec")
-    if _signature(rebuilt) != _signature(graph):
-        raise BackendError(f"{what}: the spec given does not describe the graph "
-                           f"{graph.name!r} (pass the spec the graph was compiled from)")
 
 
 __all__ = ["load", "locate", "kind_of", "checkpoint_spec", "spec_text"]

@@ -187,7 +187,7 @@ def test_foreign_onnx_refuses_width_and_classes_with_a_reason(files):
                                                 r".*carries no archspec spec"):
             sources.load(files["torch.onnx"], **{flag: 0.5 if flag == "width" else 10})
     with pytest.raises(ArchspecError, match="no stage table"):
-        sources.load(files["torch.onnx"]).stages
+        _ = sources.load(files["torch.onnx"]).stages
 
 
 def test_onnx_carrying_its_spec_rebuilds_for_width(files):

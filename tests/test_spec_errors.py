@@ -372,7 +372,7 @@ def test_transposed_block_name_gets_did_you_mean(write):
 def test_close_match(word, expected):
     from archspec.blocks import BLOCKS
     from archspec.errors import close_match
-    from archspec.spec.vocab import NONLINEARITIES
+    from archspec.vocab import NONLINEARITIES
 
     assert close_match(word, [*BLOCKS.names(), *NONLINEARITIES]) == expected
 

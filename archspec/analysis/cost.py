@@ -12,17 +12,8 @@ import json
 from dataclasses import asdict, dataclass, field
 
 from ..errors import CompileError
+from ..ir.tensors import dtype_bytes, numel
 from ..ir.graph import Graph
-
-DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}
-
-
-def _numel(shape) -> int:
-    out = 1
-    for d in shape:
-        out *= d
-    return out
-
 
 @dataclass(frozen=True)
 class OpCost:
@@ -36,7 +27,7 @@ def _conv(op, ins, out) -> OpCost:
     per_out = (op.in_channels // op.groups) * op.kernel * op.kernel
     weights = op.out_channels * per_out
     return OpCost(params=weights + (op.out_channels if op.bias else 0),
-                  madds=_numel(out) * per_out)
+                  madds=numel(out) * per_out)
 
 
 def _linear(op, ins, out) -> OpCost:
@@ -45,19 +36,19 @@ def _linear(op, ins, out) -> OpCost:
 
 
 def _bn(op, ins, out) -> OpCost:
-    return OpCost(params=2 * op.channels, buffers=2 * op.channels, elementwise=2 * _numel(out))
+    return OpCost(params=2 * op.channels, buffers=2 * op.channels, elementwise=2 * numel(out))
 
 
 def _elementwise(op, ins, out) -> OpCost:
-    return OpCost(elementwise=_numel(out))
+    return OpCost(elementwise=numel(out))
 
 
 def _add(op, ins, out) -> OpCost:
-    return OpCost(elementwise=_numel(ins[1]))  # a partial add touches the narrower input
+    return OpCost(elementwise=numel(ins[1]))  # a partial add touches the narrower input
 
 
 def _pool(op, ins, out) -> OpCost:
-    return OpCost(elementwise=_numel(ins[0]))
+    return OpCost(elementwise=numel(ins[0]))
 
 
 def _free(op, ins, out) -> OpCost:
@@ -186,9 +177,7 @@ def cost(graph: Graph, *, batch: int = 1, dtype: str = "fp32") -> CostReport:
 
     ``mem_bytes`` is memory access: (inputs read + output written) x batch + params, in
     bytes of ``dtype``; ``act_bytes`` is the node's output tensor size."""
-    if dtype not in DTYPE_BYTES:
-        raise ValueError(f"dtype must be one of {', '.join(DTYPE_BYTES)}, not {dtype!r}")
-    size = DTYPE_BYTES[dtype]
+    size = dtype_bytes(dtype)
     layers, blocks, stages = [], {}, {}
     totals = Entry("total", graph.name, [])
     for node in graph:
@@ -196,8 +185,8 @@ def cost(graph: Graph, *, batch: int = 1, dtype: str = "fp32") -> CostReport:
             continue
         in_shapes = [graph[i].shape for i in node.inputs]
         c = op_cost(node, in_shapes)
-        act = _numel(node.shape) * batch
-        touched = sum(_numel(s) for s in in_shapes) * batch + act + c.params
+        act = numel(node.shape) * batch
+        touched = sum(numel(s) for s in in_shapes) * batch + act + c.params
         e = Entry(node.name, node.kind, list(node.shape), c.params, c.buffers,
                   c.madds * batch, c.elementwise * batch, touched * size, act * size)
         layers.append(e)

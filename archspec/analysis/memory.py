@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..ir.graph import Graph
-from .cost import DTYPE_BYTES, _numel
+from ..ir.tensors import dtype_bytes, numel
 
 VIEW_OPS = frozenset({"flatten", "dropout", "slice"})
 PER_CHANNEL = frozenset({"batchnorm", "activation"})
@@ -50,12 +50,6 @@ class MemoryReport:
                 "timeline": [{"op": n, "live_bytes": b} for n, b in self.timeline]}
 
 
-def _check_dtype(dtype: str) -> int:
-    if dtype not in DTYPE_BYTES:
-        raise ValueError(f"dtype must be one of {', '.join(DTYPE_BYTES)}, not {dtype!r}")
-    return DTYPE_BYTES[dtype]
-
-
 def _roots(graph: Graph) -> dict[str, str]:
     """Each node -> the node whose buffer holds its output (itself unless a view)."""
     root = {}
@@ -66,8 +60,8 @@ def _roots(graph: Graph) -> dict[str, str]:
 
 def tensor_bytes(graph: Graph, batch: int = 1, dtype: str = "fp32") -> dict[str, int]:
     """Bytes of each node's output tensor."""
-    size = _check_dtype(dtype)
-    return {n.name: _numel(n.shape) * batch * size for n in graph}
+    size = dtype_bytes(dtype)
+    return {n.name: numel(n.shape) * batch * size for n in graph}
 
 
 # ---- op by op -----------------------------------------------------------------------------
@@ -317,8 +311,8 @@ def block_working_set(graph: Graph, block: Splittable, split: int, *, batch: int
     output; bytes of the output). Per slice: each conv or replicate of the chain holds its
     input slice and output slice; the projection accumulates into the output in place;
     BN and activations act in place (the way torch_memory.SlicedRunner runs it)."""
-    size = _check_dtype(dtype) * batch
-    out_bytes = _numel(graph[block.output].shape) * size
+    size = dtype_bytes(dtype) * batch
+    out_bytes = numel(graph[block.output].shape) * size
     peak = 0
     for k, width in enumerate(_slices(block.hidden, split)):
         y = out_bytes if k else 0
@@ -478,7 +472,7 @@ def training(graph: Graph, *, batch: int = 1, dtype: str = "fp32") -> MemoryRepo
         if node.kind == "batchnorm":
             stats += 2 * node.op.channels * 4   # save_mean, save_invstd (fp32)
         if node.kind == "dropout" and node.op.p > 0:
-            masks += _numel(node.shape) * batch
+            masks += numel(node.shape) * batch
     total = sum(saved.values()) + clones + stats + masks
     order = {n.name: i for i, n in enumerate(graph)}
     report = MemoryReport("training_saved", total, "", sorted(saved, key=order.get), [],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..ir import ops
 from ..ir.graph import Graph
-from ..spec.vocab import make_divisible
+from ..vocab import make_divisible
 
 
 class BlockBuilder:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from ..spec.vocab import make_divisible
+from ..vocab import make_divisible
 from .core import residual_applies
 from .paper import _check_choice, _checks
 from .registry import BLOCKS, REQUIRED

@@ -4,7 +4,7 @@ MobileNetV2 with a second depthwise conv (MobileNeXt Table 5). The sandglass blo
 MobileNeXt's ablation variants are in :mod:`archspec.blocks.mobilenext`."""
 from __future__ import annotations
 
-from ..spec.vocab import nonlinearity
+from ..vocab import nonlinearity
 from .core import residual_applies
 from .registry import BLOCKS, REQUIRED
 

@@ -28,18 +28,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..errors import CompileError
+from ..ir.tensors import numel
 
 CONV_ACTS = ("relu", "relu6", "hswish", "hsigmoid", "sigmoid")
 SE_INNER = ("conv2d", "batchnorm", "activation")
 NCHWC = "nchwc"
 PLAIN = "nchw"
-
-
-def _numel(shape) -> int:
-    out = 1
-    for d in shape:
-        out *= d
-    return out
 
 
 @dataclass
@@ -142,7 +136,7 @@ class _Fuser:
             if other and other[0] in self.owner:  # the residual is computed already
                 nodes.append(add.name)
                 tail = add.name
-                extra_in = _numel(g[other[0]].shape)
+                extra_in = numel(g[other[0]].shape)
                 act2 = self.sole(tail, "activation")
                 if act2 is not None and act2.op.fn in CONV_ACTS:
                     nodes.append(act2.name)
@@ -150,16 +144,16 @@ class _Fuser:
         src = node.inputs[0]
         nchwc = nchwc_ok(op, self.block, self.layout_of(src) == NCHWC)
         k = self.new(node, conv_type(op, nchwc), nodes)
-        in_elems = _numel(g[src].shape)
+        in_elems = numel(g[src].shape)
         out = g[tail].shape
-        k.macs = _numel(out) * (op.in_channels // op.groups) * op.kernel ** 2
+        k.macs = numel(out) * (op.in_channels // op.groups) * op.kernel ** 2
         k.params = op.out_channels * (op.in_channels // op.groups) * op.kernel ** 2
         k.in_elems = in_elems + extra_in
-        k.out_elems = _numel(out)
+        k.out_elems = numel(out)
         wants = NCHWC if nchwc and op.in_channels >= self.block else PLAIN
         k.reorder_elems = in_elems if self.layout_of(src) != wants else 0
         k.layout = NCHWC if nchwc else PLAIN
-        k.cin, k.cout, k.hw = op.in_channels, out[0], _numel(out[1:])
+        k.cin, k.cout, k.hw = op.in_channels, out[0], numel(out[1:])
         return k
 
     def se_nodes(self, pool) -> list[str] | None:
@@ -200,10 +194,10 @@ class _Fuser:
         g = self.g
         k = self.new(node, type_, nodes or [node.name])
         ins = [g[i].shape for i in node.inputs]
-        k.in_elems = sum(_numel(s) for s in ins)
+        k.in_elems = sum(numel(s) for s in ins)
         tail = g[k.nodes[-1]]
-        k.out_elems = _numel(tail.shape)
-        k.cin, k.cout, k.hw = ins[0][0], tail.shape[0], _numel(tail.shape[1:])
+        k.out_elems = numel(tail.shape)
+        k.cin, k.cout, k.hw = ins[0][0], tail.shape[0], numel(tail.shape[1:])
         if tail.kind == "linear":
             k.macs = tail.op.in_features * tail.op.out_features
             k.params = k.macs
@@ -211,7 +205,7 @@ class _Fuser:
         if same_layout and layouts == {NCHWC}:
             k.layout = NCHWC
         else:
-            k.reorder_elems = sum(_numel(g[i].shape) for i in node.inputs
+            k.reorder_elems = sum(numel(g[i].shape) for i in node.inputs
                                   if self.layout_of(i) == NCHWC)
         return k
 

@@ -138,7 +138,7 @@ def _read(path) -> dict:
 def _rebuilt_from_seeds(raw: dict) -> list:
     """An older file's networks, rebuilt from its seeds and the specs as they are now."""
     from .. import __version__
-    from .calibrate import calibration_graphs
+    from .networks import calibration_graphs
 
     networks, variants = int(raw["networks"]), int(raw.get("variants", 0))
     if networks < 0 or variants < 0 or networks + variants > 100_000:

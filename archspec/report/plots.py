@@ -152,7 +152,7 @@ def _staircase(ax, xs, ys, front) -> None:
     the most y): with more objectives it is not a line in this plane."""
     pts = sorted((xv, -yv) for xv, yv in zip(xs, ys))
     best, flat = float("inf"), []
-    for xv, neg in pts:
+    for _x, neg in pts:
         flat.append(neg < best)
         best = min(best, neg)
     flat_set = {p for p, keep in zip(pts, flat) if keep}

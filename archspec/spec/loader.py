@@ -12,7 +12,7 @@ from pathlib import Path
 from ..blocks.registry import BLOCKS, REQUIRED, UnknownBlock
 from ..errors import Location, Problem, SpecError, did_you_mean
 from .model import Row, Spec
-from .vocab import nonlinearity
+from ..vocab import nonlinearity
 from .yamlio import Located, format_path, parse_yaml, read_yaml
 
 MAX_EXTENDS_DEPTH = 16

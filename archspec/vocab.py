@@ -1,7 +1,7 @@
 """Words the papers use, mapped to archspec's canonical names."""
 from __future__ import annotations
 
-from ..errors import did_you_mean
+from .errors import did_you_mean
 
 NONLINEARITIES = {
     "relu": "relu", "re": "relu",
