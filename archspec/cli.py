@@ -16,7 +16,7 @@ from typer.core import TyperGroup
 
 from .cli_common import (OUTPUT, Classes, Commands, Dtype, FastParams, Output, Profile,
                          Resolution, Spec, TableOrJson, Width, complete_spec, console, emit,
-                         emit_json, load, show)
+                         emit_json, load, model_dtype, show)
 from .commands import LAZY
 from .errors import ArchspecError, Location, Problem, SpecError
 
@@ -81,7 +81,7 @@ def cost(spec: Spec,
              "--format", "-f", help="Output format.", rich_help_panel=OUTPUT)] = "table",
          width: Width = None, resolution: Resolution = None, classes: Classes = None,
          batch: Annotated[int, typer.Option(min=1, max=1_000_000)] = 1,
-         dtype: Dtype = "fp32", budget: Budget = None, output: Output = None,
+         dtype: Dtype = None, budget: Budget = None, output: Output = None,
          profile_path: Profile = None) -> None:
     """Parameters, multiply-adds, elementwise work and memory access, per stage/block/layer."""
     from .analysis.budget import check_budget, parse_budget
@@ -89,6 +89,7 @@ def cost(spec: Spec,
 
     constraints = parse_budget(budget) if budget else None
     graph = load(spec, width, resolution, classes).compile()
+    dtype = model_dtype(dtype, graph)
     report = run_cost(graph, batch=batch, dtype=dtype)
     lat = None
     if profile_path is not None:  # docs/latency.md

@@ -139,8 +139,14 @@ Profile = Annotated[Optional[Path], typer.Option(
     help="Latency profile (`archspec calibrate`): adds predicted ms.")]
 TableOrJson = Annotated[Literal["table", "json"], typer.Option(
     "--format", "-f", rich_help_panel=OUTPUT, help="Output format.")]
-Dtype = Annotated[Literal["fp32", "fp16", "bf16", "int8"], typer.Option(
-    help="Element type for the byte figures.")]
+Dtype = Annotated[Optional[Literal["fp32", "fp16", "bf16", "int8"]], typer.Option(
+    help="Element type for the byte figures [default: the model's: fp32 for a spec, the "
+    "file's element type for an ONNX file].")]
+
+
+def model_dtype(dtype: str | None, graph) -> str:
+    """The --dtype given, else the model's own (an ONNX file's element type), else fp32."""
+    return dtype or graph.meta.get("dtype") or "fp32"
 
 
 class _Plain:

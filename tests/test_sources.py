@@ -348,3 +348,15 @@ def test_cli_onnx_build_carries_its_spec_and_cost_says_why_params_differ(tmp_pat
     assert doc["totals"]["params"] < archspec.load(V3S, resolution=64).cost().totals.params
     code, out, err = _cli(capsys, "cost", path, "-f", "markdown")
     assert "note: params count the tensors in this file" in out
+
+
+def test_cli_costs_an_fp16_file_in_fp16_unless_told(files, capsys):
+    code, out, err = _cli(capsys, "cost", files["fp16.onnx"], "-f", "json")
+    assert code == 0, err
+    half = json.loads(out)
+    code, out, err = _cli(capsys, "cost", files["fp16.onnx"], "-f", "json", "--dtype", "fp32")
+    full = json.loads(out)
+    assert (half["dtype"], full["dtype"]) == ("fp16", "fp32")
+    assert 2 * half["memory"]["peak_bytes"] == full["memory"]["peak_bytes"]
+    code, out, err = _cli(capsys, "memory", files["fp16.onnx"], "-f", "json")
+    assert code == 0 and json.loads(out)["dtype"] == "fp16", err

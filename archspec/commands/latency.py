@@ -71,7 +71,8 @@ def calibrate(ctx: typer.Context,
               from_raw: Annotated[Optional[Path], typer.Option(
                   exists=True, dir_okay=False,
                   help="Fit a profile from measurements saved with --save-raw (no "
-                  "measuring; the networks are rebuilt from their seeds).")] = None,
+                  "measuring; the networks are read from the file's record; an older file's are "
+                  "rebuilt from their seeds and the current specs).")] = None,
               no_progress: Annotated[bool, typer.Option(
                   "--no-progress", help="No progress bar.", rich_help_panel=OUTPUT)] = False
               ) -> None:

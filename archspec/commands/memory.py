@@ -9,7 +9,7 @@ from typing import Annotated, Literal, Optional
 import typer
 
 from ..cli_common import (OUTPUT, Classes, Commands, Dtype, Output, Resolution, Spec,
-                          TableOrJson, Width, console, emit, emit_json, load)
+                          TableOrJson, Width, console, emit, emit_json, load, model_dtype)
 
 MODELS = ("op_by_op", "fused", "training")
 
@@ -26,7 +26,7 @@ def memory(spec: Spec,
                help="t-way split of the expansion in fused blocks (MobileNetV2 section "
                "5.1).")] = 1,
            batch: Annotated[int, typer.Option(min=1, max=1_000_000)] = 1,
-           dtype: Dtype = "fp32",
+           dtype: Dtype = None,
            per: Annotated[Literal["block", "layer"], typer.Option(
                rich_help_panel=OUTPUT,
                help="Timeline rows: the largest step per block, or every op.")] = "block",
@@ -47,6 +47,7 @@ def memory(spec: Spec,
     from ..analysis import memory as mem
 
     graph = load(spec, width, resolution, classes).compile()
+    dtype = model_dtype(dtype, graph)
     report = _report(graph, model, split, batch, dtype)
     doc = _document(graph, report, model, split, batch, dtype, by_resolution)
     if plan_path is not None:

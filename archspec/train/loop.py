@@ -272,7 +272,7 @@ def _plan(config: TrainConfig) -> Run:
     out = Path(config.out or f"runs/{spec.name}-{source.kind}")
     if (out / "last.pt").exists() and not config.overwrite:
         raise TrainingError(f"{out} already holds a run: pass --resume {out} to continue it, "
-                            "--overwrite to start again, or another --out")
+                            "--overwrite to start again, or another --output")
     overrides = {k: graph.meta.get(k) for k in ("resolution", "width", "classes")}
     return Run(config, recipe, source, torch_io.spec_text(spec), overrides, graph, out)
 
