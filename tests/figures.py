@@ -1,0 +1,68 @@
+"""Every figure archspec computes for the shipped specs, as one table: cost per layer,
+block and stage, peak memory (op-by-op, fused blocks at split 1 and 4, best schedule, the
+Table 3 view), the training-memory estimate and the latency prediction of the shipped
+profile, each at two settings per spec (as shipped, and width 0.75 at 160 px).
+
+`python tests/figures.py` writes tests/data/figures.json; test_figures.py recomputes the
+table and compares. The file was written before the vocabulary refactor (issue 15):
+a refactor that keeps behaviour keeps this table.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TABLE = Path(__file__).resolve().parent / "data" / "figures.json"
+SETTINGS = ({}, {"width": 0.75, "resolution": 160})
+FIELDS = ("params", "buffers", "madds", "elementwise", "mem_bytes", "act_bytes")
+
+
+def _digest(rows) -> str:
+    return hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _rows(report, per):
+    return [[e.name, e.type, *(getattr(e, f) for f in FIELDS)] for e in report.rows(per)]
+
+
+def figures(name: str, settings: dict, profile) -> dict:
+    """The figures of one shipped spec at ``settings``."""
+    import archspec
+    from archspec.analysis import memory
+    from archspec.analysis.cost import cost
+    from archspec.latency.kernels import kernels
+
+    graph = archspec.load(name, **settings).compile()
+    report = cost(graph)
+    t = report.totals
+    out = {"totals": [getattr(t, f) for f in FIELDS],
+           "stages": _rows(report, "stage"), "blocks": _digest(_rows(report, "block")),
+           "layers": _digest(_rows(report, "layer")),
+           "peak_op_by_op": [report.peak_bytes, report.peak_at],
+           "peak_fused": [memory.fused(graph, s).peak_bytes for s in (1, 4)],
+           "peak_best_schedule": memory.best_schedule(graph).peak_bytes,
+           "by_resolution": memory.by_resolution(graph),
+           "training_bytes": memory.training(graph).peak_bytes}
+    pred = profile.model.predict(kernels(graph, profile.nchwc_block))
+    out["latency_ms"] = round(pred.total_ms, 9)
+    out["latency_kernels"] = _digest([[k.name, k.type, round(k.us, 6)] for k in pred.kernels])
+    return out
+
+
+def table() -> dict:
+    from archspec.latency.profile import load
+    from archspec.spec.loader import SHIPPED
+
+    profile = load(ROOT / "profiles" / "cpu-ort-1t.json")
+    names = sorted(p.stem for p in SHIPPED.glob("*.yaml"))
+    return {f"{n}@{json.dumps(s, sort_keys=True)}": figures(n, s, profile)
+            for n in names for s in SETTINGS}
+
+
+if __name__ == "__main__":
+    TABLE.parent.mkdir(exist_ok=True)
+    TABLE.write_text(json.dumps(table(), indent=1, sort_keys=True) + "\n")
+    print(f"wrote {TABLE}", file=sys.stderr)
