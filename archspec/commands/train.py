@@ -69,7 +69,7 @@ def train(spec: Annotated[Optional[str], typer.Argument(
               "--no-plot", help="Do not draw curves.png at the end.",
               rich_help_panel=OUTPUT)] = False) -> None:
     """Train SPEC on a dataset; write metrics.jsonl, last.pt, best.pt and curves.png."""
-    from ..train.loop import TrainConfig, train as run_train
+    from ..train import TrainConfig, train as run_train
 
     result = run_train(TrainConfig(
         spec=spec, data=data_ref, recipe=recipe, out=pick(output, out), epochs=epochs,
@@ -96,7 +96,7 @@ def evaluate(checkpoint: Annotated[str, typer.Argument(
                  "--format", "-f", help="Output format.", rich_help_panel=OUTPUT)] = "text"
              ) -> None:
     """Top-1 / top-5 accuracy of a saved model (a run's best.pt) on a validation set."""
-    from ..train.loop import evaluate_checkpoint
+    from ..train.evaluate import evaluate_checkpoint
 
     r = evaluate_checkpoint(checkpoint, data_ref, batch_size=pick(batch, batch_size),
                             device=device, limit_batches=limit_batches, workers=workers)
