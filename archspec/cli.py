@@ -263,17 +263,11 @@ def reproduce(path: Annotated[Optional[Path], typer.Argument(
               check: Annotated[bool, typer.Option(
                   "--check", help="Exit 1 if the checked-in report is stale.")] = False) -> None:
     """Regenerate docs/reproduction.md: every paper figure against ours, with reasons."""
-    from . import reproduce as rep
+    from .reproduce import run
 
-    target = path or rep.DOC
-    if check:
-        if not Path(target).exists() or Path(target).read_text() != rep.render():
-            print(f"{target} is stale: run `archspec reproduce`", file=sys.stderr)
-            sys.exit(1)
-        print(f"{target} is up to date")
-        return
-    rep.write(target)
-    print(f"wrote {target}", file=sys.stderr)
+    code = run(path, check)
+    if code:
+        sys.exit(code)
 
 
 @COMMANDS.command(panel=INSPECT)

@@ -1,50 +1,25 @@
-"""The reproduction report: every parameter and MAdd count the papers print about the
-shipped architectures, next to the official implementation's figure where one exists and
-the figure archspec computes from the shipped spec; and MobileNetV2 Table 3's MobileNetV1
-column (memory) next to ``archspec memory --by-resolution``.
+"""The reproduction report, docs/reproduction.md: every figure of
+:mod:`archspec.published` (what the papers print, the official implementations' counts)
+next to ours, computed with ``archspec.load(...).cost()``; and MobileNetV2 Table 3's
+MobileNetV1 column (memory) next to ``archspec memory --by-resolution``.
 
-The printed and official figures are data (``FIGURES`` below); ours are computed with
-``archspec.load(...).cost()``. A difference above 2% must carry a one-line reason, or
-:func:`render` raises. ``python -m archspec.reproduce`` rewrites docs/reproduction.md;
-``--check`` exits 1 when the checked-in file is stale.
+A difference above 2% must carry a one-line reason, or :func:`render` raises.
+:func:`run` is ``archspec reproduce [--check]`` (and ``python -m archspec.reproduce``):
+it rewrites the report, or with ``--check`` exits 1 when the checked-in file is stale.
 """
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from .published import (FIGURES, REP, REX, TABLE3_MOBILENETV1, TABLE3_MOBILENETV1_MAX,
+                        TABLE3_MOBILENETV1_NOTES, TABLE8_REXNET, V2, Figure)
 from .spec.loader import SHIPPED, load, loads
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "reproduction.md"
 THRESHOLD = 2.0  # percent; above it a figure needs a reason
-
-# ---- official implementations ---------------------------------------------------------
-TV = "torchvision"
-CLOVA = "clovaai/rexnet rexnetv1.py"
-MNEXT_LOG = "released MobileNeXt (mnext.py), training log"
-TF_V3 = "timm tf_mobilenetv3_large/small_075/100 (TF-slim's released MobileNetV3 models)"
-TF_V3_RULE = ("TF-slim mobilenet_v3.py's depth multiplier where no model was released (0.35, "
-              "0.5, 1.25: timm's MobileNetV3 generator with the stem scaled, as TF-slim does)")
-
-
-@dataclass(frozen=True)
-class Figure:
-    """One network as a paper prints it, and where our figure comes from."""
-
-    paper: str
-    table: str
-    network: str                  # as printed
-    spec: str                     # a shipped spec name, or YAML text that `extends` one
-    params: str | None = None     # as printed: "3.4M"
-    madds: str | None = None      # as printed: "300M", "0.398B"
-    width: float | None = None
-    resolution: int | None = None
-    official_params: int | None = None
-    official_madds: float | None = None   # in MAdds
-    official: str = ""            # which implementation
-    notes: dict = field(default_factory=dict)  # metric -> one-line reason
 
 
 def _num(text: str | None) -> float | None:
@@ -54,230 +29,6 @@ def _num(text: str | None) -> float | None:
     scale = {"K": 1e3, "M": 1e6, "B": 1e9}[text[-1]]
     return float(text[:-1]) * scale
 
-
-# ---- the figures ----------------------------------------------------------------------
-V2 = "MobileNetV2 (Sandler et al. 2018)"
-V3 = "MobileNetV3 (Howard et al. 2019)"
-REX = "ReXNet (Han et al. 2021)"
-MNX = "MobileNeXt (Zhou et al. 2020)"
-REP = "Replication note (Mehta 2018)"
-
-V2_OFFICIAL = {1.0: (3_504_872, 300.77e6), 0.35: (1_677_128, 59.29e6),
-               0.5: (1_968_680, 97.13e6), 0.75: (2_636_424, 209.07e6),
-               1.4: (6_108_776, 582.20e6)}
-REX_OFFICIAL = {1.0: (4_796_873, 398.37e6), 1.3: (7_557_091, 662.23e6),
-                1.5: (9_728_593, 875.83e6), 2.0: (16_366_620, 1528.85e6)}
-
-# MobileNetV3 (size, width, resolution) -> (params, MAdds) of the official models, measured
-# on the reference implementations with pretrained=False: params summed over parameters,
-# MAdds = torch FlopCounterMode total / 2 (conv and linear layers). 0.75 and 1.0: timm
-# tf_mobilenetv3_{large,small}_{075,100} (TF-slim's released models; 1.0 is also
-# torchvision's); 0.35, 0.5, 1.25: TF-slim's rule (TF_V3_RULE).
-V3_OFFICIAL = {
-    ("large", 1.25, 224): (7_551_976, 355.22e6), ("large", 1.0, 224): (5_483_032, 216.59e6),
-    ("large", 0.75, 224): (3_993_528, 154.56e6), ("large", 0.5, 224): (2_689_520, 69.25e6),
-    ("large", 0.35, 224): (2_131_832, 39.47e6), ("large", 1.0, 256): (5_483_032, 281.66e6),
-    ("large", 1.0, 192): (5_483_032, 160.19e6), ("large", 1.0, 160): (5_483_032, 112.47e6),
-    ("large", 1.0, 128): (5_483_032, 73.43e6), ("large", 1.0, 96): (5_483_032, 43.06e6),
-    ("small", 1.25, 224): (3_205_384, 90.80e6), ("small", 1.0, 224): (2_542_856, 56.51e6),
-    ("small", 0.75, 224): (2_041_872, 43.40e6), ("small", 0.5, 224): (1_592_704, 21.05e6),
-    ("small", 0.35, 224): (1_358_288, 12.82e6), ("small", 1.0, 256): (2_542_856, 73.18e6),
-    ("small", 1.0, 192): (2_542_856, 42.07e6), ("small", 1.0, 160): (2_542_856, 29.85e6),
-    ("small", 1.0, 128): (2_542_856, 19.85e6), ("small", 1.0, 96): (2_542_856, 12.07e6),
-}
-
-ROUNDED = "the printed figure is rounded to two significant digits"
-SMALL_HEAD = ("the official code's 1x1 conv after pooling is 1024 wide where Table 2 prints "
-              "1280; Table 2's 1280 gives the printed figure (next row)")
-SMALL_HEAD_ANY = ("the resolution leaves the params unchanged: as small 224/1.0 (the official "
-                  "1024-wide 1x1 after pooling, Table 2 prints 1280)")
-SMALL_66 = ("the official model costs 56.5 M, and so does Table 9's own resolution series "
-            "(42 M x (224/192)² = 57.2 M, 74 M x (224/256)² = 56.7 M); 66 M is not reproduced")
-SMALL_050 = ("unexplained: the official rule gives 21.0 M; timm's own 0.5 model "
-             "(mobilenetv3_small_050, whose stem keeps 16 channels) 24.2 M")
-SMALL_1280 = ("extends: mobilenetv3_small.yaml\nhead:\n  - {block: pool}\n"
-              "  - {block: conv, k: 1, c: 1280, bn: false, nl: HS, scale: false}\n"
-              "  - {block: classifier, dropout: 0.2}\n")
-MNEXT_960 = ("the released code has 3 blocks in the 960 stage (Table 2 prints 2, which "
-             "gives 3.20 M / 295 M); its log prints 3,535,416")
-
-
-def _v2(table, network, width, params, madds, paper=V2, notes=None, resolution=None):
-    p, m = V2_OFFICIAL[width]
-    return Figure(paper, table, network, "mobilenetv2", params, madds, width=width,
-                  resolution=resolution, official_params=p, official_madds=m,
-                  official=TV, notes=notes or {})
-
-
-def _rex(table, network, width, params, madds, notes=None):
-    p, m = REX_OFFICIAL.get(width, (None, None))
-    return Figure(REX, table, network, "rexnet", params, madds, width=width,
-                  official_params=p, official_madds=m, official=CLOVA if p else "",
-                  notes=notes or {})
-
-
-def _v3(table, network, size, width, params, madds, resolution=224, notes=None):
-    p, m = V3_OFFICIAL[size, width, resolution]
-    return Figure(V3, table, network, f"mobilenetv3_{size}", params, madds, width=width,
-                  resolution=None if resolution == 224 else resolution, official_params=p,
-                  official_madds=m, official=TF_V3 if width in (0.75, 1.0) else TF_V3_RULE,
-                  notes=notes or {})
-
-
-def _table9() -> tuple[Figure, ...]:
-    """MobileNetV3 Table 9: one spec per family at every multiplier and resolution."""
-    large_narrow = {"params": "unexplained: the printed 0.35 and 0.5 figures are 0.4 M apart; "
-                              "the official multiplier rule, which reproduces every Large "
-                              "MAdds figure of Table 9 within 1.5%, puts them 0.56 M apart"}
-    out = []
-    for width, params, madds in ((1.25, "7.5M", "356M"), (1.0, "5.4M", "217M"),
-                                 (0.75, "4.0M", "155M"), (0.5, "2.6M", "69M"),
-                                 (0.35, "2.2M", "40M")):
-        out.append(_v3("Table 9", f"large 224/{width}", "large", width, params, madds,
-                       notes=large_narrow if width < 0.75 else None))
-    for res, madds in ((256, "282M"), (192, "160M"), (160, "112M"), (128, "73M"),
-                       (96, "43M")):
-        out.append(_v3("Table 9", f"large {res}/1.0", "large", 1.0, "5.4M", madds, res))
-    for width, params, madds in ((1.25, "3.6M", "91M"), (1.0, "2.9M", "66M"),
-                                 (0.75, "2.4M", "44M"), (0.5, "1.9M", "23M"),
-                                 (0.35, "1.7M", "13M")):
-        notes = {"params": SMALL_HEAD, "madds": {1.0: SMALL_66, 0.5: SMALL_050}.get(width)}
-        out.append(_v3("Table 9", f"small 224/{width}", "small", width, params, madds,
-                       notes=notes))
-        out.append(Figure(V3, "Table 9", f"small 224/{width}, 1280-wide last 1x1 "
-                          "(hypothesis)", SMALL_1280, params, madds, width=width, notes={
-                              "params": ROUNDED if width == 0.35 else None,
-                              "madds": {1.0: SMALL_66, 0.5: SMALL_050}.get(width)}))
-    for res, madds in ((256, "74M"), (192, "42M"), (160, "30M"), (128, "20M"), (96, "12M")):
-        out.append(_v3("Table 9", f"small {res}/1.0", "small", 1.0, "2.9M", madds, res,
-                       notes={"params": SMALL_HEAD_ANY}))
-    return tuple(out)
-
-
-def _alpha(alpha: float) -> str:
-    return f"extends: mobilenext.yaml\ndefaults: {{alpha: {alpha}}}\n"
-
-
-FIGURES: tuple[Figure, ...] = (
-    # MobileNetV2, Table 4
-    Figure(V2, "Table 4", "MobileNetV1", "mobilenetv1", "4.2M", "575M"),
-    _v2("Table 4", "MobileNetV2", 1.0, "3.4M", "300M", notes={
-        "params": "the official implementations have 3.50 M (ReXNet and MobileNeXt print "
-                  "3.5M); 3.4M rounds down"}),
-    _v2("Table 4", "MobileNetV2 (1.4)", 1.4, "6.9M", "585M", notes={
-        "params": "not reproducible from Table 2 at 1.4x: the official 1.4 model has "
-                  "6.11 M"}),
-    # MobileNetV3, Table 3
-    Figure(V3, "Table 3", "V3-Large 1.0", "mobilenetv3_large", "5.4M", "219M",
-           official_params=5_483_032, official_madds=216.59e6, official=TV),
-    Figure(V3, "Table 3", "V3-Large 0.75", "mobilenetv3_large_075", "4M", "155M",
-           official_params=V3_OFFICIAL["large", 0.75, 224][0],
-           official_madds=V3_OFFICIAL["large", 0.75, 224][1], official=TF_V3),
-    Figure(V3, "Table 3", "V2 1.0", "mobilenetv2", "3.4M", "300M", width=1.0,
-           official_params=3_504_872, official_madds=300.77e6, official=TV,
-           notes={"params": "the official implementations have 3.50 M; 3.4M rounds down"}),
-    Figure(V3, "Table 3", "V3-Small 1.0", "mobilenetv3_small", "2.9M", "66M",
-           official_params=2_542_856, official_madds=56.51e6, official=TV,
-           notes={"params": SMALL_HEAD, "madds": SMALL_66}),
-    Figure(V3, "Table 3", "V3-Small 1.0, 1280-wide last 1x1 (hypothesis)", SMALL_1280,
-           "2.9M", "66M", notes={"madds": SMALL_66}),
-    Figure(V3, "Table 3", "V3-Small 0.75", "mobilenetv3_small_075", "2.4M", "44M",
-           official_params=V3_OFFICIAL["small", 0.75, 224][0],
-           official_madds=V3_OFFICIAL["small", 0.75, 224][1], official=TF_V3,
-           notes={"params": SMALL_HEAD}),
-    Figure(V3, "Table 3", "V3-Small 0.75, 1280-wide last 1x1 (hypothesis)", SMALL_1280,
-           "2.4M", "44M", width=0.75),
-    Figure(V3, "Table 3", "V2 0.35", "mobilenetv2", "1.6M", "59.2M", width=0.35,
-           official_params=1_677_128, official_madds=59.29e6, official=TV, notes={
-               "params": "the official 0.35 model has 1.68 M (MobileNeXt Table 3 prints "
-                         "1.7M)"}),
-    # MobileNetV3, Table 9 (multipliers and resolutions)
-    *_table9(),
-    # ReXNet, Table 2 (a) and (b)
-    Figure(REX, "Table 2(a)", "MobileNetV1", "mobilenetv1", "4.2M", "0.575B"),
-    _v2("Table 2(a)", "MobileNetV2", 1.0, "3.5M", "0.300B", paper=REX),
-    Figure(REX, "Table 2(a)", "MobileNetV3-Large", "mobilenetv3_large", "5.4M", "0.217B",
-           official_params=5_483_032, official_madds=216.59e6, official=TV),
-    _rex("Table 2(a)", "ReXNet-1.0x", 1.0, "4.8M", "0.398B"),
-    Figure(REX, "Table 2(b)", "ReXNet-plain", "rexnet_plain", "3.41M", "0.564B"),
-    _rex("Table 2(b)", "ReXNet-0.9x", 0.9, "4.1M", "0.347B"),
-    _rex("Table 2(b)", "ReXNet-1.0x", 1.0, "4.8M", "0.398B"),
-    _rex("Table 2(b)", "ReXNet-1.1x", 1.1, "5.6M", "0.480B"),
-    _rex("Table 2(b)", "ReXNet-1.2x", 1.2, "6.6M", "0.567B"),
-    _rex("Table 2(b)", "ReXNet-1.3x", 1.3, "7.6M", "0.662B"),
-    _rex("Table 2(b)", "ReXNet-1.4x", 1.4, "8.6M", "0.762B"),
-    _rex("Table 2(b)", "ReXNet-1.5x", 1.5, "9.7M", "0.875B"),
-    _rex("Table 2(b)", "ReXNet-2.0x", 2.0, "16M", "1.53B", notes={
-        "params": ROUNDED + " (Table 12: 16.4M)"}),
-    _rex("Table 2(b)", "ReXNet-2.2x", 2.2, "19M", "1.84B", notes={
-        "params": ROUNDED + " (Table 12: 19.4M)"}),
-    # ReXNet, Table 11 (the nonlinearity changes neither count) and Table 12
-    _rex("Table 11", "ReXNet-1.0x (any of the five nonlinearities)", 1.0, "4.80M",
-         "0.398B"),
-    _rex("Table 12", "ReXNet-2.0x", 2.0, "16.4M", "1.5B"),
-    _rex("Table 12", "ReXNet-2.2x", 2.2, "19.4M", "1.8B", notes={
-        "madds": ROUNDED + " (Table 2: 1.84B)"}),
-    # MobileNeXt, Table 3
-    _v2("Table 3", "MBV2-1.40", 1.4, "6.9M", "690M", paper=MNX, notes={
-        "params": "as MobileNetV2 Table 4; the official 1.4 model has 6.11 M",
-        "madds": "MobileNetV2 Table 4 prints 585M; the official 1.4 model costs 582 M"}),
-    _v2("Table 3", "MBV2-1.00", 1.0, "3.5M", "300M", paper=MNX),
-    _v2("Table 3", "MBV2-0.75", 0.75, "2.6M", "150M", paper=MNX, notes={
-        "madds": "150 M is the 0.75 model at 192x192 (next row); at 224 it costs 209 M"}),
-    Figure(MNX, "Table 3", "MBV2-0.75 at 192x192 (hypothesis)", "mobilenetv2", "2.6M",
-           "150M", width=0.75, resolution=192, notes={"madds": ROUNDED}),
-    _v2("Table 3", "MBV2-0.50", 0.5, "2.0M", "97M", paper=MNX),
-    _v2("Table 3", "MBV2-0.35", 0.35, "1.7M", "59M", paper=MNX),
-    Figure(MNX, "Table 3", "MNeXt-1.40", "mobilenext", "6.1M", "590M", width=1.4),
-    Figure(MNX, "Table 3", "MNeXt-1.00", "mobilenext", "3.4M", "300M",
-           official_params=3_535_416, official=MNEXT_LOG,
-           notes={"params": MNEXT_960, "madds": MNEXT_960}),
-    Figure(MNX, "Table 3", "MNeXt-0.75", "mobilenext", "2.5M", "210M", width=0.75, notes={
-        "params": "unexplained: the released code at 0.75 has 2.77 M (its last stage stays "
-                  "1280 wide; scaling it gives 2.29 M)"}),
-    Figure(MNX, "Table 3", "MNeXt-0.50", "mobilenext", "2.1M", "110M", width=0.5, notes={
-        "params": "the released code at 0.5 has 2.15 M (2.1M truncates)",
-        "madds": "the released code at 0.5 costs 103 M; unexplained"}),
-    Figure(MNX, "Table 3", "MNeXt-0.35", "mobilenext", "1.8M", "80M", width=0.35, notes={
-        "params": "the released code at 0.35 has 1.91 M (a 1280-wide last stage); "
-                  "unexplained",
-        "madds": "the released code at 0.35 costs 75 M; unexplained"}),
-    # MobileNeXt, Table 5
-    Figure(MNX, "Table 5", "MobileNetV2, 2 dwise convs (middle)", "mobilenetv2_2dwise",
-           "3.6M", "340M"),
-    Figure(MNX, "Table 5", "MobileNeXt, 2 dwise convs (top, bottom)", "mobilenext",
-           "3.5M", "300M", official_params=3_535_416, official=MNEXT_LOG,
-           notes={"madds": MNEXT_960 + "; 300 M is rounded"}),
-    # MobileNeXt, Table 7 (identity tensor multiplier; parameters only)
-    *(Figure(MNX, "Table 7", f"MobileNeXt, tensor multiplier {label}", spec, "3.4M",
-             official_params=3_535_416 if label == "1.0" else None,
-             official=MNEXT_LOG if label == "1.0" else "",
-             notes={"params": "the multiplier adds no parameters; " + MNEXT_960})
-      for label, spec in (("1.0", "mobilenext"), ("1/2", _alpha(0.5)),
-                          ("1/3", _alpha(0.3333)), ("1/6", _alpha(0.1667)))),
-    # MobileNeXt, Table 10 (block variants)
-    _v2("Table 10", "MobileNetV2", 1.0, "3.5M", "300M", paper=MNX),
-    Figure(MNX, "Table 10", "Fig. 4(a), 1 dwise", "mobilenext_variant_a", "3.4M", "240M"),
-    Figure(MNX, "Table 10", "Fig. 4(b), 2 dwise", "mobilenext_variant_b", "3.4M", "250M",
-           notes={"madds": "Fig. 4 is an image; the second depthwise's placement and the "
-                           "per-position shapes of the ablation are unstated"}),
-    Figure(MNX, "Table 10", "Fig. 4(c), 2 dwise", "mobilenext_variant_c", "3.5M", "300M",
-           notes={"madds": "Fig. 4 does not place the stride: in the first depthwise 270 M, "
-                           "in the last 360 M"}),
-    Figure(MNX, "Table 10", "Fig. 4(d), sandglass", "mobilenext", "3.5M", "300M",
-           official_params=3_535_416, official=MNEXT_LOG,
-           notes={"madds": MNEXT_960 + "; 300 M is rounded"}),
-    # The replication note (CIFAR-10, 32x32, 10 classes)
-    Figure(REP, "text, Tab 3", "(a) MobileNetV2 baseline", "mobilenetv2_cifar", "2.3M"),
-    Figure(REP, "text, Tab 3", "(b) replication instead of the 1x1 expansion",
-           "mobilenetv2_replication_b", "1.6M", notes={
-               "params": "the note's table is an image; a BN plus a separate affine layer "
-                         "after the replication (4 parameters per channel) would give 1.56 M"}),
-    Figure(REP, "text, Tab 3", "(c) (b) without the last BN (printed: 0.1M fewer than (b))",
-           "mobilenetv2_replication_c", "1.5M", notes={
-               "params": "dropping every block's last BN saves only 3 K parameters; the "
-                         "note's 0.1 M saving is not reproduced"}),
-)
 
 
 # ---- computing ------------------------------------------------------------------------
@@ -376,7 +127,7 @@ def _official_sources() -> list[str]:
 def _table8() -> list[str]:
     from .compiler import schedule_channels
 
-    printed = [16, 27, 38, 50, 61, 72, 84, 95, 106, 117, 128, 140, 151, 162, 174, 185]
+    printed = TABLE8_REXNET
     computed = schedule_channels(load("rexnet"))
     verdict = "identical" if computed == printed else "DIFFERENT"
     return ["## ReXNet Table 8: the channel schedule", "",
@@ -385,17 +136,6 @@ def _table8() -> list[str]:
             f"| ours (`rexnet`, `schedule: linear`) | {', '.join(map(str, computed))} |",
             "", f"The two are {verdict}. (Appendix C.1's text has 17 for the first width, "
             "a typo: Table 8 and the code have 16.)", ""]
-
-
-# MobileNetV2 Table 3, the MobileNetV1 column: size -> (channels, Kb) as printed (16-bit
-# activations; the paper's K is 1000 bytes), max 1600K.
-TABLE3_MOBILENETV1 = {112: (64, 1600), 56: (128, 800), 28: (256, 400), 14: (512, 200),
-                      7: (1024, 199), 1: (1024, 2)}
-TABLE3_MOBILENETV1_MAX = 1600
-TABLE3_MOBILENETV1_NOTES = {
-    7: "unexplained: every other row is one fp16 tensor; 199 K is two 1024x7x7 fp16 "
-       "tensors (the last depthwise layer's input and output together) or one in fp32",
-    1: "the printed figure is rounded to one significant digit"}
 
 
 def _table3_v1() -> list[str]:
@@ -517,20 +257,28 @@ def write(path: str | Path = DOC) -> Path:
     return path
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    check = "--check" in args
-    args = [a for a in args if a != "--check"]
-    path = Path(args[0]) if args else DOC
+def run(path: str | Path | None = None, check: bool = False) -> int:
+    """``archspec reproduce [--check]``: rewrite the report at ``path`` (default
+    docs/reproduction.md), or with ``check`` say whether it is current. The exit code:
+    1 when checking finds it stale, else 0."""
+    path = Path(path or DOC)
     if check:
         current = path.read_text(encoding="utf-8") if path.exists() else ""
         if current != render():
-            print(f"{path} is stale; run `python -m archspec.reproduce`", file=sys.stderr)
+            print(f"{path} is stale: run `archspec reproduce`", file=sys.stderr)
             return 1
         print(f"{path} is up to date")
         return 0
-    print(f"wrote {write(path)}")
+    write(path)
+    print(f"wrote {path}", file=sys.stderr)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m archspec.reproduce [PATH] [--check]``: the same as :func:`run`."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    paths = [a for a in args if a != "--check"]
+    return run(paths[0] if paths else None, check="--check" in args)
 
 
 if __name__ == "__main__":
