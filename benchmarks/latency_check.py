@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from archspec.analysis.sweep import random_variants, vary  # noqa: E402
-from archspec.latency.calibrate import random_network  # noqa: E402
+from archspec.latency.networks import random_network  # noqa: E402
 from archspec.latency import check as chk  # noqa: E402
 from archspec.latency.profile import current_warnings, load as load_profile  # noqa: E402
 from archspec.spec import load  # noqa: E402
@@ -64,7 +64,7 @@ def probe(sessions: int = 4, runs: int = 10) -> float:
     reference model (MobileNetV2 at 160 px) over fresh sessions."""
     import statistics
 
-    from archspec.latency.calibrate import _time, _wall_step
+    from archspec.latency.timing import time_runs as _time, wall_step as _wall_step
 
     g = load("mobilenetv2").with_(resolution=160).compile()
     meds = []

@@ -16,6 +16,7 @@ import time
 from dataclasses import asdict, dataclass
 
 from .kernels import kernels as fuse
+from .timing import time_runs
 
 
 @dataclass
@@ -71,17 +72,9 @@ def measure(graphs: list, threads: int, *, rounds: int = 5, repeats: int = 6,
     for _ in range(rounds):
         for i, g in enumerate(graphs):
             step = make_step(g)   # a fresh session each round: sessions differ by ~10%
-            warm = []
-            for _ in range(warmup):
-                t = clock()
-                step()
-                warm.append((clock() - t) * 1000.0)
+            warm = time_runs(step, warmup, clock=clock, unit=1000.0)
             n = runs_per_round(warm, repeats, min_round_ms)
-            run = []
-            for _ in range(n):
-                t = clock()
-                step()
-                run.append((clock() - t) * 1000.0)
+            run = time_runs(step, n, clock=clock, unit=1000.0)
             times[i].extend(run)
             medians[i].append(statistics.median(run))
             progress(1)

@@ -1,0 +1,81 @@
+"""Fitting: the latency model fitted to calibration measurements (:func:`build`), in a
+recorded environment (:func:`fit_environment`: the libraries, BLAS kernels, Python and
+CPU that decide a fit's bits) with the BLAS held to one thread."""
+from __future__ import annotations
+
+import datetime as _dt
+
+from .probes import L2_DEFAULT
+from .raw import digest
+
+FIT_LIBRARIES = ("archspec", "scikit-learn", "numpy", "scipy")
+
+
+def _blas() -> list[str]:
+    """The BLAS libraries loaded (numpy's, scipy's), with the kernel set each picked for
+    this CPU: e.g. OpenBLAS's SkylakeX (AVX-512) and Haswell (AVX2) kernels round
+    differently, and the trees then split differently."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return ["unknown (no threadpoolctl)"]
+    return sorted({f"{i['internal_api']} {i.get('version')} {i.get('architecture')}"
+                   for i in threadpool_info() if i.get("user_api") == "blas"})
+
+
+def fit_environment() -> dict:
+    """What decides a fit's bits, besides the measurements: the fitting libraries'
+    versions (scikit-learn's trees; numpy's least squares; scipy under scikit-learn), the
+    BLAS kernels they run (:func:`_blas`), the Python and the CPU. Equal environments
+    refit a raw file to the same profile, bit for bit."""
+    import platform
+
+    import numpy  # noqa: F401  (loads its BLAS, so that _blas sees it)
+
+    from ..bench import machine, versions
+
+    return {**versions(FIT_LIBRARIES), "python": platform.python_version(),
+            "cpu": machine()["cpu"], "blas": _blas()}
+
+
+def _one_blas_thread():
+    """BLAS limited to one thread while fitting (a thread count must not change bits)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        import contextlib
+
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def build(raw: dict, n_trees: int = 200, tree_seed: int = 0):
+    """The :class:`~archspec.latency.profile.Profile` fitted to
+    :func:`~archspec.latency.calibrate.calibrate`'s samples (or
+    :func:`~archspec.latency.raw.load_raw`'s). It records the setup the measurements
+    were taken on (from the raw data; empty when an older file lacks it -- a refit
+    elsewhere must not claim its own), the environment of the fit
+    (:func:`fit_environment`) and its link to the measurements (seeds, counts,
+    :func:`~archspec.latency.raw.digest`)."""
+    from .model import HINGES_L2, fit
+    from .profile import Profile
+
+    with _one_blas_thread():
+        model = fit(raw["samples"], raw["overhead"], raw.get("walls"),
+                    hinges=tuple(h * raw.get("l2_bytes", L2_DEFAULT) // 4 for h in HINGES_L2),
+                    n_trees=n_trees, tree_seed=tree_seed)
+    settings = {"threads": raw["threads"], "batch": 1, "nchwc_block": raw["nchwc_block"],
+                "l2_bytes": raw.get("l2_bytes", L2_DEFAULT),
+                "graph_optimization": "all", "execution_mode": "sequential",
+                "inter_op_threads": 1, "dtype": "fp32"}
+    calib = {k: raw.get(k, 0) for k in ("networks", "variants", "repeats", "rounds", "warmup",
+                                        "seed", "seconds", "round_spread_median",
+                                        "round_spread_p90", "profiler_us_per_node",
+                                        "min_round_ms", "measured")}
+    calib["kernel_samples"] = len(raw["samples"])
+    calib["raw_sha256"] = digest(raw)
+    created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return Profile("onnxruntime", settings, raw.get("machine") or {},
+                   raw.get("versions") or {}, model, calib, created, fit_environment())
+
+

@@ -1,0 +1,74 @@
+"""Timing on onnxruntime: a session of an IR graph with ``archspec bench``'s options
+(profiled or not), a timed step as ``archspec bench`` runs it, wall-clock timing of
+repeated runs, the profiler's trace, and the nodes onnxruntime runs after optimising."""
+from __future__ import annotations
+
+import time
+
+
+def session(graph, threads: int, *, profile: bool, seed: int = 0):
+    """An onnxruntime session for ``graph`` with ``archspec bench``'s options, and a feed."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from ..backends import get_backend
+    from ..bench import ort_session_options
+
+    model = get_backend("onnx").build(graph, seed=seed, check=False)
+    opts = ort_session_options(threads, profile=profile)
+    sess = ort.InferenceSession(model.serialize(), opts, providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(seed).standard_normal((1, *graph["input"].shape))
+    return sess, {sess.get_inputs()[0].name: x.astype(np.float32)}
+
+
+def wall_step(graph, threads: int):
+    """One unprofiled run of ``graph`` as ``archspec bench`` times it (a fresh session)."""
+    from ..bench import Settings, make_step
+
+    return make_step(graph, Settings("onnxruntime", threads, 1, (), False, 1, 0, 0))
+
+
+def time_runs(step, n: int, *, clock=time.perf_counter, unit: float = 1e6) -> list[float]:
+    """The times of ``n`` calls of ``step``, in 1/``unit`` seconds (default us)."""
+    out = []
+    for _ in range(n):
+        t = clock()
+        step()
+        out.append((clock() - t) * unit)
+    return out
+
+
+def profile_events(sess, feed, n: int) -> list[dict]:
+    """Run a profiling session ``n`` times; its trace (the trace file removed)."""
+    import json
+    import os
+
+    for _ in range(n):
+        sess.run(None, feed)
+    path = sess.end_profiling()
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    finally:
+        os.unlink(path)
+
+
+def optimized_nodes(graph, threads: int = 1) -> list[tuple[str, str, str]]:
+    """(domain, op type, name) of every node onnxruntime runs for ``graph`` after its
+    optimisations: what the fusion rules are checked against (tests)."""
+    import os
+    import tempfile
+
+    import onnx
+    import onnxruntime as ort
+
+    from ..backends import get_backend
+    from ..bench import ort_session_options
+
+    model = get_backend("onnx").build(graph, seed=0, check=False)
+    opts = ort_session_options(threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        opts.optimized_model_filepath = os.path.join(tmp, "opt.onnx")
+        ort.InferenceSession(model.serialize(), opts, providers=["CPUExecutionProvider"])
+        proto = onnx.load(opts.optimized_model_filepath)
+    return [(n.domain, n.op_type, n.name) for n in proto.graph.node]
