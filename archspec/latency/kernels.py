@@ -25,12 +25,19 @@ inputs whose layout differs from what the kernel reads).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..analysis.cost import op_cost
 from ..errors import CompileError
+from ..ir.dispatch import OpTable
+from ..ir.ops import ACTIVATIONS
+from ..ir.passes import bn_folding, graph_pass
 from ..ir.tensors import numel
 
-CONV_ACTS = ("relu", "relu6", "hswish", "hsigmoid", "sigmoid")
+# activations a conv kernel applies in place: all but swish, which onnxruntime's optimiser
+# rewrites to QuickGelu, a kernel of its own
+CONV_ACTS = frozenset(ACTIVATIONS) - {"swish"}
 SE_INNER = ("conv2d", "batchnorm", "activation")
 NCHWC = "nchwc"
 PLAIN = "nchw"
@@ -91,10 +98,14 @@ def conv_type(op, nchwc: bool) -> str:
 
 
 class _Fuser:
+    """The state of one fusion: the graph, its folded batch norms, and which kernel owns
+    each IR node so far."""
+
     def __init__(self, graph, block: int):
         self.g = graph
         self.block = block
         self.outputs = set(graph.outputs.values()) | set(graph.taps.values())
+        self.folds = bn_folding(graph, self.outputs).convs   # conv -> its folded BN
         self.owner: dict[str, Kernel] = {}
         self.kernels: list[Kernel] = []
 
@@ -105,6 +116,11 @@ class _Fuser:
             return None
         node = self.g[cons[0]]
         return node if node.kind == kind else None
+
+    def sole_act(self, name: str):
+        """The single consumer of ``name`` if it is an activation a conv kernel applies."""
+        act = self.sole(name, "activation")
+        return act if act is not None and act.op.fn in CONV_ACTS else None
 
     def layout_of(self, name: str) -> str:
         k = self.owner.get(name)
@@ -117,80 +133,17 @@ class _Fuser:
         self.kernels.append(k)
         return k
 
-    # ---- rules --------------------------------------------------------------------------
-    def conv(self, node) -> Kernel:
-        op, g = node.op, self.g
-        nodes, tail = [node.name], node.name
-        bn = self.sole(tail, "batchnorm")
-        if bn is not None:
-            nodes.append(bn.name)
-            tail = bn.name
-        act = self.sole(tail, "activation")
-        if act is not None and act.op.fn in CONV_ACTS:
-            nodes.append(act.name)
-            tail = act.name
-        extra_in = 0
-        add = self.sole(tail, "add") if act is None else None
-        if add is not None and not add.op.partial:
-            other = [i for i in add.inputs if i != tail]
-            if other and other[0] in self.owner:  # the residual is computed already
-                nodes.append(add.name)
-                tail = add.name
-                extra_in = numel(g[other[0]].shape)
-                act2 = self.sole(tail, "activation")
-                if act2 is not None and act2.op.fn in CONV_ACTS:
-                    nodes.append(act2.name)
-                    tail = act2.name
-        src = node.inputs[0]
-        nchwc = nchwc_ok(op, self.block, self.layout_of(src) == NCHWC)
-        k = self.new(node, conv_type(op, nchwc), nodes)
-        in_elems = numel(g[src].shape)
-        out = g[tail].shape
-        k.macs = numel(out) * (op.in_channels // op.groups) * op.kernel ** 2
-        k.params = op.out_channels * (op.in_channels // op.groups) * op.kernel ** 2
-        k.in_elems = in_elems + extra_in
-        k.out_elems = numel(out)
-        wants = NCHWC if nchwc and op.in_channels >= self.block else PLAIN
-        k.reorder_elems = in_elems if self.layout_of(src) != wants else 0
-        k.layout = NCHWC if nchwc else PLAIN
-        k.cin, k.cout, k.hw = op.in_channels, out[0], numel(out[1:])
-        return k
-
-    def se_nodes(self, pool) -> list[str] | None:
-        """pool -> (conv | bn | act)* -> mul(x, gate) with x the pool's input."""
-        x = pool.inputs[0]
-        chain, tail = [pool.name], pool.name
-        while True:
-            cons = self.g.consumers(tail)
-            if len(cons) != 1 or tail in self.outputs:
-                return None
-            nxt = self.g[cons[0]]
-            if nxt.kind == "mul":
-                return chain + [nxt.name] if nxt.inputs == (x, tail) else None
-            if nxt.kind not in SE_INNER:
-                return None
-            chain.append(nxt.name)
-            tail = nxt.name
-
-    def se(self, pool, nodes) -> Kernel:
-        g = self.g
-        k = self.new(pool, "se", nodes)
-        x = pool.inputs[0]
-        c, h, w = g[x].shape
-        for n in nodes:
-            op = g[n].op
-            if g[n].kind == "conv2d":
-                per = (op.in_channels // op.groups) * op.kernel ** 2
-                k.macs += op.out_channels * per
-                k.params += op.out_channels * per
-        k.in_elems = 2 * c * h * w          # read by the pool and by the mul
-        k.out_elems = c * h * w
-        k.reorder_elems = c * h * w if self.layout_of(x) == NCHWC else 0
-        k.layout = PLAIN
-        k.cin, k.cout, k.hw = c, c, h * w
-        return k
+    def work(self, name: str) -> tuple[int, int]:
+        """(MACs, weights read) of a conv or linear node, from the cost pass: each weight
+        is used once per output pixel."""
+        node = self.g[name]
+        madds = op_cost(node, [self.g[i].shape for i in node.inputs]).madds
+        return madds, madds // numel(node.shape[1:])
 
     def simple(self, node, type_: str, nodes=None, same_layout=False) -> Kernel:
+        """A kernel of ``nodes`` (default: ``node`` alone) that reads ``node``'s inputs
+        in their layout: it keeps a blocked layout when ``same_layout`` and every input is
+        blocked, else it reorders the blocked ones."""
         g = self.g
         k = self.new(node, type_, nodes or [node.name])
         ins = [g[i].shape for i in node.inputs]
@@ -199,8 +152,7 @@ class _Fuser:
         k.out_elems = numel(tail.shape)
         k.cin, k.cout, k.hw = ins[0][0], tail.shape[0], numel(tail.shape[1:])
         if tail.kind == "linear":
-            k.macs = tail.op.in_features * tail.op.out_features
-            k.params = k.macs
+            k.macs, k.params = self.work(tail.name)
         layouts = {self.layout_of(i) for i in node.inputs}
         if same_layout and layouts == {NCHWC}:
             k.layout = NCHWC
@@ -209,66 +161,173 @@ class _Fuser:
                                   if self.layout_of(i) == NCHWC)
         return k
 
-    def batchnorm(self, node) -> Kernel:
-        """An unfolded BN: onnxruntime runs it as a blocked depthwise conv when its
-        channels allow, with a following conv-fusable activation applied in place."""
-        blocked = self.block > 1 and node.op.channels % self.block == 0
-        nodes = [node.name]
-        act = self.sole(node.name, "activation") if blocked else None
-        if act is not None and act.op.fn in CONV_ACTS:
-            nodes.append(act.name)
-        k = self.simple(node, "bn.c" if blocked else "bn.p", nodes)
-        if blocked:
-            k.reorder_elems = k.in_elems if self.layout_of(node.inputs[0]) != NCHWC else 0
-            k.layout = NCHWC
-        return k
-
     def run(self) -> list[Kernel]:
-        g = self.g
-        for node in g:
-            if node.name in self.owner or node.kind == "input":
+        for node in self.g:
+            if node.name in self.owner:
                 continue
-            kind = node.kind
-            if kind == "conv2d":
-                self.conv(node)
-            elif kind == "global_pool":
-                nodes = self.se_nodes(node)
-                if nodes is not None:
-                    self.se(node, nodes)
-                else:
-                    self.simple(node, "pool", same_layout=True)
-            elif kind in ("flatten", "dropout"):
-                nodes, tail = [node.name], node
-                while True:
-                    nxt = self.sole(tail.name, "flatten") or self.sole(tail.name, "dropout") \
-                        or self.sole(tail.name, "linear")
-                    if nxt is None:
-                        break
-                    nodes.append(nxt.name)
-                    tail = nxt
-                    if nxt.kind == "linear":
-                        break
-                self.simple(node, "linear" if tail.kind == "linear" else "reshape", nodes)
-            elif kind == "linear":
-                self.simple(node, "linear")
-            elif kind == "add":
-                self.simple(node, "add_partial" if node.op.partial and
-                            g[node.inputs[0]].shape != g[node.inputs[1]].shape else "add",
-                            same_layout=not node.op.partial)
-            elif kind == "activation":
-                self.simple(node, f"act.{node.op.fn}", same_layout=True)
-            elif kind == "batchnorm":
-                self.batchnorm(node)
-            elif kind == "mul":
-                self.simple(node, "mul")
-            elif kind in ("concat", "replicate", "slice"):
-                self.simple(node, kind)
-            else:
-                raise CompileError(f"latency fusion pass: no kernel rule for op kind "
-                                   f"{kind!r} (node {node.name})")
+            if node.kind not in RULES:
+                raise CompileError(f"no kernel rule for op kind {node.kind!r} "
+                                   f"(node {node.name})")
+            RULES[node.kind](self, node)
         return self.kernels
 
 
+# ---- rules: one per op kind, with the kernel families it makes -----------------------------
+RULES = OpTable("latency kernel fusion")
+FAMILIES: dict[str, tuple[str, ...]] = {}   # op kind -> families of the kernels it starts
+
+
+def rule(*kinds: str, families: tuple[str, ...]) -> Callable:
+    """Decorator: the fusion rule for op ``kinds``, starting kernels of ``families``
+    (``archspec.latency.model.family`` of their types)."""
+    def add(fn: Callable) -> Callable:
+        RULES.register(*kinds)(fn)
+        FAMILIES.update(dict.fromkeys(kinds, families))
+        return fn
+    return add
+
+
+@rule("input", families=())
+def _input(fz: _Fuser, node) -> None:
+    """The image is read by the first kernel: no kernel of its own."""
+
+
+@rule("conv2d", families=("conv.pw", "conv.dw", "conv.full", "conv.group"))
+def _conv(fz: _Fuser, node) -> None:
+    """conv + its folded BN + an in-place activation, or + a full residual add whose other
+    input is computed already (+ an activation after it)."""
+    op, g = node.op, fz.g
+    nodes = [node.name]
+    if node.name in fz.folds:
+        nodes.append(fz.folds[node.name])
+    act = fz.sole_act(nodes[-1])
+    if act is not None:
+        nodes.append(act.name)
+    extra_in = 0
+    add = fz.sole(nodes[-1], "add") if act is None else None
+    if add is not None and not add.op.partial:
+        other = [i for i in add.inputs if i != nodes[-1]]
+        if other and other[0] in fz.owner:
+            nodes.append(add.name)
+            extra_in = numel(g[other[0]].shape)
+            act2 = fz.sole_act(add.name)
+            if act2 is not None:
+                nodes.append(act2.name)
+    src = node.inputs[0]
+    nchwc = nchwc_ok(op, fz.block, fz.layout_of(src) == NCHWC)
+    k = fz.new(node, conv_type(op, nchwc), nodes)
+    in_elems = numel(g[src].shape)
+    out = g[nodes[-1]].shape
+    k.macs, k.params = fz.work(node.name)
+    k.in_elems = in_elems + extra_in
+    k.out_elems = numel(out)
+    wants = NCHWC if nchwc and op.in_channels >= fz.block else PLAIN
+    k.reorder_elems = in_elems if fz.layout_of(src) != wants else 0
+    k.layout = NCHWC if nchwc else PLAIN
+    k.cin, k.cout, k.hw = op.in_channels, out[0], numel(out[1:])
+
+
+def _se_nodes(fz: _Fuser, pool) -> list[str] | None:
+    """pool -> (conv | bn | act)* -> mul(x, gate) with x the pool's input."""
+    x = pool.inputs[0]
+    chain, tail = [pool.name], pool.name
+    while True:
+        cons = fz.g.consumers(tail)
+        if len(cons) != 1 or tail in fz.outputs:
+            return None
+        nxt = fz.g[cons[0]]
+        if nxt.kind == "mul":
+            return chain + [nxt.name] if nxt.inputs == (x, tail) else None
+        if nxt.kind not in SE_INNER:
+            return None
+        chain.append(nxt.name)
+        tail = nxt.name
+
+
+@rule("global_pool", families=("se", "pool"))
+def _pool(fz: _Fuser, node) -> None:
+    """Squeeze-excite as one kernel (its work is reading the map twice), else a pool."""
+    nodes = _se_nodes(fz, node)
+    if nodes is None:
+        fz.simple(node, "pool", same_layout=True)
+        return
+    k = fz.new(node, "se", nodes)
+    x = node.inputs[0]
+    c, h, w = fz.g[x].shape
+    for n in nodes:
+        if fz.g[n].kind == "conv2d":
+            macs, weights = fz.work(n)
+            k.macs += macs
+            k.params += weights
+    k.in_elems = 2 * c * h * w          # read by the pool and by the mul
+    k.out_elems = c * h * w
+    k.reorder_elems = c * h * w if fz.layout_of(x) == NCHWC else 0
+    k.layout = PLAIN
+    k.cin, k.cout, k.hw = c, c, h * w
+
+
+@rule("flatten", "dropout", families=("linear", "reshape"))
+def _reshape(fz: _Fuser, node) -> None:
+    """Flattens and dropouts run with the linear layer after them (Gemm)."""
+    nodes, tail = [node.name], node
+    while tail.kind != "linear":
+        nxt = (fz.sole(tail.name, "flatten") or fz.sole(tail.name, "dropout")
+               or fz.sole(tail.name, "linear"))
+        if nxt is None:
+            break
+        nodes.append(nxt.name)
+        tail = nxt
+    fz.simple(node, "linear" if tail.kind == "linear" else "reshape", nodes)
+
+
+@rule("linear", families=("linear",))
+def _linear(fz: _Fuser, node) -> None:
+    fz.simple(node, "linear")
+
+
+@rule("add", families=("add", "add_partial"))
+def _add(fz: _Fuser, node) -> None:
+    """A residual add no conv took in (a partial one is slice + add + concat)."""
+    a, b = (fz.g[i].shape for i in node.inputs)
+    partial = node.op.partial and a != b
+    fz.simple(node, "add_partial" if partial else "add", same_layout=not node.op.partial)
+
+
+@rule("activation", families=("act",))
+def _activation(fz: _Fuser, node) -> None:
+    fz.simple(node, f"act.{node.op.fn}", same_layout=True)
+
+
+@rule("batchnorm", families=("bn",))
+def _batchnorm(fz: _Fuser, node) -> None:
+    """An unfolded BN: onnxruntime runs it as a blocked depthwise conv when its channels
+    allow, with a following conv-fusable activation applied in place."""
+    blocked = fz.block > 1 and node.op.channels % fz.block == 0
+    nodes = [node.name]
+    act = fz.sole_act(node.name) if blocked else None
+    if act is not None:
+        nodes.append(act.name)
+    k = fz.simple(node, "bn.c" if blocked else "bn.p", nodes)
+    if blocked:
+        k.reorder_elems = k.in_elems if fz.layout_of(node.inputs[0]) != NCHWC else 0
+        k.layout = NCHWC
+
+
+@rule("mul", families=("mul",))
+def _mul(fz: _Fuser, node) -> None:
+    fz.simple(node, "mul")
+
+
+def _data_movement(fz: _Fuser, node) -> None:
+    """Concat, replicate and slice: a kernel named after the op."""
+    fz.simple(node, node.kind)
+
+
+for _kind in ("concat", "replicate", "slice"):
+    rule(_kind, families=(_kind,))(_data_movement)
+
+
+@graph_pass("kernel fusion")
 def kernels(graph, nchwc_block: int = 16) -> list[Kernel]:
     """The kernels onnxruntime runs for ``graph`` (in execution order), each with the IR
     nodes it covers and its figures. ``nchwc_block``: the NCHWc block size of the CPU
