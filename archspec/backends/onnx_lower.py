@@ -10,7 +10,12 @@ key (``output``, or the taps ``C4``/``C5``). Initialisers use the torch backend'
 
 For inference a batch norm whose input is a conv read by nothing else is folded into that
 conv (the conv gets a bias; the BN node disappears and the conv's output tensor takes the
-BN's name). Any other batch norm stays a ``BatchNormalization`` node.
+BN's name): the bn folding pass (``archspec.ir.passes.bn_folding``) says which. Any other
+batch norm stays a ``BatchNormalization`` node.
+
+Dispatch (``archspec.ir.dispatch.OpTable``): :data:`ONNX_LOWER` has one handler per IR op
+kind, :data:`ACTIVATION` one ONNX spelling per activation, :data:`INIT` one weight
+initialisation per op kind.
 """
 from __future__ import annotations
 
@@ -22,7 +27,9 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from ..errors import BackendError, did_you_mean
+from ..ir.dispatch import OpTable, UnknownOp
 from ..ir.graph import Graph
+from ..ir.passes import BnFolding, bn_folding
 from .common import live_nodes
 
 OPSET = 21          # onnx >= 1.15, onnxruntime >= 1.18
@@ -30,6 +37,7 @@ MIN_OPSET = 17      # HardSwish needs 14; LayerNorm-era opsets keep the Clip/Sli
 BN_EPS = 1e-5       # torch's BatchNorm default; the IR does not vary it
 INT64_MAX = 2 ** 63 - 1
 HSIGMOID = {"alpha": 1.0 / 6.0, "beta": 0.5}  # torch.nn.Hardsigmoid = relu6(x + 3) / 6
+BN_TENSORS = ("weight", "bias", "running_mean", "running_var")
 
 
 # ---- weights ------------------------------------------------------------------------------
@@ -39,25 +47,43 @@ def random_weights(graph: Graph, seed: int | None = None) -> dict[str, np.ndarra
     rng = np.random.default_rng(seed)
     w: dict[str, np.ndarray] = {}
     for node in graph:
-        op, n = node.op, node.name
-        if node.kind == "conv2d":
-            shape = (op.out_channels, op.in_channels // op.groups, op.kernel, op.kernel)
-            std = math.sqrt(2.0 / (op.out_channels * op.kernel * op.kernel))
-            w[f"{n}.weight"] = rng.normal(0.0, std, shape).astype(np.float32)
-            if op.bias:
-                w[f"{n}.bias"] = np.zeros(op.out_channels, np.float32)
-        elif node.kind == "batchnorm":
-            c = op.channels
-            w[f"{n}.weight"] = np.ones(c, np.float32)
-            w[f"{n}.bias"] = np.zeros(c, np.float32)
-            w[f"{n}.running_mean"] = np.zeros(c, np.float32)
-            w[f"{n}.running_var"] = np.ones(c, np.float32)
-        elif node.kind == "linear":
-            w[f"{n}.weight"] = rng.normal(0.0, 0.01, (op.out_features, op.in_features)
-                                          ).astype(np.float32)
-            if op.bias:
-                w[f"{n}.bias"] = np.zeros(op.out_features, np.float32)
+        for key, value in INIT[node.kind](node.op, rng).items():
+            w[f"{node.name}.{key}"] = value
     return w
+
+
+INIT = OpTable("onnx weight initialisation")   # op kind -> (op, rng) -> {suffix: array}
+
+
+@INIT.register("conv2d")
+def _init_conv(op, rng) -> dict:
+    shape = (op.out_channels, op.in_channels // op.groups, op.kernel, op.kernel)
+    std = math.sqrt(2.0 / (op.out_channels * op.kernel * op.kernel))
+    w = {"weight": rng.normal(0.0, std, shape).astype(np.float32)}
+    if op.bias:
+        w["bias"] = np.zeros(op.out_channels, np.float32)
+    return w
+
+
+@INIT.register("batchnorm")
+def _init_bn(op, rng) -> dict:
+    c = op.channels
+    return {"weight": np.ones(c, np.float32), "bias": np.zeros(c, np.float32),
+            "running_mean": np.zeros(c, np.float32), "running_var": np.ones(c, np.float32)}
+
+
+@INIT.register("linear")
+def _init_linear(op, rng) -> dict:
+    w = {"weight": rng.normal(0.0, 0.01, (op.out_features, op.in_features)).astype(np.float32)}
+    if op.bias:
+        w["bias"] = np.zeros(op.out_features, np.float32)
+    return w
+
+
+@INIT.register("input", "activation", "add", "mul", "global_pool", "flatten", "dropout",
+               "concat", "replicate", "slice")
+def _init_none(op, rng) -> dict:
+    return {}
 
 
 def expected_shapes(graph: Graph) -> dict[str, tuple]:
@@ -120,22 +146,10 @@ def _doc(node) -> str:
                                      "block_type": node.block_type}, separators=(",", ":"))
 
 
-
-
-
-
 def foldable(graph: Graph, outputs=()) -> dict[str, str]:
-    """BN name -> conv name for every batch norm that folds into the conv before it: the
-    conv feeds only that BN and is not itself an output."""
-    pairs = {}
-    for node in graph:
-        if node.kind != "batchnorm":
-            continue
-        (src,) = node.inputs
-        if (graph[src].kind == "conv2d" and graph.consumers(src) == [node.name]
-                and src not in outputs):
-            pairs[node.name] = src
-    return pairs
+    """BN name -> conv name for every batch norm that folds into the conv before it (the
+    bn folding pass, :func:`archspec.ir.passes.bn_folding`, keeping ``outputs``)."""
+    return dict(bn_folding(graph, outputs).into)
 
 
 def _fold(conv_w, conv_b, bn: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -145,101 +159,172 @@ def _fold(conv_w, conv_b, bn: dict) -> tuple[np.ndarray, np.ndarray]:
     return w.astype(np.float32), np.asarray(b, dtype=np.float32)
 
 
+class _Lowering:
+    """One lowering under way: the builder, the weights, the folded batch norms and the
+    ONNX tensor holding each IR node's value (outputs are named after their key)."""
+
+    def __init__(self, graph: Graph, weights: dict, outputs: dict[str, str],
+                 folds: BnFolding, dtype):
+        self.graph, self.weights, self.folds = graph, weights, folds
+        self.b = _Builder(dtype)
+        self.out_names: dict[str, str] = {}
+        for key, ir in outputs.items():
+            self.out_names.setdefault(ir, key)
+        self.tensor: dict[str, str] = {}
+
+    def name_of(self, ir: str) -> str:
+        return self.out_names.get(ir, ir)
+
+    def args(self, node) -> list[str]:
+        return [self.tensor[i] for i in node.inputs]
+
+    def emit(self, op_type: str, node, inputs=None, **attrs) -> str:
+        """One ONNX node computing IR ``node`` (from its inputs unless given)."""
+        ins = self.args(node) if inputs is None else inputs
+        return self.b.node(op_type, ins, self.name_of(node.name), node.name, _doc(node),
+                           **attrs)
+
+
 def lower(graph: Graph, weights: dict[str, np.ndarray], outputs: dict[str, str], *,
           fold_bn: bool = True, fp16: bool = False, opset: int = OPSET,
           producer_version: str = "") -> onnx.ModelProto:
     """The ONNX model computing ``outputs`` (key -> IR node) of ``graph`` with ``weights``."""
     if opset < MIN_OPSET:
         raise BackendError(f"onnx backend: opset {opset} is too old (need >= {MIN_OPSET})")
-    dtype = np.float16 if fp16 else np.float32
-    elem = TensorProto.FLOAT16 if fp16 else TensorProto.FLOAT
-    b = _Builder(dtype)
+    folds = bn_folding(graph, outputs.values()) if fold_bn else BnFolding({})
+    lw = _Lowering(graph, weights, outputs, folds, np.float16 if fp16 else np.float32)
     live = live_nodes(graph, outputs.values())
-    folds = foldable(graph, set(outputs.values())) if fold_bn else {}
-    folded_convs = set(folds.values())
-    out_names: dict[str, str] = {}
-    for key, ir in outputs.items():
-        out_names.setdefault(ir, key)
-    tensor: dict[str, str] = {}  # IR node -> the ONNX tensor holding its value
-
-    def name_of(ir: str) -> str:
-        return out_names.get(ir, ir)
-
-    (input_name,) = graph.inputs
     for node in graph:
         if node.name not in live:
             continue
-        n, op, doc = node.name, node.op, _doc(node)
-        kind = node.kind
-        args = [] if n in folds else [tensor[i] for i in node.inputs]
-        if kind == "input":
-            tensor[n] = name_of(n)
-        elif kind == "conv2d":
-            if n in folded_convs:
-                continue  # emitted with its batch norm
-            tensor[n] = _conv(b, node, args, name_of(n), n, weights.get(f"{n}.weight"),
-                              weights.get(f"{n}.bias"), doc)
-        elif kind == "batchnorm" and n in folds:
-            conv = graph[folds[n]]
-            bn = {k: weights[f"{n}.{k}"] for k in ("weight", "bias", "running_mean",
-                                                   "running_var")}
-            w, bias = _fold(weights[f"{conv.name}.weight"], weights.get(f"{conv.name}.bias"),
-                            bn)
-            tensor[conv.name] = tensor[n] = _conv(
-                b, conv, [tensor[i] for i in conv.inputs], name_of(n), conv.name, w, bias,
-                _doc(conv), force_bias=True)
-        elif kind == "batchnorm":
-            ins = [b.init(f"{n}.{k}", weights[f"{n}.{k}"])
-                   for k in ("weight", "bias", "running_mean", "running_var")]
-            tensor[n] = b.node("BatchNormalization", [args[0], *ins], name_of(n), n, doc,
-                               epsilon=BN_EPS)
-        elif kind == "activation":
-            tensor[n] = _activation(b, op.fn, args[0], name_of(n), n, doc)
-        elif kind == "add":
-            tensor[n] = _add(b, node, graph, args, name_of(n), doc)
-        elif kind == "mul":
-            tensor[n] = b.node("Mul", args, name_of(n), n, doc)
-        elif kind == "global_pool":
-            tensor[n] = b.node("GlobalAveragePool", args, name_of(n), n, doc)
-        elif kind == "flatten":
-            tensor[n] = b.node("Flatten", args, name_of(n), n, doc, axis=1)
-        elif kind == "linear":
-            ins = [args[0], b.init(f"{n}.weight", weights[f"{n}.weight"])]
-            if op.bias:
-                ins.append(b.init(f"{n}.bias", weights[f"{n}.bias"]))
-            tensor[n] = b.node("Gemm", ins, name_of(n), n, doc, transB=1)
-        elif kind == "dropout":
-            ratio = b.init(f"{n}.ratio", np.array(op.p, dtype))
-            tensor[n] = b.node("Dropout", [args[0], ratio], name_of(n), n, doc)
-        elif kind == "concat":
-            tensor[n] = b.node("Concat", args, name_of(n), n, doc, axis=1)
-        elif kind == "replicate":
-            tensor[n] = _replicate(b, node, graph, args[0], name_of(n), doc)
-        elif kind == "slice":
-            tensor[n] = _slice(b, args[0], op.start, op.stop, name_of(n), n, doc)
-        else:
-            raise BackendError(f"onnx backend: no lowering for op kind `{kind}` (node {n})")
-
+        try:
+            handler = ONNX_LOWER[node.kind]
+        except UnknownOp as e:
+            raise BackendError(f"{e} (node {node.name})") from None
+        value = handler(lw, node)
+        if value is not None:
+            lw.tensor[node.name] = value
     for key, ir in outputs.items():  # a second key naming the same node gets an Identity
-        if tensor[ir] != key:
-            b.node("Identity", [tensor[ir]], key, f"{key}.identity")
-
-    batch_shape = ["batch", *graph[input_name].shape]
-    inputs = [helper.make_tensor_value_info(name_of(input_name), elem, batch_shape)]
-    outs = [helper.make_tensor_value_info(key, elem, ["batch", *graph[ir].shape])
-            for key, ir in outputs.items()]
-    inits = [numpy_helper.from_array(v, k) for k, v in b.inits.items()]
-    g = helper.make_graph(b.nodes, graph.name, inputs, outs, initializer=inits)
-    opsets = [helper.make_opsetid("", opset)]
-    model = helper.make_model(g, opset_imports=opsets, producer_name="archspec",
-                              producer_version=producer_version,
-                              ir_version=helper.find_min_ir_version_for(opsets))
+        if lw.tensor[ir] != key:
+            lw.b.node("Identity", [lw.tensor[ir]], key, f"{key}.identity")
+    model = _model(lw, outputs, TensorProto.FLOAT16 if fp16 else TensorProto.FLOAT, opset,
+                   producer_version)
     meta = {"archspec.graph": graph.name, "archspec.fold_bn": str(bool(fold_bn)).lower(),
             "archspec.dtype": "fp16" if fp16 else "fp32",
             **{f"archspec.{k}": str(graph.meta.get(k)) for k in
                ("spec", "resolution", "width", "classes")}}
     helper.set_model_props(model, meta)
     return model
+
+
+def _model(lw: _Lowering, outputs: dict[str, str], elem: int, opset: int,
+           producer_version: str) -> onnx.ModelProto:
+    """The model around the lowered nodes: the image input, the outputs, the initialisers."""
+    graph = lw.graph
+    (input_name,) = graph.inputs
+    batch_shape = ["batch", *graph[input_name].shape]
+    inputs = [helper.make_tensor_value_info(lw.name_of(input_name), elem, batch_shape)]
+    outs = [helper.make_tensor_value_info(key, elem, ["batch", *graph[ir].shape])
+            for key, ir in outputs.items()]
+    inits = [numpy_helper.from_array(v, k) for k, v in lw.b.inits.items()]
+    g = helper.make_graph(lw.b.nodes, graph.name, inputs, outs, initializer=inits)
+    opsets = [helper.make_opsetid("", opset)]
+    return helper.make_model(g, opset_imports=opsets, producer_name="archspec",
+                             producer_version=producer_version,
+                             ir_version=helper.find_min_ir_version_for(opsets))
+
+
+# ---- one handler per IR op kind: (lowering, node) -> the ONNX tensor of its value --------
+ONNX_LOWER = OpTable("onnx lowering")
+
+
+@ONNX_LOWER.register("input")
+def _lower_input(lw: _Lowering, node) -> str:
+    return lw.name_of(node.name)
+
+
+@ONNX_LOWER.register("conv2d")
+def _lower_conv(lw: _Lowering, node) -> str | None:
+    n = node.name
+    if n in lw.folds.convs:
+        return None  # emitted with its batch norm
+    return _conv(lw.b, node, lw.args(node), lw.name_of(n), n, lw.weights.get(f"{n}.weight"),
+                 lw.weights.get(f"{n}.bias"), _doc(node))
+
+
+@ONNX_LOWER.register("batchnorm")
+def _lower_bn(lw: _Lowering, node) -> str:
+    """A folded batch norm emits its conv with the folded weights; the conv's output
+    tensor takes the batch norm's name. Any other is a BatchNormalization node."""
+    n, w = node.name, lw.weights
+    if n not in lw.folds.into:
+        ins = [lw.b.init(f"{n}.{k}", w[f"{n}.{k}"]) for k in BN_TENSORS]
+        return lw.emit("BatchNormalization", node, [*lw.args(node), *ins], epsilon=BN_EPS)
+    conv = lw.graph[lw.folds.into[n]]
+    weight, bias = _fold(w[f"{conv.name}.weight"], w.get(f"{conv.name}.bias"),
+                         {k: w[f"{n}.{k}"] for k in BN_TENSORS})
+    lw.tensor[conv.name] = _conv(lw.b, conv, lw.args(conv), lw.name_of(n), conv.name,
+                                 weight, bias, _doc(conv), force_bias=True)
+    return lw.tensor[conv.name]
+
+
+@ONNX_LOWER.register("activation")
+def _lower_activation(lw: _Lowering, node) -> str:
+    n = node.name
+    return ACTIVATION[node.op.fn](lw.b, lw.args(node)[0], lw.name_of(n), n, _doc(node))
+
+
+@ONNX_LOWER.register("add")
+def _lower_add(lw: _Lowering, node) -> str:
+    return _add(lw.b, node, lw.graph, lw.args(node), lw.name_of(node.name), _doc(node))
+
+
+@ONNX_LOWER.register("mul")
+def _lower_mul(lw: _Lowering, node) -> str:
+    return lw.emit("Mul", node)
+
+
+@ONNX_LOWER.register("global_pool")
+def _lower_pool(lw: _Lowering, node) -> str:
+    return lw.emit("GlobalAveragePool", node)
+
+
+@ONNX_LOWER.register("flatten")
+def _lower_flatten(lw: _Lowering, node) -> str:
+    return lw.emit("Flatten", node, axis=1)
+
+
+@ONNX_LOWER.register("concat")
+def _lower_concat(lw: _Lowering, node) -> str:
+    return lw.emit("Concat", node, axis=1)
+
+
+@ONNX_LOWER.register("linear")
+def _lower_linear(lw: _Lowering, node) -> str:
+    n = node.name
+    ins = [*lw.args(node), lw.b.init(f"{n}.weight", lw.weights[f"{n}.weight"])]
+    if node.op.bias:
+        ins.append(lw.b.init(f"{n}.bias", lw.weights[f"{n}.bias"]))
+    return lw.emit("Gemm", node, ins, transB=1)
+
+
+@ONNX_LOWER.register("dropout")
+def _lower_dropout(lw: _Lowering, node) -> str:
+    ratio = lw.b.init(f"{node.name}.ratio", np.array(node.op.p, lw.b.dtype))
+    return lw.emit("Dropout", node, [*lw.args(node), ratio])
+
+
+@ONNX_LOWER.register("replicate")
+def _lower_replicate(lw: _Lowering, node) -> str:
+    return _replicate(lw.b, node, lw.graph, lw.args(node)[0], lw.name_of(node.name),
+                      _doc(node))
+
+
+@ONNX_LOWER.register("slice")
+def _lower_slice(lw: _Lowering, node) -> str:
+    n = node.name
+    return _slice(lw.b, lw.args(node)[0], node.op.start, node.op.stop, lw.name_of(n), n,
+                  _doc(node))
 
 
 def _conv(b: _Builder, node, args, out, name, w, bias, doc, force_bias=False):
@@ -253,23 +338,34 @@ def _conv(b: _Builder, node, args, out, name, w, bias, doc, force_bias=False):
                   dilations=[op.dilation, op.dilation], group=op.groups)
 
 
-def _activation(b: _Builder, fn: str, x: str, out: str, name: str, doc: str) -> str:
-    if fn == "relu":
-        return b.node("Relu", [x], out, name, doc)
-    if fn == "relu6":
-        lo = b.init("const.zero", np.array(0.0, b.dtype))
-        hi = b.init("const.six", np.array(6.0, b.dtype))
-        return b.node("Clip", [x, lo, hi], out, name, doc)
-    if fn == "hswish":
-        return b.node("HardSwish", [x], out, name, doc)
-    if fn == "hsigmoid":
-        return b.node("HardSigmoid", [x], out, name, doc, **HSIGMOID)
-    if fn == "sigmoid":
-        return b.node("Sigmoid", [x], out, name, doc)
-    if fn == "swish":  # x * sigmoid(x): ONNX has no Swish before opset 24
-        gate = b.node("Sigmoid", [x], f"{name}.sigmoid", f"{name}.sigmoid", doc)
-        return b.node("Mul", [x, gate], out, name, doc)
-    raise BackendError(f"onnx backend: no lowering for activation `{fn}` (node {name})")
+# ---- one spelling per activation (archspec.ir.ops.ACTIVATIONS) --------------------------
+ACTIVATION = OpTable("onnx lowering", keys="activation")
+ONE_NODE = {"relu": ("Relu", {}), "hswish": ("HardSwish", {}), "sigmoid": ("Sigmoid", {}),
+            "hsigmoid": ("HardSigmoid", HSIGMOID)}   # activation -> (ONNX op, attributes)
+
+
+def _one_node(op_type: str, attrs: dict):
+    def spell(b: _Builder, x: str, out: str, name: str, doc: str) -> str:
+        return b.node(op_type, [x], out, name, doc, **attrs)
+    return spell
+
+
+for _fn, (_op_type, _attrs) in ONE_NODE.items():
+    ACTIVATION.register(_fn)(_one_node(_op_type, _attrs))
+
+
+@ACTIVATION.register("relu6")
+def _relu6(b: _Builder, x: str, out: str, name: str, doc: str) -> str:
+    lo = b.init("const.zero", np.array(0.0, b.dtype))
+    hi = b.init("const.six", np.array(6.0, b.dtype))
+    return b.node("Clip", [x, lo, hi], out, name, doc)
+
+
+@ACTIVATION.register("swish")
+def _swish(b: _Builder, x: str, out: str, name: str, doc: str) -> str:
+    """x * sigmoid(x): ONNX has no Swish before opset 24."""
+    gate = b.node("Sigmoid", [x], f"{name}.sigmoid", f"{name}.sigmoid", doc)
+    return b.node("Mul", [x, gate], out, name, doc)
 
 
 def _slice(b: _Builder, x, start, stop, out, name, doc) -> str:
@@ -309,9 +405,9 @@ def folded_params(graph: Graph, outputs=None) -> int:
     none. Buffers (running statistics) are gone too."""
     from ..analysis.cost import cost
 
-    outputs = set((outputs or graph.outputs).values())
+    folds = bn_folding(graph, (outputs or graph.outputs).values())
     total = cost(graph).totals.params
-    for bn, conv in foldable(graph, outputs).items():
+    for bn, conv in folds.into.items():
         c = graph[bn].op.channels
         total -= 2 * c - (0 if graph[conv].op.bias else c)
     return total
