@@ -4,7 +4,9 @@ the input), global pooling, dropout and the classifier."""
 from __future__ import annotations
 
 from ..ir.ops import ShapeError
-from .registry import BLOCKS, REQUIRED
+from .fields import (BIAS, BN, C, D, DROPOUT, EXP, GROUPS, K, NL, RESIDUAL, S, SE, SE_RATIO, T,
+                     WIDTH)
+from .registry import BLOCKS
 
 
 def residual_applies(f: dict, x_shape, y_shape, *, partial: bool = False) -> bool:
@@ -27,8 +29,8 @@ def _check_groups(f):
 
 
 @BLOCKS.register("conv", aliases=("conv2d", "conv_bn_act"),
-                 fields={"c": REQUIRED, "k": 3, "s": 1, "groups": 1, "d": 1, "nl": "relu6",
-                         "bn": True, "bias": None, "min_width": None, "scale": True},
+                 fields=(C, K, S, GROUPS, D, NL(doc="nonlinearity after the batch norm"), BN,
+                         BIAS, *WIDTH),
                  check=lambda f: list(_check_groups(f)))
 def conv(b, x, f):
     """Convolution, batch norm, activation (MobileNetV2 Table 2 `conv2d` rows; with
@@ -39,9 +41,8 @@ def conv(b, x, f):
 
 
 @BLOCKS.register("ir", aliases=("bottleneck", "bneck", "mbconv", "inverted_residual"),
-                 fields={"t": REQUIRED, "exp": REQUIRED, "c": REQUIRED, "s": 1, "k": 3, "d": 1,
-                         "nl": "relu6", "se": False, "se_ratio": 0.25, "residual": None,
-                         "min_width": None, "scale": True},
+                 fields=(T, EXP, C, S, K(doc="depthwise kernel size (odd)"), D, NL, SE, SE_RATIO,
+                         RESIDUAL, *WIDTH),
                  one_of=(("t", "exp"),))
 def inverted_residual(b, x, f):
     """Inverted residual with linear bottleneck (MobileNetV2 Table 1): 1x1 expansion to
@@ -64,9 +65,9 @@ def inverted_residual(b, x, f):
 
 
 @BLOCKS.register("bneck_ratio", aliases=("mbv3_tf",),
-                 fields={"t": REQUIRED, "c": REQUIRED, "s": 1, "k": 3, "d": 1, "nl": "relu6",
-                         "se": False, "se_ratio": 0.25, "residual": None, "min_width": None,
-                         "scale": True})
+                 fields=(T(doc="expansion: make_divisible(actual input x t, divisor)"), C, S,
+                         K(doc="depthwise kernel size (odd)"), D, NL, SE, SE_RATIO, RESIDUAL,
+                         *WIDTH))
 def bneck_expansion_ratio(b, x, f):
     """MobileNetV3 bneck, its expansion a ratio `t` of the block's input (Tables 1-2).
 
@@ -78,20 +79,22 @@ def bneck_expansion_ratio(b, x, f):
     return inverted_residual(b, x, {**f, "t": None, "exp": hidden})
 
 
-@BLOCKS.register("pool", aliases=("avgpool", "global_pool"), fields={}, scaled=())
+@BLOCKS.register("pool", aliases=("avgpool", "global_pool"), fields=())
 def pool(b, x, f):
     """Global average pooling (MobileNetV2 Table 2 `avgpool 7x7`, MobileNetV3 `pool`)."""
     return b.pool("pool", x)
 
 
-@BLOCKS.register("dropout", fields={"dropout": REQUIRED}, scaled=())
+@BLOCKS.register("dropout", fields=(DROPOUT,))
 def dropout(b, x, f):
     """Dropout with probability `dropout` (no cost; identity at inference)."""
     return b.dropout("dropout", x, f["dropout"])
 
 
 @BLOCKS.register("classifier", aliases=("fc", "linear"),
-                 fields={"c": None, "dropout": 0.0, "bias": True}, scaled=())
+                 fields=(C(default=None, scaled=False,
+                           doc="outputs (default: the spec's `classes`)"),
+                         DROPOUT(default=0.0), BIAS(default=True, doc="bias of the linear layer")))
 def classifier(b, x, f):
     """Flatten, dropout, fully connected layer to `c` outputs (default: the spec's
     classes); the final "conv2d 1x1, k" row of the papers' tables."""

@@ -7,8 +7,16 @@ import math
 
 from ..vocab import make_divisible
 from .core import residual_applies
-from .paper import _check_choice, _checks
-from .registry import BLOCKS, REQUIRED
+from .fields import C, K, NL, RESIDUAL, S, T, WIDTH, Field
+from .registry import BLOCKS
+
+REDUCTION = T(doc="reduction ratio: the bottleneck is input // t (see `sandglass_hidden`)")
+ALPHA = Field("alpha", float, 1.0, "identity tensor multiplier: the shortcut adds the first "
+              "alpha x C channels (Table 7)", minimum=0, maximum=1)
+SANDGLASS_VARIANT = Field("variant", str, "auto", "`full`: always the four convs of Table 1; "
+                          "`auto`: the released code's per-position shapes",
+                          choices=("auto", "full"))
+DW2 = Field("dw2", bool, False, "a second stride-1 depthwise conv in the bottleneck (Fig. 4b)")
 
 
 def sandglass_hidden(cin: int, cout: int, t: float) -> int:
@@ -27,8 +35,9 @@ def _identity_channels(channels: int, alpha: float) -> int:
 
 def _check_alpha(f):
     if f.get("alpha") is not None and f["alpha"] <= 0:
-        yield "alpha", "the identity tensor multiplier must be above 0", \
-              "use 1, 0.5, 0.3333 or 0.1667 (Table 7)"
+        return [("alpha", "the identity tensor multiplier must be above 0",
+                 "use 1, 0.5, 0.3333 or 0.1667 (Table 7)")]
+    return []
 
 
 def _identity(b, x, y, f):
@@ -44,10 +53,8 @@ def _identity(b, x, y, f):
 
 
 @BLOCKS.register("sandglass", aliases=("sgblock", "sg"),
-                 fields={"t": REQUIRED, "c": REQUIRED, "s": 1, "k": 3, "nl": "relu6",
-                         "alpha": 1.0, "variant": "auto", "residual": None,
-                         "min_width": None, "scale": True},
-                 check=_checks(_check_choice("variant", ("auto", "full")), _check_alpha))
+                 fields=(REDUCTION, C, S, K, NL, ALPHA, SANDGLASS_VARIANT, RESIDUAL, *WIDTH),
+                 check=_check_alpha)
 def sandglass(b, x, f):
     """Sandglass block (MobileNeXt Table 1, eq. 2-4): k x k depthwise + BN + ReLU6 on the
     wide input, linear 1x1 reduction by t + BN, 1x1 expansion + BN + ReLU6, linear k x k
@@ -72,8 +79,7 @@ def sandglass(b, x, f):
 
 
 @BLOCKS.register("classic_dw", aliases=("dw_bottleneck",),
-                 fields={"t": REQUIRED, "c": REQUIRED, "s": 1, "k": 3, "nl": "relu6",
-                         "dw2": False, "residual": None, "min_width": None, "scale": True})
+                 fields=(REDUCTION, C, S, K, NL, DW2, RESIDUAL, *WIDTH))
 def classic_bottleneck_dw(b, x, f):
     """Classic bottleneck with depthwise convs (MobileNeXt Fig. 4a/4b, Table 10): 1x1
     reduction by t + BN + ReLU6, k x k depthwise with stride `s` + BN + ReLU6 in the
@@ -94,8 +100,7 @@ def classic_bottleneck_dw(b, x, f):
 
 
 @BLOCKS.register("sandglass_swapped", aliases=("ir_dw_ends",),
-                 fields={"t": REQUIRED, "c": REQUIRED, "s": 1, "k": 3, "nl": "relu6",
-                         "residual": None, "min_width": None, "scale": True})
+                 fields=(T, C, S, K, NL, RESIDUAL, *WIDTH))
 def sandglass_swapped(b, x, f):
     """The sandglass block with its two 1x1 convs swapped (MobileNeXt Fig. 4c, Table 10):
     an inverted residual whose depthwise convs sit at the narrow ends -- k x k depthwise

@@ -6,31 +6,25 @@ from __future__ import annotations
 
 from ..vocab import nonlinearity
 from .core import residual_applies
-from .registry import BLOCKS, REQUIRED
+from .fields import C, K, NL, RESIDUAL, S, SE, SE_RATIO, T, WIDTH, Field, Nonlinearity
+from .registry import BLOCKS
+
+PW_NL = Field("pw_nl", Nonlinearity, None, "nonlinearity after the 1x1 conv (default: `nl`)")
+REPLICATION_VARIANT = Field("variant", str, "a", "the replication note's variant (Fig. 1)",
+                            choices=("a", "b", "c", "d"))
 
 
 def _check_nl(key):
     def check(f):
         if f.get(key) is not None and nonlinearity(f[key])[0] is None:
-            yield key, f"unknown nonlinearity `{f[key]}`", nonlinearity(f[key])[1]
+            return [(key, f"unknown nonlinearity `{f[key]}`", nonlinearity(f[key])[1])]
+        return []
     return check
-
-
-def _check_choice(key, choices):
-    def check(f):
-        if f.get(key) not in choices:
-            yield key, f"`{key}` must be one of {', '.join(map(str, choices))}, not " \
-                       f"`{f.get(key)}`", ""
-    return check
-
-
-def _checks(*checks):
-    return lambda f: [problem for check in checks for problem in check(f)]
 
 
 @BLOCKS.register("dwsep", aliases=("depthwise_separable", "conv_dw"),
-                 fields={"c": REQUIRED, "k": 3, "s": 1, "nl": "relu", "pw_nl": None,
-                         "min_width": None, "scale": True},
+                 fields=(C, K, S, NL(default="relu", doc="nonlinearity after the depthwise conv"),
+                         PW_NL, *WIDTH),
                  check=_check_nl("pw_nl"))
 def depthwise_separable(b, x, f):
     """Depthwise separable layer (MobileNetV1 Table 1 `Conv dw` + `Conv 1x1` rows, Fig. 3):
@@ -43,9 +37,12 @@ def depthwise_separable(b, x, f):
 
 
 @BLOCKS.register("rexnet_bneck", aliases=("rexnet_bottleneck",),
-                 fields={"t": REQUIRED, "c": None, "s": 1, "k": 3, "se": False,
-                         "se_ratio": 1 / 12, "nl": "swish", "residual": None,
-                         "min_width": None, "scale": True})
+                 fields=(T, C(default=None, doc="output channels (blank: the spec's `schedule`)"),
+                         S, K(doc="depthwise kernel size (odd)"), SE,
+                         SE_RATIO(default=1 / 12,
+                                  doc="SE squeeze: expansion // round(1 / se_ratio)"),
+                         NL(default="swish", doc="nonlinearity after the expansion conv"),
+                         RESIDUAL, *WIDTH))
 def rexnet_bottleneck(b, x, f):
     """ReXNet inverted bottleneck (ReXNet Table 8, appendix C.1; clovaai rexnetv1.py
     `LinearBottleneck`): 1x1 expansion to t x input + BN + Swish-1 (none when t = 1),
@@ -71,9 +68,8 @@ def rexnet_bottleneck(b, x, f):
 
 
 @BLOCKS.register("rep_ir", aliases=("replication_bottleneck",),
-                 fields={"t": REQUIRED, "c": REQUIRED, "s": 1, "k": 3, "nl": "relu",
-                         "variant": "a", "residual": None, "min_width": None, "scale": True},
-                 check=_check_choice("variant", ("a", "b", "c", "d")))
+                 fields=(T, C, S, K(doc="depthwise kernel size (odd)"), NL(default="relu"),
+                         REPLICATION_VARIANT, RESIDUAL, *WIDTH))
 def replication_bottleneck(b, x, f):
     """The MobileNetV2 bottleneck of the replication note (replication_expansion_blog,
     Fig. 1), as the CIFAR reference code (kuangliu/pytorch-cifar `Block`) builds it: the
@@ -107,8 +103,7 @@ def replication_bottleneck(b, x, f):
 
 
 @BLOCKS.register("ir_2dw", aliases=("ir_dw2",),
-                 fields={"t": REQUIRED, "c": REQUIRED, "s": 1, "k": 3, "nl": "relu6",
-                         "residual": None, "min_width": None, "scale": True})
+                 fields=(T, C, S, K(doc="depthwise kernel size (odd)"), NL, RESIDUAL, *WIDTH))
 def inverted_residual_2dw(b, x, f):
     """MobileNetV2 block with a second depthwise conv (MobileNeXt Table 5, "2 dwise
     convs, middle"): 1x1 expansion + BN + nl, an extra stride-1 k x k depthwise + BN + nl

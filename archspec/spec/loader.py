@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..blocks.registry import BLOCKS, REQUIRED, UnknownBlock
 from ..errors import Location, Problem, SpecError, did_you_mean
+from . import fieldschema
 from .model import Row, Spec
 from ..vocab import nonlinearity
 from .yamlio import Located, format_path, parse_yaml, read_yaml
@@ -19,18 +20,29 @@ MAX_EXTENDS_DEPTH = 16
 SHIPPED = Path(__file__).resolve().parent.parent / "specs"
 
 
-@lru_cache(maxsize=1)
 def schema() -> dict:
-    return json.loads((Path(__file__).with_name("schema.json")).read_text())
+    """The JSON Schema of spec files, with the fields of every block (plugins included)."""
+    BLOCKS.load_all()
+    return _schema(BLOCKS.generation)
 
 
-@lru_cache(maxsize=1)
-def _validators():
+@lru_cache(maxsize=4)
+def _schema(generation: int) -> dict:
+    """The schema with the fields of the blocks registered so far (``generation``)."""
+    return fieldschema.build(BLOCKS.declarations())
+
+
+@lru_cache(maxsize=4)
+def _validators(generation: int):
     from jsonschema import Draft202012Validator
 
-    full = schema()
+    full = _schema(generation)
     row = {**full["$defs"]["row"], "$defs": full["$defs"]}
     return Draft202012Validator(full), Draft202012Validator(row)
+
+
+def _current() -> dict:
+    return _schema(BLOCKS.generation)
 
 
 def resolve_path(ref: str | Path) -> Path:
@@ -124,6 +136,34 @@ def _merge(base: Located, child: Located) -> Located:
     return Located(data, child.file, marks)
 
 
+# ---- the vocabulary a document uses -------------------------------------------------------
+def _names_used(data: dict) -> tuple[set, set]:
+    """(block names, field names) the rows, defaults and patches of a document use, so the
+    block plugins are looked for when one of them is not built in."""
+    defaults = data.get("defaults")
+    rows = [row for section in (data.get("stages"), data.get("head"))
+            for row in _rows_as_mappings(section)]
+    patches = [p for p in data.get("patch") if isinstance(p, dict)] \
+        if isinstance(data.get("patch"), list) else []
+    sets = [p["set"] for p in patches if isinstance(p.get("set"), dict)]
+    blocks = [m.get("block") for m in (*rows, *patches)]
+    fields = [k for m in (*rows, *sets, defaults if isinstance(defaults, dict) else {})
+              for k in m]
+    return ({b for b in blocks if isinstance(b, str)},
+            {f for f in fields if isinstance(f, str) and f not in fieldschema.ROW_KEYS})
+
+
+def _rows_as_mappings(section) -> list[dict]:
+    """The rows of a list or table section as mappings (malformed ones skipped)."""
+    if isinstance(section, list):
+        return [row for row in section if isinstance(row, dict)]
+    if not isinstance(section, dict) or not isinstance(section.get("columns"), list):
+        return []
+    columns = [c for c in section["columns"] if isinstance(c, str)]
+    cells = [r for r in section.get("rows") or [] if isinstance(r, list)]
+    return [dict(zip(columns, r)) for r in cells] or [dict.fromkeys(columns)]
+
+
 # ---- validation ---------------------------------------------------------------------------
 @dataclass
 class _RawRow:
@@ -142,6 +182,7 @@ def build_spec(doc: Located) -> Spec:
     data = doc.data
     if not isinstance(data, dict):
         raise SpecError(Problem(doc.where(()), "a spec must be a mapping of keys to values"))
+    BLOCKS.require(*_names_used(data))
     problems, refused = _document_problems(doc)
     if "stages" not in data:
         problems.append(Problem(doc.where(()), "missing `stages`", "a spec needs a stage table"))
@@ -180,7 +221,7 @@ def _document_problems(doc: Located) -> tuple[list[Problem], set]:
            for path, value in _floats(doc.data, ())
            if not math.isfinite(value) and not _in_row(path)}
     problems, refused = list(bad.values()), set(bad)
-    full, _ = _validators()
+    full, _ = _validators(BLOCKS.generation)
     for path, problem in _schema_problems(full, doc.data, doc.where):
         if not _in_row(path) and path not in bad:
             problems.append(problem)
@@ -230,7 +271,7 @@ def _describe(err) -> list[tuple[str, str, str | None]]:
         allowed = set(err.schema.get("properties", {}))
         return [(f"unknown key `{word}`", did_you_mean(word, allowed), word)
                 for word in sorted(set(err.instance) - allowed)]
-    if v == "enum" and err.validator_value == schema()["$defs"]["fieldname"]["enum"]:
+    if v == "enum" and err.validator_value == _current()["$defs"]["fieldname"]["enum"]:
         key = err.instance if "propertyNames" in err.schema_path else None
         return [(f"unknown field `{err.instance}`",
                  did_you_mean(err.instance, err.validator_value), key)]
@@ -403,7 +444,7 @@ class _RowChecker:
     defaults: dict
     refused_defaults: set | None  # None: every default was refused
     problems: list
-    row_validator: object = field(default_factory=lambda: _validators()[1])
+    row_validator: object = field(default_factory=lambda: _validators(BLOCKS.generation)[1])
 
     def check(self, raw: _RawRow, section: str) -> Row | None:
         """The resolved row, or None when it has problems."""
@@ -489,11 +530,13 @@ def _whole_numbers(fields: dict) -> dict:
     return {k: int(v) for k, v in fields.items() if k in integral and isinstance(v, float)}
 
 
-@lru_cache(maxsize=1)
 def _integer_fields() -> frozenset:
-    props = schema()["$defs"]["fields"]["properties"]
-    return frozenset(k for k, d in props.items()
-                     if "integer" in json.dumps(d) and "number" not in json.dumps(d))
+    return _integer_names(BLOCKS.generation)
+
+
+@lru_cache(maxsize=4)
+def _integer_names(generation: int) -> frozenset:
+    return fieldschema.integer_fields(BLOCKS.declarations().values())
 
 
 def _blank_c_problems(rows: list[Row], data: dict) -> list[Problem]:
