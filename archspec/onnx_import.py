@@ -18,6 +18,12 @@ Multi-node spellings are folded back into one IR op, so costs match the spec exa
 ``x * sigmoid(x)`` is swish; ``Concat(Add(Slice(a, 0:c), b), Slice(a, c:))`` is a partial
 add; ``Concat(x, x, ...)`` (optionally cut by a ``Slice(0:n)``) is a replicate.
 
+Dispatch: :data:`IMPORT` (an ``archspec.ir.dispatch.OpTable``) has one handler per ONNX op
+type, registered with :func:`handles`, which also records its input count (:data:`ARITY`)
+and the IR op kinds it makes (:data:`MAKES`); :data:`PATTERNS` lists what the multi-node
+spellings and the graph input make, so :func:`importable_kinds` says which IR op kinds a
+file can hold.
+
 onnx and numpy are imported inside the functions: importing this module is free.
 """
 from __future__ import annotations
@@ -29,17 +35,10 @@ from pathlib import Path
 
 from .errors import ArchspecError
 from .ir import ops
+from .ir.dispatch import OpTable
 from .ir.graph import Graph
+from .ir.tensors import numel
 
-SUPPORTED = ("Conv", "BatchNormalization", "Relu", "Clip", "HardSwish", "HardSigmoid",
-             "Sigmoid", "Mul", "Add", "GlobalAveragePool", "ReduceMean", "Gemm", "Flatten",
-             "Reshape", "Squeeze", "Concat", "Slice", "Dropout", "Identity", "Constant")
-# op -> (fewest, most) inputs; every supported node has one output that is used
-ARITY = {"Conv": (2, 3), "BatchNormalization": (5, 5), "Relu": (1, 1), "Clip": (1, 3),
-         "HardSwish": (1, 1), "HardSigmoid": (1, 1), "Sigmoid": (1, 1), "Mul": (2, 2),
-         "Add": (2, 2), "GlobalAveragePool": (1, 1), "ReduceMean": (1, 2), "Gemm": (2, 3),
-         "Flatten": (1, 1), "Reshape": (2, 2), "Squeeze": (1, 2), "Concat": (1, None),
-         "Slice": (3, 5), "Dropout": (1, 3), "Identity": (1, 1), "Constant": (0, 0)}
 MALFORMED = (IndexError, KeyError, TypeError, ValueError, ops.ShapeError)
 OURS = re.compile(r"^(?P<stage>stages\.\d+|head)\.(?P<block>block\d+|\d+)\b")
 
@@ -391,10 +390,10 @@ class _Importer:
             if id(n) in self.fused:
                 self.guarded(n, self.emit_fused, n, self.fused[id(n)])
                 continue
-            if n.op_type not in SUPPORTED:
+            if n.op_type not in IMPORT:
                 self.fail(n, "archspec cannot import this op (supported: "
-                             + ", ".join(SUPPORTED) + ")")
-            self.guarded(n, getattr(self, f"op_{n.op_type}"), n)
+                             + ", ".join(IMPORT.kinds()) + ")")
+            self.guarded(n, IMPORT[n.op_type], self, n)
         outputs = [o.name for o in self.model.graph.output]
         if not outputs or outputs[0] not in self.tensor:
             raise ArchspecError(f"{self.where}: the graph output is not computed by "
@@ -492,153 +491,202 @@ class _Importer:
         else:
             self.add(n, op, inputs)
 
-    # -- one method per ONNX op --
-    def op_Constant(self, n):
-        a = self.attrs(n)
-        if "value" not in a:
-            self.fail(n, "only tensor constants (`value`) are supported")
-        self.consts[n.output[0]] = self.initializer(a["value"])
 
-    def op_Identity(self, n):
-        if n.input[0] in self.consts:
-            self.consts[n.output[0]] = self.consts[n.input[0]]
-        else:
-            self.tensor[n.output[0]] = self.tensor[n.input[0]]
+# ---- one handler per ONNX op type ----------------------------------------------------------
+IMPORT = OpTable("onnx import", keys="ONNX op type")
+ARITY: dict[str, tuple[int, int | None]] = {}  # ONNX op type -> (fewest, most) inputs
+MAKES: dict[str, tuple[str, ...]] = {}         # ONNX op type -> the IR op kinds it becomes
+PATTERNS = {  # what the importer makes outside the per-op handlers -> the IR op kinds
+    "the graph input": ("input",),
+    "Mul(x, Sigmoid(x))": ("activation",),
+    "Concat(Add(Slice(a, 0:c), b), Slice(a, c:))": ("add",),
+    "Concat(x, x, ...), optionally cut by Slice(0:n)": ("replicate",),
+}
 
-    def op_Dropout(self, n):
-        ratio = self.attrs(n).get("ratio", 0.5)
-        if len(n.input) > 1 and n.input[1]:
-            ratio = float(self.const(n.input[1], n))
-        self.add(n, ops.Dropout(float(ratio)), [n.input[0]])
 
-    def op_Conv(self, n):
-        a = self.attrs(n)
-        wt = self.const(n.input[1], n)
-        if wt.ndim != 4 or wt.shape[2] != wt.shape[3]:
-            self.fail(n, f"only square 2-D kernels are supported, got weight {wt.shape}")
-        k = int(wt.shape[2])
-        strides, dil = a.get("strides", [1, 1]), a.get("dilations", [1, 1])
-        if strides[0] != strides[1] or dil[0] != dil[1]:
-            self.fail(n, f"strides {strides} / dilations {dil} must be equal along H and W")
-        groups = int(a.get("group", 1))
-        conv = ops.Conv2d(int(wt.shape[1]) * groups, int(wt.shape[0]), k, int(strides[0]),
-                          groups, int(dil[0]), bias=len(n.input) > 2 and bool(n.input[2]))
-        pads = list(a.get("pads", [0, 0, 0, 0]))
-        if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET") or \
-                pads != [conv.padding] * 4:
-            self.fail(n, f"padding {pads} is not archspec's 'same' padding "
-                         f"{[conv.padding] * 4} for a {k}x{k} kernel")
-        self.add(n, conv, [n.input[0]])
+def handles(op_type: str, *, inputs: tuple[int, int | None], makes: tuple[str, ...]):
+    """Decorator: the handler ``(importer, node)`` of ONNX ``op_type``, which takes
+    ``inputs`` (fewest, most; None: any) and becomes IR op kinds ``makes``."""
+    def add(fn):
+        IMPORT.register(op_type)(fn)
+        ARITY[op_type], MAKES[op_type] = inputs, makes
+        return fn
+    return add
 
-    def op_BatchNormalization(self, n):
-        self.add(n, ops.BatchNorm(int(self.const(n.input[1], n).shape[0])), [n.input[0]])
 
-    def _act(self, n, fn):
-        self.add(n, ops.Activation(fn), [n.input[0]])
+def importable_kinds() -> set[str]:
+    """Every IR op kind an ONNX file can import to (a test checks it covers ops.OPS)."""
+    return {kind for kinds in (*MAKES.values(), *PATTERNS.values()) for kind in kinds}
 
-    def op_Relu(self, n):
-        self._act(n, "relu")
 
-    def op_HardSwish(self, n):
-        self._act(n, "hswish")
+@handles("Constant", inputs=(0, 0), makes=())
+def _constant(im: _Importer, n) -> None:
+    a = im.attrs(n)
+    if "value" not in a:
+        im.fail(n, "only tensor constants (`value`) are supported")
+    im.consts[n.output[0]] = im.initializer(a["value"])
 
-    def op_HardSigmoid(self, n):
-        self._act(n, "hsigmoid")
 
-    def op_Sigmoid(self, n):
-        self._act(n, "sigmoid")
+@handles("Identity", inputs=(1, 1), makes=())
+def _identity(im: _Importer, n) -> None:
+    if n.input[0] in im.consts:
+        im.consts[n.output[0]] = im.consts[n.input[0]]
+    else:
+        im.tensor[n.output[0]] = im.tensor[n.input[0]]
 
-    def op_Clip(self, n):
-        a = self.attrs(n)
-        lo, hi = a.get("min"), a.get("max")
-        if len(n.input) > 1 and n.input[1]:
-            lo = float(self.const(n.input[1], n))
-        if len(n.input) > 2 and n.input[2]:
-            hi = float(self.const(n.input[2], n))
-        if lo == 0 and hi == 6:
-            return self._act(n, "relu6")
-        if lo == 0 and (hi is None or hi > 3.0e38):
-            return self._act(n, "relu")
-        self.fail(n, f"Clip({lo}, {hi}) is neither relu (0, inf) nor relu6 (0, 6)")
 
-    def op_Mul(self, n):
-        if any(i in self.consts for i in n.input):
-            self.fail(n, "multiplying by a constant is not an archspec op")
-        x, g = n.input
-        if self.shape(x) == (self.shape(g)[0], 1, 1):
-            x, g = g, x
-        self.add(n, ops.Mul(), [x, g])
+@handles("Dropout", inputs=(1, 3), makes=("dropout",))
+def _dropout(im: _Importer, n) -> None:
+    ratio = im.attrs(n).get("ratio", 0.5)
+    if len(n.input) > 1 and n.input[1]:
+        ratio = float(im.const(n.input[1], n))
+    im.add(n, ops.Dropout(float(ratio)), [n.input[0]])
 
-    def op_Add(self, n):
-        if any(i in self.consts for i in n.input):
-            self.fail(n, "adding a constant is not an archspec op (bias adds belong to "
-                         "Conv/Gemm)")
-        a, b = n.input
-        if self.shape(a)[0] < self.shape(b)[0]:
-            a, b = b, a
-        partial = self.shape(a)[0] != self.shape(b)[0]
-        self.add(n, ops.Add(partial=partial), [a, b])
 
-    def op_GlobalAveragePool(self, n):
-        self.add(n, ops.GlobalAvgPool(), [n.input[0]])
+@handles("Conv", inputs=(2, 3), makes=("conv2d",))
+def _conv(im: _Importer, n) -> None:
+    a = im.attrs(n)
+    wt = im.const(n.input[1], n)
+    if wt.ndim != 4 or wt.shape[2] != wt.shape[3]:
+        im.fail(n, f"only square 2-D kernels are supported, got weight {wt.shape}")
+    k = int(wt.shape[2])
+    strides, dil = a.get("strides", [1, 1]), a.get("dilations", [1, 1])
+    if strides[0] != strides[1] or dil[0] != dil[1]:
+        im.fail(n, f"strides {strides} / dilations {dil} must be equal along H and W")
+    groups = int(a.get("group", 1))
+    conv = ops.Conv2d(int(wt.shape[1]) * groups, int(wt.shape[0]), k, int(strides[0]),
+                      groups, int(dil[0]), bias=len(n.input) > 2 and bool(n.input[2]))
+    pads = list(a.get("pads", [0, 0, 0, 0]))
+    if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET") or \
+            pads != [conv.padding] * 4:
+        im.fail(n, f"padding {pads} is not archspec's 'same' padding "
+                   f"{[conv.padding] * 4} for a {k}x{k} kernel")
+    im.add(n, conv, [n.input[0]])
 
-    def op_ReduceMean(self, n):
-        a = self.attrs(n)
-        axes = a.get("axes")
-        if axes is None and len(n.input) > 1 and n.input[1]:
-            axes = self.const(n.input[1], n).tolist()
-        if sorted(int(x) % 4 for x in axes or []) != [2, 3] or a.get("keepdims", 1) != 1:
-            self.fail(n, "only a mean over H and W with keepdims=1 (global pooling) imports")
-        self.add(n, ops.GlobalAvgPool(), [n.input[0]])
 
-    def _to_vector(self, n):
-        shape = self.shape(n.input[0])
-        name = self.add(n, ops.Flatten(), [n.input[0]])
-        return name, shape
+@handles("BatchNormalization", inputs=(5, 5), makes=("batchnorm",))
+def _batchnorm(im: _Importer, n) -> None:
+    im.add(n, ops.BatchNorm(int(im.const(n.input[1], n).shape[0])), [n.input[0]])
 
-    def op_Flatten(self, n):
-        if self.attrs(n).get("axis", 1) != 1:
-            self.fail(n, "only Flatten(axis=1) is supported")
-        self._to_vector(n)
 
-    def op_Reshape(self, n):
-        target = [int(v) for v in self.const(n.input[1], n).tolist()]
-        shape = self.shape(n.input[0])
-        size = 1
-        for d in shape:
-            size *= d
-        if len(target) != 2 or target[1] not in (-1, size):
-            self.fail(n, f"only a reshape to (batch, {size}) imports, got {target}")
-        self._to_vector(n)
+ONE_NODE_ACTIVATIONS = {"Relu": "relu", "HardSwish": "hswish", "HardSigmoid": "hsigmoid",
+                        "Sigmoid": "sigmoid"}   # ONNX op -> archspec activation
 
-    def op_Squeeze(self, n):
-        shape = self.shape(n.input[0])
-        if len(shape) != 3 or shape[1:] != (1, 1):
-            self.fail(n, f"only squeezing a (C, 1, 1) map to a vector imports, got {shape}")
-        self._to_vector(n)
 
-    def op_Gemm(self, n):
-        a = self.attrs(n)
-        wt = self.const(n.input[1], n)
-        if a.get("transA", 0):
-            self.fail(n, "transA=1 is not supported")
-        out_f, in_f = wt.shape if a.get("transB", 0) else wt.shape[::-1]
-        bias = len(n.input) > 2 and bool(n.input[2])
-        self.add(n, ops.Linear(int(in_f), int(out_f), bias=bias), [n.input[0]])
+def _activation(fn: str):
+    def handler(im: _Importer, n) -> None:
+        im.add(n, ops.Activation(fn), [n.input[0]])
+    return handler
 
-    def op_Concat(self, n):
-        if self.attrs(n).get("axis") not in (1, -3):
-            self.fail(n, "only concatenation along channels (axis 1) imports")
-        self.add(n, ops.Concat(), list(n.input))
 
-    def op_Slice(self, n):
-        r = self.slice_range(n)
-        if r is None:
-            self.fail(n, "only a unit-step slice of channels (axis 1) with constant bounds "
-                         "imports")
-        c = self.shape(n.input[0])[0]
-        start, stop = (max(0, v + c) if v < 0 else min(v, c) for v in r)
-        self.add(n, ops.Slice(start, stop), [n.input[0]])
+for _op_type, _fn in ONE_NODE_ACTIVATIONS.items():
+    handles(_op_type, inputs=(1, 1), makes=("activation",))(_activation(_fn))
+
+
+@handles("Clip", inputs=(1, 3), makes=("activation",))
+def _clip(im: _Importer, n) -> None:
+    a = im.attrs(n)
+    lo, hi = a.get("min"), a.get("max")
+    if len(n.input) > 1 and n.input[1]:
+        lo = float(im.const(n.input[1], n))
+    if len(n.input) > 2 and n.input[2]:
+        hi = float(im.const(n.input[2], n))
+    if lo == 0 and hi == 6:
+        return _activation("relu6")(im, n)
+    if lo == 0 and (hi is None or hi > 3.0e38):
+        return _activation("relu")(im, n)
+    im.fail(n, f"Clip({lo}, {hi}) is neither relu (0, inf) nor relu6 (0, 6)")
+
+
+@handles("Mul", inputs=(2, 2), makes=("mul",))
+def _mul(im: _Importer, n) -> None:
+    if any(i in im.consts for i in n.input):
+        im.fail(n, "multiplying by a constant is not an archspec op")
+    x, g = n.input
+    if im.shape(x) == (im.shape(g)[0], 1, 1):
+        x, g = g, x
+    im.add(n, ops.Mul(), [x, g])
+
+
+@handles("Add", inputs=(2, 2), makes=("add",))
+def _add(im: _Importer, n) -> None:
+    if any(i in im.consts for i in n.input):
+        im.fail(n, "adding a constant is not an archspec op (bias adds belong to "
+                   "Conv/Gemm)")
+    a, b = n.input
+    if im.shape(a)[0] < im.shape(b)[0]:
+        a, b = b, a
+    partial = im.shape(a)[0] != im.shape(b)[0]
+    im.add(n, ops.Add(partial=partial), [a, b])
+
+
+@handles("GlobalAveragePool", inputs=(1, 1), makes=("global_pool",))
+def _global_pool(im: _Importer, n) -> None:
+    im.add(n, ops.GlobalAvgPool(), [n.input[0]])
+
+
+@handles("ReduceMean", inputs=(1, 2), makes=("global_pool",))
+def _reduce_mean(im: _Importer, n) -> None:
+    a = im.attrs(n)
+    axes = a.get("axes")
+    if axes is None and len(n.input) > 1 and n.input[1]:
+        axes = im.const(n.input[1], n).tolist()
+    if sorted(int(x) % 4 for x in axes or []) != [2, 3] or a.get("keepdims", 1) != 1:
+        im.fail(n, "only a mean over H and W with keepdims=1 (global pooling) imports")
+    im.add(n, ops.GlobalAvgPool(), [n.input[0]])
+
+
+@handles("Flatten", inputs=(1, 1), makes=("flatten",))
+def _flatten(im: _Importer, n) -> None:
+    if im.attrs(n).get("axis", 1) != 1:
+        im.fail(n, "only Flatten(axis=1) is supported")
+    im.add(n, ops.Flatten(), [n.input[0]])
+
+
+@handles("Reshape", inputs=(2, 2), makes=("flatten",))
+def _reshape(im: _Importer, n) -> None:
+    target = [int(v) for v in im.const(n.input[1], n).tolist()]
+    size = numel(im.shape(n.input[0]))
+    if len(target) != 2 or target[1] not in (-1, size):
+        im.fail(n, f"only a reshape to (batch, {size}) imports, got {target}")
+    im.add(n, ops.Flatten(), [n.input[0]])
+
+
+@handles("Squeeze", inputs=(1, 2), makes=("flatten",))
+def _squeeze(im: _Importer, n) -> None:
+    shape = im.shape(n.input[0])
+    if len(shape) != 3 or shape[1:] != (1, 1):
+        im.fail(n, f"only squeezing a (C, 1, 1) map to a vector imports, got {shape}")
+    im.add(n, ops.Flatten(), [n.input[0]])
+
+
+@handles("Gemm", inputs=(2, 3), makes=("linear",))
+def _gemm(im: _Importer, n) -> None:
+    a = im.attrs(n)
+    wt = im.const(n.input[1], n)
+    if a.get("transA", 0):
+        im.fail(n, "transA=1 is not supported")
+    out_f, in_f = wt.shape if a.get("transB", 0) else wt.shape[::-1]
+    bias = len(n.input) > 2 and bool(n.input[2])
+    im.add(n, ops.Linear(int(in_f), int(out_f), bias=bias), [n.input[0]])
+
+
+@handles("Concat", inputs=(1, None), makes=("concat",))
+def _concat(im: _Importer, n) -> None:
+    if im.attrs(n).get("axis") not in (1, -3):
+        im.fail(n, "only concatenation along channels (axis 1) imports")
+    im.add(n, ops.Concat(), list(n.input))
+
+
+@handles("Slice", inputs=(3, 5), makes=("slice",))
+def _slice(im: _Importer, n) -> None:
+    r = im.slice_range(n)
+    if r is None:
+        im.fail(n, "only a unit-step slice of channels (axis 1) with constant bounds "
+                   "imports")
+    c = im.shape(n.input[0])[0]
+    start, stop = (max(0, v + c) if v < 0 else min(v, c) for v in r)
+    im.add(n, ops.Slice(start, stop), [n.input[0]])
 
 
 def from_proto(model, *, name: str = "onnx", source: str = "<onnx>",
