@@ -5,7 +5,7 @@ whose conv feeds only it is folded into the conv) and what onnxruntime's graph o
 then fuses (ENABLE_ALL, CPU execution provider), checked against its optimised graphs:
 
 1. ``conv``: conv2d + its folded batch norm + a following activation that a conv kernel
-   applies in place (relu, relu6, hswish, hsigmoid, sigmoid) + a following full residual
+   applies in place (:data:`CONV_ACTS`: all but swish) + a following full residual
    add (NCHWc ``Conv`` with a ``Sum`` input, or ``FusedConv`` with ``Z``) + an activation
    after that add. Each step needs the tail to have exactly one consumer and not to be a
    graph output. swish is not fused (onnxruntime turns ``x*sigmoid(x)`` into QuickGelu).
@@ -17,6 +17,11 @@ then fuses (ENABLE_ALL, CPU execution provider), checked against its optimised g
    takes a following activation in place), ``pool`` (a global pool outside SE), ``linear``
    (Gemm, with the flatten / dropout in front of it), ``concat``, ``replicate``,
    ``slice``, ``reshape`` (a flatten or dropout with no linear after it).
+
+:func:`kernels` is a pass (``archspec.ir.passes``): the folded batch norms come from the
+bn folding pass, MACs and weights from the cost pass, and each op kind has one rule in
+:data:`RULES`, registered with the kernel families it starts (:data:`FAMILIES`); an op
+kind without a rule is an error naming the pass.
 
 Layout: onnxruntime's NCHWc transformer runs a conv in the blocked layout when its
 channels allow (``nchwc_ok``); moving a tensor between blocked and plain layout costs a

@@ -49,6 +49,8 @@ def row(features: dict, hinges: tuple = ()) -> list[float]:
         [x / s for x, s in zip(spill, SCALES[6:])]
 
 
+# the kernel families the fusion rules start (latency.kernels.FAMILIES, a test keeps them
+# equal), in the order a profile's trees index them: a new family goes at the end
 TREE_FAMILIES = ("conv.pw", "conv.dw", "conv.full", "conv.group", "se", "bn", "replicate",
                  "add", "add_partial", "act", "pool", "linear", "concat", "slice", "mul",
                  "reshape")
