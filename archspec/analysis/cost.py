@@ -1,4 +1,5 @@
-"""Cost analysis: one pure formula per op kind (the fvcore way), summed over the graph.
+"""Cost analysis: each op kind's formula (``cost`` in its class, archspec/ir/ops.py, the
+fvcore way), summed over the graph and aggregated per layer, block and stage.
 
 Conventions (docs/conventions.md): MAdds count one multiply-accumulate per weight use in
 conv and linear layers only (bias adds and BN excluded, as in the papers and in PyTorch's
@@ -12,67 +13,18 @@ import json
 from dataclasses import asdict, dataclass, field
 
 from ..errors import CompileError
-from ..ir.tensors import dtype_bytes, numel
 from ..ir.graph import Graph
+from ..ir.ops import OPS, OpCost
+from ..ir.tensors import dtype_bytes, numel
 
-@dataclass(frozen=True)
-class OpCost:
-    params: int = 0       # learnable elements
-    buffers: int = 0      # non-learnable state (BN running mean/var)
-    madds: int = 0        # multiply-accumulates (conv, linear)
-    elementwise: int = 0  # other arithmetic, one per output element touched
+__all__ = ["FORMULAS", "OpCost", "CostReport", "Entry", "cost", "op_cost", "totals"]
 
-
-def _conv(op, ins, out) -> OpCost:
-    per_out = (op.in_channels // op.groups) * op.kernel * op.kernel
-    weights = op.out_channels * per_out
-    return OpCost(params=weights + (op.out_channels if op.bias else 0),
-                  madds=numel(out) * per_out)
-
-
-def _linear(op, ins, out) -> OpCost:
-    return OpCost(params=op.in_features * op.out_features + (op.out_features if op.bias else 0),
-                  madds=op.in_features * op.out_features)
-
-
-def _bn(op, ins, out) -> OpCost:
-    return OpCost(params=2 * op.channels, buffers=2 * op.channels, elementwise=2 * numel(out))
-
-
-def _elementwise(op, ins, out) -> OpCost:
-    return OpCost(elementwise=numel(out))
-
-
-def _add(op, ins, out) -> OpCost:
-    return OpCost(elementwise=numel(ins[1]))  # a partial add touches the narrower input
-
-
-def _pool(op, ins, out) -> OpCost:
-    return OpCost(elementwise=numel(ins[0]))
-
-
-def _free(op, ins, out) -> OpCost:
-    return OpCost()
-
-
-FORMULAS = {
-    "input": _free,
-    "conv2d": _conv,
-    "linear": _linear,
-    "batchnorm": _bn,
-    "activation": _elementwise,
-    "add": _add,
-    "mul": _elementwise,
-    "global_pool": _pool,
-    "flatten": _free,
-    "dropout": _free,
-    "concat": _free,
-    "replicate": _free,
-    "slice": _free,
-}
+FORMULAS = {kind: cls.cost for kind, cls in OPS.items()}
+"""Op kind -> its cost formula ``(op, input shapes, output shape) -> OpCost``."""
 
 
 def op_cost(node, in_shapes) -> OpCost:
+    """The cost of one node for one image; a kind outside the vocabulary is an error."""
     try:
         formula = FORMULAS[node.kind]
     except KeyError:

@@ -1,13 +1,22 @@
-"""Primitive operations of the graph IR, as typed payloads with shape inference.
+"""Primitive operations of the graph IR: each op kind defined once, in one class.
+
+A class holds everything the core knows about its kind: the fields (a frozen dataclass),
+the shape rule ``infer``, the cost formula ``cost`` and the traits the memory models read
+(:class:`Op`). Consumers outside the core (the lowerings, the latency model) keep one
+handler per kind in an :class:`archspec.ir.dispatch.OpTable`.
 
 A shape is a tuple of ints without the batch axis: ``(C, H, W)`` for feature maps and
 ``(F,)`` after flatten. ``infer`` checks its inputs and returns the output shape, raising
-:class:`ShapeError` with a plain-words reason when the op cannot apply.
+:class:`ShapeError` with a plain-words reason when the op cannot apply. ``cost`` returns
+an :class:`OpCost` for one image from the input shapes and the output shape; the counting
+conventions are in docs/conventions.md.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import ClassVar
+
+from .tensors import numel
 
 Shape = tuple[int, ...]
 
@@ -16,6 +25,32 @@ ACTIVATIONS = ("relu", "relu6", "hswish", "hsigmoid", "swish", "sigmoid")
 
 class ShapeError(ValueError):
     """An op cannot be applied to the shapes it was given."""
+
+
+@dataclass(frozen=True)
+class OpCost:
+    params: int = 0       # learnable elements
+    buffers: int = 0      # non-learnable state (BN running mean/var)
+    madds: int = 0        # multiply-accumulates (conv, linear)
+    elementwise: int = 0  # other arithmetic, one per output element touched
+
+
+class Op:
+    """The traits of an op kind, read by the memory models (all off unless a kind says so).
+    ``kind``, ``infer`` and ``cost`` have no default: a kind without them is refused when
+    :data:`OPS` is built."""
+
+    kind: ClassVar[str]
+    view: ClassVar[bool] = False
+    """Its output re-views its input's buffer: it allocates nothing."""
+    per_channel: ClassVar[bool] = False
+    """One input, each channel computed from the same channel alone: it can run on a slice
+    of the channels, over its input's buffer."""
+    fresh_output: ClassVar[bool] = False
+    """It computes a new tensor from its weights, never an alias of its input, so the op
+    that reads it next may overwrite it."""
+    inplace: ClassVar[bool] = False
+    """It can overwrite its input's buffer with its output."""
 
 
 def _one_map(shapes: list[Shape], what: str) -> Shape:
@@ -32,18 +67,31 @@ def _one(shapes: list[Shape], what: str) -> Shape:
     return shapes[0]
 
 
+def _free(op, ins: list[Shape], out: Shape) -> OpCost:
+    """No arithmetic: the op moves or views data."""
+    return OpCost()
+
+
+def _per_output(op, ins: list[Shape], out: Shape) -> OpCost:
+    """One operation per output element."""
+    return OpCost(elementwise=numel(out))
+
+
 @dataclass(frozen=True)
-class Input:
-    kind: ClassVar[str] = "input"
+class Input(Op):
+    kind = "input"
     shape: Shape
 
     def infer(self, shapes: list[Shape]) -> Shape:
         return self.shape
 
+    cost = _free
+
 
 @dataclass(frozen=True)
-class Conv2d:
-    kind: ClassVar[str] = "conv2d"
+class Conv2d(Op):
+    kind = "conv2d"
+    fresh_output = True
     in_channels: int
     out_channels: int
     kernel: int
@@ -73,10 +121,19 @@ class Conv2d:
                              f"does not fit a {h}x{w} feature map")
         return (self.out_channels, oh, ow)
 
+    def cost(self, ins: list[Shape], out: Shape) -> OpCost:
+        """One MAdd per weight per output position: H_out W_out C_out (C_in / g) k k."""
+        per_out = (self.in_channels // self.groups) * self.kernel * self.kernel
+        weights = self.out_channels * per_out
+        return OpCost(params=weights + (self.out_channels if self.bias else 0),
+                      madds=numel(out) * per_out)
+
 
 @dataclass(frozen=True)
-class BatchNorm:
-    kind: ClassVar[str] = "batchnorm"
+class BatchNorm(Op):
+    kind = "batchnorm"
+    per_channel = True
+    fresh_output = True
     channels: int
 
     def infer(self, shapes: list[Shape]) -> Shape:
@@ -85,10 +142,18 @@ class BatchNorm:
             raise ShapeError(f"batchnorm over {self.channels} channels got {shape[0]}")
         return shape
 
+    def cost(self, ins: list[Shape], out: Shape) -> OpCost:
+        """gamma, beta learnable; running mean, var buffers; scale and shift when unfolded
+        (no MAdds: folded into the conv)."""
+        return OpCost(params=2 * self.channels, buffers=2 * self.channels,
+                      elementwise=2 * numel(out))
+
 
 @dataclass(frozen=True)
-class Activation:
-    kind: ClassVar[str] = "activation"
+class Activation(Op):
+    kind = "activation"
+    per_channel = True
+    inplace = True
     fn: str
 
     def __post_init__(self):
@@ -98,13 +163,15 @@ class Activation:
     def infer(self, shapes: list[Shape]) -> Shape:
         return _one(shapes, "activation")
 
+    cost = _per_output
+
 
 @dataclass(frozen=True)
-class Add:
+class Add(Op):
     """Elementwise add. With ``partial`` the second input may have fewer channels; it is
     added to the first channels of the first input (ReXNet, MobileNeXt)."""
 
-    kind: ClassVar[str] = "add"
+    kind = "add"
     partial: bool = False
 
     def infer(self, shapes: list[Shape]) -> Shape:
@@ -117,12 +184,16 @@ class Add:
             raise ShapeError(f"add needs equal channels, got {a[0]} and {b[0]}")
         return a
 
+    def cost(self, ins: list[Shape], out: Shape) -> OpCost:
+        """One per element of the second input (a partial add touches only those)."""
+        return OpCost(elementwise=numel(ins[1]))
+
 
 @dataclass(frozen=True)
-class Mul:
+class Mul(Op):
     """Channel-wise scaling: a feature map times a ``(C, 1, 1)`` gate (squeeze-excite)."""
 
-    kind: ClassVar[str] = "mul"
+    kind = "mul"
 
     def infer(self, shapes: list[Shape]) -> Shape:
         if len(shapes) != 2:
@@ -132,31 +203,37 @@ class Mul:
             raise ShapeError(f"mul scales a (C, H, W) map by a (C, 1, 1) gate, got {x}, {g}")
         return x
 
+    cost = _per_output
+
 
 @dataclass(frozen=True)
-class GlobalAvgPool:
-    kind: ClassVar[str] = "global_pool"
+class GlobalAvgPool(Op):
+    kind = "global_pool"
 
     def infer(self, shapes: list[Shape]) -> Shape:
         c, _, _ = _one_map(shapes, "global pool")
         return (c, 1, 1)
 
+    def cost(self, ins: list[Shape], out: Shape) -> OpCost:
+        """One per input element summed."""
+        return OpCost(elementwise=numel(ins[0]))
+
 
 @dataclass(frozen=True)
-class Flatten:
-    kind: ClassVar[str] = "flatten"
+class Flatten(Op):
+    kind = "flatten"
+    view = True
 
     def infer(self, shapes: list[Shape]) -> Shape:
-        shape = _one(shapes, "flatten")
-        size = 1
-        for d in shape:
-            size *= d
-        return (size,)
+        return (numel(_one(shapes, "flatten")),)
+
+    cost = _free
 
 
 @dataclass(frozen=True)
-class Linear:
-    kind: ClassVar[str] = "linear"
+class Linear(Op):
+    kind = "linear"
+    fresh_output = True
     in_features: int
     out_features: int
     bias: bool = True
@@ -167,34 +244,46 @@ class Linear:
             raise ShapeError(f"linear expects ({self.in_features},), got {shape}")
         return (self.out_features,)
 
+    def cost(self, ins: list[Shape], out: Shape) -> OpCost:
+        """One MAdd per weight."""
+        weights = self.in_features * self.out_features
+        return OpCost(params=weights + (self.out_features if self.bias else 0), madds=weights)
+
 
 @dataclass(frozen=True)
-class Dropout:
-    kind: ClassVar[str] = "dropout"
+class Dropout(Op):
+    """Inference: the identity (a view of its input)."""
+
+    kind = "dropout"
+    view = True
     p: float
 
     def infer(self, shapes: list[Shape]) -> Shape:
         return _one(shapes, "dropout")
 
+    cost = _free
+
 
 @dataclass(frozen=True)
-class Concat:
+class Concat(Op):
     """Concatenation along channels."""
 
-    kind: ClassVar[str] = "concat"
+    kind = "concat"
 
     def infer(self, shapes: list[Shape]) -> Shape:
         if len(shapes) < 2 or any(len(s) != 3 or s[1:] != shapes[0][1:] for s in shapes):
             raise ShapeError(f"concat needs 2+ maps of equal spatial size, got {shapes}")
         return (sum(s[0] for s in shapes), *shapes[0][1:])
 
+    cost = _free
+
 
 @dataclass(frozen=True)
-class Replicate:
+class Replicate(Op):
     """The input's channels repeated cyclically up to ``out_channels`` (k-fold concat of the
     input with itself, k possibly fractional: the last copy is cut short)."""
 
-    kind: ClassVar[str] = "replicate"
+    kind = "replicate"
     out_channels: int
 
     def infer(self, shapes: list[Shape]) -> Shape:
@@ -203,12 +292,15 @@ class Replicate:
             raise ShapeError(f"replicate to {self.out_channels} channels from {c} would shrink")
         return (self.out_channels, h, w)
 
+    cost = _free
+
 
 @dataclass(frozen=True)
-class Slice:
+class Slice(Op):
     """Channels ``start:stop`` of a feature map."""
 
-    kind: ClassVar[str] = "slice"
+    kind = "slice"
+    view = True
     start: int
     stop: int
 
@@ -218,6 +310,23 @@ class Slice:
             raise ShapeError(f"slice {self.start}:{self.stop} is outside 0:{c}")
         return (self.stop - self.start, h, w)
 
+    cost = _free
 
-OPS = {cls.kind: cls for cls in (Input, Conv2d, BatchNorm, Activation, Add, Mul, GlobalAvgPool,
-                                 Flatten, Linear, Dropout, Concat, Replicate, Slice)}
+
+def _vocabulary(*classes: type) -> dict[str, type]:
+    """Op kind -> class; a class without a kind, shape rule or cost formula, or a kind
+    defined twice, is refused."""
+    table: dict[str, type] = {}
+    for cls in classes:
+        lacks = [a for a in ("kind", "infer", "cost") if not hasattr(cls, a)]
+        if lacks:
+            raise TypeError(f"op class {cls.__name__} lacks {', '.join(lacks)}")
+        if cls.kind in table:
+            raise TypeError(f"op kind `{cls.kind}` defined twice "
+                            f"({table[cls.kind].__name__}, {cls.__name__})")
+        table[cls.kind] = cls
+    return table
+
+
+OPS = _vocabulary(Input, Conv2d, BatchNorm, Activation, Add, Mul, GlobalAvgPool, Flatten,
+                  Linear, Dropout, Concat, Replicate, Slice)
