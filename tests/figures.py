@@ -33,6 +33,7 @@ def figures(name: str, settings: dict, profile) -> dict:
     import archspec
     from archspec.analysis import memory
     from archspec.analysis.cost import cost
+    from archspec.backends.torch_rules import training
     from archspec.latency.kernels import kernels
 
     graph = archspec.load(name, **settings).compile()
@@ -45,7 +46,7 @@ def figures(name: str, settings: dict, profile) -> dict:
            "peak_fused": [memory.fused(graph, s).peak_bytes for s in (1, 4)],
            "peak_best_schedule": memory.best_schedule(graph).peak_bytes,
            "by_resolution": memory.by_resolution(graph),
-           "training_bytes": memory.training(graph).peak_bytes}
+           "training_bytes": training(graph).peak_bytes}
     pred = profile.model.predict(kernels(graph, profile.nchwc_block))
     out["latency_ms"] = round(pred.total_ms, 9)
     out["latency_kernels"] = _digest([[k.name, k.type, round(k.us, 6)] for k in pred.kernels])

@@ -13,9 +13,11 @@
   is its input + its output + one slice of the expansion; other blocks run op by op.
 - ``by_resolution``: Table 3, the largest tensor that must be materialised at each
   spatial size when blocks are fused.
-- ``training``: the activations autograd keeps for the backward pass.
 
-Weights are not counted (they are not activations). Bytes = elements x batch x dtype size.
+The ops' traits (archspec/ir/ops.py) say which ops are views and which act per channel.
+What a framework keeps for training is its own rule (PyTorch's autograd:
+archspec/backends/torch_rules.py). Weights are not counted (they are not activations).
+Bytes = elements x batch x dtype size.
 """
 from __future__ import annotations
 
@@ -24,11 +26,6 @@ from dataclasses import dataclass, field
 from ..ir.graph import Graph
 from ..ir.tensors import dtype_bytes, numel
 
-VIEW_OPS = frozenset({"flatten", "dropout", "slice"})
-PER_CHANNEL = frozenset({"batchnorm", "activation"})
-# activations the torch backend runs in place (torch_lower.INPLACE_ACTIVATIONS)
-INPLACE_FNS = frozenset({"relu", "relu6", "hswish", "hsigmoid", "swish"})
-FRESH_OUTPUT_KINDS = frozenset({"conv2d", "batchnorm", "linear"})
 EXACT_STATE_LIMIT = 200_000
 
 
@@ -50,11 +47,11 @@ class MemoryReport:
                 "timeline": [{"op": n, "live_bytes": b} for n, b in self.timeline]}
 
 
-def _roots(graph: Graph) -> dict[str, str]:
+def buffer_roots(graph: Graph) -> dict[str, str]:
     """Each node -> the node whose buffer holds its output (itself unless a view)."""
     root = {}
     for node in graph:
-        root[node.name] = root[node.inputs[0]] if node.kind in VIEW_OPS else node.name
+        root[node.name] = root[node.inputs[0]] if node.op.view else node.name
     return root
 
 
@@ -69,7 +66,7 @@ def lifetimes(graph: Graph, order: list[str] | None = None) -> dict[str, tuple[i
     """Buffer (root node) -> (step it is written, last step it is read) in ``order``;
     graph outputs live to the step after the last."""
     order = list(order) if order is not None else [n.name for n in graph]
-    root = _roots(graph)
+    root = buffer_roots(graph)
     step = {name: i for i, name in enumerate(order)}
     span: dict[str, tuple[int, int]] = {}
     for node in graph:
@@ -125,7 +122,7 @@ class _Dag:
     def __init__(self, graph: Graph, batch: int, dtype: str):
         self.names = [n.name for n in graph]
         index = {name: i for i, name in enumerate(self.names)}
-        root = _roots(graph)
+        root = buffer_roots(graph)
         nbytes = tensor_bytes(graph, batch, dtype)
         self.n = len(self.names)
         self.preds = [0] * self.n
@@ -133,7 +130,7 @@ class _Dag:
         self.root = [index[root[name]] for name in self.names]
         self.users = [0] * self.n      # for a root: every node that reads it or a view of it
         for i, node in enumerate(graph):
-            self.alloc[i] = 0 if node.kind in VIEW_OPS else nbytes[node.name]
+            self.alloc[i] = 0 if node.op.view else nbytes[node.name]
             self.users[self.root[i]] |= 1 << i
             for src in node.inputs:
                 self.preds[i] |= 1 << index[src]
@@ -255,14 +252,14 @@ def _as_splittable(graph: Graph, name: str, nodes: list) -> Splittable | None:
     if not (_pointwise(head.op) or _depthwise(head.op) or head.kind == "replicate"):
         return None
     k = 1
-    while k < len(nodes) and (nodes[k].kind in PER_CHANNEL or _depthwise(nodes[k].op)):
+    while k < len(nodes) and (nodes[k].op.per_channel or _depthwise(nodes[k].op)):
         k += 1
     if k >= len(nodes) or not _pointwise(nodes[k].op):
         return None
     chain, project = nodes[:k], nodes[k]
     k += 1
     after = []
-    while k < len(nodes) and nodes[k].kind in PER_CHANNEL:
+    while k < len(nodes) and nodes[k].op.per_channel:
         after.append(nodes[k])
         k += 1
     shortcut = None
@@ -319,7 +316,7 @@ def block_working_set(graph: Graph, block: Splittable, split: int, *, batch: int
         prev = 0
         for name in block.chain:
             node = graph[name]
-            if node.kind in PER_CHANNEL:
+            if node.op.per_channel:
                 continue
             cur = width * node.shape[1] * node.shape[2] * size
             peak = max(peak, y + prev + cur)
@@ -352,7 +349,7 @@ def fused(graph: Graph, split: int = 1, *, batch: int = 1, dtype: str = "fp32") 
 
 
 def _simulate(graph: Graph, steps: list, nbytes: dict, model: str) -> MemoryReport:
-    root = _roots(graph)
+    root = buffer_roots(graph)
     last: dict[str, int] = {}
     for i, (_, out, _, reads) in enumerate(steps):
         last.setdefault(root[out], i)
@@ -420,64 +417,3 @@ def by_resolution(graph: Graph, *, batch: int = 1, dtype: str = "fp16",
             rows[res] = {"resolution": res, "channels": shape[0], "bytes": nbytes[name],
                          "tensor": name}
     return [rows[r] for r in sorted(rows, reverse=True)]
-
-
-# ---- training: activations saved for the backward pass ------------------------------------
-def inplace_activation(graph: Graph, node) -> bool:
-    """Whether the torch backend runs this activation in place over its input (the input
-    is a fresh conv/BN/linear output read by nothing else)."""
-    if node.kind != "activation" or node.op.fn not in INPLACE_FNS:
-        return False
-    (source,) = node.inputs
-    return (graph[source].kind in FRESH_OUTPUT_KINDS and graph.consumers(source) == [node.name]
-            and source not in graph.taps.values() and source not in graph.outputs.values())
-
-
-# which tensors each op keeps for its backward pass (PyTorch's derivatives.yaml)
-_SAVES_INPUT_ACT = {"relu6", "hswish", "hsigmoid", "swish"}
-
-
-def _saved(graph: Graph, node) -> list[str]:
-    kind = node.kind
-    if kind in ("conv2d", "linear", "batchnorm"):
-        return [node.inputs[0]]
-    if kind == "mul":
-        return list(node.inputs)
-    if kind == "activation":
-        if inplace_activation(graph, node) or node.op.fn in ("relu", "sigmoid"):
-            return [node.name]
-        return [node.inputs[0]]
-    return []
-
-
-def training(graph: Graph, *, batch: int = 1, dtype: str = "fp32") -> MemoryReport:
-    """Bytes of the activations a training forward keeps for backward: each saved tensor's
-    buffer once (an in-place activation shares its input's buffer; autograd copies the
-    input of an in-place activation other than ReLU, whose gradient needs it), plus BN's
-    per-channel batch statistics and dropout's one-byte masks. The peak of a training
-    step is roughly this plus the op-by-op working set of the backward pass."""
-    nbytes = tensor_bytes(graph, batch, dtype)
-    root = _roots(graph)
-    buffer = dict(root)
-    for node in graph:
-        if inplace_activation(graph, node):
-            buffer[node.name] = buffer[node.inputs[0]]
-    saved: dict[str, int] = {}
-    stats = masks = clones = 0
-    for node in graph:
-        for t in _saved(graph, node):
-            saved[buffer[t]] = nbytes[buffer[t]]
-        if inplace_activation(graph, node) and node.op.fn != "relu":
-            clones += nbytes[node.name]   # autograd keeps a copy of the overwritten input
-        if node.kind == "batchnorm":
-            stats += 2 * node.op.channels * 4   # save_mean, save_invstd (fp32)
-        if node.kind == "dropout" and node.op.p > 0:
-            masks += numel(node.shape) * batch
-    total = sum(saved.values()) + clones + stats + masks
-    order = {n.name: i for i, n in enumerate(graph)}
-    report = MemoryReport("training_saved", total, "", sorted(saved, key=order.get), [],
-                          batch, dtype)
-    report.details = {"saved_tensor_bytes": sum(saved.values()),
-                      "inplace_clone_bytes": clones, "bn_stat_bytes": stats,
-                      "dropout_mask_bytes": masks, "saved_tensors": len(saved)}
-    return report

@@ -10,14 +10,16 @@ same straight call chain a hand-written model has, with no walk over the graph p
 from __future__ import annotations
 
 import operator
+from dataclasses import dataclass, field
 
 import torch
 from torch import fx, nn
 
 from ..errors import BackendError
-from ..analysis.memory import inplace_activation
+from ..ir.dispatch import OpTable
 from ..ir.graph import Graph
 from .common import live_nodes, outputs_for
+from .torch_rules import inplace_activation
 
 ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -61,42 +63,87 @@ class ArchspecModel(fx.GraphModule):
         return nn.Module.__repr__(self)
 
 
-# ---- modules ------------------------------------------------------------------------------
+# ---- one handler per op kind: (lowering, node, fx args) -> fx node ---------------------
+TORCH = OpTable("torch lowering")
+
+
+@dataclass
+class _Lowering:
+    """The fx graph being built, the IR it comes from, and the modules made so far."""
+
+    fxg: fx.Graph
+    graph: Graph
+    modules: dict = field(default_factory=dict)
+
+
+def _module(make):
+    """A handler that adds the module ``make(node, graph)`` under the node's IR name and
+    calls it."""
+    def handler(low: _Lowering, node, args):
+        low.modules[node.name] = make(node, low.graph)
+        return low.fxg.call_module(node.name, tuple(args))
+    return handler
+
+
+@TORCH.register("input")
+def _input(low, node, args):
+    return low.fxg.placeholder("x")
+
+
+@TORCH.register("conv2d")
+@_module
 def _conv(node, graph):
     op = node.op
     return nn.Conv2d(op.in_channels, op.out_channels, op.kernel, stride=op.stride,
                      padding=op.padding, dilation=op.dilation, groups=op.groups, bias=op.bias)
 
 
+@TORCH.register("batchnorm")
+@_module
 def _batchnorm(node, graph):
     return (nn.BatchNorm1d if len(node.shape) == 1 else nn.BatchNorm2d)(node.op.channels)
 
 
+@TORCH.register("activation")
+@_module
 def _activation(node, graph):
-    # the memory analysis models the same rule, so estimate and measurement agree
+    # the training-memory model reads the same rule, so estimate and measurement agree
     inplace = inplace_activation(graph, node)
     return ACTIVATIONS[node.op.fn](**({"inplace": True} if inplace else {}))
 
 
-MODULES = {
-    "conv2d": _conv,
-    "batchnorm": _batchnorm,
-    "activation": _activation,
-    "global_pool": lambda node, graph: nn.AdaptiveAvgPool2d(1),
-    "flatten": lambda node, graph: nn.Flatten(1),
-    "linear": lambda node, graph: nn.Linear(node.op.in_features, node.op.out_features,
-                                            bias=node.op.bias),
-    "dropout": lambda node, graph: nn.Dropout(node.op.p),
-}
+@TORCH.register("global_pool")
+@_module
+def _global_pool(node, graph):
+    return nn.AdaptiveAvgPool2d(1)
 
 
-# ---- functions ----------------------------------------------------------------------------
+@TORCH.register("flatten")
+@_module
+def _flatten(node, graph):
+    return nn.Flatten(1)
+
+
+@TORCH.register("linear")
+@_module
+def _linear(node, graph):
+    return nn.Linear(node.op.in_features, node.op.out_features, bias=node.op.bias)
+
+
+@TORCH.register("dropout")
+@_module
+def _dropout(node, graph):
+    return nn.Dropout(node.op.p)
+
+
 def _channels(fxg, x, start, stop, name):
     return fxg.call_function(operator.getitem, (x, (ALL_CHANNELS, slice(start, stop))),
                              name=name)
 
 
-def _add(fxg, node, args, graph):
+@TORCH.register("add")
+def _add(low, node, args):
+    fxg, graph = low.fxg, low.graph
     a, b = args
     if not node.op.partial or graph[node.inputs[0]].shape[0] == graph[node.inputs[1]].shape[0]:
         return fxg.call_function(operator.add, (a, b), name=node.name)
@@ -108,64 +155,50 @@ def _add(fxg, node, args, graph):
     return fxg.call_function(torch.cat, ([head, tail], 1), name=node.name)
 
 
-def _mul(fxg, node, args, graph):
-    return fxg.call_function(operator.mul, tuple(args), name=node.name)
+@TORCH.register("mul")
+def _mul(low, node, args):
+    return low.fxg.call_function(operator.mul, tuple(args), name=node.name)
 
 
-def _concat(fxg, node, args, graph):
-    return fxg.call_function(torch.cat, (list(args), 1), name=node.name)
+@TORCH.register("concat")
+def _concat(low, node, args):
+    return low.fxg.call_function(torch.cat, (list(args), 1), name=node.name)
 
 
-def _replicate(fxg, node, args, graph):
+@TORCH.register("replicate")
+def _replicate(low, node, args):
     (x,) = args
-    c = graph[node.inputs[0]].shape[0]
+    c = low.graph[node.inputs[0]].shape[0]
     copies, rest = divmod(node.op.out_channels, c)
     if copies == 1 and not rest:
         return x
-    parts = [x] * copies + ([_channels(fxg, x, 0, rest, node.name + ".rest")] if rest else [])
-    return fxg.call_function(torch.cat, (parts, 1), name=node.name)
+    parts = [x] * copies + ([_channels(low.fxg, x, 0, rest, node.name + ".rest")]
+                            if rest else [])
+    return low.fxg.call_function(torch.cat, (parts, 1), name=node.name)
 
 
-def _slice(fxg, node, args, graph):
-    return _channels(fxg, args[0], node.op.start, node.op.stop, node.name)
-
-
-FUNCTIONS = {"add": _add, "mul": _mul, "concat": _concat, "replicate": _replicate,
-             "slice": _slice}
+@TORCH.register("slice")
+def _slice(low, node, args):
+    return _channels(low.fxg, args[0], node.op.start, node.op.stop, node.name)
 
 
 # ---- the graph ----------------------------------------------------------------------------
-
-
-
-
 def lower(graph: Graph, features=None) -> tuple[fx.Graph, dict[str, nn.Module]]:
     """The fx graph and its modules (by IR name) computing ``graph``'s outputs, or the
     taps named in ``features`` (then nodes the taps do not need are left out)."""
     outputs = outputs_for(graph, features)
     live = live_nodes(graph, outputs.values())
-    fxg = fx.Graph()
-    env, modules = {}, {}
+    low = _Lowering(fx.Graph(), graph)
+    env = {}
     for node in graph:
-        if node.name not in live:
-            continue
-        args = [env[i] for i in node.inputs]
-        if node.kind == "input":
-            env[node.name] = fxg.placeholder("x")
-        elif node.kind in MODULES:
-            modules[node.name] = MODULES[node.kind](node, graph)
-            env[node.name] = fxg.call_module(node.name, tuple(args))
-        elif node.kind in FUNCTIONS:
-            env[node.name] = FUNCTIONS[node.kind](fxg, node, args, graph)
-        else:
-            raise BackendError(f"torch backend: no lowering for op kind `{node.kind}` "
-                               f"(node {node.name})")
+        if node.name in live:
+            env[node.name] = TORCH[node.kind](low, node, [env[i] for i in node.inputs])
     if features is None:
-        fxg.output(env[outputs["output"]])
+        low.fxg.output(env[outputs["output"]])
     else:
-        fxg.output({tap: env[name] for tap, name in outputs.items()})
-    fxg.lint()
-    return fxg, modules
+        low.fxg.output({tap: env[name] for tap, name in outputs.items()})
+    low.fxg.lint()
+    return low.fxg, low.modules
 
 
 def module_tree(graph: Graph, modules: dict[str, nn.Module]) -> nn.Module:

@@ -72,16 +72,18 @@ def memory(spec: Spec,
 
 def _report(graph, model, split, batch, dtype):
     from ..analysis import memory as mem
+    from ..backends.torch_rules import training
 
     if model == "fused":
         return mem.fused(graph, split, batch=batch, dtype=dtype)
     if model == "training":
-        return mem.training(graph, batch=batch, dtype=dtype)
+        return training(graph, batch=batch, dtype=dtype)
     return mem.op_by_op(graph, batch=batch, dtype=dtype)
 
 
 def _document(graph, report, model, split, batch, dtype, by_resolution) -> dict:
     from ..analysis import memory as mem
+    from ..backends.torch_rules import training
 
     nbytes = mem.tensor_bytes(graph, batch, dtype)
     doc = {"schema": "archspec.memory/1", "name": graph.name,
@@ -106,7 +108,7 @@ def _document(graph, report, model, split, batch, dtype, by_resolution) -> dict:
         "op_by_op": mem.op_by_op(graph, batch=batch, dtype=dtype).peak_bytes,
         "fused": {str(t): mem.fused(graph, t, batch=batch, dtype=dtype).peak_bytes
                   for t in sorted({1, 2, 4, 6, split})},
-        "training_saved": mem.training(graph, batch=batch, dtype=dtype).peak_bytes,
+        "training_saved": training(graph, batch=batch, dtype=dtype).peak_bytes,
     }
     if by_resolution:
         doc["by_resolution"] = {

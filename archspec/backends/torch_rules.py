@@ -1,0 +1,101 @@
+"""PyTorch's memory behaviour, as rules over the graph IR (no torch import, so that
+``archspec memory --model training`` runs without torch): which activations the torch
+backend runs in place, and which tensors autograd keeps for the backward pass (PyTorch's
+derivatives.yaml), one handler per op kind in :data:`AUTOGRAD`."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..analysis.memory import MemoryReport, buffer_roots, tensor_bytes
+from ..ir.dispatch import OpTable
+from ..ir.graph import Graph
+from ..ir.tensors import numel
+
+INPLACE_FNS = frozenset({"relu", "relu6", "hswish", "hsigmoid", "swish"})
+"""Activations whose torch module takes ``inplace=`` (``nn.Sigmoid`` does not)."""
+BN_STAT_BYTES = 2 * 4   # save_mean and save_invstd per channel, fp32 whatever the dtype
+
+AUTOGRAD = OpTable("torch autograd (saved tensors)")
+
+
+def inplace_activation(graph: Graph, node) -> bool:
+    """Whether the torch backend runs this node in place over its input: an activation
+    with an in-place torch module, reading a fresh output (conv, BN, linear) that nothing
+    else reads and that is no tap or output."""
+    if node.kind != "activation" or not node.op.inplace or node.op.fn not in INPLACE_FNS:
+        return False
+    (source,) = node.inputs
+    return (graph[source].op.fresh_output and graph.consumers(source) == [node.name]
+            and source not in graph.taps.values() and source not in graph.outputs.values())
+
+
+@dataclass(frozen=True)
+class Saved:
+    """What one op keeps for its backward pass."""
+
+    tensors: tuple = ()      # IR tensors (node names) saved
+    clone_bytes: int = 0     # a copy of an input it overwrote in place
+    stat_bytes: int = 0      # batch statistics
+    mask_bytes: int = 0      # one byte per element of a dropout mask
+
+
+@AUTOGRAD.register("conv2d", "linear")
+def _saves_input(graph: Graph, node, nbytes: dict, batch: int) -> Saved:
+    return Saved((node.inputs[0],))
+
+
+@AUTOGRAD.register("batchnorm")
+def _batchnorm(graph: Graph, node, nbytes: dict, batch: int) -> Saved:
+    return Saved((node.inputs[0],), stat_bytes=BN_STAT_BYTES * node.op.channels)
+
+
+@AUTOGRAD.register("mul")
+def _mul(graph: Graph, node, nbytes: dict, batch: int) -> Saved:
+    return Saved(tuple(node.inputs))
+
+
+@AUTOGRAD.register("activation")
+def _activation(graph: Graph, node, nbytes: dict, batch: int) -> Saved:
+    """ReLU and sigmoid backward from their output, the others from their input; an
+    in-place activation other than ReLU makes autograd keep a copy of the input."""
+    if inplace_activation(graph, node):
+        return Saved((node.name,), clone_bytes=0 if node.op.fn == "relu" else nbytes[node.name])
+    return Saved((node.name,) if node.op.fn in ("relu", "sigmoid") else (node.inputs[0],))
+
+
+@AUTOGRAD.register("dropout")
+def _dropout(graph: Graph, node, nbytes: dict, batch: int) -> Saved:
+    return Saved(mask_bytes=numel(node.shape) * batch if node.op.p > 0 else 0)
+
+
+@AUTOGRAD.register("input", "add", "global_pool", "flatten", "concat", "replicate", "slice")
+def _saves_nothing(graph: Graph, node, nbytes: dict, batch: int) -> Saved:
+    """Backward needs only shapes (pooling, views, concatenation) or nothing (add)."""
+    return Saved()
+
+
+def training(graph: Graph, *, batch: int = 1, dtype: str = "fp32") -> MemoryReport:
+    """Bytes of the activations a training forward keeps for backward: each saved tensor's
+    buffer once (an in-place activation shares its input's buffer), plus the copies, batch
+    statistics and masks of :class:`Saved`. The peak of a training step is roughly this
+    plus the op-by-op working set of the backward pass."""
+    nbytes = tensor_bytes(graph, batch, dtype)
+    buffer = buffer_roots(graph)
+    for node in graph:
+        if inplace_activation(graph, node):
+            buffer[node.name] = buffer[node.inputs[0]]
+    saved: dict[str, int] = {}
+    clones = stats = masks = 0
+    for node in graph:
+        s = AUTOGRAD[node.kind](graph, node, nbytes, batch)
+        for t in s.tensors:
+            saved[buffer[t]] = nbytes[buffer[t]]
+        clones, stats, masks = clones + s.clone_bytes, stats + s.stat_bytes, masks + s.mask_bytes
+    total = sum(saved.values()) + clones + stats + masks
+    order = {n.name: i for i, n in enumerate(graph)}
+    report = MemoryReport("training_saved", total, "", sorted(saved, key=order.get), [],
+                          batch, dtype)
+    report.details = {"saved_tensor_bytes": sum(saved.values()),
+                      "inplace_clone_bytes": clones, "bn_stat_bytes": stats,
+                      "dropout_mask_bytes": masks, "saved_tensors": len(saved)}
+    return report
