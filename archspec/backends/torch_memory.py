@@ -27,6 +27,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from ..analysis.memory import Splittable, splittable_blocks
+from ..ir.dispatch import OpTable
 
 
 @dataclass
@@ -142,28 +143,52 @@ def saved_for_backward(model: torch.nn.Module, x: torch.Tensor) -> int:
     return sum(storages.values())
 
 
-# ---- node-by-node execution from the IR ---------------------------------------------------
-def _apply(node, model, args):
-    """One IR node on torch tensors, using the model's submodule of the same name."""
-    kind = node.kind
-    if kind == "add":
-        a, b = args
-        if a.shape[1] == b.shape[1]:
-            return a + b
-        return torch.cat([a[:, :b.shape[1]] + b, a[:, b.shape[1]:]], 1)
-    if kind == "mul":
-        return args[0] * args[1]
-    if kind == "concat":
-        return torch.cat(list(args), 1)
-    if kind == "replicate":
-        (x,) = args
-        copies, rest = divmod(node.op.out_channels, x.shape[1])
-        if copies == 1 and not rest:
-            return x
-        return torch.cat([x] * copies + ([x[:, :rest]] if rest else []), 1)
-    if kind == "slice":
-        return args[0][:, node.op.start:node.op.stop]
+# ---- node-by-node execution from the IR: (node, model, input tensors) -> tensor ----------
+EXECUTE = OpTable("torch node-by-node execution")
+
+
+@EXECUTE.register("input")
+def _input(node, model, args):
+    return args[0]
+
+
+@EXECUTE.register("conv2d", "batchnorm", "activation", "global_pool", "flatten", "linear",
+                  "dropout")
+def _submodule(node, model, args):
+    """The model's own module of the same IR name."""
     return model.get_submodule(node.name)(*args)
+
+
+@EXECUTE.register("add")
+def _add(node, model, args):
+    a, b = args
+    if a.shape[1] == b.shape[1]:
+        return a + b
+    return torch.cat([a[:, :b.shape[1]] + b, a[:, b.shape[1]:]], 1)
+
+
+@EXECUTE.register("mul")
+def _mul(node, model, args):
+    return args[0] * args[1]
+
+
+@EXECUTE.register("concat")
+def _concat(node, model, args):
+    return torch.cat(list(args), 1)
+
+
+@EXECUTE.register("replicate")
+def _replicate(node, model, args):
+    (x,) = args
+    copies, rest = divmod(node.op.out_channels, x.shape[1])
+    if copies == 1 and not rest:
+        return x
+    return torch.cat([x] * copies + ([x[:, :rest]] if rest else []), 1)
+
+
+@EXECUTE.register("slice")
+def _slice(node, model, args):
+    return args[0][:, node.op.start:node.op.stop]
 
 
 class SlicedRunner(torch.nn.Module):
@@ -208,7 +233,7 @@ class SlicedRunner(torch.nn.Module):
         return self._keep(scale[:, None, None]), self._keep(shift[:, None, None])
 
     def _plan(self, block: Splittable) -> list:
-        """For each slice: (lo, hi, [step per chain node], projection weight)."""
+        """For each slice: ([step per chain node], projection weight, bias)."""
         g = self.graph
         bounds = [block.hidden * k // self.split for k in range(self.split + 1)]
         plan = []
@@ -216,31 +241,13 @@ class SlicedRunner(torch.nn.Module):
             for lo, hi in zip(bounds, bounds[1:]):
                 if hi == lo:
                     continue
-                ops = []
-                for name in block.chain:
-                    node = g[name]
-                    m = None if node.kind == "replicate" else self._module(name)
-                    if node.kind == "conv2d":
-                        ops.append(("conv", self._keep(m.weight[lo:hi]),
-                                    None if m.bias is None else self._keep(m.bias[lo:hi]),
-                                    m.stride, m.padding, m.dilation,
-                                    1 if node is g[block.first] and node.op.groups == 1
-                                    else hi - lo))
-                    elif node.kind == "replicate":
-                        c = g[node.inputs[0]].shape[0]
-                        ops.append(("gather", self._keep(torch.arange(lo, hi) % c)))
-                    elif node.kind == "batchnorm":
-                        ops.append(("affine", *self._bn(m, lo, hi)))
-                    else:
-                        ops.append(("act", _INPLACE[node.op.fn]))
+                ops = [SLICE[g[n].kind](self, block, g[n], lo, hi) for n in block.chain]
                 m = self._module(block.project)
                 w = self._keep(m.weight[:, lo:hi, 0, 0])
                 b = None if m.bias is None or plan else m.bias
-                plan.append((lo, hi, ops, w, b))
-        self.after[block.first] = [
-            ("affine", *self._bn(self._module(n), 0, g[n].shape[0]))
-            if g[n].kind == "batchnorm" else ("act", _INPLACE[g[n].op.fn])
-            for n in block.after_project]
+                plan.append((ops, w, b))
+            self.after[block.first] = [SLICE[g[n].kind](self, block, g[n], 0, g[n].shape[0])
+                                       for n in block.after_project]
         return plan
 
     def _module(self, name):
@@ -252,8 +259,7 @@ class SlicedRunner(torch.nn.Module):
         """``box``: the input tensor, or a one-element list to take it from (so that it
         can be freed after its last use)."""
         graph, env = self.graph, {}
-        first_input = box.pop() if isinstance(box, list) else box
-        del box
+        box = box if isinstance(box, list) else [box]
         skip_until = -1
         for i, name in enumerate(self.order):
             if i <= skip_until:
@@ -263,26 +269,28 @@ class SlicedRunner(torch.nn.Module):
                 block = self.blocks[name]
                 env[block.output] = self._run_block(block, env)
                 skip_until = i = self.skip[name]
-            elif node.kind == "input":
-                env[name] = first_input
-                first_input = None
             else:
-                env[name] = _apply(node, self.model, [env[a] for a in node.inputs])
+                env[name] = self._run(node, env, box)
             for dead in [k for k in env if self.last_use.get(k, -1) <= i]:
                 del env[dead]
         return env[graph.outputs["output"]]
 
+    def _run(self, node, env: dict, box: list) -> torch.Tensor:
+        """One node on its input tensors; the graph input is taken out of ``box``."""
+        args = [env[a] for a in node.inputs] if node.inputs else [box.pop()]
+        return EXECUTE[node.kind](node, self.model, args)
+
     def _run_block(self, block: Splittable, env: dict) -> torch.Tensor:
         x = env[block.input]
         y = None
-        for lo, hi, ops, w, bias in self.plans[block.first]:
+        for ops, w, bias in self.plans[block.first]:
             h = x
-            for op in ops:
-                h = _step(op, h, x, lo, hi)
+            for step in ops:
+                h = step(h, x)
             y = _project(h, w, bias, y)
             del h
-        for op in self.after[block.first]:
-            y = _step(op, y, None, 0, 0)
+        for step in self.after[block.first]:
+            y = step(y, None)
         if block.shortcut is not None:
             s = env[block.shortcut]
             if s.shape[1] == y.shape[1]:
@@ -292,18 +300,44 @@ class SlicedRunner(torch.nn.Module):
         return y
 
 
-def _step(op, h, x, lo, hi):
-    kind = op[0]
-    if kind == "conv":
-        _, w, b, stride, padding, dilation, groups = op
+# ---- one slice of a splittable block: (runner, block, node, lo, hi) -> step(h, x) ----------
+SLICE = OpTable("torch t-slice execution")
+"""Handles the op kinds a splittable block holds (analysis.memory.splittable_blocks): the
+convs and replicate that make the expansion, and per-channel ops. A step maps the slice so
+far ``h`` (and the block input ``x``) to the next."""
+
+
+@SLICE.register("conv2d")
+def _conv_slice(runner, block, node, lo, hi):
+    m = runner._module(node.name)
+    w = runner._keep(m.weight[lo:hi])
+    b = None if m.bias is None else runner._keep(m.bias[lo:hi])
+    groups = 1 if node.name == block.first and node.op.groups == 1 else hi - lo
+    stride, padding, dilation = m.stride, m.padding, m.dilation
+
+    def step(h, x):
         if h is x and groups > 1:   # a depthwise conv straight on the block input
             h = x[:, lo:hi]
         return F.conv2d(h, w, b, stride, padding, dilation, groups)
-    if kind == "gather":
-        return x.index_select(1, op[1])
-    if kind == "affine":
-        return h.mul_(op[1]).add_(op[2])
-    return op[1](h)
+    return step
+
+
+@SLICE.register("replicate")
+def _replicate_slice(runner, block, node, lo, hi):
+    index = runner._keep(torch.arange(lo, hi) % runner.graph[node.inputs[0]].shape[0])
+    return lambda h, x: x.index_select(1, index)
+
+
+@SLICE.register("batchnorm")
+def _batchnorm_slice(runner, block, node, lo, hi):
+    scale, shift = runner._bn(runner._module(node.name), lo, hi)
+    return lambda h, x: h.mul_(scale).add_(shift)
+
+
+@SLICE.register("activation")
+def _activation_slice(runner, block, node, lo, hi):
+    fn = _INPLACE[node.op.fn]
+    return lambda h, x: fn(h)
 
 
 def _project(h, w, bias, y):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..analysis.cost import CostReport
+from ..ir.dispatch import OpTable
 from ..ir.graph import Graph
 from .common import live_nodes, outputs_for
 
@@ -26,7 +27,8 @@ def summary(model, graph: Graph, report: CostReport) -> str:
                 g = groups[prefix]
                 rows.append((depth - 1, parts[depth - 1], _container(modules.get(prefix)),
                              g["shape"], g["params"], g["madds"]))
-        rows.append((len(parts) - 1, parts[-1], _layer(graph[e.name], modules.get(e.name)),
+        node = graph[e.name]
+        rows.append((len(parts) - 1, parts[-1], LABELS[node.kind](node, modules.get(e.name)),
                      e.shape, e.params, e.madds))
     params = sum(e.params for e in layers)
     madds = sum(e.madds for e in layers)
@@ -59,25 +61,51 @@ def _container(module) -> str:
     return f"{type(module).__name__}({label})" if label else type(module).__name__
 
 
-def _layer(node, module) -> str:
+# ---- the layer column: one handler per op kind, (node, module or None) -> text ------------
+LABELS = OpTable("torch summary")
+
+
+@LABELS.register("conv2d")
+def _conv(node, module) -> str:
     op = node.op
-    if node.kind == "conv2d":
-        extra = "dw" if op.groups == op.in_channels == op.out_channels else \
-            (f"g={op.groups}" if op.groups > 1 else "")
-        parts = [f"{op.in_channels}->{op.out_channels}", f"{op.kernel}x{op.kernel}",
-                 f"s{op.stride}", extra, f"d{op.dilation}" if op.dilation > 1 else "",
-                 "bias" if op.bias else ""]
-        return "Conv2d " + " ".join(p for p in parts if p)
-    if module is not None:
-        text = type(module).__name__
-        return text + ("(inplace)" if getattr(module, "inplace", False) else "")
-    if node.kind == "add":
-        return "add (partial)" if op.partial else "add"
-    if node.kind == "replicate":
-        return f"replicate to {op.out_channels}"
-    if node.kind == "slice":
-        return f"slice {op.start}:{op.stop}"
-    return {"concat": "cat"}.get(node.kind, node.kind)
+    extra = "dw" if op.groups == op.in_channels == op.out_channels else \
+        (f"g={op.groups}" if op.groups > 1 else "")
+    parts = [f"{op.in_channels}->{op.out_channels}", f"{op.kernel}x{op.kernel}",
+             f"s{op.stride}", extra, f"d{op.dilation}" if op.dilation > 1 else "",
+             "bias" if op.bias else ""]
+    return "Conv2d " + " ".join(p for p in parts if p)
+
+
+@LABELS.register("batchnorm", "activation", "global_pool", "flatten", "linear", "dropout")
+def _module(node, module) -> str:
+    if module is None:
+        return node.kind
+    return type(module).__name__ + ("(inplace)" if getattr(module, "inplace", False) else "")
+
+
+@LABELS.register("add")
+def _add(node, module) -> str:
+    return "add (partial)" if node.op.partial else "add"
+
+
+@LABELS.register("replicate")
+def _replicate(node, module) -> str:
+    return f"replicate to {node.op.out_channels}"
+
+
+@LABELS.register("slice")
+def _slice(node, module) -> str:
+    return f"slice {node.op.start}:{node.op.stop}"
+
+
+@LABELS.register("concat")
+def _concat(node, module) -> str:
+    return "cat"
+
+
+@LABELS.register("input", "mul")
+def _kind(node, module) -> str:
+    return node.kind
 
 
 def _shape(shape) -> str:
