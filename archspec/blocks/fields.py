@@ -65,7 +65,7 @@ class Field:
                  "maximum": self.maximum, "exclusiveMaximum": self.exclusive_maximum}
         return {k: v for k, v in names.items() if v is not None}
 
-    def type_text(self) -> str:
+    def type_text(self, choices: bool = True) -> str:
         """The type and range in words, for the docs: ``odd int in [1, 31]``."""
         words = _TYPE_WORDS[self.type]
         low = (f"[{self.minimum}" if self.minimum is not None else
@@ -75,7 +75,7 @@ class Field:
         text = ("odd " if self.odd else "") + words
         if low or high:
             text += f" in {low or '(-inf'}, {high or 'inf)'}"
-        if self.choices:
+        if self.choices and choices:
             text += ": " + ", ".join(f"`{c}`" for c in self.choices)
         return text + "".join(f" or `{c}`" for c in self.consts)
 

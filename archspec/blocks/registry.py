@@ -16,7 +16,7 @@ import importlib
 import inspect
 import pkgutil
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..errors import ArchspecError, did_you_mean
 from .fields import N, REQUIRED, Field
@@ -87,7 +87,7 @@ class Registry:
             for key in (name, *aliases):
                 self._names[key] = name
             for f in declared.values():
-                self._fields.setdefault(f.name, f)
+                self._fields[f.name] = _common(self._fields.get(f.name), f)
             self.generation += 1
             return lower
 
@@ -143,8 +143,8 @@ class Registry:
         return sorted(ours, key=lambda b: b.module)
 
     def declarations(self, blocks: Iterable[BlockDef] | None = None) -> dict[str, Field]:
-        """Field name -> its first declaration, sorted by name, over ``blocks`` (default:
-        every block registered so far; plugins are not looked for)."""
+        """Field name -> what its declarations share, sorted by name, over ``blocks``
+        (default: every block registered so far; plugins are not looked for)."""
         self.load_builtins()
         if blocks is None:
             return dict(sorted(self._fields.items()))
@@ -185,6 +185,14 @@ class Registry:
             except ImportError as e:
                 raise RegistryError(f"block plugin `{ep.name}` ({ep.value}) cannot be "
                                     f"imported: {e}") from None
+
+
+def _common(known: Field | None, new: Field) -> Field:
+    """What all declarations of a field share: the type and range, and the doc if every
+    block gives the same one."""
+    if known is None or (known.shared_doc or known.doc) == (new.shared_doc or new.doc):
+        return known or new
+    return replace(known, doc="depends on the block", shared_doc="", choices=())
 
 
 def _with_choices(declared: dict[str, Field], check):
