@@ -82,14 +82,8 @@ def test_kernels_hold_every_madd_of_the_cost_pass(name):
 # ---- failures name the pass --------------------------------------------------------------------
 def test_a_failing_pass_is_named_in_the_error():
     g = small()
-
-    class Weird:
-        kind = "weird"
-
-        def infer(self, shapes):
-            return shapes[0]
-
-    g.add("w", Weird(), ["head.fc"])
+    weird = type("Weird", (), {"kind": "weird", "infer": lambda self, shapes: shapes[0]})
+    g.add("w", weird(), ["head.fc"])
     with pytest.raises(PassError, match=r"^pass kernel fusion: no kernel rule for op kind "
                                         r"'weird' \(node w\)") as e:
         kernels(g)
