@@ -155,3 +155,19 @@ def test_each_kernel_has_a_family_its_rule_declares(path):
     for k in kernels(graph):
         assert family(k.type) in FAMILIES[graph[k.name].kind], (k.name, k.type)
 
+
+
+@pytest.mark.parametrize("name", ["mobilenetv3_small", "rexnet", "mobilenext"])
+def test_each_imported_node_has_a_kind_its_onnx_op_declares(name):
+    pytest.importorskip("onnx")
+    from archspec.backends import get_backend
+    from archspec.onnx_import import PATTERNS, from_proto
+
+    graph = archspec.load(name, resolution=64).compile()
+    proto = get_backend("onnx").build(graph, seed=0, fold_bn=False, check=False).proto
+    op_type = {n.name: n.op_type for n in proto.graph.node}
+    patterns = {k for kinds in PATTERNS.values() for k in kinds}
+    for node in from_proto(proto):
+        onnx_op = op_type.get(node.name)   # None: the graph input
+        by_pattern = node.kind in patterns and onnx_op in (None, "Mul", "Concat", "Slice")
+        assert node.kind in MAKES.get(onnx_op, ()) or by_pattern, (node.name, onnx_op)
