@@ -157,7 +157,7 @@ def test_pareto_plot_of_many_points_labels_none(monkeypatch):
 
 def test_training_curves_of_one_epoch_are_drawn():
     pytest.importorskip("torch")
-    from archspec.train.loop import curves_figure
+    from archspec.train.plots import curves_figure
 
     record = {"epoch": 1, "train_loss": 2.0, "val_loss": 1.9, "train_acc": 0.3,
               "val_acc": 0.35}

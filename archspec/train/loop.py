@@ -27,7 +27,7 @@ from .dist import Dist, autocast_for, resolve_precision, setup_distributed, to_d
 from .ema import WeightEMA
 from .evaluate import default_workers, evaluate
 from .plan import Run, datasets, plan
-from .plots import curves_figure, plot_curves  # noqa: F401  (tests/test_compare.py)
+from .plots import plot_curves
 from .progress import Progress
 from .recipes import Recipe, learning_rate
 
