@@ -24,9 +24,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..ir.graph import Graph
+from ..ir.ops import op_class
 from ..ir.tensors import dtype_bytes, numel
 
 EXACT_STATE_LIMIT = 200_000
+CONSUMER = "memory models"
 
 
 @dataclass
@@ -47,11 +49,19 @@ class MemoryReport:
                 "timeline": [{"op": n, "live_bytes": b} for n, b in self.timeline]}
 
 
+def _is_view(node) -> bool:
+    return op_class(node, CONSUMER).view
+
+
+def _per_channel(node) -> bool:
+    return op_class(node, CONSUMER).per_channel
+
+
 def buffer_roots(graph: Graph) -> dict[str, str]:
     """Each node -> the node whose buffer holds its output (itself unless a view)."""
     root = {}
     for node in graph:
-        root[node.name] = root[node.inputs[0]] if node.op.view else node.name
+        root[node.name] = root[node.inputs[0]] if _is_view(node) else node.name
     return root
 
 
@@ -130,7 +140,7 @@ class _Dag:
         self.root = [index[root[name]] for name in self.names]
         self.users = [0] * self.n      # for a root: every node that reads it or a view of it
         for i, node in enumerate(graph):
-            self.alloc[i] = 0 if node.op.view else nbytes[node.name]
+            self.alloc[i] = 0 if _is_view(node) else nbytes[node.name]
             self.users[self.root[i]] |= 1 << i
             for src in node.inputs:
                 self.preds[i] |= 1 << index[src]
@@ -252,14 +262,14 @@ def _as_splittable(graph: Graph, name: str, nodes: list) -> Splittable | None:
     if not (_pointwise(head.op) or _depthwise(head.op) or head.kind == "replicate"):
         return None
     k = 1
-    while k < len(nodes) and (nodes[k].op.per_channel or _depthwise(nodes[k].op)):
+    while k < len(nodes) and (_per_channel(nodes[k]) or _depthwise(nodes[k].op)):
         k += 1
     if k >= len(nodes) or not _pointwise(nodes[k].op):
         return None
     chain, project = nodes[:k], nodes[k]
     k += 1
     after = []
-    while k < len(nodes) and nodes[k].op.per_channel:
+    while k < len(nodes) and _per_channel(nodes[k]):
         after.append(nodes[k])
         k += 1
     shortcut = None
@@ -316,7 +326,7 @@ def block_working_set(graph: Graph, block: Splittable, split: int, *, batch: int
         prev = 0
         for name in block.chain:
             node = graph[name]
-            if node.op.per_channel:
+            if _per_channel(node):
                 continue
             cur = width * node.shape[1] * node.shape[2] * size
             peak = max(peak, y + prev + cur)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from ..analysis.memory import MemoryReport, buffer_roots, tensor_bytes
 from ..ir.dispatch import OpTable
 from ..ir.graph import Graph
+from ..ir.ops import op_class
 from ..ir.tensors import numel
 
 INPLACE_FNS = frozenset({"relu", "relu6", "hswish", "hsigmoid", "swish"})
@@ -25,7 +26,8 @@ def inplace_activation(graph: Graph, node) -> bool:
     if node.kind != "activation" or not node.op.inplace or node.op.fn not in INPLACE_FNS:
         return False
     (source,) = node.inputs
-    return (graph[source].op.fresh_output and graph.consumers(source) == [node.name]
+    return (op_class(graph[source], AUTOGRAD.consumer).fresh_output
+            and graph.consumers(source) == [node.name]
             and source not in graph.taps.values() and source not in graph.outputs.values())
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from ..errors import CompileError
 from .tensors import numel
 
 Shape = tuple[int, ...]
@@ -330,3 +331,13 @@ def _vocabulary(*classes: type) -> dict[str, type]:
 
 OPS = _vocabulary(Input, Conv2d, BatchNorm, Activation, Add, Mul, GlobalAvgPool, Flatten,
                   Linear, Dropout, Concat, Replicate, Slice)
+
+
+def op_class(node, consumer: str) -> type[Op]:
+    """The vocabulary's class for ``node``'s op kind (its formula and traits); a kind
+    outside :data:`OPS` is an error naming ``consumer`` and the node, never a guess."""
+    try:
+        return OPS[node.kind]
+    except KeyError:
+        raise CompileError(f"{consumer}: unknown op kind {node.kind!r} "
+                           f"(node {node.name})") from None
