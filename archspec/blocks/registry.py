@@ -160,6 +160,11 @@ class Registry:
             self.load_plugins()
 
     # ---- discovery ----------------------------------------------------------------------
+    @property
+    def plugins_loaded(self) -> bool:
+        """Whether the entry points have been scanned (only when a name needed them)."""
+        return self._plugins
+
     def load_all(self) -> None:
         self.load_builtins()
         self.load_plugins()
