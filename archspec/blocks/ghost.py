@@ -43,7 +43,8 @@ def _shortcut(b, x: str, f: dict) -> str:
 @BLOCKS.register("ghost", aliases=("ghost_bneck", "g_bneck", "ghost_bottleneck"),
                  fields=(EXP(doc="width of the expanding ghost module (Table 1 `#exp`)"), C, S,
                          K(doc="kernel of the stride-s depthwise conv and of the shortcut's"),
-                         SE, SE_RATIO, SE_DIVISOR, RATIO, DW_K,
+                         SE(doc="squeeze-excite before the projecting ghost module"),
+                         SE_RATIO, SE_DIVISOR, RATIO, DW_K,
                          NL(default="relu", doc="nonlinearity of the expanding ghost module"),
                          *WIDTH))
 def ghost_bottleneck(b, x, f):
