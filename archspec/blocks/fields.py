@@ -79,7 +79,7 @@ class Field:
             text += ": " + ", ".join(f"`{c}`" for c in self.choices)
         return text + "".join(f" or `{c}`" for c in self.consts)
 
-    def problems(self, value) -> str:
+    def mismatch(self, value) -> str:
         """Why ``value`` cannot be this field's default ("" when it can)."""
         if value is REQUIRED or value is None or value in self.consts:
             return ""

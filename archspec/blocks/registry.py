@@ -51,6 +51,7 @@ class BlockDef:
 
     @property
     def doc(self) -> str:
+        """The lowering's docstring: what the block builds, citing the paper."""
         return inspect.cleandoc(self.lower.__doc__ or "")
 
 
@@ -102,9 +103,9 @@ class Registry:
             if known is not None and known.schema() != f.schema():
                 raise RegistryError(f"block `{block}` declares field `{f.name}` as "
                                     f"{f.type_text()}, but it is {known.type_text()} elsewhere")
-            if f.problems(f.default):
+            if f.mismatch(f.default):
                 raise RegistryError(f"block `{block}`, field `{f.name}`: "
-                                    f"{f.problems(f.default)}")
+                                    f"{f.mismatch(f.default)}")
             declared[f.name] = f
         return declared
 

@@ -7,7 +7,6 @@ marker comments).
 """
 from __future__ import annotations
 
-import inspect
 import json
 import sys
 from pathlib import Path
@@ -71,13 +70,12 @@ def _block_section(b: BlockDef) -> list[str]:
     rows += [f"| `{k}` | {f.type_text()} | {_default(b, f)} | {_meaning(f.doc, f)} |"
              for k, f in b.declared.items() if k != "n"]
     head = f"### `{b.name}`" + (f" (aliases: {aliases})" if aliases else "")
-    return [head, "", *_paragraphs(b.lower), "", *(rows if len(rows) > 2 else
-                                                  ["Takes no fields."]), ""]
+    return [head, "", *_paragraphs(b.doc), "", *(rows if len(rows) > 2 else
+                                                ["Takes no fields."]), ""]
 
 
-def _paragraphs(lower) -> list[str]:
-    """The lowering's docstring, one line per paragraph, paragraphs apart."""
-    text = inspect.cleandoc(lower.__doc__ or "")
+def _paragraphs(text: str) -> list[str]:
+    """``text`` with one line per paragraph, paragraphs apart."""
     paragraphs = [" ".join(p.split()) for p in text.split("\n\n") if p.strip()]
     return "\n\n".join(paragraphs).splitlines()
 
