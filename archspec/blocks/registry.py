@@ -66,7 +66,7 @@ class Registry:
         self._package, self._group = package, group
         self._defs: dict[str, BlockDef] = {}
         self._names: dict[str, str] = {}  # name or alias -> canonical name
-        self._fields: dict[str, Field] = {}  # field name -> first declaration
+        self._fields: dict[str, Field] = {}  # field name -> what its declarations share
         self._builtins = self._plugins = False
         self.generation = 0  # grows with each registration (caches key on it)
 
