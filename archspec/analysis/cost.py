@@ -17,8 +17,6 @@ from ..ir.graph import Graph
 from ..ir.ops import OPS, OpCost
 from ..ir.tensors import dtype_bytes, numel
 
-__all__ = ["FORMULAS", "OpCost", "CostReport", "Entry", "cost", "op_cost", "totals"]
-
 FORMULAS = {kind: cls.cost for kind, cls in OPS.items()}
 """Op kind -> its cost formula ``(op, input shapes, output shape) -> OpCost``."""
 
