@@ -25,6 +25,7 @@ import torch
 import archspec
 from archspec.analysis import memory as M
 from archspec.backends import get_backend
+from archspec.backends.torch_rules import training
 from archspec.backends.torch_memory import SlicedRunner, measure, saved_for_backward
 from archspec.spec.loader import SHIPPED
 
@@ -47,7 +48,7 @@ def estimates_vs_measured(names, res, batch) -> list[str]:
         x2 = torch.randn(2, *x.shape[1:])
         saved = saved_for_backward(model, x2)
         model.eval()
-        tr = M.training(g, batch=2).peak_bytes
+        tr = training(g, batch=2).peak_bytes
         lines.append(f"| {name} | {est:,} | {meas:,} | {meas / est - 1:+.2%} | {tr:,} | "
                      f"{saved:,} | {saved / tr - 1:+.2%} |")
     return lines
