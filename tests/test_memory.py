@@ -65,7 +65,10 @@ def test_best_schedule_falls_back_to_greedy_and_says_so():
     assert s.peak_bytes <= s.default_peak_bytes
 
 
-@pytest.mark.parametrize("path", SPECS[:3], ids=IDS[:3])
+CHAINS = ("mobilenetv1", "mobilenetv2", "mobilenetv3_small")  # no branch but the shortcut
+
+
+@pytest.mark.parametrize("path", [SHIPPED / f"{n}.yaml" for n in CHAINS], ids=CHAINS)
 def test_chains_have_one_sensible_order(path):
     g = archspec.load(path, resolution=32).compile()
     s = M.best_schedule(g)

@@ -84,7 +84,8 @@ def test_onnxruntime_equals_torch(backend, path):
             want = tmodel(torch.from_numpy(x)).numpy()
         assert got.shape == want.shape == (batch, graph.meta["classes"])
         assert np.abs(want).max() > 1e-2  # the comparison is not between zeros
-        assert np.abs(got - want).max() < TOL
+        # float32 round-off grows with the logits (ghostnet's reach ~130 at random init)
+        assert np.abs(got - want).max() < TOL * max(1.0, np.abs(want).max())
 
 
 def test_node_names_are_ir_names(backend):
