@@ -5,7 +5,8 @@ works on models archspec did not write. :class:`OnnxSource` is what
 export was built from in its metadata, so that width and classes overrides can rebuild it.
 
 The importer understands the op set MobileNet-style networks export to: Conv,
-BatchNormalization, Relu, Clip, HardSwish, HardSigmoid, Sigmoid, Mul, Add,
+BatchNormalization, Relu, Clip, HardSwish, HardSigmoid, Sigmoid, Gelu, Elu, Softplus,
+LeakyRelu (with archspec's constants: ELU alpha 1, leaky slope 0.01), Mul, Add,
 GlobalAveragePool (and ReduceMean over H, W), Gemm, Flatten, Reshape/Squeeze to a vector,
 Concat, Slice, Dropout/Identity, Constant. Any other op is an :class:`ArchspecError`
 naming the op and the node, and so is a malformed node (wrong input count, a constant of
@@ -15,8 +16,9 @@ file's element type (``dtype``), its classes (from the output vector) and ``note
 its figures differ from a spec's (batch norms folded into convs).
 
 Multi-node spellings are folded back into one IR op, so costs match the spec exactly:
-``x * sigmoid(x)`` is swish; ``Concat(Add(Slice(a, 0:c), b), Slice(a, c:))`` is a partial
-add; ``Concat(x, x, ...)`` (optionally cut by a ``Slice(0:n)``) is a replicate.
+``x * sigmoid(x)`` is swish; ``x * (1 + erf(x / sqrt 2)) * 0.5`` is gelu;
+``Concat(Add(Slice(a, 0:c), b), Slice(a, c:))`` is a partial add; ``Concat(x, x, ...)``
+(optionally cut by a ``Slice(0:n)``) is a replicate.
 
 Dispatch: :data:`IMPORT` (an ``archspec.ir.dispatch.OpTable``) has one handler per ONNX op
 type, registered with :func:`handles`, which also records its input count (:data:`ARITY`)
@@ -325,6 +327,8 @@ class _Importer:
     def find_patterns(self):
         index = {id(n): n for n in self.nodes}
         for n in self.nodes:
+            if n.op_type == "Mul" and len(n.input) == 2 and self._gelu(n):
+                continue
             if n.op_type == "Mul" and len(n.input) == 2:
                 for x, s in (n.input, n.input[::-1]):
                     p = self.producer.get(s)
@@ -336,6 +340,53 @@ class _Importer:
             elif n.op_type == "Concat" and self.attrs(n).get("axis") in (1, -3):
                 self._partial_add(n) or self._replicate(n)
         return index
+
+    def scalar(self, name: str):
+        """The value of a one-element constant (initialiser or Constant node), else None."""
+        value = self.consts.get(name)
+        p = self.producer.get(name)
+        if value is None and p is not None and p.op_type == "Constant":
+            value = self.attrs(p).get("value")
+            value = None if value is None else self.initializer(value)
+        return float(value.reshape(-1)[0]) if value is not None and value.size == 1 else None
+
+    def _operands(self, n, op_type: str, value: float | None = None):
+        """(node, other input) when ``n`` is ``op_type`` with one input the constant
+        ``value`` (any input order), or (node, inputs) when ``value`` is None."""
+        if n is None or n.op_type != op_type or len(n.input) != 2:
+            return None
+        if value is None:
+            return n, list(n.input)
+        for c, other in (n.input, n.input[::-1]):
+            v = self.scalar(c)
+            if v is not None and abs(v - value) <= 1e-6 * abs(value):
+                return n, other
+        return None
+
+    def _gelu(self, n) -> bool:
+        """Mul(Mul(x, Add(Erf(Div(x, sqrt 2)), 1)), 0.5), the exact GELU torch exports
+        below opset 20 (Mul(x, 1/sqrt 2) for the division, any operand order)."""
+        half = self._operands(n, "Mul", 0.5)
+        prod = half and self._operands(self.producer.get(half[1]), "Mul")
+        if not prod:
+            return False
+        for x, a in (prod[1], prod[1][::-1]):
+            plus = self._operands(self.producer.get(a), "Add", 1.0)
+            erf = plus and self.producer.get(plus[1])
+            if not erf or erf.op_type != "Erf" or len(erf.input) != 1:
+                continue
+            scaled = self.producer.get(erf.input[0])
+            div = (self._operands(scaled, "Div", 2 ** 0.5)
+                   or self._operands(scaled, "Mul", 2 ** -0.5))
+            if not div or div[1] != x or (scaled.op_type == "Div" and scaled.input[0] != x):
+                continue
+            chain = (scaled, erf, plus[0], prod[0])
+            if all(self.only_reader(m.output[0], nxt)
+                   for m, nxt in zip(chain, (*chain[1:], n))):
+                self.skip.update(id(m) for m in chain)
+                self.fused[id(n)] = (ops.Activation("gelu"), [x])
+                return True
+        return False
 
     def _partial_add(self, n) -> bool:
         if len(n.input) != 2:
@@ -499,6 +550,7 @@ MAKES: dict[str, tuple[str, ...]] = {}         # ONNX op type -> the IR op kinds
 PATTERNS = {  # what the importer makes outside the per-op handlers -> the IR op kinds
     "the graph input": ("input",),
     "Mul(x, Sigmoid(x))": ("activation",),
+    "Mul(Mul(x, Add(Erf(Div(x, sqrt 2)), 1)), 0.5)": ("activation",),
     "Concat(Add(Slice(a, 0:c), b), Slice(a, c:))": ("add",),
     "Concat(x, x, ...), optionally cut by Slice(0:n)": ("replicate",),
 }
@@ -570,11 +622,24 @@ def _batchnorm(im: _Importer, n) -> None:
 
 
 ONE_NODE_ACTIVATIONS = {"Relu": "relu", "HardSwish": "hswish", "HardSigmoid": "hsigmoid",
-                        "Sigmoid": "sigmoid"}   # ONNX op -> archspec activation
+                        "Sigmoid": "sigmoid", "Softplus": "softplus", "Gelu": "gelu",
+                        "Elu": "elu", "LeakyRelu": "leaky_relu"}   # ONNX op -> activation
+FIXED_ATTRS = {  # ONNX op -> {attribute: (ONNX default, the value archspec's op has)}
+    "Elu": {"alpha": (1.0, ops.ACTIVATION_CONSTANTS["elu"]["alpha"])},
+    "LeakyRelu": {"alpha": (0.01, ops.ACTIVATION_CONSTANTS["leaky_relu"]["negative_slope"])},
+    "Gelu": {"approximate": ("none", "none")},
+}
 
 
 def _activation(fn: str):
     def handler(im: _Importer, n) -> None:
+        a = im.attrs(n)
+        for key, (default, ours) in FIXED_ATTRS.get(n.op_type, {}).items():
+            value = a.get(key, default)
+            value = value.decode() if isinstance(value, bytes) else value
+            if value != ours and not (isinstance(ours, float)
+                                      and abs(float(value) - ours) <= 1e-6 * abs(ours)):
+                im.fail(n, f"{key}={value!r} is not archspec's {fn} ({key}={ours!r})")
         im.add(n, ops.Activation(fn), [n.input[0]])
     return handler
 

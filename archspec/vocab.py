@@ -12,6 +12,11 @@ NONLINEARITIES = {
     "hard_sigmoid": "hsigmoid",
     "swish": "swish", "sw": "swish", "silu": "swish", "swish-1": "swish",
     "sigmoid": "sigmoid",
+    "gelu": "gelu",
+    "elu": "elu",
+    "softplus": "softplus",
+    "leaky_relu": "leaky_relu", "lrelu": "leaky_relu", "leakyrelu": "leaky_relu",
+    "leaky-relu": "leaky_relu",
     "linear": "linear", "none": "linear", "identity": "linear",
 }
 

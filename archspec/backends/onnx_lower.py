@@ -2,8 +2,9 @@
 
 Every IR node becomes the ONNX node of the same name (``stages.3.block1.expand.conv``);
 ops ONNX spells with several nodes get the IR name on the node that produces the result
-and ``<name>.<part>`` on the helpers (swish: ``<name>.sigmoid`` then ``<name>``; partial
-add: ``<name>.head``, ``<name>.sum``, ``<name>.tail``, ``<name>``). Tensors carry the name
+and ``<name>.<part>`` on the helpers (swish: ``<name>.sigmoid`` then ``<name>``; gelu
+below opset 20: see :func:`_gelu`; partial add: ``<name>.head``, ``<name>.sum``,
+``<name>.tail``, ``<name>``). Tensors carry the name
 of the IR node that produced them, except the graph outputs, which are named after their
 key (``output``, or the taps ``C4``/``C5``). Initialisers use the torch backend's
 ``state_dict`` keys (``<name>.weight``, ``<name>.running_mean``, ...).
@@ -29,6 +30,7 @@ from onnx import TensorProto, helper, numpy_helper
 from ..errors import BackendError, did_you_mean
 from ..ir.dispatch import OpTable, UnknownOp
 from ..ir.graph import Graph
+from ..ir.ops import ACTIVATION_CONSTANTS
 from ..ir.passes import BnFolding, bn_folding
 from .common import live_nodes
 
@@ -120,8 +122,8 @@ def as_numpy(state_dict, source: str, graph: Graph, outputs=None) -> dict[str, n
 class _Builder:
     """Collects nodes and initialisers while walking the graph."""
 
-    def __init__(self, dtype: np.dtype):
-        self.dtype = dtype
+    def __init__(self, dtype: np.dtype, opset: int = OPSET):
+        self.dtype, self.opset = dtype, opset
         self.nodes: list = []
         self.inits: dict[str, np.ndarray] = {}
 
@@ -164,9 +166,9 @@ class _Lowering:
     ONNX tensor holding each IR node's value (outputs are named after their key)."""
 
     def __init__(self, graph: Graph, weights: dict, outputs: dict[str, str],
-                 folds: BnFolding, dtype):
+                 folds: BnFolding, dtype, opset: int = OPSET):
         self.graph, self.weights, self.folds = graph, weights, folds
-        self.b = _Builder(dtype)
+        self.b = _Builder(dtype, opset)
         self.out_names: dict[str, str] = {}
         for key, ir in outputs.items():
             self.out_names.setdefault(ir, key)
@@ -192,7 +194,7 @@ def lower(graph: Graph, weights: dict[str, np.ndarray], outputs: dict[str, str],
     if opset < MIN_OPSET:
         raise BackendError(f"onnx backend: opset {opset} is too old (need >= {MIN_OPSET})")
     folds = bn_folding(graph, outputs.values()) if fold_bn else BnFolding({})
-    lw = _Lowering(graph, weights, outputs, folds, np.float16 if fp16 else np.float32)
+    lw = _Lowering(graph, weights, outputs, folds, np.float16 if fp16 else np.float32, opset)
     live = live_nodes(graph, outputs.values())
     for node in graph:
         if node.name not in live:
@@ -341,7 +343,13 @@ def _conv(b: _Builder, node, args, out, name, w, bias, doc, force_bias=False):
 # ---- one spelling per activation (archspec.ir.ops.ACTIVATIONS) --------------------------
 ACTIVATION = OpTable("onnx lowering", keys="activation")
 ONE_NODE = {"relu": ("Relu", {}), "hswish": ("HardSwish", {}), "sigmoid": ("Sigmoid", {}),
-            "hsigmoid": ("HardSigmoid", HSIGMOID)}   # activation -> (ONNX op, attributes)
+            "hsigmoid": ("HardSigmoid", HSIGMOID), "softplus": ("Softplus", {}),
+            "elu": ("Elu", {"alpha": ACTIVATION_CONSTANTS["elu"]["alpha"]}),
+            "leaky_relu": ("LeakyRelu",
+                           {"alpha": ACTIVATION_CONSTANTS["leaky_relu"]["negative_slope"]})}
+# activation -> (ONNX op, attributes). ONNX's Softplus has no threshold: above torch's
+# (20) the two differ by log1p(exp(-x)) < 2.1e-9.
+GELU_OPSET = 20   # the first opset with a Gelu op
 
 
 def _one_node(op_type: str, attrs: dict):
@@ -366,6 +374,23 @@ def _swish(b: _Builder, x: str, out: str, name: str, doc: str) -> str:
     """x * sigmoid(x): ONNX has no Swish before opset 24."""
     gate = b.node("Sigmoid", [x], f"{name}.sigmoid", f"{name}.sigmoid", doc)
     return b.node("Mul", [x, gate], out, name, doc)
+
+
+@ACTIVATION.register("gelu")
+def _gelu(b: _Builder, x: str, out: str, name: str, doc: str) -> str:
+    """Gelu from opset 20; before it, its exact erf formula x * (1 + erf(x / sqrt 2)) * 0.5
+    as torch exports it: ``<name>.div``, ``<name>.erf``, ``<name>.add``, ``<name>.mul``,
+    ``<name>``."""
+    if b.opset >= GELU_OPSET:
+        return b.node("Gelu", [x], out, name, doc)
+    root2 = b.init("const.sqrt2", np.array(math.sqrt(2.0), b.dtype))
+    one = b.init("const.one", np.array(1.0, b.dtype))
+    half = b.init("const.half", np.array(0.5, b.dtype))
+    t = b.node("Div", [x, root2], f"{name}.div", f"{name}.div", doc)
+    t = b.node("Erf", [t], f"{name}.erf", f"{name}.erf", doc)
+    t = b.node("Add", [t, one], f"{name}.add", f"{name}.add", doc)
+    t = b.node("Mul", [x, t], f"{name}.mul", f"{name}.mul", doc)
+    return b.node("Mul", [t, half], out, name, doc)
 
 
 def _slice(b: _Builder, x, start, stop, out, name, doc) -> str:

@@ -28,7 +28,13 @@ ACTIVATIONS = {
     "hsigmoid": nn.Hardsigmoid,
     "swish": nn.SiLU,
     "sigmoid": nn.Sigmoid,
+    "gelu": nn.GELU,          # approximate="none": the exact erf form
+    "elu": nn.ELU,            # alpha 1.0
+    "softplus": nn.Softplus,  # beta 1, threshold 20
+    "leaky_relu": nn.LeakyReLU,   # negative_slope 0.01
 }
+"""Each activation's torch module; the parametric ones keep torch's defaults, which are
+archspec.ir.ops.ACTIVATION_CONSTANTS (a test checks)."""
 ALL_CHANNELS = slice(None)
 
 

@@ -358,4 +358,8 @@ _INPLACE = {
     "hsigmoid": lambda h: F.hardsigmoid(h, inplace=True),
     "swish": lambda h: F.silu(h, inplace=True),
     "sigmoid": torch.sigmoid_,
+    "elu": lambda h: F.elu(h, inplace=True),
+    "leaky_relu": lambda h: F.leaky_relu(h, inplace=True),
+    "gelu": lambda h: h.copy_(F.gelu(h)),          # no in-place kernel: a slice-sized
+    "softplus": lambda h: h.copy_(F.softplus(h)),  # temporary, copied back
 }

@@ -12,8 +12,11 @@ from ..ir.graph import Graph
 from ..ir.ops import op_class
 from ..ir.tensors import numel
 
-INPLACE_FNS = frozenset({"relu", "relu6", "hswish", "hsigmoid", "swish"})
-"""Activations whose torch module takes ``inplace=`` (``nn.Sigmoid`` does not)."""
+INPLACE_FNS = frozenset({"relu", "relu6", "hswish", "hsigmoid", "swish", "elu", "leaky_relu"})
+"""Activations whose torch module takes ``inplace=`` (``nn.Sigmoid``, ``nn.GELU`` and
+``nn.Softplus`` do not)."""
+RESULT_WHEN_INPLACE = frozenset({"relu", "elu", "leaky_relu"})
+"""In-place activations whose backward reads their output: no copy of the input kept."""
 BN_STAT_BYTES = 2 * 4   # save_mean and save_invstd per channel, fp32 whatever the dtype
 
 AUTOGRAD = OpTable("torch autograd (saved tensors)")
@@ -58,10 +61,12 @@ def _mul(graph: Graph, node, nbytes: dict, batch: int) -> Saved:
 
 @AUTOGRAD.register("activation")
 def _activation(graph: Graph, node, nbytes: dict, batch: int) -> Saved:
-    """ReLU and sigmoid backward from their output, the others from their input; an
-    in-place activation other than ReLU makes autograd keep a copy of the input."""
+    """ReLU and sigmoid backward from their output, the others from their input; in
+    place, ReLU, ELU and leaky ReLU backward from their output (elu_, leaky_relu_ in
+    derivatives.yaml), the others make autograd keep a copy of the input."""
     if inplace_activation(graph, node):
-        return Saved((node.name,), clone_bytes=0 if node.op.fn == "relu" else nbytes[node.name])
+        clone = 0 if node.op.fn in RESULT_WHEN_INPLACE else nbytes[node.name]
+        return Saved((node.name,), clone_bytes=clone)
     return Saved((node.name,) if node.op.fn in ("relu", "sigmoid") else (node.inputs[0],))
 
 

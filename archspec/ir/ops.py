@@ -21,7 +21,12 @@ from .tensors import numel
 
 Shape = tuple[int, ...]
 
-ACTIVATIONS = ("relu", "relu6", "hswish", "hsigmoid", "swish", "sigmoid")
+ACTIVATIONS = ("relu", "relu6", "hswish", "hsigmoid", "swish", "sigmoid", "gelu", "elu",
+               "softplus", "leaky_relu")
+ACTIVATION_CONSTANTS = {"elu": {"alpha": 1.0}, "leaky_relu": {"negative_slope": 0.01},
+                        "softplus": {"beta": 1.0, "threshold": 20.0}}
+"""The fixed constants of the parametric activations: torch's defaults (nn.ELU,
+nn.LeakyReLU, nn.Softplus); gelu is the exact erf form (nn.GELU(approximate="none"))."""
 
 
 class ShapeError(ValueError):

@@ -5,10 +5,11 @@ whose conv feeds only it is folded into the conv) and what onnxruntime's graph o
 then fuses (ENABLE_ALL, CPU execution provider), checked against its optimised graphs:
 
 1. ``conv``: conv2d + its folded batch norm + a following activation that a conv kernel
-   applies in place (:data:`CONV_ACTS`: all but swish) + a following full residual
-   add (NCHWc ``Conv`` with a ``Sum`` input, or ``FusedConv`` with ``Z``) + an activation
-   after that add. Each step needs the tail to have exactly one consumer and not to be a
-   graph output. swish is not fused (onnxruntime turns ``x*sigmoid(x)`` into QuickGelu).
+   applies in place (:data:`CONV_ACTS`: all but swish, gelu, elu, softplus) + a following
+   full residual add (NCHWc ``Conv`` with a ``Sum`` input, or ``FusedConv`` with ``Z``) +
+   an activation after that add. Each step needs the tail to have exactly one consumer
+   and not to be a graph output. swish is not fused (onnxruntime turns ``x*sigmoid(x)``
+   into QuickGelu), nor are gelu, elu and softplus (each its own ``act.<fn>`` kernel).
 2. ``se``: global pool -> 1x1 convs / batch norms / activations -> channel ``mul`` by the
    gate (squeeze-excite), one kernel: its work is dominated by reading the map twice.
 3. ``add`` (a residual add not fused into a conv), ``add_partial`` (slice + add +
@@ -41,8 +42,10 @@ from ..ir.passes import bn_folding, graph_pass
 from ..ir.tensors import numel
 
 # activations a conv kernel applies in place: all but swish, which onnxruntime's optimiser
-# rewrites to QuickGelu, a kernel of its own
-CONV_ACTS = frozenset(ACTIVATIONS) - {"swish"}
+# rewrites to QuickGelu, a kernel of its own, and gelu, elu and softplus, which it runs as
+# kernels of their own (checked against its optimised graphs, tests/test_activations.py)
+UNFUSED_ACTS = frozenset({"swish", "gelu", "elu", "softplus"})
+CONV_ACTS = frozenset(ACTIVATIONS) - UNFUSED_ACTS
 SE_INNER = ("conv2d", "batchnorm", "activation")
 NCHWC = "nchwc"
 PLAIN = "nchw"
