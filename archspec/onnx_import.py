@@ -618,7 +618,13 @@ def _conv(im: _Importer, n) -> None:
 
 @handles("BatchNormalization", inputs=(5, 5), makes=("batchnorm",))
 def _batchnorm(im: _Importer, n) -> None:
-    im.add(n, ops.BatchNorm(int(im.const(n.input[1], n).shape[0])), [n.input[0]])
+    import numpy as np
+
+    # ONNX stores a float32: read back the shortest decimal it holds (0.001, not 0.0010000000475)
+    eps = float(str(np.float32(im.attrs(n).get("epsilon", 1e-5))))   # default: torch's
+    if not eps > 0 or eps == float("inf"):
+        im.fail(n, f"epsilon {eps} is not a positive finite number")
+    im.add(n, ops.BatchNorm(int(im.const(n.input[1], n).shape[0]), eps), [n.input[0]])
 
 
 ONE_NODE_ACTIVATIONS = {"Relu": "relu", "HardSwish": "hswish", "HardSigmoid": "hsigmoid",

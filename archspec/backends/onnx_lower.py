@@ -36,7 +36,6 @@ from .common import live_nodes
 
 OPSET = 21          # onnx >= 1.15, onnxruntime >= 1.18
 MIN_OPSET = 17      # HardSwish needs 14; LayerNorm-era opsets keep the Clip/Slice forms used
-BN_EPS = 1e-5       # torch's BatchNorm default; the IR does not vary it
 INT64_MAX = 2 ** 63 - 1
 HSIGMOID = {"alpha": 1.0 / 6.0, "beta": 0.5}  # torch.nn.Hardsigmoid = relu6(x + 3) / 6
 BN_TENSORS = ("weight", "bias", "running_mean", "running_var")
@@ -154,8 +153,8 @@ def foldable(graph: Graph, outputs=()) -> dict[str, str]:
     return dict(bn_folding(graph, outputs).into)
 
 
-def _fold(conv_w, conv_b, bn: dict) -> tuple[np.ndarray, np.ndarray]:
-    scale = bn["weight"] / np.sqrt(bn["running_var"].astype(np.float64) + BN_EPS)
+def _fold(conv_w, conv_b, bn: dict, eps: float) -> tuple[np.ndarray, np.ndarray]:
+    scale = bn["weight"] / np.sqrt(bn["running_var"].astype(np.float64) + eps)
     w = conv_w.astype(np.float64) * scale[:, None, None, None]
     b = ((conv_b if conv_b is not None else 0.0) - bn["running_mean"]) * scale + bn["bias"]
     return w.astype(np.float32), np.asarray(b, dtype=np.float32)
@@ -261,10 +260,11 @@ def _lower_bn(lw: _Lowering, node) -> str:
     n, w = node.name, lw.weights
     if n not in lw.folds.into:
         ins = [lw.b.init(f"{n}.{k}", w[f"{n}.{k}"]) for k in BN_TENSORS]
-        return lw.emit("BatchNormalization", node, [*lw.args(node), *ins], epsilon=BN_EPS)
+        return lw.emit("BatchNormalization", node, [*lw.args(node), *ins],
+                       epsilon=node.op.eps)
     conv = lw.graph[lw.folds.into[n]]
     weight, bias = _fold(w[f"{conv.name}.weight"], w.get(f"{conv.name}.bias"),
-                         {k: w[f"{n}.{k}"] for k in BN_TENSORS})
+                         {k: w[f"{n}.{k}"] for k in BN_TENSORS}, node.op.eps)
     lw.tensor[conv.name] = _conv(lw.b, conv, lw.args(conv), lw.name_of(n), conv.name,
                                  weight, bias, _doc(conv), force_bias=True)
     return lw.tensor[conv.name]

@@ -107,7 +107,9 @@ def _conv(node, graph):
 @TORCH.register("batchnorm")
 @_module
 def _batchnorm(node, graph):
-    return (nn.BatchNorm1d if len(node.shape) == 1 else nn.BatchNorm2d)(node.op.channels)
+    op = node.op
+    return (nn.BatchNorm1d if len(node.shape) == 1 else nn.BatchNorm2d)(
+        op.channels, eps=op.eps, momentum=op.momentum)
 
 
 @TORCH.register("activation")

@@ -8,8 +8,10 @@ from ..vocab import make_divisible
 
 
 class BlockBuilder:
-    def __init__(self, graph: Graph, prefix: str, stage: str, block_type: str, divisor: int = 8):
+    def __init__(self, graph: Graph, prefix: str, stage: str, block_type: str, divisor: int = 8,
+                 bn: tuple[float, float] = (ops.BN_EPS, ops.BN_MOMENTUM)):
         self.graph = graph
+        self.bn_eps, self.bn_momentum = bn
         self.prefix = prefix
         self.stage = stage
         self.block_type = block_type
@@ -43,7 +45,8 @@ class BlockBuilder:
         return self._add(local, op, [x])
 
     def bn(self, local, x) -> str:
-        return self._add(local, ops.BatchNorm(self.channels(x)), [x])
+        op = ops.BatchNorm(self.channels(x), self.bn_eps, self.bn_momentum)
+        return self._add(local, op, [x])
 
     def act(self, local, x, nl: str | None) -> str:
         if nl in (None, "linear"):

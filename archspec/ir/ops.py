@@ -20,6 +20,7 @@ from ..errors import CompileError
 from .tensors import numel
 
 Shape = tuple[int, ...]
+BN_EPS, BN_MOMENTUM = 1e-5, 0.1   # torch's BatchNorm defaults; a spec's `bn` sets others
 
 ACTIVATIONS = ("relu", "relu6", "hswish", "hsigmoid", "swish", "sigmoid", "gelu", "elu",
                "softplus", "leaky_relu")
@@ -137,10 +138,15 @@ class Conv2d(Op):
 
 @dataclass(frozen=True)
 class BatchNorm(Op):
+    """``eps`` is added to the variance (inference and training); ``momentum`` is torch's
+    running-statistics update rate (training only). Neither changes a cost."""
+
     kind = "batchnorm"
     per_channel = True
     fresh_output = True
     channels: int
+    eps: float = BN_EPS
+    momentum: float = BN_MOMENTUM
 
     def infer(self, shapes: list[Shape]) -> Shape:
         shape = _one(shapes, "batchnorm")

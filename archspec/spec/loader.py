@@ -205,10 +205,12 @@ def build_spec(doc: Located) -> Spec:
 def _spec(doc: Located, rows: dict) -> Spec:
     data = doc.data
     inp = data.get("input", {}) or {}
+    bn = data.get("bn", {}) or {}
     return Spec(name=data.get("name") or Path(doc.file).stem, stages=tuple(rows["stages"]),
                 head=tuple(rows["head"]), resolution=int(inp.get("resolution", 224)),
                 channels=int(inp.get("channels", 3)), classes=int(data.get("classes", 1000)),
                 width=float(data.get("width", 1.0)), divisor=int(data.get("divisor", 8)),
+                bn_eps=float(bn.get("eps", 1e-5)), bn_momentum=float(bn.get("momentum", 0.1)),
                 description=data.get("description", ""), source=data.get("source", ""),
                 file=doc.file, schedule=data.get("schedule"),
                 locations={k: doc.where((k,)) for k in data}, document=doc)

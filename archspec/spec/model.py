@@ -38,6 +38,8 @@ class Spec:
     classes: int = 1000
     width: float = 1.0
     divisor: int = 8
+    bn_eps: float = 1e-5       # top-level `bn: {eps, momentum}`; torch's defaults
+    bn_momentum: float = 0.1
     description: str = ""
     source: str = ""
     file: str = "<spec>"
