@@ -125,7 +125,7 @@ def _torch_step(graph, settings: Settings):
         torch.backends.cudnn.benchmark = True
     model = get_backend("torch").build(graph, seed=settings.seed).to(device)
     gen = torch.Generator().manual_seed(settings.seed)
-    x = torch.randn(settings.batch, *graph["input"].shape, generator=gen).to(device)
+    x = torch.randn(settings.batch, *graph.input_shape, generator=gen).to(device)
     classes = graph[graph.outputs["output"]].shape[0]
     labels = torch.randint(0, classes, (settings.batch,), generator=gen).to(device)
     if settings.backend == "torch-compile":
@@ -181,7 +181,7 @@ def _ort_step(graph, settings: Settings):
                                 providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(settings.seed)
     feed = {sess.get_inputs()[0].name:
-            rng.standard_normal((settings.batch, *graph["input"].shape)).astype(np.float32)}
+            rng.standard_normal((settings.batch, *graph.input_shape)).astype(np.float32)}
 
     def step():
         sess.run(None, feed)
@@ -201,7 +201,7 @@ def measure(graph, settings: Settings, advance=lambda n=1: None) -> Measurement:
     from .analysis.cost import cost
 
     totals = cost(graph).totals
-    m = Measurement(graph.meta.get("resolution") or graph["input"].shape[1],
+    m = Measurement(graph.meta.get("resolution") or graph.input_shape[1],
                     "train_step" if settings.train_step else "forward", settings.batch,
                     totals.madds, totals.params)
     t0 = time.perf_counter()
@@ -226,16 +226,14 @@ def run(spec, settings: Settings, advance=lambda n=1: None) -> dict:
     settings.check()
     _pin_threads(settings)
     resolutions = list(settings.resolutions) or [spec.resolution]
-    results = []
-    for r in resolutions:
-        graph = spec.with_(resolution=r).compile()
-        results.append(asdict(measure(graph, settings, advance)))
+    graphs = [spec.with_(resolution=r).compile() for r in resolutions]
+    results = [asdict(measure(graph, settings, advance)) for graph in graphs]
     return {
         "schema": SCHEMA,
         "spec": spec.name,
         "file": str(getattr(spec, "file", "")),
-        "width": spec.width,
-        "classes": spec.classes,
+        "width": graphs[0].meta.get("width"),
+        "classes": graphs[0].meta.get("classes"),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "settings": {**asdict(settings), "resolutions": resolutions},
         "machine": machine(settings.backend),

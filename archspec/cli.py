@@ -56,9 +56,9 @@ COMMANDS = Commands()  # this module's commands; archspec.commands.LAZY lists th
 
 def _version(value: bool) -> None:
     if value:
-        from importlib.metadata import version
+        from . import __version__
 
-        print(f"archspec, version {version('archspec')}")
+        print(f"archspec, version {__version__}")
         raise typer.Exit()
 
 
@@ -177,10 +177,8 @@ def validate(specs: Annotated[list[str], typer.Argument(
 
 
 def _validate(path: str, quiet: bool) -> dict:
-    from .spec import load as load_spec
-
     try:
-        s = load_spec(path)
+        s = load(path)  # a YAML spec, or the spec a .pt / .onnx file carries
         s.compile()
         return {"file": path, "ok": True, "name": s.name, "problems": []}
     except ArchspecError as e:
@@ -311,6 +309,8 @@ def build(spec: Spec,
     from .backends import get_backend
 
     s = load(spec, width, resolution, classes)
+    if getattr(s, "spec_text_or_none", lambda: None)():
+        s = s.spec()  # an ONNX file carrying its spec: build that (BN unfolded, new weights)
     g = s.compile()
     be = get_backend(backend)
     taps = [f.strip() for f in features.split(",") if f.strip()] if features else None

@@ -19,7 +19,6 @@ from typing import Annotated, Literal, Optional, get_args, get_origin
 import typer
 from typer.core import TyperCommand
 
-SHIPPED = Path(__file__).resolve().parent / "specs"
 SPEC_SUFFIXES = (".yaml", ".yml", ".onnx", ".pt")
 
 # help panels
@@ -81,6 +80,8 @@ def load(source, width=None, resolution=None, classes=None):
 def complete_spec(incomplete: str) -> list[str]:
     """Shell completion for SPEC: shipped spec names, then matching paths (folders and
     .yaml/.onnx/.pt files)."""
+    from .spec.loader import SHIPPED
+
     names = sorted(p.stem for p in SHIPPED.glob("*.yaml") if p.stem.startswith(incomplete))
     return names + _matching_paths(incomplete)
 

@@ -87,7 +87,7 @@ def close_match(word, choices) -> str | None:
     near = [c for c in by_lower if len(low) > 1 and _one_edit_apart(low, c)]
     if near:
         return by_lower[max(near, key=lambda c: difflib.SequenceMatcher(None, low, c).ratio())]
-    close = difflib.get_close_matches(low, list(by_lower), n=1, cutoff=0.6)
+    close = difflib.get_close_matches(low, list(by_lower), n=1, cutoff=0.7)
     return by_lower[close[0]] if close else None
 
 

@@ -76,18 +76,6 @@ def checkpoint_spec(path):
     return embedded.embedded_spec(text, overrides, path)
 
 
-def embedded_text(path) -> str:
-    """The spec text carried by the checkpoint or ONNX file at ``path``."""
-    kind, path = locate(path)
-    if kind == "torch":
-        return _torch_io().read_spec(path)[0]
-    if kind == "onnx":
-        from .onnx_import import OnnxSource
-
-        return OnnxSource(path).spec_text()
-    raise ArchspecError(f"{path}: not a checkpoint or ONNX file")
-
-
 def _torch_io():
     try:
         from .backends import torch_io
@@ -99,14 +87,4 @@ def _torch_io():
     return torch_io
 
 
-def spec_text(spec) -> str:
-    """Self-contained YAML for ``spec``: as :func:`archspec.spec.embedded.spec_text`, and a
-    path to a checkpoint or ONNX file gives the spec the file carries."""
-    if isinstance(spec, (str, Path)) and "\n" not in str(spec):
-        kind, path = locate(spec)
-        if kind != "spec":
-            return embedded_text(path)
-    return embedded.spec_text(spec)
-
-
-__all__ = ["load", "locate", "kind_of", "checkpoint_spec", "spec_text"]
+__all__ = ["load"]

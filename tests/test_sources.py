@@ -360,3 +360,24 @@ def test_cli_costs_an_fp16_file_in_fp16_unless_told(files, capsys):
     assert 2 * half["memory"]["peak_bytes"] == full["memory"]["peak_bytes"]
     code, out, err = _cli(capsys, "memory", files["fp16.onnx"], "-f", "json")
     assert code == 0 and json.loads(out)["dtype"] == "fp16", err
+
+
+@pytest.mark.parametrize("kind", ["yaml", "shipped", "build.pt", "train.pt", "onnx",
+                                  "fp16.onnx", "spec.onnx", "torch.onnx"])
+def test_validate_and_bench_take_every_kind(kind, files, capsys):
+    code, out, err = _cli(capsys, "validate", files[kind])
+    assert code == 0 and out.startswith("ok"), (kind, err)
+    code, out, err = _cli(capsys, "bench", files[kind], "--repeats", "1", "--warmup", "0",
+                          "-r", "32", "-f", "json")
+    assert code == 0, (kind, err)
+    doc = json.loads(out)
+    assert doc["classes"] == sources.load(files[kind]).cost().classes  # 10 after digits
+    assert doc["width"] is not None
+
+
+def test_build_from_an_onnx_file_builds_the_spec_it_carries(files, tmp_path, capsys):
+    code, _, err = _cli(capsys, "build", files["spec.onnx"], "--backend", "torch", "-o",
+                        tmp_path / "x.pt")
+    assert code == 0, err
+    want = archspec.load(V3S, **SMALL).cost().totals.params  # BN unfolded again
+    assert sources.load(tmp_path / "x.pt").cost().totals.params == want

@@ -81,9 +81,9 @@ class Registry:
                 if key in self._names:
                     raise RegistryError(f"block name `{key}` is already registered "
                                         f"(by {self._defs[self._names[key]].module})")
-            doc = inspect.cleandoc(lower.__doc__ or "").splitlines()
+            doc = " ".join(inspect.cleandoc(lower.__doc__ or "").split("\n\n")[0].split())
             self._defs[name] = BlockDef(name, lower, declared, tuple(aliases),
-                                        _with_choices(declared, check), doc[0] if doc else "",
+                                        _with_choices(declared, check), doc,
                                         tuple(one_of), lower.__module__)
             for key in (name, *aliases):
                 self._names[key] = name

@@ -101,6 +101,12 @@ class Graph:
     def inputs(self) -> list[str]:
         return [n.name for n in self if isinstance(n.op, Input)]
 
+    @property
+    def input_shape(self) -> tuple:
+        """The shape (C, H, W) of the graph's one input, whatever its name (an imported
+        ONNX file keeps the file's input name)."""
+        return self[self.inputs[0]].shape
+
     def consumers(self, name: str) -> list[str]:
         return list(self._succ[name])
 

@@ -17,7 +17,7 @@ def session(graph, threads: int, *, profile: bool, seed: int = 0):
     model = get_backend("onnx").build(graph, seed=seed, check=False)
     opts = ort_session_options(threads, profile=profile)
     sess = ort.InferenceSession(model.serialize(), opts, providers=["CPUExecutionProvider"])
-    x = np.random.default_rng(seed).standard_normal((1, *graph["input"].shape))
+    x = np.random.default_rng(seed).standard_normal((1, *graph.input_shape))
     return sess, {sess.get_inputs()[0].name: x.astype(np.float32)}
 
 

@@ -35,8 +35,8 @@ def spec_text(spec) -> str:
     """Self-contained YAML for a spec given as a YAML path, a shipped name, YAML text, a
     loaded :class:`Spec` (its text when it was loaded from text, as a spec read out of a
     checkpoint or ONNX file is, else read back from its file) or a source with a
-    ``spec_text()`` method (an ONNX file carrying its spec). A path to a checkpoint or an
-    ONNX file is :func:`archspec.sources.spec_text`'s job (it reads those files)."""
+    ``spec_text()`` method (an ONNX file carrying its spec). For a checkpoint or an ONNX
+    file, load it first (:func:`archspec.load`) and pass what it returns."""
     import yaml
 
     from ..errors import BackendError

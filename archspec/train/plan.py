@@ -32,12 +32,14 @@ def plan(config: TrainConfig) -> Run:
     if config.resume:
         return _resumed(config)
     from ..backends import torch_io
-    from ..spec import load
+    from ..sources import load
 
     if not config.spec or not config.data:
         raise TrainingError("give a SPEC and --data (or --resume RUN_FOLDER)")
     source = data.parse_source(config.data)
     spec = load(config.spec, width=config.width, resolution=config.resolution)
+    if hasattr(spec, "spec_text_or_none"):  # an ONNX file trains the spec it carries
+        spec = spec.spec()
     classes = config.classes or data.class_count(source, spec.classes)
     spec = spec.with_(classes=classes)
     graph = spec.compile()
