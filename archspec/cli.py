@@ -80,7 +80,8 @@ def cost(spec: Spec,
          fmt: Annotated[Literal["table", "json", "markdown", "csv"], typer.Option(
              "--format", "-f", help="Output format.", rich_help_panel=OUTPUT)] = "table",
          width: Width = None, resolution: Resolution = None, classes: Classes = None,
-         batch: Annotated[int, typer.Option(min=1, max=1_000_000)] = 1,
+         batch: Annotated[int, typer.Option(
+             min=1, max=1_000_000, help="Batch size the byte figures assume.")] = 1,
          dtype: Dtype = None, budget: Budget = None, output: Output = None,
          profile_path: Profile = None) -> None:
     """Parameters, multiply-adds, elementwise work and memory access, per stage/block/layer."""

@@ -25,7 +25,8 @@ def memory(spec: Spec,
                "--split", "-t", min=1, max=100_000,
                help="t-way split of the expansion in fused blocks (MobileNetV2 section "
                "5.1).")] = 1,
-           batch: Annotated[int, typer.Option(min=1, max=1_000_000)] = 1,
+           batch: Annotated[int, typer.Option(
+             min=1, max=1_000_000, help="Batch size the byte figures assume.")] = 1,
            dtype: Dtype = None,
            per: Annotated[Literal["block", "layer"], typer.Option(
                rich_help_panel=OUTPUT,
