@@ -16,7 +16,7 @@ from typer.core import TyperGroup
 
 from .cli_common import (OUTPUT, Classes, Commands, Dtype, FastParams, Output, Profile,
                          Resolution, Spec, TableOrJson, Width, complete_spec, console, emit,
-                         emit_json, load, model_dtype, show)
+                         emit_json, load, model_dtype, output_format, show)
 from .commands import LAZY
 from .errors import ArchspecError, Location, Problem, SpecError
 
@@ -77,8 +77,9 @@ def archspec(version: Annotated[bool, typer.Option(
 def cost(spec: Spec,
          per: Annotated[Literal["stage", "block", "layer"], typer.Option(
              help="Rows per stage, block or layer.", rich_help_panel=OUTPUT)] = "stage",
-         fmt: Annotated[Literal["table", "json", "markdown", "csv"], typer.Option(
-             "--format", "-f", help="Output format.", rich_help_panel=OUTPUT)] = "table",
+         fmt: Annotated[Optional[Literal["table", "json", "markdown", "csv"]], typer.Option(
+             "--format", "-f", rich_help_panel=OUTPUT,
+             help="Output format [default: from the --output suffix (.json, .md, .csv), else table].")] = None,
          width: Width = None, resolution: Resolution = None, classes: Classes = None,
          batch: Annotated[int, typer.Option(
              min=1, max=1_000_000, help="Batch size the byte figures assume.")] = 1,
@@ -89,6 +90,7 @@ def cost(spec: Spec,
     from .analysis.cost import cost as run_cost
 
     constraints = parse_budget(budget) if budget else None
+    fmt = output_format(fmt, output, ("json", "markdown", "csv"))
     graph = load(spec, width, resolution, classes).compile()
     dtype = model_dtype(dtype, graph)
     report = run_cost(graph, batch=batch, dtype=dtype)
@@ -124,8 +126,9 @@ def diff(spec_a: Annotated[str, typer.Argument(metavar="SPEC_A", autocompletion=
                                                help="The second spec (b).")],
          per: Annotated[Literal["stage", "block"], typer.Option(
              help="Align and show per stage or per block.", rich_help_panel=OUTPUT)] = "stage",
-         fmt: Annotated[Literal["table", "json", "markdown"], typer.Option(
-             "--format", "-f", help="Output format.", rich_help_panel=OUTPUT)] = "table",
+         fmt: Annotated[Optional[Literal["table", "json", "markdown"]], typer.Option(
+             "--format", "-f", rich_help_panel=OUTPUT,
+             help="Output format [default: from the --output suffix (.json, .md), else table].")] = None,
          width: Width = None, resolution: Resolution = None, classes: Classes = None,
          budget: Annotated[Optional[str], typer.Option(
              help="Budget both sides must meet (exit 1 if not).")] = None,
@@ -135,6 +138,7 @@ def diff(spec_a: Annotated[str, typer.Argument(metavar="SPEC_A", autocompletion=
     from .analysis.diff import diff as run_diff
 
     constraints = parse_budget(budget) if budget else None
+    fmt = output_format(fmt, output, ("json", "markdown"))
     latency = None
     if profile_path is not None:  # docs/latency.md
         from .latency.report import latency_column

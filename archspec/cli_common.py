@@ -43,6 +43,7 @@ def emit(text: str, output: Path | None) -> None:
         from .fsutil import atomic_write_text
 
         atomic_write_text(output, text)
+        print(f"wrote {output}", file=sys.stderr)
 
 
 def show(renderable, output: Path | None) -> None:
@@ -143,6 +144,18 @@ TableOrJson = Annotated[Literal["table", "json"], typer.Option(
 Dtype = Annotated[Optional[Literal["fp32", "fp16", "bf16", "int8"]], typer.Option(
     help="Element type for the byte figures [default: the model's: fp32 for a spec, the "
     "file's element type for an ONNX file].")]
+
+
+SUFFIX_FORMATS = {".json": "json", ".md": "markdown", ".markdown": "markdown", ".csv": "csv"}
+
+
+def output_format(fmt: str | None, output: Path | None, allowed) -> str:
+    """The --format given, else the one the --output file's suffix names (``x.json`` ->
+    json) when the command writes it, else a table."""
+    if fmt is not None:
+        return fmt
+    inferred = SUFFIX_FORMATS.get(output.suffix.lower()) if output is not None else None
+    return inferred if inferred in allowed else "table"
 
 
 def model_dtype(dtype: str | None, graph) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 from .kernels import kernels as fuse
 from .profile import current_warnings, load
@@ -36,11 +38,19 @@ class LatencyColumn:
                 f"{self.overhead_ms:.3f} ms)")
 
 
-def latency_column(graph, per: str, profile_path, *, batch: int = 1,
-                   dtype: str = "fp32") -> LatencyColumn:
-    profile = load(profile_path)
+@lru_cache(maxsize=8)
+def _profile(path: Path):
+    """The profile at ``path``; its setup warnings are printed once per process (diff
+    predicts two networks with one profile)."""
+    profile = load(path)
     for w in current_warnings(profile):
         print(f"archspec: warning: {w}; predictions may be off", file=sys.stderr)
+    return profile
+
+
+def latency_column(graph, per: str, profile_path, *, batch: int = 1,
+                   dtype: str = "fp32") -> LatencyColumn:
+    profile = _profile(Path(profile_path).resolve())
     if batch != profile.settings.get("batch", 1) or dtype != profile.settings.get("dtype",
                                                                                   "fp32"):
         print(f"archspec: warning: the profile predicts batch "
@@ -54,9 +64,7 @@ def sweep_latency(base, variants, rows: list[dict], profile_path) -> None:
     """Add ``latency_ms`` (predicted) to each sweep row (rows align with ``variants``)."""
     from ..analysis.sweep import vary
 
-    profile = load(profile_path)
-    for w in current_warnings(profile):
-        print(f"archspec: warning: {w}; predictions may be off", file=sys.stderr)
+    profile = _profile(Path(profile_path).resolve())
     for v, row in zip(variants, rows):
         graph = vary(base, v).compile()
         row["latency_ms"] = round(profile.model.predict(fuse(graph, profile.nchwc_block))
