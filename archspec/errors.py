@@ -78,8 +78,9 @@ def did_you_mean(word, choices) -> str:
 
 def close_match(word, choices) -> str | None:
     """The known choice closest to ``word``: the same word in another case, one letter
-    swapped with its neighbour, added, dropped or changed (``ri`` -> ``ir``), else
-    difflib's best match; None when nothing is close."""
+    swapped with its neighbour, added, dropped or changed (``ri`` -> ``ir``), the one
+    choice it starts or ends (``epsilon`` -> ``eps``), else difflib's best match above
+    0.7; None when nothing is close (``schema`` is not ``head``)."""
     by_lower = {str(c).lower(): str(c) for c in sorted(set(map(str, choices)))}
     low = str(word).lower()
     if low in by_lower:
@@ -87,6 +88,10 @@ def close_match(word, choices) -> str | None:
     near = [c for c in by_lower if len(low) > 1 and _one_edit_apart(low, c)]
     if near:
         return by_lower[max(near, key=lambda c: difflib.SequenceMatcher(None, low, c).ratio())]
+    prefixed = [c for c in by_lower if min(len(c), len(low)) >= 3
+                and (c.startswith(low) or low.startswith(c))]  # eps / epsilon
+    if len(prefixed) == 1:
+        return by_lower[prefixed[0]]
     close = difflib.get_close_matches(low, list(by_lower), n=1, cutoff=0.7)
     return by_lower[close[0]] if close else None
 

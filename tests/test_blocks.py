@@ -102,7 +102,8 @@ def test_unknown_block_and_fields_keep_their_messages():
     assert "unknown block `gohst` (did you mean `ghost`?)" in str(e.value)
     with pytest.raises(SpecError, match="block `conv` does not take `ratio`"):
         archspec.loads("stages: [{block: conv, c: 16, ratio: 2}]")
-    with pytest.raises(SpecError, match="unknown field `ratoi` \\(did you mean `ratio`\\?\\)"):
+    with pytest.raises(SpecError, match="block `ghost` does not take `ratoi` "
+                                        "\\(did you mean `ratio`\\? it takes"):
         archspec.loads("stages: [{block: ghost, c: 16, exp: 16, ratoi: 3}]")
 
 

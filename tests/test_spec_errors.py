@@ -325,7 +325,9 @@ def test_unknown_keys_in_nested_mappings_and_rows(write):
     assert [p.location.path for p in ps] == ["input.chanels", "input.depth",
                                              "stages[0].zz", "stages[0].qq"]
     assert "did you mean `channels`?" in ps[0].hint
-    assert ps[2].message == "unknown field `zz`" and ps[2].location.line == 4
+    # a known block names its own fields, not every block's
+    assert ps[2].message == "block `conv` does not take `zz`" and ps[2].location.line == 4
+    assert "pw_nl" not in ps[2].hint and "groups" in ps[2].hint
 
 
 def test_problems_outside_the_rows_do_not_hide_the_rows(write):
@@ -496,3 +498,24 @@ def test_character_yaml_refuses_is_located(write):
 def test_section_shapes(write, text, path, line, msg):
     p = one(write("name: x\n" + text))
     assert (p.location.path, p.location.line, p.message) == (path, line, msg)
+
+
+def test_an_unknown_block_is_reported_beside_the_row_s_other_problems(write):
+    ps = problems(write("name: x\nstages:\n  - {block: ri, c: 16, foo: 2}\n"))
+    assert [p.location.path for p in ps] == ["stages[0].block", "stages[0].foo"]
+    assert "did you mean `ir`?" in ps[0].hint
+
+
+def test_a_misspelled_shipped_name_gets_a_suggestion():
+    with pytest.raises(SpecError) as e:
+        archspec.load("mobilenetv22")
+    assert "did you mean `mobilenetv2`?" in e.value.problems[0].hint
+
+
+def test_did_you_mean_suggests_only_close_names():
+    from archspec.errors import close_match
+
+    keys = ["head", "stages", "name", "width", "eps", "momentum"]
+    assert close_match("schema", keys) is None
+    assert close_match("epsilon", keys) == "eps"
+    assert close_match("widht", keys) == "width" and close_match("stage", keys) == "stages"

@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..blocks.registry import BLOCKS, REQUIRED, UnknownBlock
-from ..errors import Location, Problem, SpecError, did_you_mean
+from ..errors import Location, Problem, SpecError, close_match, did_you_mean
 from . import fieldschema
 from .model import Row, Spec
 from ..vocab import nonlinearity
@@ -55,9 +55,18 @@ def resolve_path(ref: str | Path) -> Path:
     return path
 
 
+def _shipped_hint(given) -> str:
+    """For a name that is neither a file nor a shipped spec: the closest shipped name."""
+    close = close_match(Path(str(given)).stem, [p.stem for p in SHIPPED.glob("*.yaml")])
+    return (f"did you mean `{close}`? " if close else "") + \
+        "`archspec specs` lists the shipped specs"
+
+
 def load(path: str | Path, *, width=None, resolution=None, classes=None) -> Spec:
     """Load and validate a spec file; CLI-style overrides are applied last."""
-    path = resolve_path(path)
+    given, path = path, resolve_path(path)
+    if not path.exists():
+        raise SpecError(Problem(Location(str(path)), "file not found", _shipped_hint(given)))
     doc = _resolve_extends(read_yaml(path), path, (path.resolve(),))
     spec = build_spec(doc)
     return spec.with_(width=width, resolution=resolution, classes=classes)
@@ -451,18 +460,16 @@ class _RowChecker:
     def check(self, raw: _RawRow, section: str) -> Row | None:
         """The resolved row, or None when it has problems."""
         n_before = len(self.problems)
-        self._schema(raw)
-        if len(self.problems) > n_before:
+        block = self._block(raw)
+        foreign = [k for k in raw.fields if block and k not in block.fields and k != "block"]
+        for key in foreign:  # named with the block's own fields, not the schema's union
+            close = close_match(key, block.fields)
+            self._add(raw, key, f"block `{block.name}` does not take `{key}`",
+                      (f"did you mean `{close}`? " if close else "")
+                      + "it takes " + ", ".join(sorted(block.fields)))
+        self._schema(raw, skip=foreign)
+        if block is None or len(self.problems) > n_before:
             return None
-        try:
-            block = BLOCKS.get(raw.fields["block"])
-        except UnknownBlock as e:
-            self._add(raw, "block", f"unknown block `{e.name}`", e.hint)
-            return None
-        for key in raw.fields:
-            if key not in block.fields and key != "block":
-                self._add(raw, key, f"block `{block.name}` does not take `{key}`",
-                          "it takes " + ", ".join(sorted(block.fields)))
         if section == "head" and "n" in raw.fields:
             self._add(raw, "n", "`n` (repeats) applies to stage rows only",
                       "write the head entry once per layer")
@@ -477,12 +484,25 @@ class _RowChecker:
     def _add(self, raw: _RawRow, key, message: str, hint: str = "") -> None:
         self.problems.append(Problem(raw.locs.get(key, raw.where), message, hint))
 
-    def _schema(self, raw: _RawRow) -> None:
-        """Non-finite numbers, then schema errors (each field once)."""
-        bad = [k for k, v in raw.fields.items() if isinstance(v, float) and not math.isfinite(v)]
+    def _block(self, raw: _RawRow):
+        """The row's registered block, or None (an unknown name is a problem)."""
+        name = raw.fields.get("block")
+        if not isinstance(name, str):
+            return None  # the schema says what is wrong with it
+        try:
+            return BLOCKS.get(name)
+        except UnknownBlock as e:
+            self._add(raw, "block", f"unknown block `{e.name}`", e.hint)
+            return None
+
+    def _schema(self, raw: _RawRow, skip=()) -> None:
+        """Non-finite numbers, then schema errors (each field once), leaving out the
+        fields in ``skip`` (already reported)."""
+        fields = {k: v for k, v in raw.fields.items() if k not in skip}
+        bad = [k for k, v in fields.items() if isinstance(v, float) and not math.isfinite(v)]
         for key in bad:
             self._add(raw, key, f"{raw.fields[key]} is not a finite number")
-        for path, problem in _schema_problems(self.row_validator, raw.fields,
+        for path, problem in _schema_problems(self.row_validator, fields,
                                               lambda p: raw.locs.get(p[0], raw.where)
                                               if p else raw.where):
             if not (path and path[0] in bad):
