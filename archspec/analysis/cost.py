@@ -12,23 +12,15 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
-from ..errors import CompileError
 from ..ir.graph import Graph
-from ..ir.ops import OPS, OpCost
+from ..ir.ops import OpCost, op_class
 from ..ir.tensors import dtype_bytes, numel
-
-FORMULAS = {kind: cls.cost for kind, cls in OPS.items()}
-"""Op kind -> its cost formula ``(op, input shapes, output shape) -> OpCost``."""
 
 
 def op_cost(node, in_shapes) -> OpCost:
-    """The cost of one node for one image; a kind outside the vocabulary is an error."""
-    try:
-        formula = FORMULAS[node.kind]
-    except KeyError:
-        raise CompileError(f"cost pass: no cost formula for op kind {node.kind!r} "
-                           f"(node {node.name})") from None
-    return formula(node.op, in_shapes, node.shape)
+    """The cost of one node for one image (the formula its op class defines, ir/ops.py);
+    a kind outside the vocabulary is an error."""
+    return op_class(node, "cost pass").cost(node.op, in_shapes, node.shape)
 
 
 def totals(graph: Graph) -> OpCost:

@@ -26,7 +26,7 @@ def inplace_activation(graph: Graph, node) -> bool:
     """Whether the torch backend runs this node in place over its input: an activation
     with an in-place torch module, reading a fresh output (conv, BN, linear) that nothing
     else reads and that is no tap or output."""
-    if node.kind != "activation" or not node.op.inplace or node.op.fn not in INPLACE_FNS:
+    if not op_class(node, AUTOGRAD.consumer).inplace or node.op.fn not in INPLACE_FNS:
         return False
     (source,) = node.inputs
     return (op_class(graph[source], AUTOGRAD.consumer).fresh_output
