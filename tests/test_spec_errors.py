@@ -519,3 +519,12 @@ def test_did_you_mean_suggests_only_close_names():
     assert close_match("schema", keys) is None
     assert close_match("epsilon", keys) == "eps"
     assert close_match("widht", keys) == "width" and close_match("stage", keys) == "stages"
+
+
+@pytest.mark.parametrize("text, hint", [
+    ("name: x\nstages:\n\t- {block: conv, c: 8}\n", "spaces, not tabs"),
+    ("name: x\nstages:\n  - {block: conv, c: 8}\n   - {block: conv, c: 8}\n", "indentation"),
+])
+def test_malformed_yaml_says_what_to_do(write, text, hint):
+    (p,) = problems(write(text))
+    assert p.message.startswith("malformed YAML") and hint in p.hint and p.location.line

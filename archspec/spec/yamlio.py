@@ -64,6 +64,16 @@ def read_yaml(path: str | Path) -> Located:
     return parse_yaml(raw, name)
 
 
+def _yaml_hint(message: str) -> str:
+    """What to do about one of PyYAML's messages."""
+    if "\\t" in message or "\t" in message or "tab" in message:
+        return "YAML indents with spaces, not tabs"
+    if "block end" in message or "mapping values are not allowed" in message:
+        return ("check the indentation: the keys of one mapping and the items of one list "
+                "start in the same column; a value with ': ' in it needs quotes")
+    return ""
+
+
 def parse_yaml(raw: bytes | str, name: str = "<spec>") -> Located:
     """Parse YAML text (bytes must be UTF-8) into a :class:`Located` document."""
     if isinstance(raw, bytes):
@@ -89,7 +99,7 @@ def parse_yaml(raw: bytes | str, name: str = "<spec>") -> Located:
         mark = e.problem_mark or e.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
         msg = (e.problem or e.context or "malformed YAML").strip()
-        hint = "YAML indents with spaces, not tabs" if "\t" in msg or "tab" in msg else ""
+        hint = _yaml_hint(msg)
         problem = Problem(Location(name, line, col), f"malformed YAML: {msg}", hint)
         raise SpecError(problem) from None
     except yaml.reader.ReaderError as e:  # a character YAML does not allow
