@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
 from ..blocks.registry import BLOCKS, REQUIRED, UnknownBlock
 from ..errors import Location, Problem, SpecError, close_match, did_you_mean
-from . import fieldschema
+from . import fieldschema, validcache
 from .model import Row, Spec
 from ..vocab import nonlinearity
 from .yamlio import Located, format_path, parse_yaml, read_yaml
@@ -43,6 +43,11 @@ def _validators(generation: int):
 
 def _current() -> dict:
     return _schema(BLOCKS.generation)
+
+
+@lru_cache(maxsize=4)
+def _schema_text(generation: int) -> str:
+    return json.dumps(_schema(generation), sort_keys=True)
 
 
 def resolve_path(ref: str | Path) -> Path:
@@ -192,7 +197,9 @@ def build_spec(doc: Located) -> Spec:
     if not isinstance(data, dict):
         raise SpecError(Problem(doc.where(()), "a spec must be a mapping of keys to values"))
     BLOCKS.require(*_names_used(data))
-    problems, refused = _document_problems(doc)
+    marker = validcache.key(_schema_text(BLOCKS.generation), data)
+    known = validcache.known_valid(marker)  # then the JSON Schema pass is skipped
+    problems, refused = _document_problems(doc, schema=not known)
     if "stages" not in data:
         problems.append(Problem(doc.where(()), "missing `stages`", "a spec needs a stage table"))
     sections = {s: _section_rows(data.get(s), s, doc, problems, refused)
@@ -200,7 +207,8 @@ def build_spec(doc: Located) -> Spec:
     for i, patch in _usable_patches(data, refused):
         _apply_patch(patch, i, sections["stages"], _row_count(data.get("stages")), doc,
                      problems)
-    checker = _RowChecker(doc, *_usable_defaults(data, refused), problems)
+    checker = _RowChecker(doc, *_usable_defaults(data, refused), problems,
+                          None if known else _validators(BLOCKS.generation)[1])
     rows = {s: [row for raw in raws if (row := checker.check(raw, s)) is not None]
             for s, raws in sections.items()}
     problems.extend(_blank_c_problems(rows["stages"], data))
@@ -208,6 +216,8 @@ def build_spec(doc: Located) -> Spec:
         problems.append(Problem(doc.where(("stages",)), "the stage table has no rows"))
     if problems:
         raise SpecError(_ordered(problems))
+    if not known:
+        validcache.remember(marker)
     return _spec(doc, rows)
 
 
@@ -225,14 +235,15 @@ def _spec(doc: Located, rows: dict) -> Spec:
                 locations={k: doc.where((k,)) for k in data}, document=doc)
 
 
-def _document_problems(doc: Located) -> tuple[list[Problem], set]:
-    """Problems outside the rows (schema, non-finite numbers) and the paths they refuse.
-    Rows are left to :class:`_RowChecker`, which reports all of theirs."""
+def _document_problems(doc: Located, schema: bool = True) -> tuple[list[Problem], set]:
+    """Problems outside the rows (schema unless ``schema`` is false, non-finite numbers)
+    and the paths they refuse. Rows are left to :class:`_RowChecker`, which reports all of
+    theirs."""
     bad = {path: Problem(doc.where(path), f"{value} is not a finite number")
            for path, value in _floats(doc.data, ())
            if not math.isfinite(value) and not _in_row(path)}
     problems, refused = list(bad.values()), set(bad)
-    full, _ = _validators(BLOCKS.generation)
+    full = _validators(BLOCKS.generation)[0] if schema else None
     for path, problem in _schema_problems(full, doc.data, doc.where):
         if not _in_row(path) and path not in bad:
             problems.append(problem)
@@ -262,7 +273,10 @@ def _in_row(path: tuple) -> bool:
 
 def _schema_problems(validator, data, where) -> list[tuple[tuple, Problem]]:
     """(path, problem) for each JSON Schema error, one per unknown key; the path ends at
-    the offending key where there is one."""
+    the offending key where there is one; none without a validator (a document known to
+    pass, spec/validcache.py)."""
+    if validator is None:
+        return []
     from jsonschema.exceptions import best_match
 
     out = []
@@ -455,7 +469,7 @@ class _RowChecker:
     defaults: dict
     refused_defaults: set | None  # None: every default was refused
     problems: list
-    row_validator: object = field(default_factory=lambda: _validators(BLOCKS.generation)[1])
+    row_validator: object  # None: the document is known to pass the schema
 
     def check(self, raw: _RawRow, section: str) -> Row | None:
         """The resolved row, or None when it has problems."""
