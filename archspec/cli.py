@@ -21,6 +21,7 @@ from .commands import LAZY
 from .errors import ArchspecError, Location, Problem, SpecError
 
 INSPECT, COMPARE, MODELS = "Inspect", "Compare", "Models"
+FORMAT_HELP = "Output format [default: from the --output suffix ({suffixes}), else table]."
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 Budget = Annotated[Optional[str], typer.Option(
     help='Exit 1 if over, e.g. "madds<=220M,params<=5.5M".')]
@@ -79,7 +80,7 @@ def cost(spec: Spec,
              help="Rows per stage, block or layer.", rich_help_panel=OUTPUT)] = "stage",
          fmt: Annotated[Optional[Literal["table", "json", "markdown", "csv"]], typer.Option(
              "--format", "-f", rich_help_panel=OUTPUT,
-             help="Output format [default: from the --output suffix (.json, .md, .csv), else table].")] = None,
+             help=FORMAT_HELP.format(suffixes=".json, .md, .csv"))] = None,
          width: Width = None, resolution: Resolution = None, classes: Classes = None,
          batch: Annotated[int, typer.Option(
              min=1, max=1_000_000, help="Batch size the byte figures assume.")] = 1,
@@ -128,7 +129,7 @@ def diff(spec_a: Annotated[str, typer.Argument(metavar="SPEC_A", autocompletion=
              help="Align and show per stage or per block.", rich_help_panel=OUTPUT)] = "stage",
          fmt: Annotated[Optional[Literal["table", "json", "markdown"]], typer.Option(
              "--format", "-f", rich_help_panel=OUTPUT,
-             help="Output format [default: from the --output suffix (.json, .md), else table].")] = None,
+             help=FORMAT_HELP.format(suffixes=".json, .md"))] = None,
          width: Width = None, resolution: Resolution = None, classes: Classes = None,
          budget: Annotated[Optional[str], typer.Option(
              help="Budget both sides must meet (exit 1 if not).")] = None,
