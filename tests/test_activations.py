@@ -190,15 +190,15 @@ def test_kernel_fusion_matches_onnxruntime(fn):
     """Every node onnxruntime runs maps to one of our kernels and every kernel is run:
     leaky ReLU fuses into its conv, the others run as kernels of their own."""
     pytest.importorskip("onnxruntime")
-    from archspec.latency import calibrate as cal
+    from archspec.latency import attribution, probes, timing
     from archspec.latency.kernels import kernels
 
     graph = graph_of(fn)
-    ks = kernels(graph, cal.nchwc_block() or 16)
+    ks = kernels(graph, probes.nchwc_block() or 16)
     owner = {n: k for k in ks for n in k.nodes}
     seen = set()
-    for _, op, node in cal.optimized_nodes(graph):
-        ir = cal.ir_name(node, owner)
+    for _, op, node in timing.optimized_nodes(graph):
+        ir = attribution.ir_name(node, owner)
         if ir is None:
             assert "Reorder" in op or node == "", (op, node)
             continue

@@ -19,7 +19,9 @@ from archspec.errors import ArchspecError
 from archspec.ir.graph import Graph
 from archspec.ir.ops import (Activation, Add, BatchNorm, Conv2d, Dropout, Flatten,
                              GlobalAvgPool, Input, Linear, Mul)
-from archspec.latency import calibrate as cal
+from archspec.latency import attribution, fitting, probes, timing
+from archspec.latency import networks as nets
+from archspec.latency import raw as rawfile
 from archspec.latency import check as chk
 from archspec.latency.kernels import kernels, nchwc_ok
 from archspec.latency.model import FEATURES, LatencyModel, ancestors, fit, row
@@ -166,27 +168,27 @@ def test_fusion_rules_match_onnxruntime(name):
     each conv runs in the layout (NCHWc or plain) the rules predict."""
     pytest.importorskip("onnxruntime")
     g = load_spec(name).compile()
-    ks = kernels(g, cal.nchwc_block() or 16)
+    ks = kernels(g, probes.nchwc_block() or 16)
     owner = {n: k for k in ks for n in k.nodes}
     seen = set()
-    for domain, op, node in cal.optimized_nodes(g):
-        ir = cal.ir_name(node, owner)
+    for domain, op, node in timing.optimized_nodes(g):
+        ir = attribution.ir_name(node, owner)
         if ir is None:
             assert "Reorder" in op or node == "", (op, node)
             continue
         k = owner[ir]
         seen.add(k.name)
-        if k.type.startswith("conv") and op in ("Conv", "FusedConv") and cal.nchwc_block():
+        if k.type.startswith("conv") and op in ("Conv", "FusedConv") and probes.nchwc_block():
             assert (domain == "com.microsoft.nchwc") == k.type.endswith(".c"), (k.type, node)
     assert seen == {k.name for k in ks}
 
 
 def test_random_calibration_networks_are_seeded_and_cover_the_kernel_types():
-    a, b = cal.random_network(3), cal.random_network(3)
+    a, b = nets.random_network(3), nets.random_network(3)
     assert [(n.name, n.shape) for n in a] == [(n.name, n.shape) for n in b]
     types = {k.type.split(".")[0] + ("." + k.type.split(".")[1] if k.type.startswith("conv")
                                      else "")
-             for i in range(40) for k in kernels(cal.random_network(i))}
+             for i in range(40) for k in kernels(nets.random_network(i))}
     assert {"conv.dw", "conv.pw", "conv.full", "conv.group", "se", "add_partial", "act",
             "bn", "replicate", "pool", "linear"} <= types
 
@@ -197,9 +199,9 @@ def test_variant_networks_cover_every_shipped_spec_apart_from_the_validation_var
     from archspec.spec.loader import SHIPPED
 
     specs = sorted(SHIPPED.glob("*.yaml"))
-    graphs = cal.variant_networks(len(specs))
+    graphs = nets.variant_networks(len(specs))
     assert sorted(g.name for g in graphs) == sorted(load(p).name for p in specs)
-    again = cal.variant_networks(len(specs))
+    again = nets.variant_networks(len(specs))
     assert [[(n.name, n.shape) for n in g] for g in graphs] == \
         [[(n.name, n.shape) for n in g] for g in again]
     # benchmarks/latency_check.py validates on random_variants(n, seed + i), seed 0 by
@@ -215,15 +217,15 @@ def test_variant_networks_cover_every_shipped_spec_apart_from_the_validation_var
     validation = {n for n, _ in lc.models(102, 0)}
     for i, p in enumerate(specs):
         s = load(p)
-        assert not set(random_variants(8, i, s)) & set(random_variants(8, cal.VARIANT_SEED + i,
+        assert not set(random_variants(8, i, s)) & set(random_variants(8, nets.VARIANT_SEED + i,
                                                                        s))
-        for v in random_variants(8, cal.VARIANT_SEED + i, s):
+        for v in random_variants(8, nets.VARIANT_SEED + i, s):
             assert f"{s.name} [{v.label()}]" not in validation
 
 
 def _fake_raw(networks=3, variants=2):
     """What calibrate() returns, with made-up times (nothing is measured)."""
-    graphs = cal.calibration_graphs(networks, variants, 0)
+    graphs = nets.calibration_graphs(networks, variants, 0)
     samples, walls = [], []
     for i, g in enumerate(graphs):
         ks = kernels(g)
@@ -232,7 +234,7 @@ def _fake_raw(networks=3, variants=2):
                             "us": round(2.0 + k.macs / 1e4 + k.in_elems / 1e3, 4)})
         walls.append(sum(s["us"] for s in samples if s["net"] == i) * 1.1)
     return {"samples": samples, "overhead": [(1, 0.0)] * len(graphs), "walls": walls,
-            "networks_ir": cal.networks_record(graphs, "measured"),
+            "networks_ir": rawfile.networks_record(graphs, "measured"),
             "nchwc_block": 16, "l2_bytes": 1 << 20, "networks": networks,
             "variants": variants, "seed": 0, "threads": 1, "repeats": 12, "rounds": 3,
             "warmup": 2, "seconds": 1.0, "round_spread_median": 0.01,
@@ -251,7 +253,7 @@ def test_a_network_record_rebuilds_the_same_graph():
     from archspec.latency.raw import graph_from_record, networks_record
 
     graphs = [load_spec("mobilenetv3_small").compile(), load_spec("rexnet").compile(),
-              cal.random_network(7)]
+              nets.random_network(7)]
     record = json.loads(json.dumps(networks_record(graphs, "test")))
     for g, rec in zip(graphs, record["graphs"]):
         back = graph_from_record(rec, record["ops"])
@@ -278,40 +280,40 @@ def test_a_new_shipped_spec_does_not_invalidate_raw_measurements(tmp_path, monke
     import archspec.spec.loader as loader
 
     raw = _fake_raw()
-    cal.save_raw(raw, tmp_path / "raw.json")
+    rawfile.save_raw(raw, tmp_path / "raw.json")
     legacy = {k: v for k, v in json.loads((tmp_path / "raw.json").read_text()).items()
               if k != "networks_ir"}
     (tmp_path / "old.json").write_text(json.dumps(legacy))
-    upgraded = cal.load_raw(tmp_path / "old.json")        # the specs as they are now
+    upgraded = rawfile.load_raw(tmp_path / "old.json")        # the specs as they are now
     assert "rebuilt from the seeds" in upgraded["networks_ir"]["source"]
-    assert cal.digest(upgraded) == cal.digest(raw)
-    cal.save_raw(upgraded, tmp_path / "old.json")
+    assert rawfile.digest(upgraded) == rawfile.digest(raw)
+    rawfile.save_raw(upgraded, tmp_path / "old.json")
     monkeypatch.setattr(loader, "SHIPPED", _spec_dir_with_a_new_spec(tmp_path))
     first = sorted(p.stem for p in SHIPPED.glob("*.yaml"))[0]  # the first spec before
-    assert [g.name for g in cal.variant_networks(2)] == ["aaa_new", first]
+    assert [g.name for g in nets.variant_networks(2)] == ["aaa_new", first]
     for path in ("raw.json", "old.json"):
-        back = cal.load_raw(tmp_path / path)
+        back = rawfile.load_raw(tmp_path / path)
         assert [s["features"] for s in back["samples"]] == \
             [s["features"] for s in raw["samples"]]
     (tmp_path / "legacy.json").write_text(json.dumps(legacy))
     with pytest.raises(ArchspecError, match="rebuilt from the seeds .* do not match"):
-        cal.load_raw(tmp_path / "legacy.json")   # why the record is needed
+        rawfile.load_raw(tmp_path / "legacy.json")   # why the record is needed
 
 
 def test_raw_measurements_roundtrip_with_features_from_the_recorded_networks(tmp_path):
     raw = _fake_raw()
-    cal.save_raw(raw, tmp_path / "raw.json")
-    back = cal.load_raw(tmp_path / "raw.json")
+    rawfile.save_raw(raw, tmp_path / "raw.json")
+    back = rawfile.load_raw(tmp_path / "raw.json")
     assert [s["features"] for s in back["samples"]] == [s["features"] for s in raw["samples"]]
     assert [s["us"] for s in back["samples"]] == pytest.approx([s["us"] for s in raw["samples"]])
-    assert cal.digest(back) == cal.digest(raw)
+    assert rawfile.digest(back) == rawfile.digest(raw)
     doc = json.loads((tmp_path / "raw.json").read_text())
-    assert cal.digest({**doc, "samples": [{**doc["samples"][0], "us": 1.0}]
-                       + doc["samples"][1:]}) != cal.digest(raw)
+    assert rawfile.digest({**doc, "samples": [{**doc["samples"][0], "us": 1.0}]
+                       + doc["samples"][1:]}) != rawfile.digest(raw)
     doc["samples"][3]["type"] = "conv.pw.zz"
     (tmp_path / "bad.json").write_text(json.dumps(doc))
     with pytest.raises(ArchspecError, match="do not match"):
-        cal.load_raw(tmp_path / "bad.json")
+        rawfile.load_raw(tmp_path / "bad.json")
     doc["samples"][3]["type"] = raw["samples"][3]["type"]
     ir = doc["networks_ir"]
     nodes = ir["graphs"][0]["nodes"]
@@ -322,29 +324,29 @@ def test_raw_measurements_roundtrip_with_features_from_the_recorded_networks(tmp
                    {**ir, "graphs": [{**ir["graphs"][0], "outputs": {"output": 10 ** 6}}]}):
         (tmp_path / "bad.json").write_text(json.dumps({**doc, "networks_ir": broken}))
         with pytest.raises(ArchspecError, match="malformed"):
-            cal.load_raw(tmp_path / "bad.json")
+            rawfile.load_raw(tmp_path / "bad.json")
     del nodes[-2:]                                    # a network that lost its classifier
     (tmp_path / "bad.json").write_text(json.dumps(doc))
     with pytest.raises(ArchspecError, match="malformed|do not match"):
-        cal.load_raw(tmp_path / "bad.json")
+        rawfile.load_raw(tmp_path / "bad.json")
     (tmp_path / "other.json").write_text("{}")
     with pytest.raises(ArchspecError, match="not raw calibration"):
-        cal.load_raw(tmp_path / "other.json")
-    for bad in ({"schema": cal.RAW_SCHEMA}, {**doc, "networks": -3, "samples": []},
+        rawfile.load_raw(tmp_path / "other.json")
+    for bad in ({"schema": rawfile.RAW_SCHEMA}, {**doc, "networks": -3, "samples": []},
                 {**doc, "seconds": "x"}, {**doc, "samples": [{"net": 0}]}):
         (tmp_path / "bad.json").write_text(json.dumps(bad))
         with pytest.raises(ArchspecError, match="malformed|do not match"):
-            cal.load_raw(tmp_path / "bad.json")
+            rawfile.load_raw(tmp_path / "bad.json")
 
 
 def test_calibrate_from_raw_fits_a_profile_without_measuring(tmp_path):
-    cal.save_raw(_fake_raw(), tmp_path / "raw.json")
+    rawfile.save_raw(_fake_raw(), tmp_path / "raw.json")
     r = _run("calibrate", "--from-raw", str(tmp_path / "raw.json"), "--trees", "0",
              "-o", str(tmp_path / "p.json"))
     assert r.returncode == 0, r.stderr
     p = json.loads((tmp_path / "p.json").read_text())
     assert p["calibration"]["variants"] == 2 and p["model"]["trees"] == {}
-    assert p["calibration"]["raw_sha256"] == cal.digest(_fake_raw())
+    assert p["calibration"]["raw_sha256"] == rawfile.digest(_fake_raw())
     assert p["versions"] == {"onnxruntime": "1.0"} and p["machine"] == {"cpu": "test"}
     assert p["fitted_with"]["numpy"] and p["fitted_with"]["blas"]
     r = _run("calibrate", "--from-raw", str(tmp_path / "missing.json"), "-o",
@@ -376,28 +378,28 @@ def test_shipped_profile_is_the_fit_of_the_shipped_measurements():
     pytest.importorskip("sklearn")
     root = Path(__file__).resolve().parent.parent / "profiles"
     shipped = load(root / "cpu-ort-1t.json")
-    raw = cal.load_raw(root / "cpu-ort-1t.raw.json")
+    raw = rawfile.load_raw(root / "cpu-ort-1t.raw.json")
     c = shipped.calibration
-    assert c["raw_sha256"] == cal.digest(raw)
+    assert c["raw_sha256"] == rawfile.digest(raw)
     assert (c["networks"], c["variants"], c["seed"], c["kernel_samples"]) == \
         (raw["networks"], raw["variants"], raw["seed"], len(raw["samples"]))
     assert len(raw["networks_ir"]["graphs"]) == raw["networks"] + raw["variants"]
     assert (shipped.versions, shipped.machine) == (raw["versions"], raw["machine"])
     assert {"onnxruntime", "onnx", "torch", "numpy"} <= set(shipped.versions)
     assert {"scikit-learn", "numpy", "scipy", "blas", "cpu"} <= set(shipped.fitted_with)
-    refit = cal.build(raw)
+    refit = fitting.build(raw)
     graphs = [load_spec(p).compile() for p in SPECS]
     moved = [abs(chk.predict(g, refit).total_ms / chk.predict(g, shipped).total_ms - 1)
              for g in graphs]
     assert max(moved) <= REFIT_MAX_REL and statistics.median(moved) <= REFIT_MEDIAN_REL
-    if shipped.fitted_with == cal.fit_environment():
+    if shipped.fitted_with == fitting.fit_environment():
         assert json.loads(json.dumps(refit.model.to_dict())) == shipped.model.to_dict()
 
 
 def test_fit_environment_names_the_fitting_libraries_and_blas():
     import numpy
 
-    env = cal.fit_environment()
+    env = fitting.fit_environment()
     assert env["numpy"] == numpy.__version__ and "scikit-learn" in env and env["python"]
     assert env["blas"] and all(isinstance(b, str) for b in env["blas"])
 
@@ -421,16 +423,16 @@ def test_attribute_charges_reorders_forward_and_helpers_backward():
     run = [("a.bn_nchwc", 10), ("", 2), ("ReorderOutput_token_1", 3),
            ("b.act/QuickGeluFusion/", 7), ("ReorderOutput", 4)]
     events = _trace([run, run, [(n, d * 2) for n, d in run]])
-    out = cal.attribute(events, owner, warmup=1)
+    out = attribution.attribute(events, owner, warmup=1)
     assert out == [{0: 12, 1: 14}, {0: 24, 1: 28}]
 
 
 def test_ir_name_strips_onnxruntime_suffixes():
     known = {"s.b.add", "s.bn", "r.rep.bn"}
-    assert cal.ir_name("s.b.add.tail/GatherSliceToSplitFusion", known) == "s.b.add"
-    assert cal.ir_name("s.bn_nchwc_kernel_time", known) == "s.bn"
-    assert cal.ir_name("r.rep.bn_bn_nchwc", known) == "r.rep.bn"
-    assert cal.ir_name("ReorderInput_token_3", known) is None
+    assert attribution.ir_name("s.b.add.tail/GatherSliceToSplitFusion", known) == "s.b.add"
+    assert attribution.ir_name("s.bn_nchwc_kernel_time", known) == "s.bn"
+    assert attribution.ir_name("r.rep.bn_bn_nchwc", known) == "r.rep.bn"
+    assert attribution.ir_name("ReorderInput_token_3", known) is None
 
 
 # ---- model -----------------------------------------------------------------------------------

@@ -78,6 +78,8 @@ def calibrate(ctx: typer.Context,
               ) -> None:
     """Benchmark kernels on this machine and fit a latency profile."""
     from ..latency import calibrate as cal
+    from ..latency import fitting
+    from ..latency import raw as rawfile
 
     if trees:
         try:
@@ -87,7 +89,7 @@ def calibrate(ctx: typer.Context,
                                 "scikit-learn (or --trees 0 for the linear model)") from None
     def fitted(raw):
         try:
-            return cal.build(raw, n_trees=trees)
+            return fitting.build(raw, n_trees=trees)
         except (ValueError, RuntimeError) as e:
             raise ArchspecError(f"calibrate: cannot fit a profile: {e}") from None
 
@@ -98,7 +100,7 @@ def calibrate(ctx: typer.Context,
         if given:
             raise typer.BadParameter(f"--from-raw refits saved measurements; "
                                      f"{', '.join(given)} only apply when measuring")
-        raw = cal.load_raw(from_raw)
+        raw = rawfile.load_raw(from_raw)
         profile = fitted(raw)
         profile.save(output)
         print(f"wrote {output}: refitted from {from_raw} ({len(raw['samples'])} kernel "
@@ -118,7 +120,7 @@ def calibrate(ctx: typer.Context,
     profile = fitted(raw)
     profile.save(output)
     if save_raw is not None:   # after the profile: a failed write here loses no profile
-        cal.save_raw(raw, save_raw)
+        rawfile.save_raw(raw, save_raw)
     c = profile.calibration
     print(f"wrote {output}: {c['kernel_samples']} kernel samples from {networks} networks "
           f"and {variants} spec variants "

@@ -35,21 +35,13 @@ import statistics
 import time
 from dataclasses import dataclass
 
-from .attribution import attribute, ir_name, profiler_cost
+from .attribution import attribute, profiler_cost
 from .check import runs_per_round
-from .fitting import build, fit_environment
 from .kernels import kernels as fuse
-from .networks import VARIANT_SEED, calibration_graphs, random_network, variant_networks
+from .networks import calibration_graphs
 from .probes import l2_bytes, nchwc_block
-from .raw import RAW_SCHEMA, digest, load_raw, networks_record, save_raw
-from .timing import optimized_nodes, profile_events, session, time_runs, wall_step
-
-# The calibration API in one place (``archspec calibrate``, tests, benchmarks), besides
-# calibrate() itself: each name lives in the module of its job.
-__all__ = ["calibrate", "build", "fit_environment", "attribute", "ir_name",
-           "profiler_cost", "nchwc_block", "l2_bytes", "optimized_nodes", "session",
-           "RAW_SCHEMA", "digest", "load_raw", "save_raw", "networks_record",
-           "VARIANT_SEED", "calibration_graphs", "random_network", "variant_networks"]
+from .raw import networks_record
+from .timing import profile_events, session, time_runs, wall_step
 
 
 @dataclass(frozen=True)
