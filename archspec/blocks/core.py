@@ -7,6 +7,7 @@ from ..ir.ops import ShapeError
 from .fields import (BIAS, BN, C, D, DROPOUT, EXP, GROUPS, K, NL, RESIDUAL, S, SE, SE_RATIO, T,
                      WIDTH)
 from .registry import BLOCKS
+from .se import SE_FIELDS, add_se, check_se_nl
 
 
 def residual_applies(f: dict, x_shape, y_shape, *, partial: bool = False) -> bool:
@@ -42,14 +43,16 @@ def conv(b, x, f):
 
 @BLOCKS.register("ir", aliases=("bottleneck", "bneck", "mbconv", "inverted_residual"),
                  fields=(T, EXP, C, S, K(doc="depthwise kernel size (odd)"), D, NL, SE, SE_RATIO,
-                         RESIDUAL, *WIDTH),
-                 one_of=(("t", "exp"),))
+                         *SE_FIELDS, RESIDUAL, *WIDTH),
+                 one_of=(("t", "exp"),), check=check_se_nl)
 def inverted_residual(b, x, f):
     """Inverted residual with linear bottleneck (MobileNetV2 Table 1): 1x1 expansion to
     `t` x input (or `exp`) channels, k x k depthwise, linear 1x1 projection, shortcut when
     shapes agree. With `exp`, `se` and per-row `nl` it is MobileNetV3's bneck (MobileNetV3
-    Section 5.3, Tables 1-2): SE after the depthwise, squeezing to 1/4 of the expansion
-    rounded to the divisor, with a hard-sigmoid gate."""
+    Section 5.3, Tables 1-2): SE after the depthwise, by default squeezing to 1/4 of the
+    expansion rounded to the divisor, with ReLU and a hard-sigmoid gate; with `se_of: input`,
+    `se_nl: swish`, `se_gate: sigmoid`, `se_divisor: none` it is EfficientNet's MBConv
+    (timm `InvertedResidual`, `DepthwiseSeparableConv` when t = 1)."""
     cin = b.channels(x)
     hidden = f["exp"] if f.get("exp") else b.expanded(x, f["t"])
     y = x
@@ -57,7 +60,7 @@ def inverted_residual(b, x, f):
         y = b.conv_bn_act("expand", y, hidden, nl=f["nl"])
     y = b.conv_bn_act("dw", y, hidden, k=f["k"], s=f["s"], groups=hidden, nl=f["nl"], d=f["d"])
     if f["se"]:
-        y = b.squeeze_excite("se", y, b.divisible(int(hidden * f["se_ratio"])))
+        y = add_se(b, "se", y, f, x, hidden)
     y = b.conv_bn_act("project", y, f["c"])
     if residual_applies(f, b.shape(x), b.shape(y)):
         y = b.add("add", x, y)
@@ -66,8 +69,8 @@ def inverted_residual(b, x, f):
 
 @BLOCKS.register("bneck_ratio", aliases=("mbv3_tf",),
                  fields=(T(doc="expansion: make_divisible(actual input x t, divisor)"), C, S,
-                         K(doc="depthwise kernel size (odd)"), D, NL, SE, SE_RATIO, RESIDUAL,
-                         *WIDTH))
+                         K(doc="depthwise kernel size (odd)"), D, NL, SE, SE_RATIO, *SE_FIELDS,
+                         RESIDUAL, *WIDTH), check=check_se_nl)
 def bneck_expansion_ratio(b, x, f):
     """MobileNetV3 bneck, its expansion a ratio `t` of the block's input (Tables 1-2).
 

@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import math
 
-from ..vocab import make_divisible
 from .fields import C, EXP, K, NL, S, SE, SE_RATIO, WIDTH, Field
 from .registry import BLOCKS
+from .se import SE_DIVISOR, SE_GATE, SE_NL, SE_OF, add_se, check_se_nl
 
 RATIO = Field("ratio", int, 2, "ghost ratio s: a 1x1 conv makes ceil(width / s) intrinsic "
               "maps, cheap depthwise convs the s - 1 ghosts of each", minimum=2, maximum=64)
 DW_K = Field("dw_k", int, 3, "kernel size d of the cheap depthwise conv of each ghost module "
              "(odd)", minimum=1, maximum=31, odd=True)
-SE_DIVISOR = Field("se_divisor", int, 4, "the SE squeeze width is "
-                   "make_divisible(exp x se_ratio, se_divisor)", minimum=1, maximum=1024)
 
 
 def ghost_module(b, local: str, x: str, out: int, ratio: int, dw_k: int, nl) -> str:
@@ -44,14 +42,14 @@ def _shortcut(b, x: str, f: dict) -> str:
                  fields=(EXP(doc="width of the expanding ghost module (Table 1 `#exp`)"), C, S,
                          K(doc="kernel of the stride-s depthwise conv and of the shortcut's"),
                          SE(doc="squeeze-excite before the projecting ghost module"),
-                         SE_RATIO, SE_DIVISOR, RATIO, DW_K,
+                         SE_RATIO, SE_GATE, SE_NL, SE_OF, SE_DIVISOR(default=4), RATIO, DW_K,
                          NL(default="relu", doc="nonlinearity of the expanding ghost module"),
-                         *WIDTH))
+                         *WIDTH), check=check_se_nl)
 def ghost_bottleneck(b, x, f):
     """Ghost bottleneck (GhostNet Fig. 3, Table 1 `G-bneck`): a ghost module expanding to
     `exp` channels with `nl`; at stride 2 a k x k depthwise conv with stride `s` + BN (no
     activation); SE where the table marks it (pool, 1x1 conv with bias + ReLU, 1x1 conv with
-    bias + hard-sigmoid gate; squeeze width make_divisible(exp x se_ratio, se_divisor)); a
+    bias + hard-sigmoid gate by default; squeeze width make_divisible(exp x se_ratio, 4)); a
     linear ghost module projecting to `c`; plus the shortcut: the input when the shape is
     kept, else a k x k depthwise conv with stride `s` + BN and a 1x1 conv + BN.
 
@@ -63,7 +61,6 @@ def ghost_bottleneck(b, x, f):
     if f["s"] > 1:
         y = b.conv_bn_act("dw", y, hidden, k=f["k"], s=f["s"], groups=hidden)
     if f["se"]:
-        squeeze = make_divisible(hidden * f["se_ratio"], f["se_divisor"])
-        y = b.squeeze_excite("se", y, squeeze, inner="relu", gate="hsigmoid")
+        y = add_se(b, "se", y, f, x, hidden)
     y = ghost_module(b, "ghost2", y, f["c"], f["ratio"], f["dw_k"], None)
     return b.add("add", _shortcut(b, x, f), y)

@@ -36,13 +36,25 @@ def depthwise_separable(b, x, f):
     return b.conv_bn_act("pw", y, f["c"], nl=pw_nl)
 
 
+def _check_rexnet_se_ratio(f):
+    """rexnetv1.py squeezes to channels // integer: a ratio that is not 1 / integer would be
+    silently changed, so it is refused."""
+    ratio = f.get("se_ratio")
+    if ratio and abs(1 / ratio - round(1 / ratio)) > 1e-3 * (1 / ratio):
+        yield ("se_ratio", f"se_ratio {ratio} is not 1 / an integer: rexnet_bneck squeezes "
+               "to expansion // round(1 / se_ratio)", f"write {1 / max(1, round(1 / ratio)):.6g} "
+               f"(1/{max(1, round(1 / ratio))}) or use the `ir` block")
+
+
 @BLOCKS.register("rexnet_bneck", aliases=("rexnet_bottleneck",),
                  fields=(T, C(default=None, doc="output channels (blank: the spec's `schedule`)"),
                          S, K(doc="depthwise kernel size (odd)"), SE,
                          SE_RATIO(default=1 / 12,
-                                  doc="SE squeeze: expansion // round(1 / se_ratio)"),
+                                  doc="SE squeeze: expansion // round(1 / se_ratio); "
+                                      "1 / an integer"),
                          NL(default="swish", doc="nonlinearity after the expansion conv"),
-                         RESIDUAL, *WIDTH))
+                         RESIDUAL, *WIDTH),
+                 check=lambda f: list(_check_rexnet_se_ratio(f)))
 def rexnet_bottleneck(b, x, f):
     """ReXNet inverted bottleneck (ReXNet Table 8, appendix C.1; clovaai rexnetv1.py
     `LinearBottleneck`): 1x1 expansion to t x input + BN + Swish-1 (none when t = 1),
