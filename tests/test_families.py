@@ -76,3 +76,63 @@ def test_rexnet_refuses_a_ratio_it_would_change():
 def test_rexnet_honours_a_ratio_of_one_over_an_integer(ratio, squeeze):
     row = f"{{block: rexnet_bneck, t: 6, c: 16, se: true, se_ratio: {ratio}}}"
     assert _block(row)["stages.0.block0.se.fc1"].shape[0] == squeeze
+
+
+# ---- timm's models as shipped specs -------------------------------------------------------
+# timm (pretrained=False): params = sum of parameter sizes, MAdds = FlopCounterMode / 2.
+TIMM = [("efficientnet_b0", 224, 5_288_548, 385_814_752),
+        ("efficientnet_b0", 160, 5_288_548, 197_778_400)]
+
+
+@pytest.mark.parametrize("name,resolution,params,madds", TIMM)
+def test_spec_reproduces_timm(name, resolution, params, madds):
+    t = archspec.load(name, resolution=resolution).cost().totals
+    assert (t.params, t.madds) == (params, madds)
+
+
+def _torch_model(name, resolution, seed=None):
+    from archspec.backends import get_backend
+
+    graph = archspec.load(name, resolution=resolution).compile()
+    return graph, get_backend("torch").build(graph, seed=seed).eval()
+
+
+@pytest.mark.parametrize("name", sorted({row[0] for row in TIMM}))
+@pytest.mark.parametrize("resolution", [224, 96])
+def test_torch_model_matches_the_cost(name, resolution):
+    torch = pytest.importorskip("torch")
+    from torch.utils.flop_counter import FlopCounterMode
+
+    graph, model = _torch_model(name, resolution)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(torch.zeros(1, 3, resolution, resolution))
+    totals = cost(graph).totals
+    assert sum(p.numel() for p in model.parameters()) == totals.params
+    assert counter.get_total_flops() == 2 * totals.madds
+
+
+@pytest.mark.parametrize("name", sorted({row[0] for row in TIMM}))
+def test_onnxruntime_equals_torch(name):
+    torch = pytest.importorskip("torch")
+    ort = pytest.importorskip("onnxruntime")
+    import numpy as np
+
+    from archspec.backends import get_backend
+
+    graph, model = _torch_model(name, 64, seed=0)
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for key, t in model.state_dict().items():
+            if key.endswith("running_var"):
+                t.copy_(torch.rand(t.shape, generator=gen) + 0.5)
+            elif t.is_floating_point() and key.endswith(("running_mean", "bias")):
+                t.copy_(torch.randn(t.shape, generator=gen) * 0.1)
+    proto = get_backend("onnx").build(graph, weights=model.state_dict())
+    sess = ort.InferenceSession(proto.serialize(), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).standard_normal((2, 3, 64, 64)).astype(np.float32)
+    (got,) = sess.run(None, {"input": x})
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    assert np.abs(want).max() > 1e-2
+    assert np.abs(got - want).max() < 1e-4
