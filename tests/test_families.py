@@ -81,7 +81,9 @@ def test_rexnet_honours_a_ratio_of_one_over_an_integer(ratio, squeeze):
 # ---- timm's models as shipped specs -------------------------------------------------------
 # timm (pretrained=False): params = sum of parameter sizes, MAdds = FlopCounterMode / 2.
 TIMM = [("efficientnet_b0", 224, 5_288_548, 385_814_752),
-        ("efficientnet_b0", 160, 5_288_548, 197_778_400)]
+        ("efficientnet_b0", 160, 5_288_548, 197_778_400),
+        ("mnasnet_100", 224, 4_383_312, 314_415_872),
+        ("mnasnet_100", 160, 4_383_312, 161_043_200)]
 
 
 @pytest.mark.parametrize("name,resolution,params,madds", TIMM)
