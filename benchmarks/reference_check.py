@@ -9,10 +9,12 @@ not archspec's dependencies; archspec's venv has no timm):
         [--doc docs/references.md]
 
 ``measure`` builds every reference model of PAIRS (random init, eval) and records its
-parameter count, its MAdds (FlopCounterMode's total // 2) at each resolution and its batch
-norm eps. With ``--tensors`` it also saves the state dict, an input and the logits at 224.
+parameter count, its MAdds (FlopCounterMode's total // 2) at each resolution, its batch
+norm eps and how many convs pad "same" (TF style). With ``--tensors`` it also saves the
+state dict, an input and the logits at 224.
 ``compare`` costs each spec at the same resolutions, loads the saved tensors by position
-into archspec's torch model when given ``--tensors``, and writes the markdown table.
+into archspec's torch model when given ``--tensors``, and writes the markdown table; it
+exits 1 when any figure, eps or logit differs (the bold cells).
 """
 from __future__ import annotations
 
@@ -174,26 +176,30 @@ def compare_outputs(spec_name: str, width, path: Path) -> str:
 
 
 def table_rows(refs: dict, tensors: Path | None) -> list[str]:
+    """Two markdown rows (one per resolution) for each pair."""
     by_name = {(m["library"], m["model"]): m for m in refs["models"]}
+    return [row for pair in PAIRS
+            for row in pair_rows(pair, by_name[pair[:2]], tensors)]
+
+
+def pair_rows(pair, ref: dict, tensors: Path | None) -> list[str]:
+    library, name, spec_name, width = pair
+    params, madds, eps = ours(spec_name, width)
+    label = spec_name + (f" --width {width}" if width is not None else "")
+    out = compare_outputs(spec_name, width, tensors / f"{library}_{name}.pt") if tensors else "-"
+    if ref["same_padding"]:
+        out += f"; reference pads 'same' (asymmetric) in {ref['same_padding']} convs"
+    eps_note = "" if ref["bn_eps"] == [eps] else ", eps **differs**"
+    first = [f"{library} `{name}`", f"`{label}`",
+             ", ".join(map(str, ref["bn_eps"])) + f" / {eps}", eps_note, out]
     lines = []
-    for library, name, spec_name, width in PAIRS:
-        ref = by_name[(library, name)]
-        params, madds, eps = ours(spec_name, width)
-        spec_label = spec_name + (f" --width {width}" if width is not None else "")
-        out = (compare_outputs(spec_name, width, tensors / f"{library}_{name}.pt")
-               if tensors else "-")
-        if ref["same_padding"]:
-            out += f"; reference pads 'same' (asymmetric) in {ref['same_padding']} convs"
-        eps_ok = ref["bn_eps"] == [eps]
-        for i, r in enumerate(RESOLUTIONS):
-            equal = ref["params"] == params and ref["madds"][str(r)] == madds[str(r)]
-            lines.append("| " + " | ".join([
-                f"{library} `{name}`" if i == 0 else "", f"`{spec_label}`" if i == 0 else "",
-                str(r), f"{ref['params']:,}", f"{params:,}",
-                f"{ref['madds'][str(r)]:,}", f"{madds[str(r)]:,}",
-                ", ".join(map(str, ref["bn_eps"])) + (" / " + str(eps)) if i == 0 else "",
-                ("yes" if equal else "**no**") + ("" if eps_ok or i else ", eps **differs**"),
-                out if i == 0 else ""]) + " |")
+    for i, r in enumerate(RESOLUTIONS):
+        model, spec, eps_cell, note, logits = first if i == 0 else [""] * 5
+        equal = ref["params"] == params and ref["madds"][str(r)] == madds[str(r)]
+        cells = [model, spec, str(r), f"{ref['params']:,}", f"{params:,}",
+                 f"{ref['madds'][str(r)]:,}", f"{madds[str(r)]:,}", eps_cell,
+                 ("yes" if equal else "**no**") + note, logits]
+        lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
@@ -207,7 +213,16 @@ def environment(refs: dict) -> str:
     return (f"Run {datetime.date.today().isoformat()} on {platform.system()} {cpu} "
             f"(CPU); references: torch {v['torch']}, torchvision {v['torchvision']}, "
             f"timm {v['timm']} (Python {v['python']}); archspec {archspec.__version__} at "
-            f"commit {commit} (Python {platform.python_version()}).")
+            f"commit {commit} (Python {platform.python_version()}{torch_version()}).")
+
+
+def torch_version() -> str:
+    """', torch X' for the archspec venv's torch (it runs the logits), or ''."""
+    try:
+        import torch
+    except ImportError:
+        return ""
+    return f", torch {torch.__version__}"
 
 
 HEADER = """# archspec vs the reference models
