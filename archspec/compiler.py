@@ -119,7 +119,7 @@ def _repeats(fields: dict):
 def _lower(graph, row: Row, fields, x, prefix, stage, spec) -> str:
     block = BLOCKS.get(row.block)
     builder = BlockBuilder(graph, prefix, stage, block.name, spec.divisor,
-                           (spec.bn_eps, spec.bn_momentum))
+                           (spec.bn_eps, spec.bn_momentum), spec.padding)
     try:
         return block.lower(builder, x, fields)
     except ShapeError as e:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -609,11 +610,24 @@ def _conv(im: _Importer, n) -> None:
     conv = ops.Conv2d(int(wt.shape[1]) * groups, int(wt.shape[0]), k, int(strides[0]),
                       groups, int(dil[0]), bias=len(n.input) > 2 and bool(n.input[2]))
     pads = list(a.get("pads", [0, 0, 0, 0]))
-    if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET") or \
-            pads != [conv.padding] * 4:
-        im.fail(n, f"padding {pads} is not archspec's 'same' padding "
-                   f"{[conv.padding] * 4} for a {k}x{k} kernel")
-    im.add(n, conv, [n.input[0]])
+    if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+        im.fail(n, f"auto_pad {a['auto_pad']!r} is not supported: write explicit pads")
+    im.add(n, _padded(im, n, conv, pads), [n.input[0]])
+
+
+def _padded(im: _Importer, n, conv, pads: list) -> ops.Conv2d:
+    """``conv`` with the padding ``pads`` (ONNX's [top, left, bottom, right]) are: archspec's
+    symmetric (k-1)/2 d, or else TensorFlow's "same" on this input."""
+    if pads == [conv.padding] * 4:
+        return conv
+    same = replace(conv, pad_mode="same")
+    shape = im.shape(n.input[0]) if n.input[0] in im.tensor else ()
+    if len(shape) == 3 and pads == list(same.pads(*shape[1:])):
+        return same
+    k = conv.kernel
+    im.fail(n, f"padding {pads} is neither archspec's symmetric padding "
+               f"{[conv.padding] * 4} for a {k}x{k} kernel nor TensorFlow's 'same' "
+               f"padding on this input")
 
 
 @handles("BatchNormalization", inputs=(5, 5), makes=("batchnorm",))

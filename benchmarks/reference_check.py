@@ -33,10 +33,10 @@ PAIRS = [
     ("timm", "mobilenetv2_075", "mobilenetv2", 0.75),
     ("timm", "mobilenetv2_100", "mobilenetv2", 1.0),
     ("timm", "mobilenetv2_140", "mobilenetv2", 1.4),
-    ("timm", "tf_mobilenetv3_large_100", "mobilenetv3_large", None),
-    ("timm", "tf_mobilenetv3_large_075", "mobilenetv3_large_075", None),
-    ("timm", "tf_mobilenetv3_small_100", "mobilenetv3_small", None),
-    ("timm", "tf_mobilenetv3_small_075", "mobilenetv3_small_075", None),
+    ("timm", "tf_mobilenetv3_large_100", "tf_mobilenetv3_large_100", None),
+    ("timm", "tf_mobilenetv3_large_075", "tf_mobilenetv3_large_100", 0.75),
+    ("timm", "tf_mobilenetv3_small_100", "tf_mobilenetv3_small_100", None),
+    ("timm", "tf_mobilenetv3_small_075", "tf_mobilenetv3_small_100", 0.75),
     ("timm", "ghostnet_100", "ghostnet_100", None),
     ("timm", "efficientnet_b0", "efficientnet_b0", None),
     ("timm", "mnasnet_100", "mnasnet_100", None),
@@ -175,6 +175,13 @@ def compare_outputs(spec_name: str, width, path: Path) -> str:
     return f"{shown} (spread {spread:.1e})"
 
 
+def padding(spec_name: str) -> str:
+    """How the spec pads its convs (its top-level `padding`)."""
+    import archspec
+
+    return archspec.load(spec_name).padding
+
+
 def table_rows(refs: dict, tensors: Path | None) -> list[str]:
     """Two markdown rows (one per resolution) for each pair."""
     by_name = {(m["library"], m["model"]): m for m in refs["models"]}
@@ -188,7 +195,8 @@ def pair_rows(pair, ref: dict, tensors: Path | None) -> list[str]:
     label = spec_name + (f" --width {width}" if width is not None else "")
     out = compare_outputs(spec_name, width, tensors / f"{library}_{name}.pt") if tensors else "-"
     if ref["same_padding"]:
-        out += f"; reference pads 'same' (asymmetric) in {ref['same_padding']} convs"
+        out += f"; reference pads 'same' (asymmetric) in {ref['same_padding']} convs, " \
+               f"the spec `padding: {padding(spec_name)}`"
     eps_note = "" if ref["bn_eps"] == [eps] else ", eps **differs**"
     first = [f"{library} `{name}`", f"`{label}`",
              ", ".join(map(str, ref["bn_eps"])) + f" / {eps}", eps_note, out]

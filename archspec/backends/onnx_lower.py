@@ -249,7 +249,7 @@ def _lower_conv(lw: _Lowering, node) -> str | None:
     n = node.name
     if n in lw.folds.convs:
         return None  # emitted with its batch norm
-    return _conv(lw.b, node, lw.args(node), lw.name_of(n), n, lw.weights.get(f"{n}.weight"),
+    return _conv(lw, node, lw.name_of(n), n, lw.weights.get(f"{n}.weight"),
                  lw.weights.get(f"{n}.bias"), _doc(node))
 
 
@@ -265,8 +265,8 @@ def _lower_bn(lw: _Lowering, node) -> str:
     conv = lw.graph[lw.folds.into[n]]
     weight, bias = _fold(w[f"{conv.name}.weight"], w.get(f"{conv.name}.bias"),
                          {k: w[f"{n}.{k}"] for k in BN_TENSORS}, node.op.eps)
-    lw.tensor[conv.name] = _conv(lw.b, conv, lw.args(conv), lw.name_of(n), conv.name,
-                                 weight, bias, _doc(conv), force_bias=True)
+    lw.tensor[conv.name] = _conv(lw, conv, lw.name_of(n), conv.name, weight, bias,
+                                 _doc(conv), force_bias=True)
     return lw.tensor[conv.name]
 
 
@@ -329,14 +329,15 @@ def _lower_slice(lw: _Lowering, node) -> str:
                   _doc(node))
 
 
-def _conv(b: _Builder, node, args, out, name, w, bias, doc, force_bias=False):
-    op = node.op
-    p = op.padding
-    ins = [args[0], b.init(f"{name}.weight", w)]
+def _conv(lw: _Lowering, node, out, name, w, bias, doc, force_bias=False):
+    """A Conv node; its ``pads`` are the op's, asymmetric where TF "same" makes them so."""
+    op, b = node.op, lw.b
+    top, left, bottom, right = op.pads(*lw.graph[node.inputs[0]].shape[1:])
+    ins = [lw.args(node)[0], b.init(f"{name}.weight", w)]
     if op.bias or force_bias:
         ins.append(b.init(f"{name}.bias", bias))
     return b.node("Conv", ins, out, name, doc, kernel_shape=[op.kernel, op.kernel],
-                  strides=[op.stride, op.stride], pads=[p, p, p, p],
+                  strides=[op.stride, op.stride], pads=[top, left, bottom, right],
                   dilations=[op.dilation, op.dilation], group=op.groups)
 
 

@@ -96,12 +96,31 @@ def _input(low, node, args):
     return low.fxg.placeholder("x")
 
 
+class PaddedConv2d(nn.Conv2d):
+    """A conv after an asymmetric zero padding (TensorFlow's "same" on some sizes):
+    ``pads`` is F.pad's (left, right, top, bottom). Its parameters are nn.Conv2d's."""
+
+    def __init__(self, *args, pads: tuple[int, int, int, int], **kwargs):
+        super().__init__(*args, padding=0, **kwargs)
+        self.pads = pads
+
+    def forward(self, x):
+        return super().forward(nn.functional.pad(x, self.pads))
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, pads={self.pads}"
+
+
 @TORCH.register("conv2d")
 @_module
 def _conv(node, graph):
     op = node.op
-    return nn.Conv2d(op.in_channels, op.out_channels, op.kernel, stride=op.stride,
-                     padding=op.padding, dilation=op.dilation, groups=op.groups, bias=op.bias)
+    args = (op.in_channels, op.out_channels, op.kernel)
+    kw = {"stride": op.stride, "dilation": op.dilation, "groups": op.groups, "bias": op.bias}
+    top, left, bottom, right = op.pads(*graph[node.inputs[0]].shape[1:])
+    if (top, left) == (bottom, right) and top == left:
+        return nn.Conv2d(*args, padding=top, **kw)
+    return PaddedConv2d(*args, pads=(left, right, top, bottom), **kw)
 
 
 @TORCH.register("batchnorm")

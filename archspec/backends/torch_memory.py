@@ -314,10 +314,13 @@ def _conv_slice(runner, block, node, lo, hi):
     b = None if m.bias is None else runner._keep(m.bias[lo:hi])
     groups = 1 if node.name == block.first and node.op.groups == 1 else hi - lo
     stride, padding, dilation = m.stride, m.padding, m.dilation
+    pads = getattr(m, "pads", None)   # torch_lower.PaddedConv2d: asymmetric, before the conv
 
     def step(h, x):
         if h is x and groups > 1:   # a depthwise conv straight on the block input
             h = x[:, lo:hi]
+        if pads is not None:
+            h = F.pad(h, pads)
         return F.conv2d(h, w, b, stride, padding, dilation, groups)
     return step
 

@@ -72,7 +72,7 @@ def _conv(node, module) -> str:
         (f"g={op.groups}" if op.groups > 1 else "")
     parts = [f"{op.in_channels}->{op.out_channels}", f"{op.kernel}x{op.kernel}",
              f"s{op.stride}", extra, f"d{op.dilation}" if op.dilation > 1 else "",
-             "bias" if op.bias else ""]
+             "bias" if op.bias else "", "same" if op.pad_mode == "same" else ""]
     return "Conv2d " + " ".join(p for p in parts if p)
 
 

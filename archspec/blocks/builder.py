@@ -9,8 +9,10 @@ from ..vocab import make_divisible
 
 class BlockBuilder:
     def __init__(self, graph: Graph, prefix: str, stage: str, block_type: str, divisor: int = 8,
-                 bn: tuple[float, float] = (ops.BN_EPS, ops.BN_MOMENTUM)):
+                 bn: tuple[float, float] = (ops.BN_EPS, ops.BN_MOMENTUM),
+                 padding: str = "symmetric"):
         self.graph = graph
+        self.padding = padding
         self.bn_eps, self.bn_momentum = bn
         self.prefix = prefix
         self.stage = stage
@@ -41,7 +43,7 @@ class BlockBuilder:
 
     # ---- primitive ops ------------------------------------------------------------------
     def conv(self, local, x, out, k=1, s=1, groups=1, d=1, bias=False) -> str:
-        op = ops.Conv2d(self.channels(x), out, k, s, groups, d, bias)
+        op = ops.Conv2d(self.channels(x), out, k, s, groups, d, bias, self.padding)
         return self._add(local, op, [x])
 
     def bn(self, local, x) -> str:

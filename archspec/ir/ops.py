@@ -21,6 +21,7 @@ from .tensors import numel
 
 Shape = tuple[int, ...]
 BN_EPS, BN_MOMENTUM = 1e-5, 0.1   # torch's BatchNorm defaults; a spec's `bn` sets others
+PAD_MODES = ("symmetric", "same")   # a conv's padding; a spec's top-level `padding`
 
 ACTIVATIONS = ("relu", "relu6", "hswish", "hsigmoid", "swish", "sigmoid", "gelu", "elu",
                "softplus", "leaky_relu")
@@ -106,10 +107,26 @@ class Conv2d(Op):
     groups: int = 1
     dilation: int = 1
     bias: bool = False
+    pad_mode: str = "symmetric"
+    """``symmetric``: (k-1)/2 d on each side; ``same``: TensorFlow's "same", ceil(H/s) out,
+    the odd pixel of the padding at the bottom/right (a spec's top-level ``padding``)."""
 
     @property
     def padding(self) -> int:
+        """The symmetric padding on each side."""
         return (self.kernel - 1) // 2 * self.dilation
+
+    def _same(self, size: int) -> tuple[int, int]:
+        span = self.dilation * (self.kernel - 1) + 1
+        total = max((-(-size // self.stride) - 1) * self.stride + span - size, 0)
+        return total // 2, total - total // 2
+
+    def pads(self, h: int, w: int) -> tuple[int, int, int, int]:
+        """(top, left, bottom, right) zero padding on an h x w input."""
+        if self.pad_mode == "same":
+            (top, bottom), (left, right) = self._same(h), self._same(w)
+            return top, left, bottom, right
+        return (self.padding,) * 4
 
     def infer(self, shapes: list[Shape]) -> Shape:
         c, h, w = _one_map(shapes, "conv2d")
@@ -120,9 +137,12 @@ class Conv2d(Op):
                              f"and out ({self.out_channels}) channels")
         if self.stride > min(h, w):
             raise ShapeError(f"stride {self.stride} is larger than the {h}x{w} feature map")
+        if self.pad_mode not in PAD_MODES:
+            raise ShapeError(f"padding {self.pad_mode!r} is not one of {', '.join(PAD_MODES)}")
         span = self.dilation * (self.kernel - 1) + 1
-        oh = (h + 2 * self.padding - span) // self.stride + 1
-        ow = (w + 2 * self.padding - span) // self.stride + 1
+        top, left, bottom, right = self.pads(h, w)
+        oh = (h + top + bottom - span) // self.stride + 1
+        ow = (w + left + right - span) // self.stride + 1
         if oh < 1 or ow < 1:
             raise ShapeError(f"a {self.kernel}x{self.kernel} conv with stride {self.stride} "
                              f"does not fit a {h}x{w} feature map")

@@ -230,6 +230,7 @@ def _spec(doc: Located, rows: dict) -> Spec:
                 channels=int(inp.get("channels", 3)), classes=int(data.get("classes", 1000)),
                 width=float(data.get("width", 1.0)), divisor=int(data.get("divisor", 8)),
                 bn_eps=float(bn.get("eps", 1e-5)), bn_momentum=float(bn.get("momentum", 0.1)),
+                padding=data.get("padding", "symmetric"),
                 description=data.get("description", ""), source=data.get("source", ""),
                 file=doc.file, schedule=data.get("schedule"),
                 locations={k: doc.where((k,)) for k in data}, document=doc)

@@ -40,6 +40,7 @@ class Spec:
     divisor: int = 8
     bn_eps: float = 1e-5       # top-level `bn: {eps, momentum}`; torch's defaults
     bn_momentum: float = 0.1
+    padding: str = "symmetric"  # top-level `padding`: every conv's (archspec.ir.ops.PAD_MODES)
     description: str = ""
     source: str = ""
     file: str = "<spec>"
