@@ -170,3 +170,20 @@ def test_a_bad_setting_is_a_located_error(setting, words):
     (p,) = e.value.problems
     assert (p.location.line, p.location.column) == (4, 10), p
     assert words in p.message and "symmetric" in p.message + (p.hint or ""), p
+
+
+def test_the_padded_copy_is_counted_by_the_memory_models():
+    from archspec.analysis import memory
+    from archspec.backends.torch_rules import training
+
+    op = Conv2d(3, 16, 3, 2, pad_mode="same")
+    assert op.scratch([(3, 16, 16)]) == 3 * 17 * 17          # pads (0, 0, 1, 1)
+    assert op.scratch([(3, 15, 15)]) == 0                    # pads (1, 1, 1, 1): none
+    assert Conv2d(3, 16, 3, 2).scratch([(3, 16, 16)]) == 0
+    g = archspec.loads(SAME).compile()
+    stem = next(n for n in g if n.kind == "conv2d")
+    steps = dict(memory.op_by_op(g).timeline)
+    assert steps[stem.name] == (3 * 16 * 16 + 16 * 8 * 8 + 3 * 17 * 17) * 4
+    padded = sum(n.op.scratch([g[n.inputs[0]].shape]) for n in g if n.kind == "conv2d")
+    assert training(g).details["padded_copy_bytes"] == padded * 4 > 3 * 17 * 17 * 4
+    assert "padded_copy_bytes" not in training(archspec.loads(BASE).compile()).details

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..ir.graph import Graph
-from .memory import lifetimes, op_by_op, tensor_bytes
+from .memory import lifetimes, op_by_op, scratch_bytes, tensor_bytes
 
 ALIGN = 64   # bytes; TFLite Micro aligns to 16, CPU SIMD and cache lines prefer 64
 
@@ -74,9 +74,14 @@ def _align(n: int) -> int:
 
 def buffers(graph: Graph, order: list[str] | None = None, *, batch: int = 1,
             dtype: str = "fp32") -> list[Buffer]:
+    """Every activation buffer, and each op's temporary (``<node>.scratch``: a conv's padded
+    input copy) alive for its own step."""
     nbytes = tensor_bytes(graph, batch, dtype)
+    order = list(order) if order is not None else [n.name for n in graph]
+    temps = [Buffer(f"{name}.scratch", size, i, i) for i, name in enumerate(order)
+             if (size := scratch_bytes(graph, graph[name], batch, dtype))]
     return [Buffer(name, nbytes[name], first, last)
-            for name, (first, last) in lifetimes(graph, order).items()]
+            for name, (first, last) in lifetimes(graph, order).items()] + temps
 
 
 def place(bufs: list[Buffer], key) -> dict[str, int]:

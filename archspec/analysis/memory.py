@@ -65,6 +65,12 @@ def buffer_roots(graph: Graph) -> dict[str, str]:
     return root
 
 
+def scratch_bytes(graph: Graph, node, batch: int = 1, dtype: str = "fp32") -> int:
+    """Bytes of the temporary ``node`` makes while it runs (a conv's padded input copy)."""
+    scratch = op_class(node, CONSUMER).scratch(node.op, [graph[i].shape for i in node.inputs])
+    return scratch * batch * dtype_bytes(dtype)
+
+
 def tensor_bytes(graph: Graph, batch: int = 1, dtype: str = "fp32") -> dict[str, int]:
     """Bytes of each node's output tensor."""
     size = dtype_bytes(dtype)
@@ -103,7 +109,7 @@ def op_by_op(graph: Graph, order: list[str] | None = None, *, batch: int = 1,
     for i, name in enumerate(order):
         if name in span:
             live[name] = nbytes[name]
-        total = sum(live.values())
+        total = sum(live.values()) + scratch_bytes(graph, graph[name], batch, dtype)
         timeline.append((name, total))
         if total > peak:
             peak, peak_at, live_at_peak = total, name, sorted(live, key=step.get)
@@ -137,6 +143,7 @@ class _Dag:
         self.n = len(self.names)
         self.preds = [0] * self.n
         self.alloc = [0] * self.n
+        self.scratch = [scratch_bytes(graph, n, batch, dtype) for n in graph]
         self.root = [index[root[name]] for name in self.names]
         self.users = [0] * self.n      # for a root: every node that reads it or a view of it
         for i, node in enumerate(graph):
@@ -195,7 +202,7 @@ def _exact(dag: _Dag, max_states: int):
         for done, (peak, live, _) in layer.items():
             for i in dag.ready(done):
                 after = done | 1 << i
-                p = max(peak, live + dag.alloc[i])
+                p = max(peak, live + dag.alloc[i] + dag.scratch[i])
                 old = nxt.get(after)
                 if old is None or p < old[0]:
                     nxt[after] = (p, live + dag.alloc[i] - dag.freed(done, i), (done, i))
@@ -329,7 +336,8 @@ def block_working_set(graph: Graph, block: Splittable, split: int, *, batch: int
             if _per_channel(node):
                 continue
             cur = width * node.shape[1] * node.shape[2] * size
-            peak = max(peak, y + prev + cur)
+            pad = node.op.scratch([(width, *graph[node.inputs[0]].shape[1:])]) * size
+            peak = max(peak, y + prev + pad + cur)
             prev = cur
         peak = max(peak, prev + out_bytes)   # projection: the slice and the output
     return peak - out_bytes if peak >= out_bytes else 0, out_bytes
@@ -351,7 +359,8 @@ def fused(graph: Graph, split: int = 1, *, batch: int = 1, dtype: str = "fp32") 
             work, _ = block_working_set(graph, b, split, batch=batch, dtype=dtype)
             steps.append((f"{b.name} (fused, t={split})", b.output, work, b.reads))
         elif node.name not in inside:
-            steps.append((node.name, node.name, 0, node.inputs))
+            steps.append((node.name, node.name, scratch_bytes(graph, node, batch, dtype),
+                           node.inputs))
     report = _simulate(graph, steps, nbytes, "fused")
     report.batch, report.dtype = batch, dtype
     report.details = {"split": split, "fused_blocks": len(blocks)}

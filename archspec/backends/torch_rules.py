@@ -42,11 +42,17 @@ class Saved:
     clone_bytes: int = 0     # a copy of an input it overwrote in place
     stat_bytes: int = 0      # batch statistics
     mask_bytes: int = 0      # one byte per element of a dropout mask
+    padded_bytes: int = 0    # the zero-padded copy of its input it reads (asymmetric pads)
 
 
 @AUTOGRAD.register("conv2d", "linear")
 def _saves_input(graph: Graph, node, nbytes: dict, batch: int) -> Saved:
-    return Saved((node.inputs[0],))
+    """Its input; a conv padded asymmetrically (F.pad first) keeps the padded copy instead."""
+    (source,) = node.inputs
+    padded = node.op.scratch([graph[source].shape])
+    if padded:
+        return Saved(padded_bytes=padded * nbytes[source] // numel(graph[source].shape))
+    return Saved((source,))
 
 
 @AUTOGRAD.register("batchnorm")
@@ -65,9 +71,18 @@ def _activation(graph: Graph, node, nbytes: dict, batch: int) -> Saved:
     place, ReLU, ELU and leaky ReLU backward from their output (elu_, leaky_relu_ in
     derivatives.yaml), the others make autograd keep a copy of the input."""
     if inplace_activation(graph, node):
-        clone = 0 if node.op.fn in RESULT_WHEN_INPLACE else nbytes[node.name]
-        return Saved((node.name,), clone_bytes=clone)
+        if node.op.fn in RESULT_WHEN_INPLACE:
+            return Saved((node.name,))
+        kept = () if _only_padded_readers(graph, node) else (node.name,)
+        return Saved(kept, clone_bytes=nbytes[node.name])
     return Saved((node.name,) if node.op.fn in ("relu", "sigmoid") else (node.inputs[0],))
+
+
+def _only_padded_readers(graph: Graph, node) -> bool:
+    """Whether every reader of ``node`` is a conv padded asymmetrically: they keep their
+    padded copies, so ``node``'s own output is kept by none of them."""
+    return all(graph[c].kind == "conv2d" and graph[c].op.scratch([node.shape])
+               for c in graph.consumers(node.name))
 
 
 @AUTOGRAD.register("dropout")
@@ -92,17 +107,20 @@ def training(graph: Graph, *, batch: int = 1, dtype: str = "fp32") -> MemoryRepo
         if inplace_activation(graph, node):
             buffer[node.name] = buffer[node.inputs[0]]
     saved: dict[str, int] = {}
-    clones = stats = masks = 0
+    clones = stats = masks = padded = 0
     for node in graph:
         s = AUTOGRAD[node.kind](graph, node, nbytes, batch)
         for t in s.tensors:
             saved[buffer[t]] = nbytes[buffer[t]]
         clones, stats, masks = clones + s.clone_bytes, stats + s.stat_bytes, masks + s.mask_bytes
-    total = sum(saved.values()) + clones + stats + masks
+        padded += s.padded_bytes
+    total = sum(saved.values()) + clones + stats + masks + padded
     order = {n.name: i for i, n in enumerate(graph)}
     report = MemoryReport("training_saved", total, "", sorted(saved, key=order.get), [],
                           batch, dtype)
     report.details = {"saved_tensor_bytes": sum(saved.values()),
                       "inplace_clone_bytes": clones, "bn_stat_bytes": stats,
                       "dropout_mask_bytes": masks, "saved_tensors": len(saved)}
+    if padded:
+        report.details["padded_copy_bytes"] = padded
     return report

@@ -60,6 +60,10 @@ class Op:
     inplace: ClassVar[bool] = False
     """It can overwrite its input's buffer with its output."""
 
+    def scratch(self, ins: list[Shape]) -> int:
+        """Elements of a temporary it makes from its input while it runs (none by default)."""
+        return 0
+
 
 def _one_map(shapes: list[Shape], what: str) -> Shape:
     if len(shapes) != 1:
@@ -127,6 +131,14 @@ class Conv2d(Op):
             (top, bottom), (left, right) = self._same(h), self._same(w)
             return top, left, bottom, right
         return (self.padding,) * 4
+
+    def scratch(self, ins: list[Shape]) -> int:
+        """An asymmetric padding is a zero-padded copy of the input (torch: F.pad)."""
+        c, h, w = ins[0]
+        top, left, bottom, right = self.pads(h, w)
+        if top == bottom == left == right:
+            return 0
+        return c * (h + top + bottom) * (w + left + right)
 
     def infer(self, shapes: list[Shape]) -> Shape:
         c, h, w = _one_map(shapes, "conv2d")
