@@ -33,3 +33,36 @@ def run_cli(*args, **kw):
 
     return subprocess.run([sys.executable, "-m", "archspec", *map(str, args)],
                           capture_output=True, text=True, timeout=120, **kw)
+
+
+def randomise_bn(model, seed: int = 1, scale: float = 0.1):
+    """A torch model with BN statistics and biases away from the identity (so that a wrong
+    epsilon or BN fold shows in the outputs)."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, t in model.state_dict().items():
+            if name.endswith("running_var"):
+                t.copy_(torch.rand(t.shape, generator=gen) + 0.5)
+            elif t.is_floating_point() and name.endswith(("running_mean", "bias")):
+                t.copy_(torch.randn(t.shape, generator=gen) * scale)
+    return model
+
+
+def onnx_and_torch_outputs(graph, model, batch: int = 2):
+    """(onnxruntime's, torch's) outputs of ``model`` exported through the ONNX backend,
+    on one seeded random batch."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    from archspec.backends import get_backend
+
+    proto = get_backend("onnx").build(graph, weights=model.state_dict())
+    sess = ort.InferenceSession(proto.serialize(), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).standard_normal((batch, *graph.input_shape)).astype(np.float32)
+    (got,) = sess.run(None, {"input": x})
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    return got, want

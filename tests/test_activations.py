@@ -37,20 +37,6 @@ def activations(graph) -> list[tuple[str, str]]:
     return [(n.name, n.op.fn) for n in graph if n.kind == "activation"]
 
 
-def randomised_bn(model, seed=1):
-    """BN statistics away from the identity, so a wrong epsilon or fold shows."""
-    import torch
-
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, t in model.state_dict().items():
-            if name.endswith("running_var"):
-                t.copy_(torch.rand(t.shape, generator=gen) + 0.5)
-            elif t.is_floating_point() and name.endswith(("running_mean", "bias")):
-                t.copy_(torch.randn(t.shape, generator=gen) * 0.5)
-    return model
-
-
 # ---- names -------------------------------------------------------------------------------
 @pytest.mark.parametrize("word,fn", sorted(ALIASES.items()))
 def test_aliases_name_the_canonical_activation(word, fn):
@@ -140,8 +126,9 @@ def onnx_vs_torch(graph, opset=None):
     torch = pytest.importorskip("torch")
     ort = pytest.importorskip("onnxruntime")
     from archspec.backends import get_backend
+    from conftest import randomise_bn
 
-    model = randomised_bn(get_backend("torch").build(graph, seed=0).eval())
+    model = randomise_bn(get_backend("torch").build(graph, seed=0).eval(), scale=0.5)
     proto = get_backend("onnx").build(graph, weights=model.state_dict(), opset=opset).proto
     sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     x = np.random.default_rng(0).standard_normal((2, 3, RES, RES)).astype(np.float32) * 3

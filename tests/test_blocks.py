@@ -232,26 +232,15 @@ def test_ghostnet_torch_model_matches_the_cost(resolution):
 
 
 def test_ghostnet_onnxruntime_equals_torch():
-    torch = pytest.importorskip("torch")
-    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("torch")
+    pytest.importorskip("onnxruntime")
     import numpy as np
 
     from archspec.backends import get_backend
+    from conftest import onnx_and_torch_outputs, randomise_bn
 
     graph = archspec.load(GHOSTNET, resolution=64).compile()
-    model = get_backend("torch").build(graph, seed=0).eval()
-    gen = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for name, t in model.state_dict().items():
-            if name.endswith("running_var"):
-                t.copy_(torch.rand(t.shape, generator=gen) + 0.5)
-            elif t.is_floating_point() and name.endswith(("running_mean", "bias")):
-                t.copy_(torch.randn(t.shape, generator=gen) * 0.1)
-    proto = get_backend("onnx").build(graph, weights=model.state_dict())
-    sess = ort.InferenceSession(proto.serialize(), providers=["CPUExecutionProvider"])
-    x = np.random.default_rng(0).standard_normal((2, 3, 64, 64)).astype(np.float32)
-    (got,) = sess.run(None, {"input": x})
-    with torch.no_grad():
-        want = model(torch.from_numpy(x)).numpy()
+    model = randomise_bn(get_backend("torch").build(graph, seed=0).eval())
+    got, want = onnx_and_torch_outputs(graph, model)
     assert np.abs(want).max() > 1e-2
     assert np.abs(got - want).max() < 1e-4
