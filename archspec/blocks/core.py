@@ -4,10 +4,16 @@ the input), global pooling, dropout and the classifier."""
 from __future__ import annotations
 
 from ..ir.ops import ShapeError
+from .convnl import NL_DW, NL_EXPAND, NL_PROJECT, checks, conv_nl, nl_check
 from .fields import (BIAS, BN, C, D, DROPOUT, EXP, GROUPS, K, NL, RESIDUAL, S, SE, SE_RATIO, T,
-                     WIDTH)
+                     WIDTH, Field)
 from .registry import BLOCKS
 from .se import SE_FIELDS, add_se, check_se_nl
+
+KEEP_EXPAND = Field("keep_expand", bool, False, "`true`: the 1x1 expansion conv is built even "
+                    "when it keeps the width (t = 1 with a conv: FBNet's `e1`)")
+IR_NLS = (NL_EXPAND, NL_DW, NL_PROJECT)
+IR_CHECK = checks(check_se_nl, nl_check(*IR_NLS))
 
 
 def residual_applies(f: dict, x_shape, y_shape, *, partial: bool = False) -> bool:
@@ -43,8 +49,8 @@ def conv(b, x, f):
 
 @BLOCKS.register("ir", aliases=("bottleneck", "bneck", "mbconv", "inverted_residual"),
                  fields=(T, EXP, C, S, K(doc="depthwise kernel size (odd)"), D, NL, SE, SE_RATIO,
-                         *SE_FIELDS, RESIDUAL, *WIDTH),
-                 one_of=(("t", "exp"),), check=check_se_nl)
+                         *SE_FIELDS, KEEP_EXPAND, *IR_NLS, RESIDUAL, *WIDTH),
+                 one_of=(("t", "exp"),), check=IR_CHECK)
 def inverted_residual(b, x, f):
     """Inverted residual with linear bottleneck (MobileNetV2 Table 1): 1x1 expansion to
     `t` x input (or `exp`) channels, k x k depthwise, linear 1x1 projection, shortcut when
@@ -52,16 +58,22 @@ def inverted_residual(b, x, f):
     Section 5.3, Tables 1-2): SE after the depthwise, by default squeezing to 1/4 of the
     expansion rounded to the divisor, with ReLU and a hard-sigmoid gate; with `se_of: input`,
     `se_nl: swish`, `se_gate: sigmoid`, `se_divisor: none` it is EfficientNet's MBConv
-    (timm `InvertedResidual`, `DepthwiseSeparableConv` when t = 1)."""
+    (timm `InvertedResidual`, `DepthwiseSeparableConv` when t = 1).
+
+    When the expansion keeps the width (t = 1) there is no expansion conv unless
+    `keep_expand: true` (FBNet's `e1`). `nl_expand`, `nl_dw`, `nl_project` set the activation
+    after each conv (default `nl`, `nl`, none; `nl_project: relu6` is MobileNetV2 Fig. 6's
+    non-linear bottleneck)."""
     cin = b.channels(x)
     hidden = f["exp"] if f.get("exp") else b.expanded(x, f["t"])
     y = x
-    if hidden != cin:
-        y = b.conv_bn_act("expand", y, hidden, nl=f["nl"])
-    y = b.conv_bn_act("dw", y, hidden, k=f["k"], s=f["s"], groups=hidden, nl=f["nl"], d=f["d"])
+    if hidden != cin or f.get("keep_expand"):
+        y = b.conv_bn_act("expand", y, hidden, nl=conv_nl(f, "expand", f["nl"]))
+    y = b.conv_bn_act("dw", y, hidden, k=f["k"], s=f["s"], groups=hidden,
+                      nl=conv_nl(f, "dw", f["nl"]), d=f["d"])
     if f["se"]:
         y = add_se(b, "se", y, f, x, hidden)
-    y = b.conv_bn_act("project", y, f["c"])
+    y = b.conv_bn_act("project", y, f["c"], nl=conv_nl(f, "project", None))
     if residual_applies(f, b.shape(x), b.shape(y)):
         y = b.add("add", x, y)
     return y
@@ -70,7 +82,7 @@ def inverted_residual(b, x, f):
 @BLOCKS.register("bneck_ratio", aliases=("mbv3_tf",),
                  fields=(T(doc="expansion: make_divisible(actual input x t, divisor)"), C, S,
                          K(doc="depthwise kernel size (odd)"), D, NL, SE, SE_RATIO, *SE_FIELDS,
-                         RESIDUAL, *WIDTH), check=check_se_nl)
+                         *IR_NLS, RESIDUAL, *WIDTH), check=IR_CHECK)
 def bneck_expansion_ratio(b, x, f):
     """MobileNetV3 bneck, its expansion a ratio `t` of the block's input (Tables 1-2).
 

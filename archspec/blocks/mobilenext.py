@@ -6,9 +6,11 @@ from __future__ import annotations
 import math
 
 from ..vocab import make_divisible
+from .convnl import NL_DW1, NL_DW2, NL_EXPAND, NL_REDUCE, checks, conv_nl, nl_check
 from .core import residual_applies
-from .fields import C, K, NL, RESIDUAL, S, T, WIDTH, Field
+from .fields import C, K, NL, RESIDUAL, S, SE, SE_RATIO, T, WIDTH, Field
 from .registry import BLOCKS
+from .se import SE_FIELDS, add_se, check_se_nl
 
 REDUCTION = T(doc="reduction ratio: the bottleneck is input // t (see `sandglass_hidden`)")
 ALPHA = Field("alpha", float, 1.0, "identity tensor multiplier: the shortcut adds the first "
@@ -16,6 +18,10 @@ ALPHA = Field("alpha", float, 1.0, "identity tensor multiplier: the shortcut add
 SANDGLASS_VARIANT = Field("variant", str, "auto", "`full`: always the four convs of Table 1; "
                           "`auto`: the released code's per-position shapes",
                           choices=("auto", "full"))
+SE_AT = Field("se_at", str, "dw1", "where the SE goes: `dw1`, after the first depthwise conv "
+              "(on the block input where there is none), or `dw2`, on the residual branch's "
+              "output before the shortcut (as SE-ResNet)", choices=("dw1", "dw2"))
+SANDGLASS_NLS = (NL_DW1, NL_REDUCE, NL_EXPAND, NL_DW2)
 DW2 = Field("dw2", bool, False, "a second stride-1 depthwise conv in the bottleneck (Fig. 4b)")
 
 
@@ -53,8 +59,12 @@ def _identity(b, x, y, f):
 
 
 @BLOCKS.register("sandglass", aliases=("sgblock", "sg"),
-                 fields=(REDUCTION, C, S, K, NL, ALPHA, SANDGLASS_VARIANT, RESIDUAL, *WIDTH),
-                 check=_check_alpha)
+                 fields=(REDUCTION, C, S, K, NL, ALPHA, SANDGLASS_VARIANT,
+                         SE(doc="squeeze-excite (MobileNeXt Table 6, MobileNeXt†), at `se_at`"),
+                         SE_RATIO(doc="SE squeeze width as a fraction of the width it gates "
+                                      "(`se_of: exp`) or of the block input"),
+                         *SE_FIELDS, SE_AT, *SANDGLASS_NLS, RESIDUAL, *WIDTH),
+                 check=checks(_check_alpha, check_se_nl, nl_check(*SANDGLASS_NLS)))
 def sandglass(b, x, f):
     """Sandglass block (MobileNeXt Table 1, eq. 2-4): k x k depthwise + BN + ReLU6 on the
     wide input, linear 1x1 reduction by t + BN, 1x1 expansion + BN + ReLU6, linear k x k
@@ -64,17 +74,29 @@ def sandglass(b, x, f):
 
     `variant: full` always builds the four convs (paper Table 1). `variant: auto` follows
     the released code's per-position shapes: where the width changes, the first depthwise
-    is dropped, and at stride 1 the second one too (pw + pw only)."""
+    is dropped, and at stride 1 the second one too (pw + pw only).
+
+    `se: true` adds squeeze-excite (MobileNeXt Table 6's MobileNeXt†; the paper does not
+    place it): by default after the first depthwise conv, on the wide input (`se_at: dw1`; a
+    block without that conv gates its input), or on the residual branch's output before the
+    shortcut, as the SE paper it cites does (`se_at: dw2`).
+    `nl_dw1`, `nl_reduce`, `nl_expand`, `nl_dw2` set the activation after each conv
+    (default `nl`, none, `nl`, none; Sec. 4.4's ReLU6 on the last conv is `nl_dw2: relu6`)."""
     cin, cout = b.channels(x), f["c"]
     hidden = sandglass_hidden(cin, cout, f["t"])
     full = f["variant"] == "full" or cin == cout
     y = x
     if full:
-        y = b.conv_bn_act("dw1", y, cin, k=f["k"], groups=cin, nl=f["nl"])
-    y = b.conv_bn_act("reduce", y, hidden)
-    y = b.conv_bn_act("expand", y, cout, nl=f["nl"])
+        y = b.conv_bn_act("dw1", y, cin, k=f["k"], groups=cin, nl=conv_nl(f, "dw1", f["nl"]))
+    if f.get("se") and f.get("se_at", "dw1") == "dw1":
+        y = add_se(b, "se", y, f, x, cin)
+    y = b.conv_bn_act("reduce", y, hidden, nl=conv_nl(f, "reduce", None))
+    y = b.conv_bn_act("expand", y, cout, nl=conv_nl(f, "expand", f["nl"]))
     if full or f["s"] != 1:
-        y = b.conv_bn_act("dw2", y, cout, k=f["k"], s=f["s"], groups=cout)
+        y = b.conv_bn_act("dw2", y, cout, k=f["k"], s=f["s"], groups=cout,
+                          nl=conv_nl(f, "dw2", None))
+    if f.get("se") and f.get("se_at") == "dw2":
+        y = add_se(b, "se", y, f, x, cout)
     return _identity(b, x, y, f)
 
 

@@ -5,9 +5,11 @@ MobileNeXt's ablation variants are in :mod:`archspec.blocks.mobilenext`."""
 from __future__ import annotations
 
 from ..vocab import nonlinearity
+from .convnl import NL_DW, NL_EXPAND, NL_PROJECT, checks, conv_nl, nl_check
 from .core import residual_applies
 from .fields import C, K, NL, RESIDUAL, S, SE, SE_RATIO, T, WIDTH, Field, Nonlinearity
 from .registry import BLOCKS
+from .se import SE_FIELDS, add_se, check_se_nl
 
 PW_NL = Field("pw_nl", Nonlinearity, None, "nonlinearity after the 1x1 conv (default: `nl`)")
 REPLICATION_VARIANT = Field("variant", str, "a", "the replication note's variant (Fig. 1)",
@@ -24,16 +26,29 @@ def _check_nl(key):
 
 @BLOCKS.register("dwsep", aliases=("depthwise_separable", "conv_dw"),
                  fields=(C, K, S, NL(default="relu", doc="nonlinearity after the depthwise conv"),
-                         PW_NL, *WIDTH),
-                 check=_check_nl("pw_nl"))
+                         PW_NL, SE(doc="squeeze-excite between the depthwise and the 1x1 conv"),
+                         SE_RATIO(doc="SE squeeze width as a fraction of the input (the "
+                                      "depthwise conv's width)"), *SE_FIELDS, *WIDTH),
+                 check=checks(_check_nl("pw_nl"), check_se_nl))
 def depthwise_separable(b, x, f):
     """Depthwise separable layer (MobileNetV1 Table 1 `Conv dw` + `Conv 1x1` rows, Fig. 3):
     k x k depthwise conv with stride `s`, BN, `nl`; 1x1 conv to `c`, BN, `pw_nl` (default
-    `nl`). ReXNet_plain (ReXNet Table 9) is RE after the depthwise and SW after the 1x1."""
+    `nl`). ReXNet_plain (ReXNet Table 9) is RE after the depthwise and SW after the 1x1.
+
+    With `se: true` it is PP-LCNet's block (timm `DepthwiseSeparableConv` with `pw_act`, arch
+    `dsa`): SE on the depthwise output, squeezing the input width x `se_ratio` with the SE
+    fields' gate, activation and rounding (LCNet: ReLU, hard-sigmoid, `se_divisor: none`).
+    No shortcut."""
     cin = b.channels(x)
     pw_nl = nonlinearity(f["pw_nl"])[0] if f["pw_nl"] is not None else f["nl"]
     y = b.conv_bn_act("dw", x, cin, k=f["k"], s=f["s"], groups=cin, nl=f["nl"])
+    if f.get("se"):
+        y = add_se(b, "se", y, f, x, cin)
     return b.conv_bn_act("pw", y, f["c"], nl=pw_nl)
+
+
+REXNET_NLS = (NL_EXPAND, NL_DW(doc="nonlinearity after the depthwise conv and SE (blank: "
+                                   "ReLU6; `linear`: none)"), NL_PROJECT)
 
 
 def _check_rexnet_se_ratio(f):
@@ -53,8 +68,8 @@ def _check_rexnet_se_ratio(f):
                                   doc="SE squeeze: expansion // round(1 / se_ratio); "
                                       "1 / an integer"),
                          NL(default="swish", doc="nonlinearity after the expansion conv"),
-                         RESIDUAL, *WIDTH),
-                 check=lambda f: list(_check_rexnet_se_ratio(f)))
+                         *REXNET_NLS, RESIDUAL, *WIDTH),
+                 check=checks(lambda f: list(_check_rexnet_se_ratio(f)), nl_check(*REXNET_NLS)))
 def rexnet_bottleneck(b, x, f):
     """ReXNet inverted bottleneck (ReXNet Table 8, appendix C.1; clovaai rexnetv1.py
     `LinearBottleneck`): 1x1 expansion to t x input + BN + Swish-1 (none when t = 1),
@@ -62,18 +77,21 @@ def rexnet_bottleneck(b, x, f):
     with bias to expansion // 12, BN, ReLU, 1x1 with bias, sigmoid), ReLU6, linear 1x1
     projection + BN. The shortcut is partial: when s = 1 and the output is at least as wide
     as the input, the input is added to the first input-width channels of the output.
-    `c` left blank takes the spec's channel `schedule`."""
+    `c` left blank takes the spec's channel `schedule`.
+
+    ReXNet Table 5's nonlinearity positions: `nl_expand` (default `nl`), `nl_dw` (the
+    activation after the depthwise conv and SE; default ReLU6), `nl_project` (default none)."""
     cin = b.channels(x)
     hidden = b.expanded(x, f["t"])
     y = x
     if hidden != cin or f["t"] != 1:
-        y = b.conv_bn_act("expand", y, hidden, nl=f["nl"])
+        y = b.conv_bn_act("expand", y, hidden, nl=conv_nl(f, "expand", f["nl"]))
     y = b.conv_bn_act("dw", y, hidden, k=f["k"], s=f["s"], groups=hidden)
     if f["se"]:
         squeeze = hidden // round(1 / f["se_ratio"])  # rexnetv1.py: channels // se_ratio
         y = b.squeeze_excite("se", y, squeeze, inner="relu", gate="sigmoid", bn=True)
-    y = b.act("act", y, "relu6")
-    y = b.conv_bn_act("project", y, f["c"])
+    y = b.act("act", y, conv_nl(f, "dw", "relu6"))
+    y = b.conv_bn_act("project", y, f["c"], nl=conv_nl(f, "project", None))
     if residual_applies(f, b.shape(x), b.shape(y), partial=True):
         y = b.add("add", y, x, partial=b.channels(x) < b.channels(y))
     return y
