@@ -49,7 +49,7 @@ def _compile(spec: Spec, max_nodes: int) -> Graph:
     x = graph.add("input", ops.Input((spec.channels, spec.resolution, spec.resolution)))
     scheduled = iter(schedule_channels(spec))
     for row in spec.stages:
-        for j, fields in enumerate(_repeats(scaled_fields(row, spec))):
+        for j, fields in enumerate(_repeats(scaled_fields(row, spec), _depth(row, spec))):
             if _takes_schedule(row, spec):
                 fields = {**fields, "c": next(scheduled)}
             x = _lower(graph, row, fields, x, f"stages.{row.index}.block{j}",
@@ -88,7 +88,7 @@ def schedule_channels(spec: Spec) -> list[int]:
     if not spec.schedule:
         return []
     rows = [r for r in spec.stages if _takes_schedule(r, spec)]
-    count = sum(r.fields.get("n", 1) or 1 for r in rows)
+    count = sum(repeat_count(r.fields.get("n", 1), _depth(r, spec)) for r in rows)
     start, end, width = spec.schedule["start"], spec.schedule["end"], spec.width
     rounding = round if spec.schedule.get("round", "python") == "python" else math.floor
     value = start / width if width < 1.0 else start
@@ -110,8 +110,22 @@ def _env_max_nodes() -> int:
         raise CompileError(f"ARCHSPEC_MAX_NODES must be a whole number, got {text!r}") from None
 
 
-def _repeats(fields: dict):
-    n = fields.pop("n", 1) or 1
+UNREPEATED = ("conv", "pool", "dropout", "classifier")  # single layers, never deepened
+
+
+def _depth(row: Row, spec: Spec) -> float:
+    """The spec's depth multiplier for ``row``: 1 for single layers (the stem, the last 1x1)."""
+    return 1.0 if BLOCKS.get(row.block).name in UNREPEATED else spec.depth
+
+
+def repeat_count(n, depth: float = 1.0) -> int:
+    """ceil(n x depth) blocks for a row of n (timm `_scale_stage_depth`, depth_trunc 'ceil')."""
+    n = n or 1
+    return n if depth == 1.0 else int(math.ceil(n * depth))
+
+
+def _repeats(fields: dict, depth: float = 1.0):
+    n = repeat_count(fields.pop("n", 1), depth)
     for j in range(n):
         yield fields if j == 0 or "s" not in fields else {**fields, "s": 1}
 

@@ -93,6 +93,13 @@ class Spec:
     def rows(self) -> tuple[Row, ...]:
         return self.stages + self.head
 
+    @property
+    def depth(self) -> float:
+        """Top-level `depth` (default 1): each stage row of n blocks repeats ceil(n x depth)
+        times (timm `depth_multiplier`, 'ceil'); `conv`, `pool`, `dropout` rows stay single."""
+        data = getattr(self.document, "data", None)
+        return float(data.get("depth", 1.0)) if isinstance(data, dict) else 1.0
+
 
 def _override_problem(key: str, value) -> str:
     """Why ``value`` cannot override ``key``, or "" when it can."""
