@@ -284,6 +284,9 @@ def schema() -> None:
     print(json.dumps(get_schema(), indent=2))
 
 
+PRETRAINED = "Pretrained weights"
+
+
 @COMMANDS.command(panel=MODELS)
 def build(spec: Spec,
           backend: Annotated[str, typer.Option("--backend", "-b", help="Backend name.")]
@@ -299,6 +302,17 @@ def build(spec: Spec,
           weights: Annotated[Optional[Path], typer.Option(
               exists=True, dir_okay=False,
               help="Weights (.pt) to load instead of random ones (onnx).")] = None,
+          weights_from: Annotated[Optional[Path], typer.Option(
+              "--weights-from", rich_help_panel=PRETRAINED,
+              help="A torchvision or timm state dict (.pth) to load by position (torch); "
+              "prints what was loaded.")] = None,
+          partial: Annotated[bool, typer.Option(
+              "--partial", rich_help_panel=PRETRAINED,
+              help="With --weights-from: load the longest prefix that fits, leave the rest "
+              "at random.")] = False,
+          fmt: Annotated[Optional[Literal["table", "json"]], typer.Option(
+              "--format", "-f", rich_help_panel=PRETRAINED,
+              help="Format of the --weights-from report [default: table].")] = None,
           fp16: Annotated[bool, typer.Option(
               "--fp16", help="Half-precision weights and I/O (onnx).")] = False,
           features: Annotated[Optional[str], typer.Option(
@@ -308,12 +322,14 @@ def build(spec: Spec,
               "--no-fold-bn", help="Keep batch norm as separate nodes (onnx; folded by "
               "default).")] = False,
           width: Width = None, resolution: Resolution = None, classes: Classes = None) -> None:
-    """Lower a spec to a backend model and (optionally) save it."""
+    """Lower a spec to a backend model (optionally with a foreign model's weights) and save
+    it."""
     import inspect
 
     from .analysis.cost import cost as run_cost
     from .backends import get_backend
 
+    _check_weights_from(backend, weights_from, partial, fmt, summary)
     s = load(spec, width, resolution, classes)
     if getattr(s, "spec_text_or_none", lambda: None)():
         s = s.spec()  # an ONNX file carrying its spec: build that (BN unfolded, new weights)
@@ -327,14 +343,56 @@ def build(spec: Spec,
         if key not in inspect.signature(be.build).parameters:
             flag = {"fold_bn": "no-fold-bn"}.get(key, key)
             raise ArchspecError(f"the {backend} backend does not take --{flag}")
+    foreign = _read_weights_from(weights_from)
     model = be.build(g, seed=seed, **options)
+    report = None
+    if foreign is not None:
+        from .backends.torch_weights import load_foreign
+
+        report = load_foreign(model, g, foreign, partial=partial,
+                              source=f"--weights-from {weights_from}")
     if summary:
         print(be.summary(model, g, run_cost(g)))
     if output is not None:
         be.save(model, output, s, g)
         print(f"wrote {output}", file=sys.stderr)
-    elif not summary:
+    if report is not None:
+        _print_weights_report(report, fmt)
+    elif output is None and not summary:
         print(model)
+
+
+def _check_weights_from(backend: str, weights_from, partial: bool, fmt, summary: bool) -> None:
+    """Refuse the --weights-from options where they do not apply, before any work."""
+    if weights_from is None:
+        for given, flag in ((partial, "--partial"), (fmt, "--format")):
+            if given:
+                raise ArchspecError(f"{flag} applies to --weights-from, which is not given")
+    elif backend != "torch":
+        raise ArchspecError(f"the {backend} backend does not take --weights-from (build "
+                            "with --backend torch -o FILE.pt, then --backend "
+                            f"{backend} --weights FILE.pt)")
+    elif summary and fmt == "json":
+        raise ArchspecError("--summary and --format json both print to stdout: give one")
+
+
+def _read_weights_from(path):
+    """The tensors of the --weights-from file (read before the model is built), or None."""
+    if path is None:
+        return None
+    from .backends.torch_weights import read_foreign
+
+    return read_foreign(path, f"--weights-from {path}")
+
+
+def _print_weights_report(report, fmt) -> None:
+    """The --weights-from report: a table per block, or ``archspec.weights/1`` JSON."""
+    from .backends.torch_weights import table
+
+    if fmt == "json":
+        emit_json("weights", report.to_json())
+    else:
+        console().print(table(report))
 
 
 def main(argv: list | None = None) -> None:
