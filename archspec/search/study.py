@@ -1,0 +1,195 @@
+"""The search as an Optuna study. Optuna's samplers propose the variables (NSGA-II for a
+Pareto front, TPE for one objective, or random); its storage holds every trial, so a
+study outlives the process and is shared: by default a journal file in the output folder
+(``study.journal``: many processes on one machine append to it under a file lock), or any
+database URL Optuna takes (``sqlite:///study.db``, ``postgresql://...``) for workers on
+many machines. Each worker is one call of :func:`work`; ``--workers N`` starts N of them
+as processes, and running the same command elsewhere with the same ``--storage`` and
+``--study-name`` adds that many more."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ArchspecError
+from .objectives import Objectives, figures
+from .space import Space, label
+
+SAMPLERS = ("auto", "nsga2", "tpe", "random")
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything a worker needs to rebuild the search in its own process (picklable)."""
+
+    spec: str
+    space: str
+    objectives: Objectives
+    storage: str
+    study: str
+    profile: str | None = None
+    proxy: object = None
+    sampler: str = "auto"
+    seed: int = 0
+
+
+def storage_url(given: str | None, out: Path) -> str:
+    """``--storage``: a database URL, a journal file path, or the default journal file in
+    the output folder."""
+    if given is None:
+        return str(out / "study.journal")
+    return given
+
+
+def _storage(url: str):
+    import optuna
+
+    if "://" in url:
+        return url
+    from optuna.storages.journal import JournalFileBackend
+
+    Path(url).parent.mkdir(parents=True, exist_ok=True)
+    return optuna.storages.JournalStorage(JournalFileBackend(url))
+
+
+def _sampler(name: str, objectives: Objectives, seed: int):
+    import optuna
+
+    multi = len(objectives.directions) > 1
+    if name == "auto":
+        name = "nsga2" if multi else "tpe"
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=8)
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=5)
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def open_study(job: Job, worker: int = 0):
+    """The job's study (created if new); a study of that name with other objectives is
+    an error."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        storage=_storage(job.storage), study_name=job.study, load_if_exists=True,
+        directions=job.objectives.directions,
+        sampler=_sampler(job.sampler, job.objectives, job.seed + worker))
+    stored = study.user_attrs.get("objectives")
+    if stored is None:
+        study.set_user_attr("objectives", job.objectives.names)
+        study.set_user_attr("spec", job.spec)
+    elif stored != job.objectives.names:
+        raise ArchspecError(f"study {job.study!r} in {job.storage} optimises {stored}, not "
+                            f"{job.objectives.names}: use another --study-name")
+    return study
+
+
+def suggest(trial, var):
+    if var.values is not None:
+        return trial.suggest_categorical(var.name, list(var.values))
+    if var.integer:
+        return trial.suggest_int(var.name, var.low, var.high, step=var.step or 1, log=var.log)
+    return trial.suggest_float(var.name, var.low, var.high, step=var.step, log=var.log)
+
+
+def base_spec(job: Job):
+    from ..sources import load
+
+    return load(job.spec)
+
+
+def objective(job: Job, space: Space, base):
+    """The function Optuna calls for each trial: the variant's figures (kept as the trial's
+    user attributes) and the objectives' values."""
+    names = job.objectives.needed()
+
+    def run(trial):
+        values = {v.name: suggest(trial, v) for v in space.variables}
+        trial.set_user_attr("label", label(values))
+        trial.set_user_attr("worker", os.getpid())
+        spec = space.apply(base, values)
+        text = space.text(base, values, trial_name(base, trial.number)) if job.proxy else ""
+        figs = figures(spec, names, profile=job.profile, proxy=job.proxy, text=text)
+        trial.set_user_attr("figures", figs)
+        return job.objectives.values(figs)
+
+    return run
+
+
+def trial_name(base, number: int) -> str:
+    return f"{base.name}_t{number}"
+
+
+def work(job: Job, n_trials: int, worker: int = 0, callback=None) -> None:
+    """One worker: run ``n_trials`` trials of the shared study. A variant that does not
+    compile fails its trial (recorded, not retried)."""
+    from .space import load_space
+
+    space, base = load_space(job.space), base_spec(job)
+    study = open_study(job, worker)
+    callbacks = [lambda _study, _trial: callback(1)] if callback else []
+    study.optimize(objective(job, space, base), n_trials=n_trials, catch=(ArchspecError,),
+                   callbacks=callbacks)
+
+
+def _work_process(args) -> None:
+    job, n, worker = args
+    work(job, n, worker)
+
+
+def run(job: Job, n_trials: int, workers: int = 1, progress=None) -> None:
+    """``n_trials`` trials over ``workers`` processes (1: in this process), each worker
+    taking its share; ``progress(n)`` as trials finish."""
+    if workers <= 1:
+        work(job, n_trials, 0, progress)
+        return
+    import multiprocessing
+    import time
+
+    shares = [n_trials // workers + (i < n_trials % workers) for i in range(workers)]
+    open_study(job)   # create it once, before the workers race to
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(workers) as pool:
+        pending = pool.map_async(_work_process, [(job, n, i) for i, n in enumerate(shares)
+                                                 if n])
+        done = _finished(job)
+        while not pending.ready():
+            time.sleep(0.5)
+            now = _finished(job)
+            if progress and now > done:
+                progress(now - done)
+            done = now
+        pending.get()
+        if progress:
+            progress(_finished(job) - done)
+
+
+def _finished(job: Job) -> int:
+    import optuna
+
+    study = optuna.load_study(study_name=job.study, storage=_storage(job.storage))
+    return sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
+
+
+def trials(job: Job) -> tuple[list[dict], list[int]]:
+    """Every finished trial as a flat row (number, state, variables, figures, values), and
+    the numbers of the trials on the Pareto front (the best for one objective)."""
+    import optuna
+
+    study = optuna.load_study(study_name=job.study, storage=_storage(job.storage))
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        if not t.state.is_finished():
+            continue
+        row = {"trial": t.number, "state": t.state.name, **t.params,
+               **t.user_attrs.get("figures", {})}
+        if t.values is not None and job.objectives.target_ms:
+            row["reward"] = round(t.values[0], 6)
+        row["worker"] = t.user_attrs.get("worker")
+        rows.append(row)
+    complete = [t for t in study.get_trials(deepcopy=False,
+                                           states=(optuna.trial.TrialState.COMPLETE,))]
+    front = sorted(t.number for t in study.best_trials) if complete else []
+    return rows, front
