@@ -1,12 +1,13 @@
 """Spec -> graph IR: expand each table row into its blocks (repeats, strides, width
-scaling) and let each block's lowering add its primitive ops."""
+scaling) and let each block's lowering add its primitive ops; then name the taps and
+lower the heads, whose outputs become the graph's (docs/heads.md)."""
 from __future__ import annotations
 
 import math
 
 from .blocks import BLOCKS, BlockBuilder
 from .spec.blame import RowFailure, blame
-from .errors import CompileError, SpecError
+from .errors import CompileError, Problem, SpecError, close_match
 from .ir import ops
 from .ir.graph import MAX_GRAPH_NODES, Graph
 from .ir.ops import ShapeError
@@ -42,11 +43,9 @@ def compile_spec(spec: Spec, *, max_nodes: int | None = None) -> Graph:
 
 
 def _compile(spec: Spec, max_nodes: int) -> Graph:
-    graph = Graph(spec.name, meta={"spec": spec.name, "file": spec.file,
-                                   "resolution": spec.resolution, "channels": spec.channels,
-                                   "width": spec.width, "classes": spec.classes},
-                  max_nodes=max_nodes)
-    x = graph.add("input", ops.Input((spec.channels, spec.resolution, spec.resolution)))
+    graph = Graph(spec.name, meta=_meta(spec), max_nodes=max_nodes)
+    x = graph.add("input", ops.Input((spec.channels, *spec.size)))
+    scopes = {"input": x}  # each row's and block's output, by name
     scheduled = iter(schedule_channels(spec))
     for row in spec.stages:
         for j, fields in enumerate(_repeats(scaled_fields(row, spec), _depth(row, spec))):
@@ -54,11 +53,81 @@ def _compile(spec: Spec, max_nodes: int) -> Graph:
                 fields = {**fields, "c": next(scheduled)}
             x = _lower(graph, row, fields, x, f"stages.{row.index}.block{j}",
                        f"stages.{row.index}", spec)
+            scopes[f"stages.{row.index}.block{j}"] = scopes[f"stages.{row.index}"] = x
             _mark_level(graph, x, spec.resolution)
     for row in spec.head:
         x = _lower(graph, row, scaled_fields(row, spec), x, f"head.{row.index}", "head", spec)
-    graph.outputs["output"] = x
+        scopes[f"head.{row.index}"] = x
+    if spec.head or not spec.heads:
+        graph.outputs["output"] = x
+    _name_taps(graph, spec, scopes)
+    for row in spec.heads:
+        for name, node in _lower_head(graph, row, spec).items():
+            graph.outputs[f"{row.label}.{name}" if len(spec.heads) > 1 else name] = node
     return graph
+
+
+def _meta(spec: Spec) -> dict:
+    meta = {"spec": spec.name, "file": spec.file, "resolution": spec.resolution,
+            "channels": spec.channels, "width": spec.width, "classes": spec.classes}
+    if spec.input_width:
+        meta["input_size"] = list(spec.size)
+    if spec.heads:
+        meta["heads"] = {row.prefix: row.block for row in spec.heads}
+    return meta
+
+
+def _name_taps(graph: Graph, spec: Spec, scopes: dict) -> None:
+    """Add the spec's `taps:` to the graph's taps (beside the automatic C<k>); a path
+    that names no row, block or layer is a located problem."""
+    problems = []
+    for tap in spec.taps:
+        node = tap_node(graph, scopes, tap.path)
+        if node is None:
+            close = close_match(tap.path, _scope_names(graph, scopes))
+            problems.append(Problem(tap.location, f"tap `{tap.name}`: {spec.name} has no "
+                                    f"row, block or layer `{tap.path}`",
+                                    (f"did you mean `{close}`? " if close else "")
+                                    + "name a row (stages.16), a block (stages.13.block0) or "
+                                    "a layer inside one (stages.13.block0.expand); `archspec "
+                                    "cost --per layer` lists the names"))
+        else:
+            graph.taps[tap.name] = node
+    if problems:
+        raise SpecError(problems)
+
+
+def tap_node(graph: Graph, scopes: dict, path: str) -> str | None:
+    """The node a tap path names: a row's or block's output, a layer, or the last node
+    of a part of a block (``stages.13.block0.expand``: its activation); None if none."""
+    if path in scopes:
+        return scopes[path]
+    if path in graph:
+        return path
+    inside = [n.name for n in graph if n.name.startswith(path + ".")]
+    return inside[-1] if inside else None
+
+
+def _scope_names(graph: Graph, scopes: dict) -> list[str]:
+    names = set(scopes)
+    for node in graph:
+        parts = node.name.split(".")
+        names.update(".".join(parts[:i]) for i in range(2, len(parts) + 1))
+    return sorted(names)
+
+
+def _lower_head(graph: Graph, row: Row, spec: Spec) -> dict[str, str]:
+    """Lower a `heads` entry on the taps it reads: its outputs by name."""
+    missing = [t for t in row.inputs if t not in graph.taps]
+    if missing:
+        close = close_match(missing[0], graph.taps)
+        raise SpecError(Problem(row.where("from"), f"head `{row.label}` reads tap "
+                                f"`{missing[0]}`, which {spec.name} does not have",
+                                (f"did you mean `{close}`? " if close else "") + "taps: "
+                                + (", ".join(sorted(graph.taps)) or "none")
+                                + " (name more under `taps:`)"))
+    return _lower(graph, row, dict(row.fields), tuple(graph.taps[t] for t in row.inputs),
+                  row.prefix, row.prefix, spec)
 
 
 def _failure(spec: Spec, max_nodes: int) -> RowFailure | None:
@@ -137,7 +206,8 @@ def _lower(graph, row: Row, fields, x, prefix, stage, spec) -> str:
     try:
         return block.lower(builder, x, fields)
     except ShapeError as e:
-        shape = "x".join(map(str, graph[x].shape))
+        shape = " and ".join("x".join(map(str, graph[i].shape))
+                             for i in ([x] if isinstance(x, str) else x))
         raise RowFailure(row, f"{block.name} ({prefix}) on input {shape}: {e}",
                          "check c, s and k against the feature map size") from None
     except CompileError:

@@ -77,6 +77,7 @@ class CostReport:
     peak_bytes: int = 0   # peak activation memory, op-by-op model (analysis/memory.py)
     peak_at: str = ""
     notes: list = field(default_factory=list)  # how to read the figures (graph.meta)
+    parts: list = field(default_factory=list)  # with heads: the backbone, then each head
 
     def rows(self, per: str = "stage") -> list[Entry]:
         try:
@@ -102,6 +103,7 @@ class CostReport:
             "per": per,
             "rows": [_row_dict(e) for e in self.rows(per)],
             "notes": list(self.notes),
+            **({"parts": [_row_dict(e) for e in self.parts]} if self.parts else {}),
         }
 
     def to_json(self, per: str = "stage") -> str:
@@ -139,13 +141,33 @@ def cost(graph: Graph, *, batch: int = 1, dtype: str = "fp32") -> CostReport:
             agg.absorb(e)
             agg.shape = list(node.shape)
         totals.absorb(e)
-    totals.shape = list(graph[graph.outputs["output"]].shape)
+    totals.shape = list(graph[next(iter(graph.outputs.values()))].shape)
     from .memory import op_by_op
 
     mem = op_by_op(graph, batch=batch, dtype=dtype)
     meta = graph.meta
+    hw = {"size": meta["input_size"]} if meta.get("input_size") else {}
     return CostReport(graph.name, {"resolution": meta.get("resolution"),
-                                   "channels": meta.get("channels")},
+                                   "channels": meta.get("channels"), **hw},
                       meta.get("width", 1.0), meta.get("classes"), batch, dtype, totals,
                       layers, list(blocks.values()), list(stages.values()),
-                      mem.peak_bytes, mem.peak_at, list(meta.get("notes", ())))
+                      mem.peak_bytes, mem.peak_at, list(meta.get("notes", ())),
+                      _parts(graph, list(stages.values())))
+
+
+def _parts(graph: Graph, stages: list[Entry]) -> list[Entry]:
+    """With heads (docs/heads.md): one entry for the backbone (the stage table and its
+    `head`), then one per head (``heads.<name>``); none without heads."""
+    heads = graph.meta.get("heads") or {}
+    if not heads:
+        return []
+    backbone = Entry("backbone", "backbone", [])
+    out = [backbone]
+    for e in stages:
+        if e.name in heads:
+            out.append(Entry(e.name, heads[e.name], e.shape, e.params, e.buffers, e.madds,
+                             e.elementwise, e.mem_bytes, e.act_bytes))
+        else:
+            backbone.absorb(e)
+            backbone.shape = e.shape
+    return out

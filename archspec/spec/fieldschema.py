@@ -14,7 +14,8 @@ from pathlib import Path
 from ..blocks.fields import Field
 
 SCHEMA_FILE = Path(__file__).with_name("schema.json")
-ROW_KEYS = ("block", "name")  # row keys that are not block fields (written in schema.json)
+ROW_KEYS = ("block", "name", "from")  # row keys that are not block fields (schema.json);
+# `name` and `from` are for `heads` entries
 GENERATED = ("generated from the block registry (each block's field declarations): "
              "python -m archspec.spec.generate")
 

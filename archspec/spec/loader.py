@@ -9,10 +9,11 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
+from ..blocks.heads import HEAD_BLOCKS
 from ..blocks.registry import BLOCKS, REQUIRED, UnknownBlock
 from ..errors import Location, Problem, SpecError, close_match, did_you_mean
 from . import fieldschema, validcache
-from .model import Row, Spec
+from .model import Row, Spec, Tap
 from ..vocab import nonlinearity
 from .yamlio import Located, format_path, parse_yaml, read_yaml
 
@@ -155,7 +156,7 @@ def _names_used(data: dict) -> tuple[set, set]:
     """(block names, field names) the rows, defaults and patches of a document use, so the
     block plugins are looked for when one of them is not built in."""
     defaults = data.get("defaults")
-    rows = [row for section in (data.get("stages"), data.get("head"))
+    rows = [row for section in (data.get("stages"), data.get("head"), data.get("heads"))
             for row in _rows_as_mappings(section)]
     patches = [p for p in data.get("patch") if isinstance(p, dict)] \
         if isinstance(data.get("patch"), list) else []
@@ -203,14 +204,16 @@ def build_spec(doc: Located) -> Spec:
     if "stages" not in data:
         problems.append(Problem(doc.where(()), "missing `stages`", "a spec needs a stage table"))
     sections = {s: _section_rows(data.get(s), s, doc, problems, refused)
-                for s in ("stages", "head")}
+                for s in ("stages", "head", "heads")}
     for i, patch in _usable_patches(data, refused):
         _apply_patch(patch, i, sections["stages"], _row_count(data.get("stages")), doc,
                      problems)
     checker = _RowChecker(doc, *_usable_defaults(data, refused), problems,
                           None if known else _validators(BLOCKS.generation)[1])
     rows = {s: [row for raw in raws if (row := checker.check(raw, s)) is not None]
-            for s, raws in sections.items()}
+            for s, raws in sections.items() if s != "heads"}
+    rows["heads"] = _head_rows(sections["heads"], replace(checker, defaults={}), doc,
+                               problems)
     problems.extend(_blank_c_problems(rows["stages"], data))
     if not rows["stages"] and not problems:
         problems.append(Problem(doc.where(("stages",)), "the stage table has no rows"))
@@ -225,8 +228,11 @@ def _spec(doc: Located, rows: dict) -> Spec:
     data = doc.data
     inp = data.get("input", {}) or {}
     bn = data.get("bn", {}) or {}
+    height, width = _size(inp.get("resolution", 224))
     return Spec(name=data.get("name") or Path(doc.file).stem, stages=tuple(rows["stages"]),
-                head=tuple(rows["head"]), resolution=int(inp.get("resolution", 224)),
+                head=tuple(rows["head"]), resolution=height,
+                input_width=width if width != height else None,
+                heads=tuple(rows["heads"]), taps=_taps(doc),
                 channels=int(inp.get("channels", 3)), classes=int(data.get("classes", 1000)),
                 width=float(data.get("width", 1.0)), divisor=int(data.get("divisor", 8)),
                 bn_eps=float(bn.get("eps", 1e-5)), bn_momentum=float(bn.get("momentum", 0.1)),
@@ -234,6 +240,20 @@ def _spec(doc: Located, rows: dict) -> Spec:
                 description=data.get("description", ""), source=data.get("source", ""),
                 file=doc.file, schedule=data.get("schedule"),
                 locations={k: doc.where((k,)) for k in data}, document=doc)
+
+
+def _size(value) -> tuple[int, int]:
+    """(height, width) from `input.resolution`: an int (square) or [height, width]."""
+    if isinstance(value, list):
+        return int(value[0]), int(value[1])
+    return int(value), int(value)
+
+
+def _taps(doc: Located) -> tuple[Tap, ...]:
+    """The `taps:` entries (name -> graph path); the compiler checks that each path exists."""
+    taps = doc.data.get("taps") or {}
+    return tuple(Tap(name, path, doc.where(("taps", name), f"taps.{name}"))
+                 for name, path in taps.items())
 
 
 def _document_problems(doc: Located, schema: bool = True) -> tuple[list[Problem], set]:
@@ -267,7 +287,7 @@ def _floats(value, path: tuple):
 def _in_row(path: tuple) -> bool:
     """True inside one row of `stages`/`head` (list or table form): the row pass reports
     those problems, with the row's own paths (``stages[1].t``)."""
-    if len(path) < 2 or path[0] not in ("stages", "head"):
+    if len(path) < 2 or path[0] not in ("stages", "head", "heads"):
         return False
     return isinstance(path[1], int) or (path[1] == "rows" and len(path) >= 3)
 
@@ -476,16 +496,18 @@ class _RowChecker:
         """The resolved row, or None when it has problems."""
         n_before = len(self.problems)
         block = self._block(raw)
-        foreign = [k for k in raw.fields if block and k not in block.fields and k != "block"]
+        foreign = [k for k in raw.fields if block and k not in block.fields and k != "block"
+                   and not (section == "heads" and k in fieldschema.ROW_KEYS)]
         for key in foreign:  # named with the block's own fields, not the schema's union
             close = close_match(key, block.fields)
             self._add(raw, key, f"block `{block.name}` does not take `{key}`",
                       (f"did you mean `{close}`? " if close else "")
                       + "it takes " + ", ".join(sorted(block.fields)))
         self._schema(raw, skip=foreign)
+        self._section(raw, block, section)
         if block is None or len(self.problems) > n_before:
             return None
-        if section == "head" and "n" in raw.fields:
+        if section != "stages" and "n" in raw.fields:
             self._add(raw, "n", "`n` (repeats) applies to stage rows only",
                       "write the head entry once per layer")
         raw.fields.update(_whole_numbers(raw.fields))
@@ -495,6 +517,18 @@ class _RowChecker:
         if resolved is None or len(self.problems) > n_before:
             return None
         return Row(block.name, resolved, section, raw.index, raw.where, dict(raw.locs))
+
+    def _section(self, raw: _RawRow, block, section: str) -> None:
+        """Head blocks (docs/heads.md) belong in `heads`, and only they."""
+        if block is None or (block.name in HEAD_BLOCKS) == (section == "heads"):
+            return
+        if section == "heads":
+            self._add(raw, "block", f"`{block.name}` is not a head block",
+                      "heads are " + ", ".join(f"`{h}`" for h in sorted(HEAD_BLOCKS))
+                      + "; backbone layers go in `stages` or `head`")
+        else:
+            self._add(raw, "block", f"`{block.name}` is a head block: it reads named taps",
+                      "write it under `heads:` with `from: [C4, C5]` (docs/heads.md)")
 
     def _add(self, raw: _RawRow, key, message: str, hint: str = "") -> None:
         self.problems.append(Problem(raw.locs.get(key, raw.where), message, hint))
@@ -558,6 +592,31 @@ class _RowChecker:
         if block.check and len(self.problems) == n_before:
             for key, message, hint in block.check(resolved):
                 self._add(raw, key, message, hint)
+
+
+def _head_rows(raws: list[_RawRow], checker: _RowChecker, doc: Located,
+               problems: list) -> list[Row]:
+    """The `heads` entries as rows, each with its inputs (`from`) and its name (`name`,
+    default: its block's); two heads of one name are a problem."""
+    out, seen = [], {}
+    for raw in raws:
+        row = checker.check(raw, "heads")
+        if row is None:
+            continue
+        given = raw.fields.get("from")
+        inputs = tuple([given] if isinstance(given, str) else given or ())
+        label = raw.fields.get("name") or row.block
+        if not inputs:
+            problems.append(Problem(raw.where, f"head `{label}` reads no tap",
+                                    "give `from: [C4, C5]` (names under `taps:` or C<k>)"))
+        elif label in seen:
+            problems.append(Problem(raw.locs.get("name", raw.where),
+                                    f"two heads are named `{label}` (the other at line "
+                                    f"{seen[label].line})", "give each a `name:`"))
+        else:
+            seen[label] = raw.where
+            out.append(replace(row, inputs=inputs, label=label))
+    return out
 
 
 def _whole_numbers(fields: dict) -> dict:

@@ -19,13 +19,31 @@ class Row:
 
     block: str
     fields: dict
-    section: str  # "stages" or "head"
+    section: str  # "stages", "head" or "heads"
     index: int
     location: Location
     field_locations: dict = field(default_factory=dict, compare=False, repr=False)
+    inputs: tuple[str, ...] = ()  # a `heads` entry: the taps it reads (`from`)
+    label: str = ""               # a `heads` entry: its `name` (default: its block's)
 
     def where(self, key: str | None = None) -> Location:
         return self.field_locations.get(key, self.location) if key else self.location
+
+    @property
+    def prefix(self) -> str:
+        """Its name in the graph: ``heads.<name>`` for a head, else ``<section>.<index>``."""
+        return f"heads.{self.label}" if self.section == "heads" else \
+            f"{self.section}.{self.index}"
+
+
+@dataclass(frozen=True)
+class Tap:
+    """A named node of the compiled graph (`taps:`): ``path`` is a row (``stages.16``), a
+    block (``stages.13.block0``) or a layer inside one (``stages.13.block0.expand``)."""
+
+    name: str
+    path: str
+    location: Location
 
 
 @dataclass(frozen=True)
@@ -45,6 +63,10 @@ class Spec:
     source: str = ""
     file: str = "<spec>"
     schedule: dict | None = None
+    input_width: int | None = None  # `input: {resolution: [H, W]}`: W (resolution is H)
+    own_input_width: int | None = field(default=None, compare=False, repr=False)
+    taps: tuple[Tap, ...] = ()
+    heads: tuple[Row, ...] = ()
     locations: dict = field(default_factory=dict, compare=False, repr=False)
     # key -> (Location of the override, the file's own value)
     overrides: dict = field(default_factory=dict, compare=False, repr=False)
@@ -68,12 +90,16 @@ class Spec:
             overrides[key] = (where, overrides.get(key, (None, getattr(self, key)))[1])
         if problems:
             raise SpecError(problems)
+        if "resolution" in changes and self.input_width:  # --resolution N: N x N
+            changes.update(input_width=None, own_input_width=self.input_width)
         return dataclasses.replace(self, **changes, overrides=overrides)
 
     def without_overrides(self, keys=None) -> Spec:
         """A copy with the file's own values back for ``keys`` (default: every override)."""
         keys = set(self.overrides if keys is None else keys)
         back = {k: v[1] for k, v in self.overrides.items() if k in keys}
+        if "resolution" in back and self.own_input_width:
+            back["input_width"] = self.own_input_width
         kept = {k: v for k, v in self.overrides.items() if k not in keys}
         return dataclasses.replace(self, **back, overrides=kept)
 
@@ -99,6 +125,11 @@ class Spec:
         times (timm `depth_multiplier`, 'ceil'); `conv`, `pool`, `dropout` rows stay single."""
         data = getattr(self.document, "data", None)
         return float(data.get("depth", 1.0)) if isinstance(data, dict) else 1.0
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """The input's (height, width)."""
+        return self.resolution, self.input_width or self.resolution
 
 
 def _override_problem(key: str, value) -> str:
