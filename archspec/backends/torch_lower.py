@@ -212,7 +212,8 @@ def _slice(low, node, args):
 # ---- the graph ----------------------------------------------------------------------------
 def lower(graph: Graph, features=None) -> tuple[fx.Graph, dict[str, nn.Module]]:
     """The fx graph and its modules (by IR name) computing ``graph``'s outputs, or the
-    taps named in ``features`` (then nodes the taps do not need are left out)."""
+    taps named in ``features`` (then nodes the taps do not need are left out). The forward
+    returns the one output as a tensor, or a dict by name (heads, taps)."""
     outputs = outputs_for(graph, features)
     live = live_nodes(graph, outputs.values())
     low = _Lowering(fx.Graph(), graph)
@@ -220,10 +221,8 @@ def lower(graph: Graph, features=None) -> tuple[fx.Graph, dict[str, nn.Module]]:
     for node in graph:
         if node.name in live:
             env[node.name] = TORCH[node.kind](low, node, [env[i] for i in node.inputs])
-    if features is None:
-        low.fxg.output(env[outputs["output"]])
-    else:
-        low.fxg.output({tap: env[name] for tap, name in outputs.items()})
+    low.fxg.output(env[outputs["output"]] if list(outputs) == ["output"] and features is None
+                   else {key: env[name] for key, name in outputs.items()})
     low.fxg.lint()
     return low.fxg, low.modules
 
