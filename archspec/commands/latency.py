@@ -29,13 +29,6 @@ def _bar(total: int, label: str, quiet: bool):
     return progress, (lambda n=1: progress.advance(task, n))
 
 
-def _warn(profile, threads=None) -> None:
-    from ..latency.profile import current_warnings
-
-    for w in current_warnings(profile, threads):
-        print(f"archspec: warning: {w}; predictions may be off", file=sys.stderr)
-
-
 @COMMANDS.command(panel=LATENCY)
 def calibrate(ctx: typer.Context,
               output: Annotated[Path, typer.Option(
@@ -59,6 +52,15 @@ def calibrate(ctx: typer.Context,
                   min=1, max=100, rich_help_panel=MEASURING,
                   help="Interleaved passes over all networks, each with fresh sessions; a "
                   "network's time is its fastest round's median.")] = 4,
+              holdout: Annotated[int, typer.Option(
+                  min=0, max=10_000, rich_help_panel=MEASURING,
+                  help="Held-out variants of the shipped specs measured after the fit's "
+                  "networks and never fitted: the profile's own validation figure.")] = 48,
+              quick: Annotated[bool, typer.Option(
+                  "--quick", rich_help_panel=MEASURING,
+                  help="A smaller campaign (about 90 s on one core instead of about 10 min): "
+                  "12 networks, 64 spec variants, 2 rounds of 3 runs, 20 held out "
+                  "(docs/latency.md); an option given as well overrides its part.")] = False,
               trees: Annotated[int, typer.Option(
                   min=0, max=5000, help="Boosted regression trees on top of the linear "
                   "per-type model (needs scikit-learn; 0: linear model only).")] = 200,
@@ -95,7 +97,8 @@ def calibrate(ctx: typer.Context,
 
     if from_raw is not None:
         given = [f"--{n.replace('_', '-')}" for n in
-                 ("threads", "networks", "variants", "repeats", "rounds", "seed", "save_raw")
+                 ("threads", "networks", "variants", "repeats", "rounds", "seed", "save_raw",
+                  "holdout", "quick")
                  if ctx.get_parameter_source(n).name == "COMMANDLINE"]
         if given:
             raise typer.BadParameter(f"--from-raw refits saved measurements; "
@@ -105,27 +108,51 @@ def calibrate(ctx: typer.Context,
         profile.save(output)
         print(f"wrote {output}: refitted from {from_raw} ({len(raw['samples'])} kernel "
               f"samples, measured in {raw['seconds']:.0f} s)", file=sys.stderr)
+        print(_validation_line(profile), file=sys.stderr)
         return
 
     try:
         import onnxruntime  # noqa: F401
     except ImportError:
         raise ArchspecError("calibrate needs onnxruntime: pip install onnxruntime") from None
-    ctx, advance = _bar((networks + variants) * rounds,
-                        f"calibrating {backend}, {threads} thread(s)",
-                        no_progress or not sys.stderr.isatty())
+    plan = _plan(ctx, quick, networks=networks, variants=variants, repeats=repeats,
+                 rounds=rounds, holdout=holdout)
+    ctx, advance = _bar((plan["networks"] + plan["variants"] + plan["holdout"])
+                        * plan["rounds"], f"calibrating {backend}, {threads} thread(s)"
+                        + (" (quick)" if quick else ""), no_progress or not sys.stderr.isatty())
     with ctx:
-        raw = cal.calibrate(threads=threads, networks=networks, variants=variants,
-                            repeats=repeats, rounds=rounds, seed=seed, progress=advance)
+        raw = cal.calibrate(threads=threads, seed=seed, progress=advance, **plan)
     profile = fitted(raw)
     profile.save(output)
     if save_raw is not None:   # after the profile: a failed write here loses no profile
         rawfile.save_raw(raw, save_raw)
     c = profile.calibration
-    print(f"wrote {output}: {c['kernel_samples']} kernel samples from {networks} networks "
-          f"and {variants} spec variants "
+    print(f"wrote {output}: {c['kernel_samples']} kernel samples from {c['networks']} "
+          f"networks and {c['variants']} spec variants "
           f"in {c['seconds']:.0f} s; run-to-run spread (between rounds) median "
           f"{c['round_spread_median']}, p90 {c['round_spread_p90']}", file=sys.stderr)
+    print(_validation_line(profile), file=sys.stderr)
+
+
+def _plan(ctx: typer.Context, quick: bool, **given) -> dict:
+    """The campaign's sizes: the options as given, --quick's for those left at default."""
+    from ..latency.calibrate import QUICK
+
+    if not quick:
+        return given
+    return {k: v if ctx.get_parameter_source(k).name == "COMMANDLINE" else QUICK[k]
+            for k, v in given.items()}
+
+
+def _validation_line(profile) -> str:
+    v = profile.validation
+    if not v:
+        return ("validation: none (no held-out networks were measured with these "
+                "measurements; calibrate --holdout N measures some)")
+    return (f"validation: {v['within']} of {v['networks']} held-out networks "
+            f"({v['share_within']:.0%}) predicted within +-{v['tolerance']:.0%} of their "
+            f"measured time; median |error| {v['abs_error_median']:.1%}, signed "
+            f"{v['signed_error_median']:+.1%} (stored in the profile)")
 
 
 def _table(name: str, pred, per: str):
@@ -154,21 +181,27 @@ def latency(spec: Spec,
                 min=1, max=1000, help="--check: interleaved measurement rounds.")] = 5,
             repeats: Annotated[int, typer.Option(
                 min=1, max=10_000, help="--check: timed runs per round.")] = 10,
+            no_probe: Annotated[bool, typer.Option(
+                "--no-probe", help="Do not time the probe kernels that check this machine "
+                "against the profile's fingerprint (also: ARCHSPEC_NO_PROBE=1); versions "
+                "and CPU are still compared.")] = False,
             fmt: TableOrJson = "table",
             width: Width = None, resolution: Resolution = None, classes: Classes = None
             ) -> None:
     """Predicted latency of SPEC per kernel (as the backend fuses them) and in total."""
     from ..latency import check as chk
     from ..latency.profile import load as load_profile
+    from ..latency.profile import warn
 
     profile = load_profile(profile_path)
-    _warn(profile)
+    machine = warn(profile, profile_path.name, skip="skipped (--no-probe)" if no_probe
+                   else None)
     s = load(spec, width, resolution, classes)
     graph = s.compile()
     pred = chk.predict(graph, profile)
     doc = {"schema": "archspec.latency/1", "spec": s.name, "profile": str(profile_path),
            "backend": profile.backend, "threads": profile.settings.get("threads"),
-           **pred.to_dict()}
+           **pred.to_dict(), "machine_check": machine.to_dict()}
     result = None
     if check:
         ctx, advance = _bar(rounds, f"measuring {s.name}", not sys.stderr.isatty())

@@ -23,6 +23,14 @@ the spread between rounds is recorded in the profile. The measurements keep the 
 every network measured (:mod:`.raw`), so a refit never rebuilds them from the current
 specs.
 
+Fingerprint and validation. The probe kernels (:func:`.probes.probe`) are timed before
+and after the campaign: the profile's fingerprint, which every use of the profile checks
+this machine against. After the calibration networks, ``holdout`` further variants of
+the shipped specs (:func:`.networks.holdout_networks`, never fitted) are timed as
+``latency --check`` times a model; the fit predicts them and the profile keeps the
+share within +-10% (``validation``). ``QUICK`` is the smaller campaign of ``calibrate
+--quick`` (docs/latency.md says how it was chosen).
+
 Fitting (:mod:`.fitting`) records its environment and the measurements' digest in the
 profile. The hardware the kernels depend on (NCHWc block, L2 size) is probed by
 :mod:`.probes`. This module keeps the measurement campaign (:func:`calibrate`) and
@@ -36,12 +44,18 @@ import time
 from dataclasses import dataclass
 
 from .attribution import attribute, profiler_cost
-from .check import runs_per_round
+from .check import measure, runs_per_round
 from .kernels import kernels as fuse
-from .networks import calibration_graphs
-from .probes import l2_bytes, nchwc_block
+from .networks import calibration_graphs, holdout_networks
+from .probes import fingerprint, l2_bytes, nchwc_block
+from .probes import probe as run_probe
 from .raw import networks_record
 from .timing import profile_events, session, time_runs, wall_step
+
+
+# the full campaign (the CLI's defaults) and --quick's: about 10 and 1.5 minutes here
+FULL = {"networks": 120, "variants": 136, "repeats": 12, "rounds": 4, "holdout": 48}
+QUICK = {"networks": 12, "variants": 64, "repeats": 6, "rounds": 2, "holdout": 20}
 
 
 @dataclass(frozen=True)
@@ -57,12 +71,15 @@ class _Round:
 
 def calibrate(*, threads: int = 1, networks: int = 120, variants: int = 0,
               repeats: int = 12, rounds: int = 4, warmup: int = 2, seed: int = 0,
-              min_round_ms: float = 20.0, progress=lambda n=1: None) -> dict:
+              min_round_ms: float = 20.0, holdout: int = 0, probe=run_probe,
+              progress=lambda n=1: None) -> dict:
     """Measure the calibration networks (``networks`` random motif networks and
-    ``variants`` random variants of the shipped specs); returns the raw samples (see
-    :func:`~archspec.latency.fitting.build`)."""
+    ``variants`` random variants of the shipped specs), then ``holdout`` networks kept
+    out of the fit; the probe kernels before and after (``probe``: threads -> us per
+    kernel). Returns the raw samples (see :func:`~archspec.latency.fitting.build`)."""
     block = nchwc_block()
     t0 = time.perf_counter()
+    probes = [probe(threads)]
     graphs = calibration_graphs(networks, variants, seed)
     fused = [fuse(g, block) for g in graphs]
     how = _Round(threads, warmup, max(1, repeats // rounds), min_round_ms, seed)
@@ -80,6 +97,8 @@ def calibrate(*, threads: int = 1, networks: int = 120, variants: int = 0,
     # Other tenants of a shared machine only ever slow a run down, and a slow spell lasts
     # longer than a round: the quiet-machine time is the *fastest* round's median (each
     # round a fresh session and a median over its runs, so one lucky run cannot win).
+    held = _holdout(holdout, how, rounds, progress)
+    probes.append(probe(threads))
     walls = [min(m) for m in round_medians]
     medians = [[min(r) for r in net] for net in kernel_rounds]
     per_node = profiler_cost(medians, counts, walls)
@@ -98,7 +117,21 @@ def calibrate(*, threads: int = 1, networks: int = 120, variants: int = 0,
             "rounds": rounds,
             "warmup": warmup, "seed": seed, "threads": threads,
             "seconds": round(time.perf_counter() - t0, 1),
-            **_spread(round_medians)}
+            "fingerprint": fingerprint("onnxruntime", threads, probes),
+            **({"holdout": held} if held else {}), **_spread(round_medians)}
+
+
+def _holdout(n: int, how: _Round, rounds: int, progress) -> dict | None:
+    """``n`` held-out networks timed as ``latency --check`` times a model (interleaved
+    rounds, fresh sessions, the median of all runs): what the fit is validated on."""
+    if n <= 0:
+        return None
+    graphs = holdout_networks(n, how.seed)
+    out = measure(graphs, how.threads, rounds=rounds, repeats=how.per_round,
+                  warmup=how.warmup, progress=progress, min_round_ms=how.min_round_ms)
+    return {"networks_ir": networks_record(graphs, "measured"), "rounds": rounds,
+            "measured_ms": [round(m, 4) for m, _, _ in out],
+            "spread": [round(s, 4) for _, s, _ in out]}
 
 
 def _measure(graph, kernels: list, how: _Round) -> tuple[float, list[float], dict]:

@@ -75,7 +75,37 @@ def build(raw: dict, n_trees: int = 200, tree_seed: int = 0):
     calib["kernel_samples"] = len(raw["samples"])
     calib["raw_sha256"] = digest(raw)
     created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    return Profile("onnxruntime", settings, raw.get("machine") or {},
-                   raw.get("versions") or {}, model, calib, created, fit_environment())
+    profile = Profile("onnxruntime", settings, raw.get("machine") or {},
+                      raw.get("versions") or {}, model, calib, created, fit_environment(),
+                      raw.get("fingerprint") or {})
+    profile.validation = validation(profile, raw.get("holdout"))
+    return profile
+
+
+def validation(profile, holdout: dict | None, tolerance: float = 0.10) -> dict:
+    """The profile's own validation figure: its predictions of the calibration's
+    held-out networks (never fitted) against their measured times; empty without them
+    (a raw file from before they were measured)."""
+    if not holdout:
+        return {}
+    import statistics
+
+    from .check import predict
+    from .raw import networks_from_record
+
+    graphs = networks_from_record(holdout["networks_ir"])
+    errors = [predict(g, profile).total_ms / m - 1
+              for g, m in zip(graphs, holdout["measured_ms"])]
+    within = sum(abs(e) <= tolerance for e in errors)
+    absolute = sorted(abs(e) for e in errors)
+    return {"networks": len(errors), "within": within, "tolerance": tolerance,
+            "share_within": round(within / len(errors), 4),
+            "abs_error_median": round(statistics.median(absolute), 4),
+            "abs_error_max": round(absolute[-1], 4),
+            "signed_error_median": round(statistics.median(errors), 4),
+            "spread_median": round(statistics.median(holdout["spread"]), 4),
+            "rounds": holdout["rounds"],
+            "held_out": "random variants of the shipped specs, seeded apart from the "
+                        "calibration's and benchmarks/latency_check.py's"}
 
 

@@ -145,16 +145,16 @@ def random_network(seed: int) -> Graph:
     return net.head(x, rng.choice((10, 100, 1000)))
 
 
-# ---- attribution: profiler nodes -> kernels ------------------------------------------------
-
-
+# ---- random variants of the shipped specs --------------------------------------------------
 VARIANT_SEED = 50_000   # variant seeds: far from the validation sampler's (0 + spec index)
+HOLDOUT_SEED = 70_000   # the calibration's own held-out variants: apart from both
 
 
-def variant_networks(n: int, seed: int = 0) -> list[Graph]:
+def variant_networks(n: int, seed: int = 0, offset: int = VARIANT_SEED) -> list[Graph]:
     """``n`` random variants of the shipped specs (``sweep --random``'s sampler: width,
     resolution, expansion, alpha), spread evenly over the specs, seeded apart from the
-    validation variants of ``benchmarks/latency_check.py``."""
+    validation variants of ``benchmarks/latency_check.py`` (``offset``: VARIANT_SEED for
+    calibration networks, HOLDOUT_SEED for the networks a calibration validates on)."""
     import math
 
     from ..analysis.sweep import random_variants, vary
@@ -167,7 +167,7 @@ def variant_networks(n: int, seed: int = 0) -> list[Graph]:
     per = math.ceil(n / len(specs))
     out: list[Graph] = []
     for i, s in enumerate(specs):
-        for v in random_variants(per, seed * 100_000 + VARIANT_SEED + i, s):
+        for v in random_variants(per, seed * 100_000 + offset + i, s):
             out.append(vary(s, v).compile())
     # interleave the specs so that any prefix covers all of them
     order = sorted(range(len(out)), key=lambda j: (j % per, j // per))
@@ -180,3 +180,10 @@ def calibration_graphs(networks: int, variants: int, seed: int) -> list[Graph]:
     that predates the record)."""
     return [random_network(seed * 100_000 + i) for i in range(networks)] + \
         variant_networks(variants, seed)
+
+
+def holdout_networks(n: int, seed: int) -> list[Graph]:
+    """The networks a calibration validates its profile on and never fits: ``n`` random
+    variants of the shipped specs, seeded apart from the calibration variants and from
+    ``benchmarks/latency_check.py``'s."""
+    return variant_networks(n, seed, HOLDOUT_SEED)

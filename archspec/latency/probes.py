@@ -33,3 +33,121 @@ def l2_bytes() -> int:
             mult = {"K": 1024, "M": 1024 ** 2}.get(size[-1:], 1)
             return int(size.rstrip("KM")) * mult
     return L2_DEFAULT
+
+
+# ---- the machine fingerprint: a few fixed kernels, timed ------------------------------------
+PROBE_VERSION = 1
+# name -> (op, input shape, op-specific setting); each runs alone in its own session with
+# the profile's session options, so it times the same runtime the profile was measured in
+PROBE_KERNELS = {
+    "conv1x1": ("Conv", (1, 96, 28, 28), 192),        # compute-bound: 14.5 M MACs
+    "dwconv3x3": ("Conv", (1, 144, 56, 56), "dw"),    # depthwise, memory-bound
+    "hswish": ("HardSwish", (1, 144, 56, 56), None),  # elementwise
+    "copy": ("Transpose", (1, 144, 56, 56), None),    # memory copy (NCHW -> NHWC)
+    "gemm": ("Gemm", (1, 1280), 1000),                # classifier: 5 MB of weights
+}
+SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl",
+              "avx512dq", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni",
+              "amx_tile", "amx_bf16", "amx_int8")
+
+
+def _initializers(op: str, shape: tuple, arg, rng) -> tuple[list, dict]:
+    """The weights of one probe kernel and its node attributes."""
+    import numpy as np
+
+    if op == "Conv" and arg == "dw":
+        w = rng.standard_normal((shape[1], 1, 3, 3)).astype(np.float32)
+        return [w], {"group": shape[1], "pads": [1, 1, 1, 1], "kernel_shape": [3, 3]}
+    if op == "Conv":
+        return [rng.standard_normal((arg, shape[1], 1, 1)).astype(np.float32)], {}
+    if op == "Gemm":
+        return [rng.standard_normal((shape[1], arg)).astype(np.float32)], {}
+    if op == "Transpose":
+        return [], {"perm": [0, 2, 3, 1]}
+    return [], {}
+
+
+def probe_model(name: str) -> bytes:
+    """The ONNX model of probe kernel ``name`` (fixed weights, seeded)."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    op, shape, arg = PROBE_KERNELS[name]
+    weights, attrs = _initializers(op, shape, arg, np.random.default_rng(0))
+    inits = [numpy_helper.from_array(w, f"w{i}") for i, w in enumerate(weights)]
+    node = helper.make_node(op, ["x", *(t.name for t in inits)], ["y"], **attrs)
+    graph = helper.make_graph([node], name, [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, list(shape))], [helper.make_tensor_value_info(
+            "y", TensorProto.FLOAT, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+def _probe_step(name: str, threads: int):
+    import numpy as np
+    import onnxruntime as ort
+
+    from ..bench import ort_session_options
+
+    sess = ort.InferenceSession(probe_model(name), ort_session_options(threads),
+                                providers=["CPUExecutionProvider"])
+    feed = {"x": np.random.default_rng(1).standard_normal(PROBE_KERNELS[name][1])
+            .astype(np.float32)}
+    return lambda: sess.run(None, feed)
+
+
+def probe(threads: int = 1, *, rounds: int = 6, round_ms: float = 12.0,
+          warmup: int = 3) -> dict:
+    """Time every probe kernel (us) in interleaved rounds, each with a fresh session
+    (sessions of one model differ by up to ~15%), warm-up runs, then at least 5 runs and
+    ``round_ms``; a kernel's time is its fastest round's median (slow spells of a shared
+    machine only ever slow a run down). About a second on one thread."""
+    import statistics
+
+    from .check import runs_per_round
+    from .timing import time_runs
+
+    best: dict[str, float] = {}
+    for _ in range(rounds):
+        for name in PROBE_KERNELS:
+            step = _probe_step(name, threads)
+            warm = time_runs(step, warmup, unit=1000.0)
+            med = statistics.median(time_runs(step, runs_per_round(warm, 5, round_ms)))
+            best[name] = min(best.get(name, med), med)
+    return {name: round(us, 3) for name, us in best.items()}
+
+
+def cpu_flags() -> list[str]:
+    """The SIMD extensions of this CPU that decide which kernels the runtime picks."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = next((ln for ln in f if ln.startswith("flags")), "").split()
+    except OSError:
+        return []
+    return [f for f in SIMD_FLAGS if f in flags]
+
+
+def timing_env(backend: str, threads: int) -> dict:
+    """What besides the hardware's speed shapes the timings: the CPU (name, SIMD flags,
+    cores), the libraries that run the kernels and the thread settings. Read without
+    importing any of those libraries."""
+    import os
+
+    from ..bench import machine, versions
+
+    m = machine()
+    packages = ("onnxruntime", "numpy") if backend == "onnxruntime" else (backend, "numpy")
+    env = {"cpu": m["cpu"], "cpu_flags": cpu_flags(), "logical_cores": m["logical_cores"],
+           "usable_cores": m["usable_cores"], **versions(packages), "threads": threads}
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env[var] = os.environ.get(var)
+    return env
+
+
+def fingerprint(backend: str, threads: int, probes: list[dict]) -> dict:
+    """The fingerprint a profile stores: per probe kernel the fastest of ``probes`` (us),
+    every probe taken, and :func:`timing_env`."""
+    kernels = {k: min(p[k] for p in probes) for k in PROBE_KERNELS}
+    return {"version": PROBE_VERSION, "kernels": kernels, "probes": probes,
+            "env": timing_env(backend, threads)}

@@ -2,8 +2,16 @@
 the setup it was measured on (device, the measuring libraries' versions, settings), the
 environment it was fitted in (``fitted_with``: the fitting libraries' versions, Python,
 CPU), the calibration's own noise and its link to the raw measurements
-(``calibration.raw_sha256``, seeds, counts). Using a profile on another setup still
-predicts, with a warning.
+(``calibration.raw_sha256``, seeds, counts), the machine's **fingerprint** (a probe of a
+few fixed kernels and what shapes timings: CPU, SIMD flags, cores, library versions,
+threads; :mod:`.probes`) and the calibration's own held-out ``validation``.
+
+Using a profile checks this machine against it first (:func:`machine_check`): the probe
+is run again here (cached per process and for ``PROBE_TTL_S`` seconds on disk, keyed by
+this machine's timing environment) and compared; a machine beyond the probe's noise
+(``PROBE_THRESHOLD``) or a different setup gets one warning naming the ratio, the
+differences and the command that makes a profile of this machine. ``ARCHSPEC_NO_PROBE=1``
+(or ``latency --no-probe``) skips the probe, not the setup comparison.
 
 Reading a profile imports neither numpy nor onnxruntime (``archspec cost --profile``).
 """
@@ -29,6 +37,8 @@ class Profile:
     calibration: dict = field(default_factory=dict)
     created: str = ""
     fitted_with: dict = field(default_factory=dict)   # calibrate.fit_environment()
+    fingerprint: dict = field(default_factory=dict)   # probes.fingerprint()
+    validation: dict = field(default_factory=dict)    # calibrate.validation_figure()
 
     @property
     def nchwc_block(self) -> int:
@@ -38,6 +48,8 @@ class Profile:
         return {"schema": SCHEMA, "created": self.created, "backend": self.backend,
                 "settings": self.settings, "machine": self.machine, "versions": self.versions,
                 "fitted_with": self.fitted_with, "calibration": self.calibration,
+                **{k: v for k, v in (("fingerprint", self.fingerprint),
+                                     ("validation", self.validation)) if v},
                 "model": self.model.to_dict()}
 
     def save(self, path) -> None:
@@ -61,7 +73,8 @@ def load(path) -> Profile:
     except (KeyError, ValueError, TypeError) as e:
         raise ArchspecError(f"{path}: broken profile model ({e})") from None
     return Profile(d["backend"], d["settings"], d["machine"], d["versions"], model,
-                   d.get("calibration", {}), d.get("created", ""), d.get("fitted_with", {}))
+                   d.get("calibration", {}), d.get("created", ""), d.get("fitted_with", {}),
+                   d.get("fingerprint") or {}, d.get("validation") or {})
 
 
 def setup_warnings(profile: Profile, machine: dict, versions: dict,
@@ -82,8 +95,205 @@ def setup_warnings(profile: Profile, machine: dict, versions: dict,
     return out
 
 
+def warn(profile: Profile, name: str, **how) -> MachineCheck:
+    """:func:`machine_check`, its warning (if any) printed on stderr before predicting."""
+    import sys
+
+    check = machine_check(profile, name, **how)
+    message = check.message()
+    if message:
+        print(f"archspec: warning: {message}", file=sys.stderr)
+    return check
+
+
 def current_warnings(profile: Profile, threads: int | None = None) -> list[str]:
     """:func:`setup_warnings` against this machine (reads versions from metadata only)."""
     from ..bench import machine, versions
 
     return setup_warnings(profile, machine(), versions(), threads)
+
+
+# ---- is this the machine the profile was made on? ------------------------------------------
+# Derived from repeated probes on the calibrating machine (docs/latency.md, "Machine
+# fingerprint"): quiet probes agree within ~5% (geometric mean over the kernels), while a
+# slow spell of a shared host made the same machine look up to ~1.4x slower, never faster.
+PROBE_FASTER = 1.15     # this machine faster by more than this: another machine
+PROBE_SLOWER = 1.5      # slower by more than this: another machine (or a very busy one)
+PROBE_TTL_S = 600       # a probe result is reused for 10 minutes
+CALIBRATE_HINT = ("for a profile of this machine run `archspec calibrate --quick -o "
+                  "my-profile.json` (about 90 s) or `archspec calibrate -o my-profile.json` "
+                  "(about 10 min)")
+
+
+@dataclass
+class MachineCheck:
+    """This machine against a profile's fingerprint: the probe ratio (this machine's
+    probe time over the profile's, geometric mean over the kernels) and the setup
+    differences; :meth:`message` is the one warning, or None."""
+
+    profile: str
+    fingerprinted: bool
+    differences: list = field(default_factory=list)
+    ratio: float | None = None
+    kernels: dict = field(default_factory=dict)
+    probe: str = "not run"          # measured | cached (age N s) | skipped (why) | not run
+
+    @property
+    def speed_differs(self) -> bool:
+        return self.ratio is not None and not 1 / PROBE_FASTER <= self.ratio <= PROBE_SLOWER
+
+    @property
+    def matches(self) -> bool:
+        return self.fingerprinted and not self.differences and not self.speed_differs
+
+    def _speed(self) -> str:
+        if self.ratio < 1:
+            how = f"{1 / self.ratio:.1f}x faster than"
+        else:
+            how = f"{self.ratio:.1f}x slower than (a busy machine also looks slower)"
+        return f"this machine runs the probe kernels {how} the one that calibrated it"
+
+    def message(self) -> str | None:
+        if not self.fingerprinted:
+            also = f" (also: {'; '.join(self.differences)})" if self.differences else ""
+            return (f"profile {self.profile} has no machine fingerprint (made before "
+                    f"archspec recorded one), so whether it fits this machine cannot be "
+                    f"checked{also}; {CALIBRATE_HINT}, and it will be")
+        if self.matches:
+            return None
+        items = ([self._speed()] if self.speed_differs else []) + self.differences
+        return (f"profile {self.profile} was made on another machine or setup: "
+                f"{'; '.join(items)}; its predictions may be off by as much: "
+                f"{CALIBRATE_HINT}")
+
+    def to_dict(self) -> dict:
+        return {"profile": self.profile, "fingerprinted": self.fingerprinted,
+                "matches": self.matches, "probe": self.probe,
+                "ratio": None if self.ratio is None else round(self.ratio, 4),
+                "thresholds": {"faster": PROBE_FASTER, "slower": PROBE_SLOWER},
+                "kernels": self.kernels, "differences": self.differences,
+                "warning": self.message()}
+
+
+def env_differences(there: dict, here: dict) -> list[str]:
+    """What differs between two :func:`~archspec.latency.probes.timing_env` records."""
+    return [f"{k} {there.get(k)!r} there, {here.get(k)!r} here"
+            for k in sorted(set(there) | set(here)) if there.get(k) != here.get(k)]
+
+
+def probe_ratio(profile_us: dict, this_us: dict) -> tuple[float, dict]:
+    """The geometric mean of this machine's probe times over the profile's, and per
+    kernel the pair and its ratio."""
+    import math
+
+    names = [k for k in profile_us if profile_us[k] > 0 and this_us.get(k, 0) > 0]
+    if not names:
+        raise ValueError("no probe kernel in common")
+    kernels = {k: {"profile_us": profile_us[k], "this_us": this_us[k],
+                   "ratio": round(this_us[k] / profile_us[k], 4)} for k in names}
+    ratio = math.exp(sum(math.log(this_us[k] / profile_us[k]) for k in names) / len(names))
+    return ratio, kernels
+
+
+def _no_probe() -> str | None:
+    import os
+
+    value = os.environ.get("ARCHSPEC_NO_PROBE", "")
+    return "skipped (ARCHSPEC_NO_PROBE)" if value not in ("", "0") else None
+
+
+def machine_check(profile: Profile, name: str, *, threads: int | None = None,
+                  skip: str | None = None, env: dict | None = None,
+                  run_probe=None) -> MachineCheck:
+    """Check this machine against ``profile`` (see :class:`MachineCheck`). ``skip``
+    (a reason) or ``ARCHSPEC_NO_PROBE`` keeps the probe from running; ``env`` and
+    ``run_probe`` (threads -> kernel us, and how it was obtained) stand in for this
+    machine (tests)."""
+    from ..bench import machine, versions
+
+    fp = profile.fingerprint
+    if not fp:
+        return MachineCheck(name, False, setup_warnings(profile, machine(), versions(),
+                                                        threads))
+    want = int(fp["env"].get("threads", profile.settings.get("threads", 1)))
+    if env is None:
+        from .probes import timing_env
+
+        env = timing_env(profile.backend, threads or want)
+    check = MachineCheck(name, True, env_differences(fp["env"], env))
+    skip = skip or _no_probe()
+    if skip:
+        check.probe = skip
+        return check
+    from .probes import PROBE_VERSION
+
+    if fp.get("version") != PROBE_VERSION:
+        check.probe = f"not run (profile probe version {fp.get('version')})"
+        return check
+    this_us, check.probe = (run_probe or cached_probe)(want)
+    check.ratio, check.kernels = probe_ratio(fp["kernels"], this_us)
+    return check
+
+
+_PROBED: dict = {}
+
+
+def _cache_file(key: str):
+    from ..spec.validcache import folder
+
+    base = folder()
+    return None if base is None else base.parent / "probe" / f"{key}.json"
+
+
+def probe_key(threads: int) -> str:
+    """The cache key of this machine's probe: the probe's version, this machine's
+    timing environment and host (a profile's own identity does not enter: every profile
+    of the same threads compares with the same probe)."""
+    import hashlib
+
+    from ..bench import machine
+    from .probes import PROBE_VERSION, timing_env
+
+    ident = {"v": PROBE_VERSION, "env": timing_env("onnxruntime", threads),
+             "host": machine()["hostname_hash"]}
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def cached_probe(threads: int, *, now: float | None = None, run=None) -> tuple[dict, str]:
+    """This machine's probe (kernel -> us) and where it came from: this process's,
+    the cache folder's (``$ARCHSPEC_CACHE_DIR/probe``, else ``~/.cache/archspec/probe``;
+    reused for ``PROBE_TTL_S``), or measured now by ``run`` (default
+    :func:`~archspec.latency.probes.probe`)."""
+    import time
+
+    now = time.time() if now is None else now
+    key = probe_key(threads)
+    hit = _PROBED.get(key) or _read_cached(_cache_file(key))
+    if hit and 0 <= now - hit["time"] <= PROBE_TTL_S:
+        return hit["kernels"], f"cached (age {now - hit['time']:.0f} s)"
+    if run is None:
+        from .probes import probe as run
+    kernels = run(threads)
+    _PROBED[key] = {"time": now, "kernels": kernels}
+    _write_cached(_cache_file(key), _PROBED[key])
+    return kernels, "measured"
+
+
+def _read_cached(path) -> dict | None:
+    try:
+        d = json.loads(path.read_text())
+        return d if isinstance(d["kernels"], dict) and float(d["time"]) >= 0 else None
+    except (AttributeError, OSError, ValueError, TypeError, KeyError):
+        return None
+
+
+def _write_cached(path, doc: dict) -> None:
+    if path is None:
+        return
+    try:
+        from ..fsutil import atomic_write_text
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(doc))
+    except OSError:
+        pass   # the cache only saves time

@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from .kernels import kernels as fuse
-from .profile import current_warnings, load
+from .profile import load, warn
 
 
 @dataclass
@@ -40,11 +40,11 @@ class LatencyColumn:
 
 @lru_cache(maxsize=8)
 def _profile(path: Path):
-    """The profile at ``path``; its setup warnings are printed once per process (diff
-    predicts two networks with one profile)."""
+    """The profile at ``path``, checked against this machine once per process (diff
+    predicts two networks with one profile): the probe runs only for a profile with a
+    fingerprint and no recent probe result, and imports onnxruntime only then."""
     profile = load(path)
-    for w in current_warnings(profile):
-        print(f"archspec: warning: {w}; predictions may be off", file=sys.stderr)
+    warn(profile, path.name)
     return profile
 
 

@@ -1,0 +1,279 @@
+"""The machine fingerprint of a latency profile: the probe kernels, the comparison of this
+machine with the one that calibrated a profile, the one warning, its cache and the
+command line. Nothing here times anything: probe results are injected."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from archspec.latency import profile as prof
+from archspec.latency import probes
+from archspec.latency.model import LatencyModel
+from archspec.latency.profile import Profile, load, machine_check
+
+KERNELS = {"conv1x1": 280.0, "dwconv3x3": 200.0, "hswish": 135.0, "copy": 76.0,
+           "gemm": 70.0}
+ENV = {"cpu": "AMD EPYC", "cpu_flags": ["avx2", "avx512f"], "logical_cores": 2,
+       "usable_cores": 2, "onnxruntime": "1.32.0", "numpy": "2.4.6", "threads": 1,
+       "OMP_NUM_THREADS": None, "MKL_NUM_THREADS": None, "OPENBLAS_NUM_THREADS": None}
+
+
+def fingerprinted(kernels=None, env=None) -> Profile:
+    fp = {"version": probes.PROBE_VERSION, "kernels": kernels or KERNELS,
+          "probes": [kernels or KERNELS], "env": env or ENV}
+    return Profile("onnxruntime", {"threads": 1, "batch": 1, "nchwc_block": 16},
+                   {"cpu": "AMD EPYC"}, {"onnxruntime": "1.32.0"},
+                   LatencyModel({"*": [5.0, 1.0, 0, 0, 0, 0, 0, 0]}, (10.0, 1.0)),
+                   {"networks": 1}, "now", fingerprint=fp)
+
+
+def scaled(factor: float, **override) -> dict:
+    return {**{k: v * factor for k, v in KERNELS.items()}, **override}
+
+
+def fake_probe(kernels):
+    calls = []
+
+    def run(threads):
+        calls.append(threads)
+        return kernels, "measured"
+    run.calls = calls
+    return run
+
+
+def check(profile, this_kernels, env=ENV, **how):
+    return machine_check(profile, "p.json", env=env, run_probe=fake_probe(this_kernels),
+                         **how)
+
+
+@pytest.fixture(autouse=True)
+def _probe_on(monkeypatch):
+    monkeypatch.delenv("ARCHSPEC_NO_PROBE", raising=False)
+
+
+# ---- the comparison --------------------------------------------------------------------------
+def test_the_same_machine_within_the_noise_is_silent():
+    c = check(fingerprinted(), scaled(1.04, gemm=75.0))
+    assert c.matches and c.message() is None
+    assert c.ratio == pytest.approx(1.04, abs=0.02) and c.probe == "measured"
+    assert set(c.kernels) == set(KERNELS)
+
+
+def test_a_faster_machine_warns_with_the_ratio_and_the_commands():
+    c = check(fingerprinted(), scaled(1 / 1.8))
+    msg = c.message()
+    assert not c.matches and c.ratio == pytest.approx(1 / 1.8)
+    assert "1.8x faster than the one that calibrated it" in msg and "p.json" in msg
+    assert "archspec calibrate --quick" in msg and "archspec calibrate -o" in msg
+    d = c.to_dict()
+    assert d["matches"] is False and d["ratio"] == pytest.approx(0.5556, abs=1e-4)
+    assert d["kernels"]["conv1x1"]["ratio"] == pytest.approx(1 / 1.8, abs=1e-4)
+    assert d["warning"] == msg and d["thresholds"] == {"faster": prof.PROBE_FASTER,
+                                                       "slower": prof.PROBE_SLOWER}
+
+
+def test_a_much_slower_machine_warns_and_a_busy_spell_does_not():
+    assert "1.6x slower" in check(fingerprinted(), scaled(1.6)).message()
+    # the worst slow spell seen on the calibrating machine (~1.4x) stays silent
+    assert check(fingerprinted(), scaled(1.35)).message() is None
+    # faster than the noise allows (quiet probes agree within ~5%) warns
+    assert "1.2x faster" in check(fingerprinted(), scaled(1 / 1.2)).message()
+
+
+def test_versions_and_cpu_that_differ_are_named_even_at_the_same_speed():
+    env = {**ENV, "onnxruntime": "1.31.1", "cpu_flags": ["avx2"]}
+    c = check(fingerprinted(), KERNELS, env=env)
+    msg = c.message()
+    assert not c.matches and c.ratio == pytest.approx(1.0)
+    assert "onnxruntime '1.32.0' there, '1.31.1' here" in msg
+    assert "cpu_flags ['avx2', 'avx512f'] there, ['avx2'] here" in msg
+    assert "faster" not in msg and "slower" not in msg
+
+
+def test_a_profile_without_a_fingerprint_says_so_in_one_line():
+    p = fingerprinted()
+    p.fingerprint = {}
+    c = machine_check(p, "old.json", run_probe=fake_probe(KERNELS))
+    msg = c.message()
+    assert not c.fingerprinted and c.probe == "not run" and "\n" not in msg
+    assert "old.json has no machine fingerprint" in msg and "cannot be checked" in msg
+    assert "archspec calibrate --quick" in msg
+
+
+def test_the_probe_can_be_skipped(monkeypatch):
+    def boom(threads):
+        raise AssertionError("the probe ran")
+
+    c = machine_check(fingerprinted(), "p.json", env=ENV, run_probe=boom,
+                      skip="skipped (--no-probe)")
+    assert c.matches and c.ratio is None and c.probe == "skipped (--no-probe)"
+    monkeypatch.setenv("ARCHSPEC_NO_PROBE", "1")
+    c = machine_check(fingerprinted(), "p.json", env={**ENV, "numpy": "1.0"},
+                      run_probe=boom)
+    assert c.probe == "skipped (ARCHSPEC_NO_PROBE)" and "numpy" in c.message()
+
+
+def test_a_probe_of_another_version_is_not_compared():
+    p = fingerprinted()
+    p.fingerprint["version"] = probes.PROBE_VERSION + 1
+    c = check(p, scaled(0.5))
+    assert c.ratio is None and "probe version" in c.probe and c.message() is None
+
+
+def test_the_fingerprint_travels_in_the_profile_file(tmp_path):
+    p = fingerprinted()
+    p.validation = {"networks": 3, "within": 2}
+    p.save(tmp_path / "p.json")
+    q = load(tmp_path / "p.json")
+    assert q.fingerprint == p.fingerprint and q.validation == p.validation
+    p.fingerprint, p.validation = {}, {}
+    assert "fingerprint" not in p.to_dict() and "validation" not in p.to_dict()
+
+
+# ---- the probe and the fingerprint record -----------------------------------------------------
+def test_fingerprint_keeps_the_fastest_of_the_probes_and_the_timing_environment():
+    fp = probes.fingerprint("onnxruntime", 1, [scaled(1.0), scaled(1.3, gemm=60.0)])
+    assert fp["kernels"] == {**KERNELS, "gemm": 60.0} and len(fp["probes"]) == 2
+    env = fp["env"]
+    assert env["threads"] == 1 and "onnxruntime" in env and "numpy" in env
+    assert {"cpu", "cpu_flags", "logical_cores", "usable_cores"} <= set(env)
+    assert set(env["cpu_flags"]) <= set(probes.SIMD_FLAGS)
+
+
+def test_probe_takes_each_kernels_fastest_round_median_with_fresh_sessions(monkeypatch):
+    from archspec.latency import timing
+
+    built, timed = [], {}
+
+    def fake_time_runs(step, n, unit=1e6):
+        if unit == 1000.0:                 # warm-up runs (ms): 1 ms each
+            return [1.0] * n
+        i = timed[step] = timed.get(step, 0) + 1
+        return [50.0, 10.0, 60.0] if i == 2 else [100.0 * i + 1, 100.0 * i + 2, 1e4]
+
+    monkeypatch.setattr(probes, "_probe_step",
+                        lambda name, threads: built.append(name) or name)
+    monkeypatch.setattr(timing, "time_runs", fake_time_runs)
+    out = probes.probe(1, rounds=3)
+    # round medians 102, 50, 302: the second round's is the kernel's time
+    assert out == {name: 50.0 for name in probes.PROBE_KERNELS}
+    assert built == list(probes.PROBE_KERNELS) * 3
+
+
+def test_probe_kernels_compute_what_they_say():
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    rng = np.random.default_rng(0)
+    for name, (_op, shape, arg) in probes.PROBE_KERNELS.items():
+        sess = ort.InferenceSession(probes.probe_model(name),
+                                    providers=["CPUExecutionProvider"])
+        x = rng.standard_normal(shape).astype(np.float32)
+        (y,) = sess.run(None, {"x": x})
+        if name == "hswish":
+            np.testing.assert_allclose(y, x * np.clip(x + 3, 0, 6) / 6, atol=1e-6)
+        elif name == "copy":
+            np.testing.assert_array_equal(y, x.transpose(0, 2, 3, 1))
+        elif name == "conv1x1":
+            assert y.shape == (1, arg, 28, 28)
+        elif name == "dwconv3x3":
+            assert y.shape == shape
+        else:
+            assert y.shape == (1, arg)
+
+
+# ---- the cache -------------------------------------------------------------------------------
+def test_the_probe_is_cached_per_process_and_on_disk_for_a_while(tmp_path, monkeypatch):
+    monkeypatch.setenv("ARCHSPEC_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(prof, "_PROBED", {})
+    runs = []
+
+    def run(threads):
+        runs.append(threads)
+        return dict(KERNELS)
+
+    k, how = prof.cached_probe(1, now=1000.0, run=run)
+    assert k == KERNELS and how == "measured" and runs == [1]
+    assert prof.cached_probe(1, now=1100.0, run=run)[1] == "cached (age 100 s)"
+    monkeypatch.setattr(prof, "_PROBED", {})          # a new process: the disk copy
+    assert prof.cached_probe(1, now=1200.0, run=run)[1] == "cached (age 200 s)"
+    assert runs == [1]
+    later = 1000.0 + prof.PROBE_TTL_S + 1
+    assert prof.cached_probe(1, now=later, run=run)[1] == "measured" and runs == [1, 1]
+    assert len(list((tmp_path / "probe").glob("*.json"))) == 1
+
+
+def test_a_broken_cache_file_is_measured_over(tmp_path, monkeypatch):
+    monkeypatch.setenv("ARCHSPEC_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(prof, "_PROBED", {})
+    (tmp_path / "probe").mkdir()
+    (tmp_path / "probe" / f"{prof.probe_key(1)}.json").write_text("{not json")
+    assert prof.cached_probe(1, now=5.0, run=lambda t: KERNELS)[1] == "measured"
+    monkeypatch.setenv("ARCHSPEC_CACHE_DIR", "")      # cache off: nothing written
+    monkeypatch.setattr(prof, "_PROBED", {})
+    assert prof.cached_probe(1, now=5.0, run=lambda t: KERNELS)[1] == "measured"
+
+
+# ---- command line (the probe result is seeded in the cache: nothing is timed) ---------------
+def _seeded(tmp_path, factor: float) -> dict:
+    """An environment whose probe cache holds this machine's probe at ``factor`` x the
+    profile's kernels, measured just now."""
+    import os
+    import time
+
+    cache = tmp_path / "cache"
+    (cache / "probe").mkdir(parents=True)
+    (cache / "probe" / f"{prof.probe_key(1)}.json").write_text(
+        json.dumps({"time": time.time(), "kernels": scaled(factor)}))
+    env = {k: v for k, v in os.environ.items() if k != "ARCHSPEC_NO_PROBE"}
+    return {**env, "ARCHSPEC_CACHE_DIR": str(cache)}
+
+
+def _profile_here(tmp_path):
+    p = fingerprinted(env=probes.timing_env("onnxruntime", 1))
+    p.save(tmp_path / "p.json")
+    return tmp_path / "p.json"
+
+
+def _latency(path, env, *extra):
+    return subprocess.run([sys.executable, "-m", "archspec", "latency", "mobilenetv3_small",
+                           "--profile", str(path), *extra], capture_output=True, text=True,
+                          env=env, timeout=120)
+
+
+def test_latency_warns_before_predicting_and_its_json_carries_the_comparison(tmp_path):
+    path = _profile_here(tmp_path)
+    r = _latency(path, _seeded(tmp_path, 1 / 1.8), "-f", "json")
+    assert r.returncode == 0, r.stderr
+    assert "1.8x faster" in r.stderr and "archspec calibrate --quick" in r.stderr
+    mc = json.loads(r.stdout)["machine_check"]
+    assert mc["matches"] is False and mc["ratio"] == pytest.approx(1 / 1.8, abs=1e-3)
+    assert mc["probe"].startswith("cached") and mc["warning"] in r.stderr
+
+
+def test_latency_on_the_same_machine_says_nothing(tmp_path):
+    path = _profile_here(tmp_path)
+    r = _latency(path, _seeded(tmp_path, 1.02), "-f", "json")
+    assert r.returncode == 0 and "warning" not in r.stderr, r.stderr
+    assert json.loads(r.stdout)["machine_check"]["matches"] is True
+
+
+def test_latency_no_probe_skips_it(tmp_path):
+    path = _profile_here(tmp_path)
+    env = {**_seeded(tmp_path, 1 / 1.8), "ARCHSPEC_CACHE_DIR": str(tmp_path / "empty")}
+    r = _latency(path, env, "--no-probe", "-f", "json")
+    assert r.returncode == 0 and "warning" not in r.stderr, r.stderr
+    assert json.loads(r.stdout)["machine_check"]["probe"] == "skipped (--no-probe)"
+    assert not (tmp_path / "empty" / "probe").exists()
+
+
+def test_cost_with_a_profile_reports_the_same_check(tmp_path):
+    path = _profile_here(tmp_path)
+    r = subprocess.run([sys.executable, "-m", "archspec", "cost", "mobilenetv2", "--profile",
+                        str(path)], capture_output=True, text=True,
+                       env=_seeded(tmp_path, 1 / 1.8), timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("1.8x faster") == 1
