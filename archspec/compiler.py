@@ -84,7 +84,7 @@ def _name_taps(graph: Graph, spec: Spec, scopes: dict) -> None:
     for tap in spec.taps:
         node = tap_node(graph, scopes, tap.path)
         if node is None:
-            close = close_match(tap.path, _scope_names(graph, scopes))
+            close = _suggestion(graph, scopes, tap.path)
             problems.append(Problem(tap.location, f"tap `{tap.name}`: {spec.name} has no "
                                     f"row, block or layer `{tap.path}`",
                                     (f"did you mean `{close}`? " if close else "")
@@ -106,6 +106,17 @@ def tap_node(graph: Graph, scopes: dict, path: str) -> str | None:
         return path
     inside = [n.name for n in graph if n.name.startswith(path + ".")]
     return inside[-1] if inside else None
+
+
+def _suggestion(graph: Graph, scopes: dict, path: str) -> str | None:
+    """A path close to ``path`` that names a node: the same with ``block0`` after the row
+    (``stages.13.expand``), else the closest name."""
+    parts = path.split(".")
+    if len(parts) > 2 and not parts[2].startswith("block"):
+        guess = ".".join([*parts[:2], "block0", *parts[2:]])
+        if tap_node(graph, scopes, guess):
+            return guess
+    return close_match(path, _scope_names(graph, scopes))
 
 
 def _scope_names(graph: Graph, scopes: dict) -> list[str]:

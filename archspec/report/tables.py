@@ -1,4 +1,5 @@
-"""Human-readable renderings of a CostReport."""
+"""Human-readable renderings of a CostReport. A report of a spec with heads ends with its
+parts: the backbone and each head (docs/heads.md)."""
 from __future__ import annotations
 
 import csv
@@ -46,7 +47,8 @@ def _cells(e: Entry) -> list[str]:
 
 def title(report: CostReport) -> str:
     inp = report.input
-    return (f"{report.name} @ {inp['channels']}x{inp['resolution']}x{inp['resolution']}, "
+    height, width = inp.get("size") or (inp["resolution"], inp["resolution"])
+    return (f"{report.name} @ {inp['channels']}x{height}x{width}, "
             f"width {report.width:g}, {_classes(report.classes)}, batch {report.batch}, "
             f"{report.dtype}")
 
@@ -74,7 +76,18 @@ def rich_table(report: CostReport, per: str = "stage", extra=()):
                          no_wrap=i == 0)
     for e in report.rows(per):
         table.add_row(*_cells(e), *(x.cells.get(e.name, "") for x in extra))
+    if report.parts:
+        table.add_section()
+    for e in report.parts:
+        table.add_row(*_part_cells(e), *("" for _ in extra), style="italic")
     return table
+
+
+def _part_cells(e: Entry) -> list[str]:
+    """A part's row: ``backbone`` or a head, its type ``part`` (a head: its block)."""
+    cells = _cells(e)
+    cells[1] = "part" if e.name == "backbone" else f"part: {e.type}"
+    return cells
 
 
 def markdown(report: CostReport, per: str = "stage", extra=()) -> str:
@@ -87,6 +100,10 @@ def markdown(report: CostReport, per: str = "stage", extra=()) -> str:
     totals = _cells(report.totals) + [x.footer for x in extra]
     totals[0], totals[1] = "**total**", ""
     lines.append("| " + " | ".join(totals) + " |")
+    for e in report.parts:
+        cells = _part_cells(e)
+        cells[0] = f"*{cells[0]}*"
+        lines.append("| " + " | ".join([*cells, *("" for _ in extra)]) + " |")
     return "\n".join(lines) + "\n\n" + peak_line(report) + "\n"
 
 
@@ -101,4 +118,7 @@ def csv_text(report: CostReport, per: str = "stage", extra=()) -> str:
     e = report.totals
     w.writerow([e.name, e.type, shape_str(e.shape), e.params, e.buffers, e.madds,
                 e.elementwise, e.mem_bytes, *(x.footer for x in extra)])
+    for e in report.parts:
+        w.writerow([e.name, _part_cells(e)[1], shape_str(e.shape), e.params, e.buffers,
+                    e.madds, e.elementwise, e.mem_bytes, *("" for _ in extra)])
     return buf.getvalue()
