@@ -122,9 +122,9 @@ def read_foreign(path, source: str | None = None) -> Foreign:
         raise BackendError(f"{source}: {'a directory' if path.is_dir() else 'file not found'}"
                            " (give a state dict saved with torch.save: .pth, .pt, .bin)")
     if _is_safetensors(path):
-        raise BackendError(f"{source}: a safetensors file stores its tensors sorted by name, "
-                           "not in the model's order, so they cannot be loaded by position "
-                           "(give the torch.save file: .pth, .pt, .bin)")
+        raise BackendError(f"{source}: a safetensors file stores its tensors sorted (by dtype "
+                           "and name), not in the model's order, so they cannot be loaded by "
+                           "position (give the torch.save file: .pth, .pt, .bin)")
     if content_kind(path) != "torch":
         raise BackendError(f"{source}: not a torch state dict: it is {describe(path)}")
     payload = _torch_load(path, source)
