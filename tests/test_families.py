@@ -1,5 +1,7 @@
 """The families of issue 17: configurable squeeze-excite (gate, squeeze activation, the width
-it is a fraction of, its rounding) and ReXNet's ratio that must be 1 / an integer."""
+it is a fraction of, its rounding), ReXNet's ratio that must be 1 / an integer, and the
+shipped specs named after timm models (EfficientNet-B0/B1/B2/Lite0/V2-B0, MnasNet, MixNet-S,
+PP-LCNet, FBNet-C), each equal to the timm model (benchmarks/reference_check.py)."""
 import pytest
 
 import archspec
@@ -83,7 +85,21 @@ def test_rexnet_honours_a_ratio_of_one_over_an_integer(ratio, squeeze):
 TIMM = [("efficientnet_b0", 224, 5_288_548, 385_814_752),
         ("efficientnet_b0", 160, 5_288_548, 197_778_400),
         ("mnasnet_100", 224, 4_383_312, 314_415_872),
-        ("mnasnet_100", 160, 4_383_312, 161_043_200)]
+        ("mnasnet_100", 160, 4_383_312, 161_043_200),
+        ("efficientnet_lite0", 224, 4_652_008, 385_187_552),
+        ("efficientnet_lite0", 160, 4_652_008, 197_151_200),
+        ("mixnet_s", 224, 4_134_606, 239_173_360),
+        ("mixnet_s", 160, 4_134_606, 123_155_056),
+        ("lcnet_100", 224, 2_953_800, 155_700_480),
+        ("lcnet_100", 160, 2_953_800, 80_467_200),
+        ("fbnetc_100", 224, 5_572_200, 384_960_160),
+        ("fbnetc_100", 160, 5_572_200, 197_380_000),
+        ("tf_efficientnetv2_b0", 224, 7_139_704, 718_086_176),
+        ("tf_efficientnetv2_b0", 160, 7_139_704, 367_502_624),
+        ("efficientnet_b1", 224, 7_794_184, 569_651_680),
+        ("efficientnet_b1", 160, 7_794_184, 291_808_480),
+        ("efficientnet_b2", 224, 9_109_994, 658_963_440),
+        ("efficientnet_b2", 160, 9_109_994, 337_538_928)]
 
 
 @pytest.mark.parametrize("name,resolution,params,madds", TIMM)
@@ -100,7 +116,7 @@ def _torch_model(name, resolution, seed=None):
 
 
 @pytest.mark.parametrize("name", sorted({row[0] for row in TIMM}))
-@pytest.mark.parametrize("resolution", [224, 96])
+@pytest.mark.parametrize("resolution", [112, 64])
 def test_torch_model_matches_the_cost(name, resolution):
     torch = pytest.importorskip("torch")
     from torch.utils.flop_counter import FlopCounterMode
