@@ -49,7 +49,7 @@ class TrainProxy:
 @dataclass(frozen=True)
 class RankProxy:
     resolution: int | None = 64   # measure at this resolution (None: the candidate's)
-    batch: int = 2
+    batch: int = 8
     seed: int = 0
     measure: str = "effective"
 
