@@ -60,7 +60,7 @@ def _check(f):
                          RESIDUAL, *WIDTH),
                  check=checks(_check, check_se_nl, nl_check(*MIX_NLS)))
 def mixnet_block(b, x, f):
-    """MixNet inverted residual (MixConv Fig. 2, Table; timm `InvertedResidual` with
+    """MixNet inverted residual (MixConv Sec. 3, Fig. 2; timm `InvertedResidual` with
     `MixedConv2d`): the 1x1 expansion to round(input x t) as `expand_split` convs on equal
     channel groups + BN + `nl` (none when t = 1); the depthwise conv with stride `s` split
     into `mix` groups with kernels k, k + 2, ... + BN + `nl`; SE as the SE fields say; the
