@@ -7,8 +7,9 @@ export was built from in its metadata, so that width and classes overrides can r
 The importer understands the op set MobileNet-style networks export to: Conv,
 BatchNormalization, Relu, Clip, HardSwish, HardSigmoid, Sigmoid, Gelu, Elu, Softplus,
 LeakyRelu (with archspec's constants: ELU alpha 1, leaky slope 0.01), Mul, Add,
-GlobalAveragePool (and ReduceMean over H, W), Gemm, Flatten, Reshape/Squeeze to a vector,
-Concat, Slice, Dropout/Identity, Constant. Any other op is an :class:`ArchspecError`
+GlobalAveragePool (and ReduceMean over H, W), AveragePool, MaxPool, Resize (bilinear,
+half-pixel, constant sizes), Gemm, Flatten, Reshape/Squeeze to a vector, Concat, Slice,
+Dropout/Identity, Constant. Any other op is an :class:`ArchspecError`
 naming the op and the node, and so is a malformed node (wrong input count, a constant of
 the wrong shape). Shapes are inferred by the IR, not read from the file, so a file with
 dynamic spatial axes can be costed at any ``resolution``. The graph's ``meta`` records the
@@ -18,7 +19,8 @@ its figures differ from a spec's (batch norms folded into convs).
 Multi-node spellings are folded back into one IR op, so costs match the spec exactly:
 ``x * sigmoid(x)`` is swish; ``x * (1 + erf(x / sqrt 2)) * 0.5`` is gelu;
 ``Concat(Add(Slice(a, 0:c), b), Slice(a, c:))`` is a partial add; ``Concat(x, x, ...)``
-(optionally cut by a ``Slice(0:n)``) is a replicate.
+(optionally cut by a ``Slice(0:n)``) is a replicate; Reshape, Transpose, Reshape is a
+channel shuffle (perm 0, 2, 1, 3, 4) or an SSD anchor flatten (perm 0, 3, 4, 1, 2).
 
 Dispatch: :data:`IMPORT` (an ``archspec.ir.dispatch.OpTable``) has one handler per ONNX op
 type, registered with :func:`handles`, which also records its input count (:data:`ARITY`)
@@ -340,6 +342,10 @@ class _Importer:
                         break
             elif n.op_type == "Concat" and self.attrs(n).get("axis") in (1, -3):
                 self._partial_add(n) or self._replicate(n)
+            elif n.op_type == "Transpose":
+                self._permutation(n)
+            elif n.op_type == "Resize" and len(n.input) == 4:
+                self._runtime_sizes(n)
         return index
 
     def scalar(self, name: str):
@@ -405,6 +411,48 @@ class _Importer:
             return False
         self.skip.update({id(head), id(total), id(tail)})
         self.fused[id(n)] = (ops.Add(partial=True), [head.input[0], total.input[1]])
+        return True
+
+    def _permutation(self, n) -> bool:
+        """Reshape(x, [N, g, C/g, H, W]) -> Transpose(0, 2, 1, 3, 4) -> Reshape(4-D): a
+        channel shuffle; Reshape(x, [N, A, K, H, W]) -> Transpose(0, 3, 4, 1, 2) ->
+        Reshape([N, -1, K]): an anchor flatten (SSD)."""
+        split = self.producer.get(n.input[0])
+        readers = self.readers.get(n.output[0], [])
+        merge = readers[0] if len(readers) == 1 else None
+        if (split is None or merge is None or split.op_type != "Reshape"
+                or merge.op_type != "Reshape" or len(split.input) != 2
+                or len(merge.input) != 2 or not self.only_reader(split.output[0], n)):
+            return False
+        dims, out = self.const(split.input[1]), self.const(merge.input[1])
+        perm = list(self.attrs(n).get("perm", []))
+        if dims is None or out is None or dims.size != 5:
+            return False
+        if perm == [0, 2, 1, 3, 4] and out.size == 4:
+            op = ops.ChannelShuffle(int(dims[1]))
+        elif perm == [0, 3, 4, 1, 2] and out.size == 3 and int(out[-1]) == int(dims[2]):
+            op = ops.AnchorFlatten(int(dims[2]))
+        else:
+            return False
+        self.skip.update({id(split), id(n)})
+        self.fused[id(merge)] = (op, [split.input[0]])
+        return True
+
+    def _runtime_sizes(self, n) -> bool:
+        """Resize sizes spelled Concat(Shape(x, end=2), [H, W]) (below opset 18): the
+        constant [H, W] (axes 2, 3)."""
+        cat = self.producer.get(n.input[3])
+        if cat is None or cat.op_type != "Concat" or len(cat.input) != 2:
+            return False
+        shape, hw = self.producer.get(cat.input[0]), self.const(cat.input[1])
+        if (shape is None or shape.op_type != "Shape" or hw is None or hw.size != 2
+                or shape.input[0] != n.input[0] or self.attrs(shape).get("end") != 2
+                or self.attrs(shape).get("start", 0) != 0
+                or not self.only_reader(shape.output[0], cat)
+                or not self.only_reader(cat.output[0], n)):
+            return False
+        self.skip.update({id(shape), id(cat)})
+        self.consts[n.input[3]] = hw
         return True
 
     def _replicate(self, n) -> bool:
@@ -554,6 +602,9 @@ PATTERNS = {  # what the importer makes outside the per-op handlers -> the IR op
     "Mul(Mul(x, Add(Erf(Div(x, sqrt 2)), 1)), 0.5)": ("activation",),
     "Concat(Add(Slice(a, 0:c), b), Slice(a, c:))": ("add",),
     "Concat(x, x, ...), optionally cut by Slice(0:n)": ("replicate",),
+    "Reshape, Transpose(0, 2, 1, 3, 4), Reshape": ("channel_shuffle",),
+    "Resize(x, sizes=Concat(Shape(x, end=2), [H, W]))": ("resize",),
+    "Reshape, Transpose(0, 3, 4, 1, 2), Reshape(N, -1, K)": ("anchor_flatten",),
 }
 
 
@@ -758,9 +809,90 @@ def _gemm(im: _Importer, n) -> None:
 
 @handles("Concat", inputs=(1, None), makes=("concat",))
 def _concat(im: _Importer, n) -> None:
-    if im.attrs(n).get("axis") not in (1, -3):
-        im.fail(n, "only concatenation along channels (axis 1) imports")
+    rank = len(im.shape(n.input[0])) + 1 if n.input[0] in im.tensor else 4
+    if im.attrs(n).get("axis", 0) % rank != 1:
+        im.fail(n, "only concatenation along the first axis after the batch (axis 1) "
+                   "imports")
     im.add(n, ops.Concat(), list(n.input))
+
+
+def _pool_fields(im: _Importer, n) -> dict:
+    """kernel, stride, padding, ceil_mode of an AveragePool / MaxPool with symmetric
+    padding and dilation 1."""
+    a = im.attrs(n)
+    kernel = [int(v) for v in a.get("kernel_shape", [])]
+    pads = [int(v) for v in a.get("pads", [0, 0, 0, 0])]
+    if len(kernel) != 2:
+        im.fail(n, f"only 2-D pooling imports, got kernel_shape {kernel}")
+    if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+        im.fail(n, f"auto_pad {a['auto_pad']!r} is not supported: write explicit pads")
+    if any(int(d) != 1 for d in a.get("dilations", [1, 1])):
+        im.fail(n, "only dilations 1 import")
+    if len(n.output) > 1 and n.output[1]:
+        im.fail(n, "the Indices output of MaxPool is not an archspec op")
+    fields = {"kernel": tuple(kernel), "stride": tuple(int(v) for v in
+                                                       a.get("strides", [1, 1])),
+              "padding": tuple(pads[:2]), "ceil_mode": bool(a.get("ceil_mode", 0))}
+    if pads[:2] != pads[2:] and not _ceil_padding(im, n, fields, pads):
+        im.fail(n, f"pads {pads} must be equal at both ends, or end where torch's "
+                   "ceil_mode windows end")
+    return fields
+
+
+def _ceil_padding(im: _Importer, n, fields: dict, pads: list) -> bool:
+    """Whether other end pads are archspec's spelling of a torch pool (see
+    backends/onnx_lower.py: the windows start at the begin pads, their count is what the
+    end pads give): then ``fields`` become that pool, in floor mode if it has that many
+    windows, else in ceil mode."""
+    if fields["ceil_mode"] or (n.op_type == "AveragePool"
+                               and im.attrs(n).get("count_include_pad", 0)):
+        return False
+    shape = im.shape(n.input[0])
+    windows = [(h + b + e - k) // s + 1 for h, b, e, k, s in
+               zip(shape[1:], pads[:2], pads[2:], fields["kernel"], fields["stride"])]
+    for ceil in (False, True):
+        pool = ops.MaxPool(fields["kernel"], fields["stride"], fields["padding"], ceil)
+        if list(pool.infer([shape])[1:]) == windows:
+            fields["ceil_mode"] = ceil
+            return True
+    return False
+
+
+@handles("AveragePool", inputs=(1, 1), makes=("avg_pool",))
+def _avg_pool(im: _Importer, n) -> None:
+    include = bool(im.attrs(n).get("count_include_pad", 0))
+    im.add(n, ops.AvgPool(**_pool_fields(im, n), count_include_pad=include), [n.input[0]])
+
+
+@handles("MaxPool", inputs=(1, 1), makes=("max_pool",))
+def _max_pool(im: _Importer, n) -> None:
+    if im.attrs(n).get("storage_order", 0):
+        im.fail(n, "storage_order=1 is not supported")
+    im.add(n, ops.MaxPool(**_pool_fields(im, n)), [n.input[0]])
+
+
+RESIZE_MODES = {"mode": "linear", "coordinate_transformation_mode": "half_pixel"}
+
+
+@handles("Resize", inputs=(1, 4), makes=("resize",))
+def _resize(im: _Importer, n) -> None:
+    """Bilinear, half-pixel (torch's align_corners=False), to constant sizes."""
+    a = im.attrs(n)
+    for key, want in RESIZE_MODES.items():
+        got = a.get(key, b"nearest" if key == "mode" else b"half_pixel")
+        got = got.decode() if isinstance(got, bytes) else got
+        if got != want:
+            im.fail(n, f"{key}={got!r}: only {want!r} imports (torch's bilinear, "
+                       "align_corners=False)")
+    if a.get("antialias", 0):
+        im.fail(n, "antialias=1 is not supported")
+    if len(n.input) < 4 or not n.input[3]:
+        im.fail(n, "only a Resize to constant `sizes` imports (not `scales`)")
+    sizes = [int(v) for v in im.const(n.input[3], n).tolist()]
+    axes = [int(v) % 4 for v in a.get("axes", range(4 - len(sizes), 4))]
+    if axes[-2:] != [2, 3] or len(sizes) not in (2, 4):
+        im.fail(n, f"sizes {sizes} must give H and W (axes 2, 3)")
+    im.add(n, ops.Resize(tuple(sizes[-2:])), [n.input[0]])
 
 
 @handles("Slice", inputs=(3, 5), makes=("slice",))

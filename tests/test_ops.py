@@ -16,8 +16,9 @@ from archspec.backends import torch_rules
 from archspec.errors import CompileError
 from archspec.ir.dispatch import OpTable, UnknownOp
 from archspec.ir.graph import Graph
-from archspec.ir.ops import (ACTIVATIONS, OPS, Activation, Add, BatchNorm, Concat, Conv2d,
-                             Dropout, Flatten, GlobalAvgPool, Input, Linear, Mul, Replicate,
+from archspec.ir.ops import (ACTIVATIONS, OPS, Activation, Add, AnchorFlatten, AvgPool,
+                             BatchNorm, ChannelShuffle, Concat, Conv2d, Dropout, Flatten,
+                             GlobalAvgPool, Input, Linear, MaxPool, Mul, Replicate, Resize,
                              Slice, _vocabulary)
 
 # The ONNX importer's table is keyed by ONNX op type and the latency model reads kernel
@@ -109,7 +110,17 @@ def every_kind() -> Graph:
     g.add("drop", Dropout(0.2), ["flat"])
     g.add("fc", Linear(12, 10), ["drop"])
     g.add("bn1d", BatchNorm(10), ["fc"])
+    g.add("mp", MaxPool(3, 2, 1), ["act"])                                  # (6, 2, 2)
+    g.add("ap", AvgPool(2, 1), ["mp"])                                      # (6, 1, 1)
+    g.add("up", Resize((3, 3)), ["ap"])                                     # (6, 3, 3)
+    g.add("gmul", Mul(), ["dw", "up"])                                      # elementwise
+    g.add("shuf", ChannelShuffle(2), ["gmul"])
+    g.add("rows", AnchorFlatten(3), ["shuf"])                               # (18, 3)
+    g.add("rows2", AnchorFlatten(2), ["dw"])                                # (27, 2)
+    g.add("rows3", AnchorFlatten(3), ["dw"])
+    g.add("table", Concat(), ["rows", "rows3"])                             # (36, 3)
     g.outputs["output"] = "bn1d"
+    g.taps.update({"table": "table", "rows2": "rows2"})
     return g
 
 
@@ -131,6 +142,15 @@ HAND = {
     "drop": (0, 0, 0, 0),
     "fc": (12 * 10 + 10, 0, 12 * 10, 0),
     "bn1d": (2 * 10, 2 * 10, 0, 2 * 10),
+    "mp": (0, 0, 0, 6 * 4 * 4),        # windows at rows -1..1 and 1..3 of 3 read 2 + 2 rows
+    "ap": (0, 0, 0, 6 * 4),            # one 2x2 window
+    "up": (0, 0, 0, 54),               # one per output element, not MAdds
+    "gmul": (0, 0, 0, 54),
+    "shuf": (0, 0, 0, 0),
+    "rows": (0, 0, 0, 0),
+    "rows2": (0, 0, 0, 0),
+    "rows3": (0, 0, 0, 0),
+    "table": (0, 0, 0, 0),
 }
 
 

@@ -4,7 +4,8 @@ Every IR node becomes the ONNX node of the same name (``stages.3.block1.expand.c
 ops ONNX spells with several nodes get the IR name on the node that produces the result
 and ``<name>.<part>`` on the helpers (swish: ``<name>.sigmoid`` then ``<name>``; gelu
 below opset 20: see :func:`_gelu`; partial add: ``<name>.head``, ``<name>.sum``,
-``<name>.tail``, ``<name>``). Tensors carry the name
+``<name>.tail``, ``<name>``; channel shuffle and anchor flatten: ``<name>.split``,
+``<name>.transpose``, ``<name>``). Tensors carry the name
 of the IR node that produced them, except the graph outputs, which are named after their
 key (``output``, or the taps ``C4``/``C5``). Initialisers use the torch backend's
 ``state_dict`` keys (``<name>.weight``, ``<name>.running_mean``, ...).
@@ -82,7 +83,8 @@ def _init_linear(op, rng) -> dict:
 
 
 @INIT.register("input", "activation", "add", "mul", "global_pool", "flatten", "dropout",
-               "concat", "replicate", "slice")
+               "concat", "replicate", "slice", "avg_pool", "max_pool", "resize",
+               "channel_shuffle", "anchor_flatten")
 def _init_none(op, rng) -> dict:
     return {}
 
@@ -299,6 +301,94 @@ def _lower_flatten(lw: _Lowering, node) -> str:
 @ONNX_LOWER.register("concat")
 def _lower_concat(lw: _Lowering, node) -> str:
     return lw.emit("Concat", node, axis=1)
+
+
+def _pool_attrs(node, size) -> dict:
+    """kernel_shape, strides, pads and ceil_mode giving torch's windows. ONNX's ceil_mode
+    lacks torch's rule that the last window starts inside the input or its left padding
+    (its shape inference counts one window more), so: ceil_mode=1 where the two agree,
+    ceil_mode=0 where ceil mode adds no window, else ceil_mode=0 with the end padding
+    reaching the last window (exact where padding is not averaged)."""
+    op = node.op
+    out = node.shape[1:]
+    floor = [(n + 2 * p - k) // s + 1 for n, k, s, p in zip(size, op.kernel, op.stride,
+                                                            op.padding)]
+    onnx_ceil = [-(-(n + 2 * p - k) // s) + 1 for n, k, s, p in zip(size, op.kernel,
+                                                                     op.stride, op.padding)]
+    begin = list(op.padding)
+    attrs = {"kernel_shape": list(op.kernel), "strides": list(op.stride)}
+    if list(out) == floor or list(out) == onnx_ceil:
+        return {**attrs, "pads": begin * 2, "ceil_mode": int(list(out) != floor)}
+    if getattr(op, "count_include_pad", False):
+        raise BackendError(f"onnx backend: node {node.name}: ONNX cannot express this "
+                           f"ceil_mode average pool on a {size[0]}x{size[1]} map with "
+                           "count_include_pad (use count_include_pad: false or another "
+                           "size)")
+    end = [(o - 1) * s + k - n - p for o, s, k, n, p in zip(out, op.stride, op.kernel,
+                                                             size, begin)]
+    return {**attrs, "pads": begin + end, "ceil_mode": 0}
+
+
+@ONNX_LOWER.register("avg_pool")
+def _lower_avg_pool(lw: _Lowering, node) -> str:
+    size = lw.graph[node.inputs[0]].shape[1:]
+    return lw.emit("AveragePool", node, count_include_pad=int(node.op.count_include_pad),
+                   **_pool_attrs(node, size))
+
+
+@ONNX_LOWER.register("max_pool")
+def _lower_max_pool(lw: _Lowering, node) -> str:
+    return lw.emit("MaxPool", node, **_pool_attrs(node, lw.graph[node.inputs[0]].shape[1:]))
+
+
+RESIZE = {"mode": "linear", "coordinate_transformation_mode": "half_pixel"}
+"""torch's bilinear, align_corners=False: source = (dst + 0.5) * in / out - 0.5, clamped."""
+AXES_OPSET = 18   # the first opset whose Resize takes ``axes`` (sizes of H and W only)
+
+
+@ONNX_LOWER.register("resize")
+def _lower_resize(lw: _Lowering, node) -> str:
+    """Resize to explicit sizes (batch and channels kept: from the input's shape below
+    opset 18)."""
+    n, b = node.name, lw.b
+    (x,) = lw.args(node)
+    size = np.array(node.op.size, np.int64)
+    if b.opset >= AXES_OPSET:
+        return lw.emit("Resize", node, [x, "", "", b.init(f"{n}.sizes", size)], axes=[2, 3],
+                       **RESIZE)
+    shape = b.node("Shape", [x], f"{n}.shape", f"{n}.shape", _doc(node), end=2)
+    sizes = b.node("Concat", [shape, b.init(f"{n}.hw", size)], f"{n}.sizes", f"{n}.sizes",
+                   _doc(node), axis=0)
+    return lw.emit("Resize", node, [x, "", "", sizes], **RESIZE)
+
+
+def _permute(lw: _Lowering, node, split, perm, merge) -> str:
+    """Reshape to ``split``, Transpose by ``perm``, Reshape to ``merge`` (0: the batch):
+    ``<name>.split``, ``<name>.transpose``, ``<name>``."""
+    n, b, doc = node.name, lw.b, _doc(node)
+    (x,) = lw.args(node)
+    t = b.node("Reshape", [x, b.init(f"{n}.split_shape", np.array(split, np.int64))],
+               f"{n}.split", f"{n}.split", doc)
+    t = b.node("Transpose", [t], f"{n}.transpose", f"{n}.transpose", doc, perm=perm)
+    return lw.emit("Reshape", node, [t, b.init(f"{n}.shape", np.array(merge, np.int64))])
+
+
+SHUFFLE_PERM = [0, 2, 1, 3, 4]
+ANCHOR_PERM = [0, 3, 4, 1, 2]
+
+
+@ONNX_LOWER.register("channel_shuffle")
+def _lower_channel_shuffle(lw: _Lowering, node) -> str:
+    c, h, w = node.shape
+    g = node.op.groups
+    return _permute(lw, node, [0, g, c // g, h, w], SHUFFLE_PERM, [0, c, h, w])
+
+
+@ONNX_LOWER.register("anchor_flatten")
+def _lower_anchor_flatten(lw: _Lowering, node) -> str:
+    c, h, w = lw.graph[node.inputs[0]].shape
+    k = node.op.per_anchor
+    return _permute(lw, node, [0, c // k, k, h, w], ANCHOR_PERM, [0, -1, k])
 
 
 @ONNX_LOWER.register("linear")

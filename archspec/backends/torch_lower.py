@@ -1,11 +1,12 @@
 """Lower an archspec graph to a ``torch.fx.GraphModule``.
 
 Each IR node becomes one fx node: ops with parameters or state (conv, batch norm,
-activation, pooling, flatten, linear, dropout) become ``call_module`` nodes whose targets
+activation, pooling, resize, flatten, linear, dropout) become ``call_module`` nodes whose targets
 are the IR names (``stages.3.block1.expand.conv``), so the module tree follows the IR and
 ``state_dict`` keys match the rows of the cost table; tensor plumbing (add, mul, concat,
-replicate, slice) becomes ``call_function`` nodes. The forward is fx-generated Python: the
-same straight call chain a hand-written model has, with no walk over the graph per call.
+replicate, slice, channel shuffle, anchor flatten) becomes ``call_function`` nodes. The
+forward is fx-generated Python: the same straight call chain a hand-written model has,
+with no walk over the graph per call.
 """
 from __future__ import annotations
 
@@ -161,6 +162,49 @@ def _linear(node, graph):
 @_module
 def _dropout(node, graph):
     return nn.Dropout(node.op.p)
+
+
+@TORCH.register("avg_pool")
+@_module
+def _avg_pool(node, graph):
+    op = node.op
+    return nn.AvgPool2d(op.kernel, op.stride, op.padding, op.ceil_mode, op.count_include_pad)
+
+
+@TORCH.register("max_pool")
+@_module
+def _max_pool(node, graph):
+    op = node.op
+    return nn.MaxPool2d(op.kernel, op.stride, op.padding, ceil_mode=op.ceil_mode)
+
+
+@TORCH.register("resize")
+@_module
+def _resize(node, graph):
+    return nn.Upsample(size=node.op.size, mode="bilinear", align_corners=False)
+
+
+def channel_shuffle(x, groups: int):
+    """ShuffleNet's shuffle as torchvision writes it: (N, g, C/g, H, W), transposed."""
+    n, c, h, w = x.shape
+    return x.view(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+
+def anchor_flatten(x, per_anchor: int):
+    """torchvision's SSD head: (N, A*K, H, W) -> (N, H*W*A, K)."""
+    n, _, h, w = x.shape
+    return x.view(n, -1, per_anchor, h, w).permute(0, 3, 4, 1, 2).reshape(n, -1, per_anchor)
+
+
+@TORCH.register("channel_shuffle")
+def _channel_shuffle(low, node, args):
+    return low.fxg.call_function(channel_shuffle, (args[0], node.op.groups), name=node.name)
+
+
+@TORCH.register("anchor_flatten")
+def _anchor_flatten(low, node, args):
+    return low.fxg.call_function(anchor_flatten, (args[0], node.op.per_anchor),
+                                 name=node.name)
 
 
 def _channels(fxg, x, start, stop, name):

@@ -28,6 +28,7 @@ from torch.utils._pytree import tree_leaves
 
 from ..analysis.memory import Splittable, splittable_blocks
 from ..ir.dispatch import OpTable
+from .torch_lower import anchor_flatten, channel_shuffle
 
 
 @dataclass
@@ -153,7 +154,7 @@ def _input(node, model, args):
 
 
 @EXECUTE.register("conv2d", "batchnorm", "activation", "global_pool", "flatten", "linear",
-                  "dropout")
+                  "dropout", "avg_pool", "max_pool", "resize")
 def _submodule(node, model, args):
     """The model's own module of the same IR name."""
     return model.get_submodule(node.name)(*args)
@@ -175,6 +176,16 @@ def _mul(node, model, args):
 @EXECUTE.register("concat")
 def _concat(node, model, args):
     return torch.cat(list(args), 1)
+
+
+@EXECUTE.register("channel_shuffle")
+def _channel_shuffle(node, model, args):
+    return channel_shuffle(args[0], node.op.groups)
+
+
+@EXECUTE.register("anchor_flatten")
+def _anchor_flatten(node, model, args):
+    return anchor_flatten(args[0], node.op.per_anchor)
 
 
 @EXECUTE.register("replicate")

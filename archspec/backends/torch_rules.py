@@ -18,6 +18,7 @@ INPLACE_FNS = frozenset({"relu", "relu6", "hswish", "hsigmoid", "swish", "elu", 
 RESULT_WHEN_INPLACE = frozenset({"relu", "elu", "leaky_relu"})
 """In-place activations whose backward reads their output: no copy of the input kept."""
 BN_STAT_BYTES = 2 * 4   # save_mean and save_invstd per channel, fp32 whatever the dtype
+INDEX_BYTES = 8         # int64
 
 AUTOGRAD = OpTable("torch autograd (saved tensors)")
 
@@ -43,6 +44,19 @@ class Saved:
     stat_bytes: int = 0      # batch statistics
     mask_bytes: int = 0      # one byte per element of a dropout mask
     padded_bytes: int = 0    # the zero-padded copy of its input it reads (asymmetric pads)
+    index_bytes: int = 0     # int64 argmax indices (max pooling)
+
+
+@AUTOGRAD.register("avg_pool")
+def _saves_its_input(graph: Graph, node, nbytes: dict, batch: int) -> Saved:
+    """avg_pool2d_backward reads the input (for its shape, but autograd keeps it)."""
+    return Saved((node.inputs[0],))
+
+
+@AUTOGRAD.register("max_pool")
+def _max_pool(graph: Graph, node, nbytes: dict, batch: int) -> Saved:
+    """max_pool2d_with_indices keeps its input and an int64 index per output element."""
+    return Saved((node.inputs[0],), index_bytes=numel(node.shape) * batch * INDEX_BYTES)
 
 
 @AUTOGRAD.register("conv2d", "linear")
@@ -90,9 +104,11 @@ def _dropout(graph: Graph, node, nbytes: dict, batch: int) -> Saved:
     return Saved(mask_bytes=numel(node.shape) * batch if node.op.p > 0 else 0)
 
 
-@AUTOGRAD.register("input", "add", "global_pool", "flatten", "concat", "replicate", "slice")
+@AUTOGRAD.register("input", "add", "global_pool", "flatten", "concat", "replicate", "slice",
+                   "resize", "channel_shuffle", "anchor_flatten")
 def _saves_nothing(graph: Graph, node, nbytes: dict, batch: int) -> Saved:
-    """Backward needs only shapes (pooling, views, concatenation) or nothing (add)."""
+    """Backward needs only shapes (global pooling, resize, views, permutations,
+    concatenation) or nothing (add)."""
     return Saved()
 
 
@@ -106,15 +122,16 @@ def training(graph: Graph, *, batch: int = 1, dtype: str = "fp32") -> MemoryRepo
     for node in graph:
         if inplace_activation(graph, node):
             buffer[node.name] = buffer[node.inputs[0]]
+    buffer = {name: buffer[root] for name, root in buffer.items()}   # views of those too
     saved: dict[str, int] = {}
-    clones = stats = masks = padded = 0
+    clones = stats = masks = padded = indices = 0
     for node in graph:
         s = AUTOGRAD[node.kind](graph, node, nbytes, batch)
         for t in s.tensors:
             saved[buffer[t]] = nbytes[buffer[t]]
         clones, stats, masks = clones + s.clone_bytes, stats + s.stat_bytes, masks + s.mask_bytes
-        padded += s.padded_bytes
-    total = sum(saved.values()) + clones + stats + masks + padded
+        padded, indices = padded + s.padded_bytes, indices + s.index_bytes
+    total = sum(saved.values()) + clones + stats + masks + padded + indices
     order = {n.name: i for i, n in enumerate(graph)}
     report = MemoryReport("training_saved", total, "", sorted(saved, key=order.get), [],
                           batch, dtype)
@@ -123,4 +140,6 @@ def training(graph: Graph, *, batch: int = 1, dtype: str = "fp32") -> MemoryRepo
                       "dropout_mask_bytes": masks, "saved_tensors": len(saved)}
     if padded:
         report.details["padded_copy_bytes"] = padded
+    if indices:
+        report.details["maxpool_index_bytes"] = indices
     return report

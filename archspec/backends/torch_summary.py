@@ -76,7 +76,8 @@ def _conv(node, module) -> str:
     return "Conv2d " + " ".join(p for p in parts if p)
 
 
-@LABELS.register("batchnorm", "activation", "global_pool", "flatten", "linear", "dropout")
+@LABELS.register("batchnorm", "activation", "global_pool", "flatten", "linear", "dropout",
+                 "avg_pool", "max_pool", "resize")
 def _module(node, module) -> str:
     if module is None:
         return node.kind
@@ -101,6 +102,16 @@ def _slice(node, module) -> str:
 @LABELS.register("concat")
 def _concat(node, module) -> str:
     return "cat"
+
+
+@LABELS.register("channel_shuffle")
+def _channel_shuffle(node, module) -> str:
+    return f"channel shuffle g={node.op.groups}"
+
+
+@LABELS.register("anchor_flatten")
+def _anchor_flatten(node, module) -> str:
+    return f"anchor flatten K={node.op.per_anchor}"
 
 
 @LABELS.register("input", "mul")

@@ -64,6 +64,26 @@ class BlockBuilder:
     def pool(self, local, x) -> str:
         return self._add(local, ops.GlobalAvgPool(), [x])
 
+    def avg_pool(self, local, x, k, s=None, p=0, ceil_mode=False,
+                 count_include_pad=True) -> str:
+        """nn.AvgPool2d(k, s, p, ceil_mode, count_include_pad); k, s, p: int or (h, w)."""
+        return self._add(local, ops.AvgPool(k, s, p, ceil_mode, count_include_pad), [x])
+
+    def max_pool(self, local, x, k, s=None, p=0, ceil_mode=False) -> str:
+        """nn.MaxPool2d(k, s, p, ceil_mode); k, s, p: int or (h, w)."""
+        return self._add(local, ops.MaxPool(k, s, p, ceil_mode), [x])
+
+    def resize(self, local, x, size) -> str:
+        """Bilinear resize to ``size`` (H, W), align_corners=False."""
+        return self._add(local, ops.Resize(size), [x])
+
+    def channel_shuffle(self, local, x, groups) -> str:
+        return self._add(local, ops.ChannelShuffle(groups), [x])
+
+    def anchor_flatten(self, local, x, per_anchor) -> str:
+        """(A * per_anchor, H, W) -> (H * W * A, per_anchor), as torchvision's SSD head."""
+        return self._add(local, ops.AnchorFlatten(per_anchor), [x])
+
     def flatten(self, local, x) -> str:
         return self._add(local, ops.Flatten(), [x])
 

@@ -235,7 +235,9 @@ class Add(Op):
 
 @dataclass(frozen=True)
 class Mul(Op):
-    """Channel-wise scaling: a feature map times a ``(C, 1, 1)`` gate (squeeze-excite)."""
+    """A feature map times a gate: a ``(C, 1, 1)`` gate scales each channel
+    (squeeze-excite), a gate of the map's own shape multiplies element by element
+    (LR-ASPP's upsampled gate)."""
 
     kind = "mul"
 
@@ -243,8 +245,9 @@ class Mul(Op):
         if len(shapes) != 2:
             raise ShapeError(f"mul takes two inputs, got {len(shapes)}")
         x, g = shapes
-        if len(x) != 3 or g != (x[0], 1, 1):
-            raise ShapeError(f"mul scales a (C, H, W) map by a (C, 1, 1) gate, got {x}, {g}")
+        if len(x) != 3 or g not in ((x[0], 1, 1), x):
+            raise ShapeError(f"mul scales a (C, H, W) map by a (C, 1, 1) gate or a gate of "
+                             f"the same shape, got {x}, {g}")
         return x
 
     cost = _per_output
@@ -310,14 +313,20 @@ class Dropout(Op):
 
 @dataclass(frozen=True)
 class Concat(Op):
-    """Concatenation along channels."""
+    """Concatenation along the first axis: channels of ``(C, H, W)`` maps of one spatial
+    size, or rows of ``(rows, K)`` tables with one ``K`` (SSD's per-anchor predictions)."""
 
     kind = "concat"
 
     def infer(self, shapes: list[Shape]) -> Shape:
-        if len(shapes) < 2 or any(len(s) != 3 or s[1:] != shapes[0][1:] for s in shapes):
-            raise ShapeError(f"concat needs 2+ maps of equal spatial size, got {shapes}")
-        return (sum(s[0] for s in shapes), *shapes[0][1:])
+        if len(shapes) < 2:
+            raise ShapeError(f"concat needs 2+ inputs, got {len(shapes)}")
+        rest = shapes[0][1:]
+        if len(shapes[0]) not in (2, 3) or any(s[1:] != rest or len(s) != len(shapes[0])
+                                               for s in shapes):
+            raise ShapeError("concat needs (C, H, W) maps of one spatial size or (rows, K) "
+                             f"tables of one K, got {shapes}")
+        return (sum(s[0] for s in shapes), *rest)
 
     cost = _free
 
@@ -357,6 +366,145 @@ class Slice(Op):
     cost = _free
 
 
+def _pair(value, what: str) -> tuple[int, int]:
+    pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                                  for v in pair):
+        raise ShapeError(f"{what} must be an int or an (h, w) pair of ints >= 0, got {value!r}")
+    return pair
+
+
+def _pooled(size: int, k: int, s: int, p: int, ceil_mode: bool) -> int:
+    """Output length of a pooling window (torch's pooling_output_shape, dilation 1)."""
+    out = (size + 2 * p - k + (s - 1 if ceil_mode else 0)) // s + 1
+    if ceil_mode and (out - 1) * s >= size + p:
+        out -= 1   # the last window must start inside the input or its left padding
+    return out
+
+
+def _read(size: int, k: int, s: int, p: int, out: int) -> int:
+    """Input elements the windows of one axis read (padding and overhang read nothing)."""
+    return sum(min(o * s - p + k, size) - max(o * s - p, 0) for o in range(out))
+
+
+@dataclass(frozen=True)
+class _Pool2d(Op):
+    """A k_h x k_w window moved with stride (s_h, s_w) over a zero- (avg) or -inf- (max)
+    padded map, as torch's nn.AvgPool2d / nn.MaxPool2d (dilation 1). An int sets both
+    axes; the stride defaults to the kernel."""
+
+    fresh_output = True
+    kernel: tuple[int, int]
+    stride: tuple[int, int] | None = None
+    padding: tuple[int, int] = (0, 0)
+    ceil_mode: bool = False
+
+    def __post_init__(self):
+        what = self.kind.replace("_", " ")
+        object.__setattr__(self, "kernel", _pair(self.kernel, f"{what} kernel"))
+        object.__setattr__(self, "stride", self.kernel if self.stride is None
+                           else _pair(self.stride, f"{what} stride"))
+        object.__setattr__(self, "padding", _pair(self.padding, f"{what} padding"))
+        if min(self.kernel) < 1 or min(self.stride) < 1:
+            raise ShapeError(f"{what} kernel {self.kernel} and stride {self.stride} must be "
+                             ">= 1")
+        if any(2 * p > k for p, k in zip(self.padding, self.kernel)):
+            raise ShapeError(f"{what} padding {self.padding} must be at most half the "
+                             f"kernel {self.kernel}")
+
+    def infer(self, shapes: list[Shape]) -> Shape:
+        c, h, w = _one_map(shapes, self.kind.replace("_", " "))
+        out = tuple(_pooled(n, k, s, p, self.ceil_mode) for n, k, s, p in
+                    zip((h, w), self.kernel, self.stride, self.padding))
+        if min(out) < 1:
+            raise ShapeError(f"a {self.kernel[0]}x{self.kernel[1]} {self.kind.replace('_', ' ')}"
+                             f" window with padding {self.padding} does not fit a {h}x{w} "
+                             "feature map")
+        return (c, *out)
+
+    def cost(self, ins: list[Shape], out: Shape) -> OpCost:
+        """One per input element a window reads (summed or compared), an element read by
+        two overlapping windows counting twice; padding is not read."""
+        c, h, w = ins[0]
+        rows = _read(h, self.kernel[0], self.stride[0], self.padding[0], out[1])
+        cols = _read(w, self.kernel[1], self.stride[1], self.padding[1], out[2])
+        return OpCost(elementwise=c * rows * cols)
+
+
+@dataclass(frozen=True)
+class AvgPool(_Pool2d):
+    """Average pooling; ``count_include_pad`` divides by the window including its zero
+    padding (torch's default) or by the input elements it covers."""
+
+    kind = "avg_pool"
+    count_include_pad: bool = True
+
+
+@dataclass(frozen=True)
+class MaxPool(_Pool2d):
+    """Max pooling (ResNet's and ShuffleNetV2's stem: 3x3, stride 2, padding 1)."""
+
+    kind = "max_pool"
+
+
+@dataclass(frozen=True)
+class Resize(Op):
+    """Bilinear resampling of a map to ``size`` (H, W), torch's F.interpolate(mode=
+    "bilinear", align_corners=False): half-pixel centres, edges clamped."""
+
+    kind = "resize"
+    fresh_output = True
+    size: tuple[int, int]
+
+    def __post_init__(self):
+        object.__setattr__(self, "size", _pair(self.size, "resize size"))
+        if min(self.size) < 1:
+            raise ShapeError(f"resize size {self.size} must be >= 1")
+
+    def infer(self, shapes: list[Shape]) -> Shape:
+        c, _, _ = _one_map(shapes, "resize")
+        return (c, *self.size)
+
+    cost = _per_output
+
+
+@dataclass(frozen=True)
+class ChannelShuffle(Op):
+    """ShuffleNet's channel shuffle: the channels as a (groups, C / groups) matrix,
+    transposed (channel g * C/groups + i goes to i * groups + g)."""
+
+    kind = "channel_shuffle"
+    groups: int
+
+    def infer(self, shapes: list[Shape]) -> Shape:
+        c, h, w = _one_map(shapes, "channel shuffle")
+        if self.groups < 1 or c % self.groups:
+            raise ShapeError(f"channel shuffle: {self.groups} groups do not divide {c} "
+                             "channels")
+        return (c, h, w)
+
+    cost = _free
+
+
+@dataclass(frozen=True)
+class AnchorFlatten(Op):
+    """An SSD prediction map ``(A * K, H, W)`` as one row of ``K`` values per anchor,
+    ``(H * W * A, K)``, rows ordered by position then anchor (torchvision's SSD head:
+    view(N, A, K, H, W).permute(0, 3, 4, 1, 2).reshape(N, -1, K))."""
+
+    kind = "anchor_flatten"
+    per_anchor: int
+
+    def infer(self, shapes: list[Shape]) -> Shape:
+        c, h, w = _one_map(shapes, "anchor flatten")
+        if self.per_anchor < 1 or c % self.per_anchor:
+            raise ShapeError(f"anchor flatten: {c} channels are not a whole number of "
+                             f"anchors of {self.per_anchor} values")
+        return (h * w * (c // self.per_anchor), self.per_anchor)
+
+    cost = _free
+
+
 def _vocabulary(*classes: type) -> dict[str, type]:
     """Op kind -> class; a class without a kind, shape rule or cost formula, or a kind
     defined twice, is refused."""
@@ -373,7 +521,8 @@ def _vocabulary(*classes: type) -> dict[str, type]:
 
 
 OPS = _vocabulary(Input, Conv2d, BatchNorm, Activation, Add, Mul, GlobalAvgPool, Flatten,
-                  Linear, Dropout, Concat, Replicate, Slice)
+                  Linear, Dropout, Concat, Replicate, Slice, AvgPool, MaxPool, Resize,
+                  ChannelShuffle, AnchorFlatten)
 
 
 def op_class(node, consumer: str) -> type[Op]:

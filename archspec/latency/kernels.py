@@ -17,7 +17,15 @@ then fuses (ENABLE_ALL, CPU execution provider), checked against its optimised g
    ``bn.c``/``bn.p`` (an unfolded batch norm; blocked, it runs as a depthwise conv and
    takes a following activation in place), ``pool`` (a global pool outside SE), ``linear``
    (Gemm, with the flatten / dropout in front of it), ``concat``, ``replicate``,
-   ``slice``, ``reshape`` (a flatten or dropout with no linear after it).
+   ``slice`` (slices that split a tensor's channels into consecutive parts are one:
+   onnxruntime fuses them into a Split), ``reshape`` (a flatten or dropout with no linear
+   after it), ``mul``.
+4. ``pool.avg.k<k>s<s>`` / ``pool.max.k<k>s<s>`` (windowed pools, in the ``pool``
+   family), ``replicate.resize`` (bilinear Resize: a small read, a large write, predicted
+   by the ``replicate`` family) and ``concat.transpose`` (channel shuffle and SSD's
+   anchor flatten: Reshape + Transpose + Reshape, a full copy, predicted by the
+   ``concat`` family). Each has a type of its own, so a profile calibrated on them fits
+   it; until then the model predicts it by its family (see latency/model.py).
 
 :func:`kernels` is a pass (``archspec.ir.passes``): the folded batch norms come from the
 bn folding pass, MACs and weights from the cost pass, and each op kind has one rule in
@@ -327,12 +335,55 @@ def _mul(fz: _Fuser, node) -> None:
 
 
 def _data_movement(fz: _Fuser, node) -> None:
-    """Concat, replicate and slice: a kernel named after the op."""
+    """Concat and replicate: a kernel named after the op."""
     fz.simple(node, node.kind)
 
 
-for _kind in ("concat", "replicate", "slice"):
+for _kind in ("concat", "replicate"):
     rule(_kind, families=(_kind,))(_data_movement)
+
+
+@rule("slice", families=("slice",))
+def _slice(fz: _Fuser, node) -> None:
+    """A slice; slices that split their input's channels into consecutive parts
+    (ShuffleNetV2's channel split) are one kernel: onnxruntime fuses them into a Split."""
+    fz.simple(node, "slice", _split(fz, node) or [node.name])
+
+
+def _split(fz: _Fuser, node) -> list[str] | None:
+    readers = [fz.g[c] for c in fz.g.consumers(node.inputs[0])]
+    if len(readers) < 2 or any(r.kind != "slice" for r in readers):
+        return None
+    bounds = sorted((r.op.start, r.op.stop) for r in readers)
+    ends = [0] + [stop for _, stop in bounds]
+    if [start for start, _ in bounds] != ends[:-1] or ends[-1] != fz.g[node.inputs[0]].shape[0]:
+        return None
+    return [r.name for r in readers]
+
+
+@rule("avg_pool", "max_pool", families=("pool",))
+def _window_pool(fz: _Fuser, node) -> None:
+    """A windowed pool: onnxruntime's AveragePool / MaxPool, run in the blocked layout
+    after a blocked conv when its channels fill whole blocks (its work is reading the
+    windows, like a global pool's)."""
+    op = node.op
+    blocked = fz.block > 1 and node.shape[0] % fz.block == 0
+    fz.simple(node, f"pool.{node.kind[:3]}.k{op.kernel[0]}s{op.stride[0]}",
+              same_layout=blocked)
+
+
+@rule("resize", families=("replicate",))
+def _resize(fz: _Fuser, node) -> None:
+    """Bilinear Resize: a small input read, a large output written, as a replicate
+    (the latency model has no family of its own for it; its type is its own)."""
+    fz.simple(node, "replicate.resize")
+
+
+@rule("channel_shuffle", "anchor_flatten", families=("concat",))
+def _transpose(fz: _Fuser, node) -> None:
+    """Reshape + Transpose + Reshape: one copy of every element into a new order, as a
+    concat copies its inputs (no family of its own; its type is its own)."""
+    fz.simple(node, "concat.transpose")
 
 
 @graph_pass("kernel fusion")
