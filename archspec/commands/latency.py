@@ -131,7 +131,18 @@ def calibrate(ctx: typer.Context,
           f"networks and {c['variants']} spec variants "
           f"in {c['seconds']:.0f} s; run-to-run spread (between rounds) median "
           f"{c['round_spread_median']}, p90 {c['round_spread_p90']}", file=sys.stderr)
+    print(_fingerprint_line(profile), file=sys.stderr)
     print(_validation_line(profile), file=sys.stderr)
+
+
+def _fingerprint_line(profile) -> str:
+    from ..latency.profile import probe_ratio
+
+    probes = profile.fingerprint["probes"]
+    drift, _ = probe_ratio(probes[0], probes[-1])
+    return (f"machine fingerprint: {len(probes[0])} probe kernels timed before and after "
+            f"(after / before: {drift:.2f}x); every use of the profile compares this "
+            "machine with it")
 
 
 def _plan(ctx: typer.Context, quick: bool, **given) -> dict:
