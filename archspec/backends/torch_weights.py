@@ -228,15 +228,21 @@ def pair(model, graph: Graph, foreign: Foreign, partial: bool, source: str) -> L
         if len(ours) != len(theirs):
             report.stopped = _stop(n, len(theirs), len(ours), _at(ours, n), _at(theirs, n))
     if report.stopped and not partial:
-        before = _whole(ours, theirs, n)
-        hint = (f"--partial loads the {before} tensors before it and leaves the rest at "
-                "random" if before else "nothing before it fits either: is it the right spec?")
-        raise BackendError(f"{source}: {report.stopped['reason']} ({hint})")
+        raise BackendError(f"{source}: {report.stopped['reason']} "
+                           f"({_hint(_whole(ours, theirs, n), n < len(ours))})")
     n = _whole(ours, theirs, n)
     report.sources[:n] = theirs[:n]
     report.reshaped = {i for i in report.reshaped if i < n}
     report.unused = theirs[n:]
     return report
+
+
+def _hint(before: int, ours_left: bool) -> str:
+    """What --partial would do instead."""
+    if not before:
+        return "nothing before it fits either: is it the right spec?"
+    rest = "leaves the rest at random" if ours_left else "ignores the file's other tensors"
+    return f"--partial loads the {before} tensors before it and {rest}"
 
 
 def fits(graph: Graph, mine: Tensor, other: Tensor) -> str | None:
@@ -334,5 +340,5 @@ def table(report: LoadReport):
         t.add_row(block, str(n), f"{k}{mark}", first or "-")
     lines = [report.summary()]
     if report.stopped:
-        lines.append(f"stopped at {report.stopped['reason']}")
+        lines.append(f"stopped: {report.stopped['reason']}")
     return Group(t, *map(Text, lines))
