@@ -225,12 +225,14 @@ def test_variant_networks_cover_every_shipped_spec_apart_from_the_validation_var
 
 def _fake_raw(networks=3, variants=2):
     """What calibrate() returns, with made-up times (nothing is measured)."""
+    from archspec.latency.model import kernel_features
+
     graphs = nets.calibration_graphs(networks, variants, 0)
     samples, walls = [], []
     for i, g in enumerate(graphs):
         ks = kernels(g)
         for k in ks:
-            samples.append({"type": k.type, "features": k.features(), "net": i,
+            samples.append({"type": k.type, "features": kernel_features(k, g), "net": i,
                             "us": round(2.0 + k.macs / 1e4 + k.in_elems / 1e3, 4)})
         walls.append(sum(s["us"] for s in samples if s["net"] == i) * 1.1)
     return {"samples": samples, "overhead": [(1, 0.0)] * len(graphs), "walls": walls,
@@ -736,3 +738,50 @@ def test_network_correction_recovers_a_known_bias():
     assert scale == pytest.approx(0.8, abs=0.01) and shift == pytest.approx(-3.0, abs=0.3)
     assert constant == pytest.approx(20.0, abs=5.0)
     assert stats["within_10pct_after"] == 1.0
+
+
+# ---- the activation a kernel applies ---------------------------------------------------------
+def test_kernels_carry_their_activation_class_and_old_trees_ignore_it():
+    from archspec.latency.model import TREES_WITHOUT_ACT, kernel_features, tree_row
+
+    expand = {}
+    for act in ("relu6", "hswish", "sigmoid"):
+        g = tiny(act=act)
+        feats = {k.name: kernel_features(k, g) for k in kernels(g)}
+        expand[act] = feats["b.expand.conv"]
+        assert feats["stem.conv"]["act"] == 2 and feats["b.dw.conv"]["act"] == 1
+        assert feats["head.flatten"]["act"] == 0
+    assert {a: f["act"] for a, f in expand.items()} == {"relu6": 1, "hswish": 2,
+                                                         "sigmoid": 3}
+    assert "act" not in kernels(tiny())[0].features()
+    rows = {a: tree_row("conv.pw.c", f) for a, f in expand.items()}
+    assert rows["relu6"][:TREES_WITHOUT_ACT] == rows["hswish"][:TREES_WITHOUT_ACT]
+    assert 0 < rows["relu6"][-1] < rows["hswish"][-1] < rows["sigmoid"][-1]
+
+
+def test_trees_that_read_the_activation_learn_its_cost():
+    """Synthetic: hswish kernels cost 1.3x relu6 ones; trees fitted with the activation
+    feature see it, trees fitted without cannot (no timing: generated numbers)."""
+    import random
+
+    pytest.importorskip("sklearn")
+    rng = random.Random(0)
+    samples = []
+    for i in range(400):
+        act = rng.choice((1, 2))
+        c, hw = rng.choice((16, 32, 64, 96)), rng.choice((196, 784, 3136))
+        f = {"macs": 9 * c * hw, "in_elems": c * hw, "out_elems": c * hw, "params": 9 * c,
+             "reorder_elems": 0, "cin": c, "cout": c, "hw": hw, "net_elems": 10 ** 6,
+             "act": act}
+        us = (0.5 + 0.002 * c * hw) * (1.3 if act == 2 else 1.0)
+        samples.append({"type": "conv.dw.k3s1.c", "features": f, "us": us, "net": i})
+    seen, blind = (fit(samples, [], n_trees=80, tree_act=a) for a in (True, False))
+    assert seen.trees["features"][-1] == "act" and "act" not in blind.trees["features"]
+    f = samples[0]["features"]
+
+    def ratio(m):
+        return (m.raw_us("conv.dw.k3s1.c", {**f, "act": 2})[1] /
+                m.raw_us("conv.dw.k3s1.c", {**f, "act": 1})[1])
+    assert ratio(seen) == pytest.approx(1.3, abs=0.05) and ratio(blind) == 1.0
+    back = LatencyModel.from_dict(json.loads(json.dumps(seen.to_dict())))
+    assert ratio(back) == pytest.approx(ratio(seen))

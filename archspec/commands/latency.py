@@ -64,6 +64,10 @@ def calibrate(ctx: typer.Context,
               trees: Annotated[int, typer.Option(
                   min=0, max=5000, help="Boosted regression trees on top of the linear "
                   "per-type model (needs scikit-learn; 0: linear model only).")] = 200,
+              tree_act: Annotated[bool, typer.Option(
+                  "--tree-act", help="The trees also read each kernel's activation (its "
+                  "class and share of the kernel's work): relu6 and hswish networks then "
+                  "differ (docs/latency.md).")] = False,
               seed: Annotated[int, typer.Option(
                   help="Seed for the networks.", rich_help_panel=MEASURING)] = 0,
               save_raw: Annotated[Optional[Path], typer.Option(
@@ -91,7 +95,7 @@ def calibrate(ctx: typer.Context,
                                 "scikit-learn (or --trees 0 for the linear model)") from None
     def fitted(raw):
         try:
-            return fitting.build(raw, n_trees=trees)
+            return fitting.build(raw, n_trees=trees, tree_act=tree_act)
         except (ValueError, RuntimeError) as e:
             raise ArchspecError(f"calibrate: cannot fit a profile: {e}") from None
 

@@ -102,7 +102,7 @@ def calibrate(*, threads: int = 1, networks: int = 120, variants: int = 0,
     walls = [min(m) for m in round_medians]
     medians = [[min(r) for r in net] for net in kernel_rounds]
     per_node = profiler_cost(medians, counts, walls)
-    samples, overhead = _samples(fused, medians, counts, per_node, walls)
+    samples, overhead = _samples(graphs, fused, medians, counts, per_node, walls)
     from ..bench import machine, versions
 
     return {"samples": samples, "overhead": overhead, "nchwc_block": block,
@@ -151,16 +151,20 @@ def _measure(graph, kernels: list, how: _Round) -> tuple[float, list[float], dic
     return wall, medians, attribute(events, owner, how.warmup, value=lambda e: 1)[0]
 
 
-def _samples(fused: list, medians: list, counts: list, per_node: float, walls: list):
+def _samples(graphs: list, fused: list, medians: list, counts: list, per_node: float,
+             walls: list):
     """Per kernel its sample (the profiler's cost taken out, at least a fifth of the
     profiled time kept); per network (kernels, wall minus the kernels' sum)."""
+    from .model import kernel_features
+
     samples, overhead = [], []
     for i, ks in enumerate(fused):
         total = 0.0
         for j, k in enumerate(ks):
             us = max(medians[i][j] - per_node * counts[i].get(j, 0), 0.2 * medians[i][j])
             total += us
-            samples.append({"type": k.type, "features": k.features(), "us": round(us, 4),
+            samples.append({"type": k.type, "features": kernel_features(k, graphs[i]),
+                            "us": round(us, 4),
                             "net": i})
         overhead.append((len(ks), walls[i] - total))
     return samples, overhead

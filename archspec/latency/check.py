@@ -47,7 +47,7 @@ def runs_per_round(warm_ms: list[float], at_least: int, min_round_ms: float) -> 
 
 def predict(graph, profile):
     """The profile's :class:`~archspec.latency.model.Prediction` for ``graph``."""
-    return profile.model.predict(fuse(graph, profile.nchwc_block))
+    return profile.model.predict(fuse(graph, profile.nchwc_block), graph)
 
 
 def measure(graphs: list, threads: int, *, rounds: int = 5, repeats: int = 6,

@@ -49,21 +49,22 @@ def _one_blas_thread():
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def build(raw: dict, n_trees: int = 200, tree_seed: int = 0):
+def build(raw: dict, n_trees: int = 200, tree_seed: int = 0, tree_act: bool = False):
     """The :class:`~archspec.latency.profile.Profile` fitted to
     :func:`~archspec.latency.calibrate.calibrate`'s samples (or
     :func:`~archspec.latency.raw.load_raw`'s). It records the setup the measurements
     were taken on (from the raw data; empty when an older file lacks it -- a refit
     elsewhere must not claim its own), the environment of the fit
     (:func:`fit_environment`) and its link to the measurements (seeds, counts,
-    :func:`~archspec.latency.raw.digest`)."""
+    :func:`~archspec.latency.raw.digest`); ``tree_act``: the trees also read each
+    kernel's activation class."""
     from .model import HINGES_L2, fit
     from .profile import Profile
 
     with _one_blas_thread():
         model = fit(raw["samples"], raw["overhead"], raw.get("walls"),
                     hinges=tuple(h * raw.get("l2_bytes", L2_DEFAULT) // 4 for h in HINGES_L2),
-                    n_trees=n_trees, tree_seed=tree_seed)
+                    n_trees=n_trees, tree_seed=tree_seed, tree_act=tree_act)
     settings = {"threads": raw["threads"], "batch": 1, "nchwc_block": raw["nchwc_block"],
                 "l2_bytes": raw.get("l2_bytes", L2_DEFAULT),
                 "graph_optimization": "all", "execution_mode": "sequential",

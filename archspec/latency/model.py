@@ -56,7 +56,33 @@ TREE_FAMILIES = ("conv.pw", "conv.dw", "conv.full", "conv.group", "se", "bn", "r
                  "reshape")
 TREE_FEATURES = ("family", "kernel", "stride", "blocked", "log_macs", "log_in", "log_out",
                  "log_params", "log_reorder", "log_cin", "log_cout", "log_hw", "cin_16",
-                 "cout_16", "cin_8", "log_net")
+                 "cout_16", "cin_8", "log_net", "act")
+# a profile's trees read a prefix of TREE_FEATURES: those fitted before "act" existed
+# (16 features, the shipped profile) never read it and predict as they always did
+# "act": the share of a kernel's work its activation is -- the dearest activation it
+# applies (class 0 none, 1 a clip: relu, relu6, leaky_relu, 2 piecewise-linear products:
+# hswish, hsigmoid, 3 a transcendental), weighted, times out / (MACs + out): what an
+# activation adds to a depthwise conv (few MACs per output) is a large share, to a wide
+# 1x1 conv a small one (the class alone let the trees see ~40% less of it)
+ACT_CLASS = {"relu": 1, "relu6": 1, "leaky_relu": 1, "hswish": 2, "hsigmoid": 2}
+ACT_WEIGHT = (0.0, 0.25, 1.0, 2.0)
+TREES_WITHOUT_ACT = len(TREE_FEATURES) - 1   # what a fit reads unless asked for "act"
+
+
+def activation_class(graph, nodes) -> int:
+    """The ``act`` feature of a kernel covering IR ``nodes`` of ``graph``."""
+    return max((ACT_CLASS.get(graph[n].op.fn, 3) for n in nodes
+                if graph[n].kind == "activation"), default=0)
+
+
+def kernel_features(kernel, graph=None) -> dict:
+    """What the model reads of a kernel: its figures, and with the graph the class of
+    the activation it applies (0 without: what a profile whose trees read no ``act``
+    needs)."""
+    f = kernel.features()
+    if graph is not None:
+        f["act"] = activation_class(graph, kernel.nodes)
+    return f
 
 
 def tree_row(type_: str, f: dict) -> list[float]:
@@ -76,7 +102,8 @@ def tree_row(type_: str, f: dict) -> list[float]:
             lg(f["macs"]), lg(f["in_elems"]), lg(f["out_elems"]), lg(f["params"]),
             lg(f["reorder_elems"]), lg(cin), lg(cout), lg(f.get("hw", 0)),
             float(cin % 16 == 0), float(cout % 16 == 0), float(cin % 8 == 0),
-            lg(f.get("net_elems", 0))]
+            lg(f.get("net_elems", 0)),
+            ACT_WEIGHT[f.get("act", 0)] * f["out_elems"] / (f["macs"] + f["out_elems"] + 1)]
 
 
 def boost(trees: dict, x: list[float]) -> float:
@@ -95,7 +122,8 @@ def boost(trees: dict, x: list[float]) -> float:
 
 def _check_trees(trees: dict) -> None:
     """A profile's trees are well formed and read this archspec's tree features."""
-    if list(trees.get("features", [])) != list(TREE_FEATURES):
+    feats = list(trees.get("features", []))
+    if not feats or feats != list(TREE_FEATURES[:len(feats)]):
         raise ValueError("the profile's trees read other features; recalibrate with this "
                          "archspec")
     try:
@@ -105,7 +133,7 @@ def _check_trees(trees: dict) -> None:
             if not (n == len(thr) == len(left) == len(right) == len(value)) or n == 0:
                 raise ValueError("tree arrays of different lengths")
             for i in range(n):
-                if left[i] >= 0 and not (0 <= feat[i] < len(TREE_FEATURES)
+                if left[i] >= 0 and not (0 <= feat[i] < len(feats)
                                          and 0 < left[i] < n and 0 < right[i] < n):
                     raise ValueError(f"node {i} points outside the tree")
     except (KeyError, TypeError, ValueError) as e:
@@ -188,10 +216,12 @@ class LatencyModel:
         scale, shift = self.correction.get(family(type_), (1.0, 0.0))
         return t, max(scale * us + shift, 0.1 * us)
 
-    def predict(self, kernels) -> Prediction:
+    def predict(self, kernels, graph=None) -> Prediction:
+        """Per kernel and in total; ``graph`` (the kernels' IR graph) gives the trees
+        the activation each kernel applies (:func:`kernel_features`)."""
         preds = []
         for k in kernels:
-            t, us = self.kernel_us(k.type, k.features())
+            t, us = self.kernel_us(k.type, kernel_features(k, graph))
             preds.append(KernelPrediction(k.name, k.type, t, us, list(k.nodes), k.block,
                                           k.stage))
         a, b = self.overhead
@@ -312,13 +342,14 @@ def fit_correction(model: LatencyModel, samples: list[dict], walls: list[float],
 
 
 def fit_trees(model: LatencyModel, samples: list[dict], n_trees: int = 200,
-              depth: int = 4, learning_rate: float = 0.1, seed: int = 0
-              ) -> tuple[dict, dict]:
+              depth: int = 4, learning_rate: float = 0.1, seed: int = 0,
+              n_features: int = TREES_WITHOUT_ACT) -> tuple[dict, dict]:
     """Gradient-boosted regression trees (scikit-learn, Huber loss) on log(measured /
     linear prediction) per kernel, from :func:`tree_row`; each kernel weighted by the
     square root of its share of its network's time (the kernels that make a network
-    slow count most, small ones still count). Returned as plain lists for
-    :func:`boost`, so prediction needs no scikit-learn."""
+    slow count most, small ones still count); the first ``n_features`` of
+    TREE_FEATURES. Returned as plain lists for :func:`boost`, so prediction needs no
+    scikit-learn."""
     import numpy as np
     from sklearn.ensemble import GradientBoostingRegressor
 
@@ -326,7 +357,7 @@ def fit_trees(model: LatencyModel, samples: list[dict], n_trees: int = 200,
     for s in samples:
         totals[s["net"]] = totals.get(s["net"], 0.0) + s["us"]
     keep = [s for s in samples if s["us"] > 0]
-    X = np.array([tree_row(s["type"], s["features"]) for s in keep])
+    X = np.array([tree_row(s["type"], s["features"])[:n_features] for s in keep])
     lin = np.array([max(model.linear_us(s["type"], s["features"])[1], LINEAR_FLOOR_US)
                     for s in keep])
     y = np.array([s["us"] for s in keep])
@@ -342,7 +373,8 @@ def fit_trees(model: LatencyModel, samples: list[dict], n_trees: int = 200,
         trees.append([t.feature.tolist(), [float(v) for v in t.threshold],
                       t.children_left.tolist(), t.children_right.tolist(),
                       [round(float(v), 6) for v in t.value[:, 0, 0]]])
-    out = {"features": list(TREE_FEATURES), "learning_rate": learning_rate, "offset": 0.0,
+    out = {"features": list(TREE_FEATURES[:n_features]), "learning_rate": learning_rate,
+           "offset": 0.0,
            "trees": trees}
     # the constant scikit-learn starts from (its init estimator), recovered exactly
     gp = g.predict(X)
@@ -363,11 +395,12 @@ def fit_trees(model: LatencyModel, samples: list[dict], n_trees: int = 200,
 
 def fit(samples: list[dict], overhead_samples: list[tuple[int, float]],
         walls: list[float] | None = None, hinges: tuple = (),
-        n_trees: int = 0, tree_seed: int = 0) -> LatencyModel:
+        n_trees: int = 0, tree_seed: int = 0, tree_act: bool = False) -> LatencyModel:
     """``samples``: {type, features, us, net}; ``overhead_samples``: (kernels, us) per
     network; ``walls``: each calibration network's unprofiled median wall time (us),
     which enables the second-stage correction; ``tree_seed``: the boosted trees' random
-    state (their row subsampling)."""
+    state (their row subsampling); ``tree_act``: the trees also read the activation
+    class (``act``)."""
     import numpy as np
 
     groups: dict[str, list[dict]] = {}
@@ -389,7 +422,9 @@ def fit(samples: list[dict], overhead_samples: list[tuple[int, float]],
         raise ValueError("no kernel samples to fit")
     model = LatencyModel(coef, overhead, stats, hinges=hinges)
     if n_trees:
-        model.trees, stats["trees"] = fit_trees(model, samples, n_trees, seed=tree_seed)
+        n_features = len(TREE_FEATURES) if tree_act else TREES_WITHOUT_ACT
+        model.trees, stats["trees"] = fit_trees(model, samples, n_trees, seed=tree_seed,
+                                                n_features=n_features)
     if walls:
         model.correction, constant, stats["network_correction"] = \
             fit_correction(model, samples, walls)

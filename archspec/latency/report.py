@@ -56,7 +56,7 @@ def latency_column(graph, per: str, profile_path, *, batch: int = 1,
         print(f"archspec: warning: the profile predicts batch "
               f"{profile.settings.get('batch', 1)} {profile.settings.get('dtype', 'fp32')}, "
               f"not batch {batch} {dtype}", file=sys.stderr)
-    pred = profile.model.predict(fuse(graph, profile.nchwc_block))
+    pred = profile.model.predict(fuse(graph, profile.nchwc_block), graph)
     return LatencyColumn(pred.per(per), pred.total_ms, pred.overhead_ms)
 
 
@@ -67,5 +67,5 @@ def sweep_latency(base, variants, rows: list[dict], profile_path) -> None:
     profile = _profile(Path(profile_path).resolve())
     for v, row in zip(variants, rows):
         graph = vary(base, v).compile()
-        row["latency_ms"] = round(profile.model.predict(fuse(graph, profile.nchwc_block))
-                                  .total_ms, 4)
+        row["latency_ms"] = round(profile.model.predict(fuse(graph, profile.nchwc_block),
+                                                        graph).total_ms, 4)
