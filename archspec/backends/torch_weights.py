@@ -204,7 +204,7 @@ def load_foreign(model, graph: Graph, path, *, partial: bool = False,
     into ``model`` (built from ``graph``) by position; raise :class:`BackendError` on the
     first mismatch unless ``partial``."""
     foreign = path if isinstance(path, Foreign) else read_foreign(path, source)
-    report = pair(model, graph, foreign, partial, source or str(path))
+    report = pair(model, graph, foreign, partial, source or foreign.path)
     copy_into(model, report)
     return report
 
@@ -213,28 +213,30 @@ def pair(model, graph: Graph, foreign: Foreign, partial: bool, source: str) -> L
     """The :class:`LoadReport` of pairing ``foreign`` with ``model``'s tensors (no copy)."""
     ours = [Tensor(k, v) for k, v in model.state_dict().items() if not k.endswith(COUNTER)]
     theirs = foreign.tensors
-    report = LoadReport(foreign.path, foreign.key, graph.name, partial, ours, [None] * len(ours),
-                        blocks={t.key: _block(graph, t.key) for t in ours})
-    n = 0
+    n, reshaped = matching_prefix(graph, ours, theirs)
+    stopped = None
+    if n < max(len(ours), len(theirs)):
+        stopped = _stop(n, len(theirs), len(ours), _at(ours, n), _at(theirs, n))
+        if not partial:
+            raise BackendError(f"{source}: {stopped['reason']} "
+                               f"({_hint(_whole(ours, theirs, n), n < len(ours))})")
+    n = _whole(ours, theirs, n)
+    return LoadReport(foreign.path, foreign.key, graph.name, partial, ours,
+                      theirs[:n] + [None] * (len(ours) - n),
+                      reshaped={i for i in reshaped if i < n}, unused=theirs[n:],
+                      stopped=stopped, blocks={t.key: _block(graph, t.key) for t in ours})
+
+
+def matching_prefix(graph: Graph, ours: list, theirs: list) -> tuple[int, set]:
+    """How many tensors pair from the start, and the positions among them reshaped."""
+    reshaped = set()
     for n, (mine, other) in enumerate(zip(ours, theirs)):
         how = fits(graph, mine, other)
         if how is None:
-            report.stopped = _stop(n, len(theirs), len(ours), mine, other)
-            break
+            return n, reshaped
         if how == "reshaped":
-            report.reshaped.add(n)
-    else:
-        n = min(len(ours), len(theirs))
-        if len(ours) != len(theirs):
-            report.stopped = _stop(n, len(theirs), len(ours), _at(ours, n), _at(theirs, n))
-    if report.stopped and not partial:
-        raise BackendError(f"{source}: {report.stopped['reason']} "
-                           f"({_hint(_whole(ours, theirs, n), n < len(ours))})")
-    n = _whole(ours, theirs, n)
-    report.sources[:n] = theirs[:n]
-    report.reshaped = {i for i in report.reshaped if i < n}
-    report.unused = theirs[n:]
-    return report
+            reshaped.add(n)
+    return min(len(ours), len(theirs)), reshaped
 
 
 def _hint(before: int, ours_left: bool) -> str:
