@@ -63,10 +63,10 @@ def test_a_tiny_quick_calibration_yields_a_profile_with_fingerprint_and_validati
     # seed 43: two small motif networks (~75 M MAdds together) and a small held-out one
     raw = cal.calibrate(threads=1, networks=2, variants=0, repeats=2, rounds=1, warmup=1,
                         min_round_ms=0, holdout=1, seed=43, probe=probe)
-    assert probe.calls == [1, 1]                       # before and after the campaign
+    assert probe.calls == [1, 1, 1]            # before, between and after the campaign
     fp = raw["fingerprint"]
     assert fp["kernels"] == {k: pytest.approx(v * 1.1) for k, v in KERNELS.items()}
-    assert len(fp["probes"]) == 2 and fp["env"]["threads"] == 1
+    assert len(fp["probes"]) == 3 and fp["env"]["threads"] == 1
     held = raw["holdout"]
     assert len(held["measured_ms"]) == len(held["networks_ir"]["graphs"]) == 1
     profile = fitting.build(raw, n_trees=0)
@@ -88,7 +88,7 @@ def _main(argv, monkeypatch, captured):
         captured.update(kw)
         return {}
 
-    def fake_build(raw, n_trees=200):
+    def fake_build(raw, n_trees=200, **kw):
         p = fingerprinted()
         p.calibration.update(kernel_samples=1, networks=captured["networks"],
                              variants=captured["variants"], seconds=1.0,

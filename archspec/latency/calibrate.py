@@ -23,11 +23,12 @@ the spread between rounds is recorded in the profile. The measurements keep the 
 every network measured (:mod:`.raw`), so a refit never rebuilds them from the current
 specs.
 
-Fingerprint and validation. The probe kernels (:func:`.probes.probe`) are timed before
-and after the campaign: the profile's fingerprint, which every use of the profile checks
-this machine against. After the calibration networks, ``holdout`` further variants of
-the shipped specs (:func:`.networks.holdout_networks`, never fitted) are timed as
-``latency --check`` times a model; the fit predicts them and the profile keeps the
+Fingerprint and validation. The probe kernels (:func:`.probes.probe`) are timed before,
+during (after the calibration networks) and after the campaign: the profile's
+fingerprint, which every use of the profile checks this machine against. After the
+calibration networks, ``holdout`` further variants of the shipped specs
+(:func:`.networks.holdout_networks`, never fitted) are timed as ``latency --check``
+times a model; the fit predicts them and the profile keeps the
 share within +-10% (``validation``). ``QUICK`` is the smaller campaign of ``calibrate
 --quick`` (docs/latency.md says how it was chosen).
 
@@ -75,8 +76,8 @@ def calibrate(*, threads: int = 1, networks: int = 120, variants: int = 0,
               progress=lambda n=1: None) -> dict:
     """Measure the calibration networks (``networks`` random motif networks and
     ``variants`` random variants of the shipped specs), then ``holdout`` networks kept
-    out of the fit; the probe kernels before and after (``probe``: threads -> us per
-    kernel). Returns the raw samples (see :func:`~archspec.latency.fitting.build`)."""
+    out of the fit; the probe kernels before, between and after (``probe``: threads ->
+    us per kernel). Returns the raw samples (see :func:`~archspec.latency.fitting.build`)."""
     block = nchwc_block()
     t0 = time.perf_counter()
     probes = [probe(threads)]
@@ -97,6 +98,7 @@ def calibrate(*, threads: int = 1, networks: int = 120, variants: int = 0,
     # Other tenants of a shared machine only ever slow a run down, and a slow spell lasts
     # longer than a round: the quiet-machine time is the *fastest* round's median (each
     # round a fresh session and a median over its runs, so one lucky run cannot win).
+    probes.append(probe(threads))
     held = _holdout(holdout, how, rounds, progress)
     probes.append(probe(threads))
     walls = [min(m) for m in round_medians]
