@@ -55,6 +55,9 @@ UPSAMPLE = Field("upsample", bool, True, "bilinear resize of the logits to the i
 ANCHORS = Field("anchors", int, 6, "anchors (default boxes) per location of each feature "
                 "map: 2 + 2 x the aspect ratios (torchvision's [2, 3]: 6)",
                 minimum=1, maximum=1000)
+FIRST_ANCHORS = Field("first_anchors", int, None, "anchors per location of the first map "
+                      "(TF Object Detection API's reduce_boxes_in_lowest_layer: 3; default: "
+                      "`anchors`)", minimum=1, maximum=1000)
 EXTRA = IntList("extra", tuple, (512, 256, 256, 128), "widths c of the extra layers after the last "
                 "tap, each a 1x1 conv to c/2, a 3x3 depthwise conv with stride 2 and a 1x1 "
                 "conv to c, each with BN and `nl`", minimum=2, maximum=100000, items=(0, 16))
@@ -121,14 +124,16 @@ def _predictions(b, local: str, maps, per_anchor: int, f: dict) -> str:
     parts = []
     for j, m in enumerate(maps):
         c = b.channels(m)
+        anchors = f["first_anchors"] or f["anchors"] if j == 0 else f["anchors"]
         y = b.conv_bn_act(f"{local}.{j}.dw", m, c, k=f["k"], groups=c, nl=f["nl"])
-        y = b.conv(f"{local}.{j}.pw", y, f["anchors"] * per_anchor, bias=True)
+        y = b.conv(f"{local}.{j}.pw", y, anchors * per_anchor, bias=True)
         parts.append(b.anchor_flatten(f"{local}.{j}.flat", y, per_anchor))
     return b.concat(f"{local}.concat", parts) if len(parts) > 1 else parts[0]
 
 
 @head("ssdlite", outputs=("bbox_regression", "cls_logits"),
-      fields=(CLASSES, ANCHORS, EXTRA, K(doc="kernel of the prediction layers' depthwise conv"),
+      fields=(CLASSES, ANCHORS, FIRST_ANCHORS, EXTRA,
+              K(doc="kernel of the prediction layers' depthwise conv"),
               NL(default="relu6", doc="nonlinearity of the extra and prediction layers")))
 def ssdlite(b, inputs, f):
     """SSDLite (MobileNetV2 Sec. 6.2; MobileNetV3 Sec. 6.3; torchvision ssdlite.py): SSD's
