@@ -122,6 +122,26 @@ def test_the_probe_can_be_skipped(monkeypatch):
     assert c.probe == "skipped (ARCHSPEC_NO_PROBE)" and "numpy" in c.message()
 
 
+def test_a_probe_that_cannot_run_is_said_and_does_not_stop_the_prediction():
+    def broken(threads, fresh=False):
+        raise ImportError("No module named 'onnxruntime'")
+
+    c = machine_check(fingerprinted(), "p.json", env=ENV, run_probe=broken)
+    assert c.ratio is None and "ImportError" in c.probe and "could not be probed" in \
+        c.message()
+
+
+def test_a_broken_fingerprint_is_a_load_error(tmp_path):
+    from archspec.errors import ArchspecError
+
+    for broken in ({"kernels": {"conv1x1": "fast"}, "env": {}}, {"kernels": {}},
+                   {"version": 1, "env": {}}):
+        d = {**fingerprinted().to_dict(), "fingerprint": broken}
+        (tmp_path / "p.json").write_text(json.dumps(d))
+        with pytest.raises(ArchspecError, match="broken machine fingerprint"):
+            load(tmp_path / "p.json")
+
+
 def test_a_probe_of_another_version_is_not_compared():
     p = fingerprinted()
     p.fingerprint["version"] = probes.PROBE_VERSION + 1

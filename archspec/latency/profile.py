@@ -72,9 +72,19 @@ def load(path) -> Profile:
         model = LatencyModel.from_dict(d["model"])
     except (KeyError, ValueError, TypeError) as e:
         raise ArchspecError(f"{path}: broken profile model ({e})") from None
+    fingerprint = d.get("fingerprint") or {}
+    if fingerprint and not _well_formed(fingerprint):
+        raise ArchspecError(f"{path}: broken machine fingerprint (kernels: name -> us and "
+                            "env expected); recalibrate")
     return Profile(d["backend"], d["settings"], d["machine"], d["versions"], model,
                    d.get("calibration", {}), d.get("created", ""), d.get("fitted_with", {}),
-                   d.get("fingerprint") or {}, d.get("validation") or {})
+                   fingerprint, d.get("validation") or {})
+
+
+def _well_formed(fp) -> bool:
+    kernels = fp.get("kernels") if isinstance(fp, dict) else None
+    return (isinstance(kernels, dict) and bool(kernels) and isinstance(fp.get("env"), dict)
+            and all(isinstance(v, (int, float)) and v > 0 for v in kernels.values()))
 
 
 def setup_warnings(profile: Profile, machine: dict, versions: dict,
@@ -231,15 +241,26 @@ def machine_check(profile: Profile, name: str, *, threads: int | None = None,
     if fp.get("version") != PROBE_VERSION:
         check.probe = f"not run (profile probe version {fp.get('version')})"
         return check
-    run = run_probe or cached_probe
-    this_us, check.probe = run(want)
-    check.ratio, check.kernels = probe_ratio(fp["kernels"], this_us)
-    if check.speed_differs:   # before warning, make sure it was not a slow spell
-        again, _ = run(want, fresh=True)
-        this_us = {k: min(us, again.get(k, us)) for k, us in this_us.items()}
-        check.ratio, check.kernels = probe_ratio(fp["kernels"], this_us)
-        check.probe += ", measured again"
+    try:
+        _compare(check, fp["kernels"], want, run_probe or cached_probe)
+    except Exception as e:   # noqa: BLE001 -- advisory: a failed probe must not stop a prediction
+        check.ratio, check.kernels = None, {}
+        check.probe = f"not run (the probe failed: {type(e).__name__}: {e})"
+        check.differences.append(f"this machine's speed could not be probed ({check.probe})")
     return check
+
+
+def _compare(check: MachineCheck, profile_us: dict, threads: int, run) -> None:
+    """Probe this machine and compare; a probe out of bounds is measured again
+    (uncached) and the faster kept per kernel before it counts (a slow spell of a
+    shared host is not another machine)."""
+    this_us, check.probe = run(threads)
+    check.ratio, check.kernels = probe_ratio(profile_us, this_us)
+    if check.speed_differs:
+        again, _ = run(threads, fresh=True)
+        this_us = {k: min(us, again.get(k, us)) for k, us in this_us.items()}
+        check.ratio, check.kernels = probe_ratio(profile_us, this_us)
+        check.probe += ", measured again"
 
 
 _PROBED: dict = {}
