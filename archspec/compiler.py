@@ -190,7 +190,7 @@ def _env_max_nodes() -> int:
         raise CompileError(f"ARCHSPEC_MAX_NODES must be a whole number, got {text!r}") from None
 
 
-UNREPEATED = ("conv", "pool", "dropout", "classifier")  # single layers, never deepened
+UNREPEATED = ("conv", "pool", "maxpool", "dropout", "classifier")  # single layers, never deepened
 
 
 def _depth(row: Row, spec: Spec) -> float:

@@ -137,6 +137,21 @@ def test_depth_keeps_the_rexnet_schedule_whole(tmp_path):
     assert spec.cost().totals.params > archspec.load("rexnet").cost().totals.params
 
 
+def test_depth_leaves_single_layers_single(tmp_path):
+    """ResNet-50 deepened 2x: the max-pool stem stays one layer, each bottleneck row doubles."""
+    from pathlib import Path
+
+    base = Path(archspec.__file__).parent / "specs" / "resnet50.yaml"
+    path = tmp_path / "deeper.yaml"
+    path.write_text(f"extends: {base}\nname: deeper\ndepth: 2\n")
+    kinds = [(n.block_type, n.block) for n in archspec.load(str(path)).compile()]
+    plain = [(n.block_type, n.block) for n in archspec.load("resnet50").compile()]
+    for block in ("maxpool", "conv"):
+        assert len({b for t, b in kinds if t == block}) == len({b for t, b in plain if t == block})
+    assert len({b for t, b in kinds if t == "resnet_bottleneck"}) == \
+        2 * len({b for t, b in plain if t == "resnet_bottleneck"})
+
+
 @pytest.mark.parametrize("value", ["0", "-1", "x", "17"])
 def test_bad_depth_is_located(value):
     with pytest.raises(SpecError) as e:

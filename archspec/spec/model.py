@@ -122,7 +122,7 @@ class Spec:
     @property
     def depth(self) -> float:
         """Top-level `depth` (default 1): each stage row of n blocks repeats ceil(n x depth)
-        times (timm `depth_multiplier`, 'ceil'); `conv`, `pool`, `dropout` rows stay single."""
+        times (timm `depth_multiplier`, 'ceil'); single layers (`conv`, `pool`, ...) do not."""
         data = getattr(self.document, "data", None)
         return float(data.get("depth", 1.0)) if isinstance(data, dict) else 1.0
 
