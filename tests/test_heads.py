@@ -219,3 +219,13 @@ def test_the_cli_exits_2_on_a_bad_tap(write, tmp_path):
     r = run_cli("cost", path)
     assert r.returncode == 2 and "bad.yaml" not in r.stdout
     assert "spec.yaml:9" in r.stderr and "stages.9" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_resolution_override_makes_a_non_square_input_square_and_back(write):
+    spec = archspec.load(write(PAPER_GATE.replace("pool_k: [3, 5], pool_s: [2, 3]", ""),
+                               "g.yaml"))
+    assert spec.size == (96, 160)
+    assert cost(spec.compile()).to_dict()["input"]["size"] == [96, 160]
+    square = spec.with_(resolution=64)
+    assert square.size == (64, 64) and square.compile().input_shape == (3, 64, 64)
+    assert square.without_overrides().size == (96, 160)
