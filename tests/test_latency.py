@@ -200,7 +200,13 @@ def test_variant_networks_cover_every_shipped_spec_apart_from_the_validation_var
 
     specs = sorted(SHIPPED.glob("*.yaml"))
     graphs = nets.variant_networks(len(specs))
-    assert sorted(g.name for g in graphs) == sorted(load(p).name for p in specs)
+    covered = {g.name for g in graphs}
+    assert len(covered) == len(graphs)          # one per spec
+    # every spec is covered but those whose heads (detection, segmentation) refuse the
+    # drawn resolution: left out, not an error
+    for p in specs:
+        s = load(p)
+        assert s.name in covered or s.heads, f"{s.name}: a classification spec left out"
     again = nets.variant_networks(len(specs))
     assert [[(n.name, n.shape) for n in g] for g in graphs] == \
         [[(n.name, n.shape) for n in g] for g in again]

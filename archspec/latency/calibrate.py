@@ -82,6 +82,7 @@ def calibrate(*, threads: int = 1, networks: int = 120, variants: int = 0,
     t0 = time.perf_counter()
     probes = [probe(threads)]
     graphs = calibration_graphs(networks, variants, seed)
+    variants = len(graphs) - networks          # a variant its spec cannot take is left out
     fused = [fuse(g, block) for g in graphs]
     how = _Round(threads, warmup, max(1, repeats // rounds), min_round_ms, seed)
     # net -> kernel -> per-round medians of its profiled time (us)

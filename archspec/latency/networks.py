@@ -154,10 +154,13 @@ def variant_networks(n: int, seed: int = 0, offset: int = VARIANT_SEED) -> list[
     """``n`` random variants of the shipped specs (``sweep --random``'s sampler: width,
     resolution, expansion, alpha), spread evenly over the specs, seeded apart from the
     validation variants of ``benchmarks/latency_check.py`` (``offset``: VARIANT_SEED for
-    calibration networks, HOLDOUT_SEED for the networks a calibration validates on)."""
+    calibration networks, HOLDOUT_SEED for the networks a calibration validates on).
+    A variant its spec cannot take (a segmentation head's fixed pool window at a small
+    resolution) is left out, so fewer than ``n`` may come back."""
     import math
 
     from ..analysis.sweep import random_variants, vary
+    from ..errors import ArchspecError
     from ..spec import load
     from ..spec.loader import SHIPPED
 
@@ -165,13 +168,15 @@ def variant_networks(n: int, seed: int = 0, offset: int = VARIANT_SEED) -> list[
         return []
     specs = [load(p) for p in sorted(SHIPPED.glob("*.yaml"))]
     per = math.ceil(n / len(specs))
-    out: list[Graph] = []
+    drawn: list[tuple[int, int, Graph]] = []
     for i, s in enumerate(specs):
-        for v in random_variants(per, seed * 100_000 + offset + i, s):
-            out.append(vary(s, v).compile())
+        for j, v in enumerate(random_variants(per, seed * 100_000 + offset + i, s)):
+            try:
+                drawn.append((j, i, vary(s, v).compile()))
+            except ArchspecError:
+                continue
     # interleave the specs so that any prefix covers all of them
-    order = sorted(range(len(out)), key=lambda j: (j % per, j // per))
-    return [out[j] for j in order][:n]
+    return [g for _, _, g in sorted(drawn, key=lambda x: (x[0], x[1]))][:n]
 
 
 def calibration_graphs(networks: int, variants: int, seed: int) -> list[Graph]:
