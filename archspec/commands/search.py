@@ -190,7 +190,8 @@ def _print(payload: dict, variables: list[str], objectives: list[str]) -> None:
 
     from ..cli_common import console
 
-    figures = list(dict.fromkeys([*objectives, "params", "madds"]))
+    extra = ["latency_ms", "accuracy"] if objectives == ["reward"] else []
+    figures = list(dict.fromkeys([*objectives, *extra, "params", "madds"]))
     table = Table("trial", *variables, *figures, title_justify="left", title=(
         f"{payload['spec']}: front of {len(payload['front'])} "
         f"({payload['complete']} of {payload['trials']} trials complete; study "

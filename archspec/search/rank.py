@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import random
+from contextlib import contextmanager
 
 MEASURES = ("effective", "threshold")
 NONLINEARITIES = ("linear", "relu", "relu6", "leaky_relu", "elu", "softplus", "swish",
@@ -37,6 +38,31 @@ def normalized_rank(x, measure: str = "effective", tol: float = 1e-2) -> float:
     return r / min(x.shape)
 
 
+@contextmanager
+def one_thread():
+    """Small SVDs and convolutions run fastest on one thread (a shared machine's threads
+    cost 20x on a 256 x 64 SVD); torch's setting is restored after."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def single_threaded(f):
+    import functools
+
+    @functools.wraps(f)
+    def run(*args, **kw):
+        with one_thread():
+            return f(*args, **kw)
+
+    return run
+
+
 def _singular_values(x):
     """Singular values, largest first; through the C x C Gram matrix when the matrix is
     tall (many positions), which is exact to ~1e-8 of the largest, far below ``tol``."""
@@ -49,6 +75,7 @@ def _singular_values(x):
     return eig.flip(0)
 
 
+@single_threaded
 def feature_ranks(spec, *, batch: int = 16, seed: int = 0, measure: str = "effective",
                   tol: float = 1e-2) -> list[dict]:
     """For each conv layer of ``spec`` (random weights, seeded; random normal input): its
@@ -153,6 +180,7 @@ def mlp(expand: int, depth: int, act: str, d_out: int, gen, measure: str,
     return normalized_rank(x, measure, tol)
 
 
+@single_threaded
 def study(networks: int, *, seed: int = 0, measure: str = "effective", tol: float = 1e-2,
           acts=NONLINEARITIES, ratios=None, expansions=None, depth: int = 5,
           progress=None) -> dict:

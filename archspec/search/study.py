@@ -109,6 +109,11 @@ def objective(job: Job, space: Space, base):
         values = {v.name: suggest(trial, v) for v in space.variables}
         trial.set_user_attr("label", label(values))
         trial.set_user_attr("worker", os.getpid())
+        seen = _same(trial, values)
+        if seen is not None:   # a sampler may propose a variant again: reuse its figures
+            trial.set_user_attr("same_as", seen.number)
+            trial.set_user_attr("figures", seen.user_attrs["figures"])
+            return seen.values
         spec = space.apply(base, values)
         text = space.text(base, values, trial_name(base, trial.number)) if job.proxy else ""
         figs = figures(spec, names, profile=job.profile, proxy=job.proxy, text=text)
@@ -116,6 +121,16 @@ def objective(job: Job, space: Space, base):
         return job.objectives.values(figs)
 
     return run
+
+
+def _same(trial, values: dict):
+    """A completed trial of the study with these variable values, if any."""
+    import optuna
+
+    done = trial.study.get_trials(deepcopy=False,
+                                  states=(optuna.trial.TrialState.COMPLETE,))
+    return next((t for t in done if t.params == values and "figures" in t.user_attrs),
+                None)
 
 
 def trial_name(base, number: int) -> str:
@@ -174,8 +189,10 @@ def _finished(job: Job) -> int:
 
 
 def trials(job: Job) -> tuple[list[dict], list[int]]:
-    """Every finished trial as a flat row (number, state, variables, figures, values), and
-    the numbers of the trials on the Pareto front (the best for one objective)."""
+    """Every finished trial as a flat row (number, state, variables, figures, values;
+    ``same_as``: the earlier trial of the same variant whose figures it reused), and the
+    numbers of the trials on the Pareto front (the best for one objective), each variant
+    once."""
     import optuna
 
     study = optuna.load_study(study_name=job.study, storage=_storage(job.storage))
@@ -188,8 +205,11 @@ def trials(job: Job) -> tuple[list[dict], list[int]]:
         if t.values is not None and job.objectives.target_ms:
             row["reward"] = round(t.values[0], 6)
         row["worker"] = t.user_attrs.get("worker")
+        if "same_as" in t.user_attrs:
+            row["same_as"] = t.user_attrs["same_as"]
         rows.append(row)
     complete = [t for t in study.get_trials(deepcopy=False,
                                            states=(optuna.trial.TrialState.COMPLETE,))]
-    front = sorted(t.number for t in study.best_trials) if complete else []
+    front = sorted(t.number for t in study.best_trials
+                   if "same_as" not in t.user_attrs) if complete else []
     return rows, front
