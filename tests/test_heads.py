@@ -204,6 +204,7 @@ def test_a_head_with_the_wrong_number_of_taps_is_located(write):
     (BASE + "heads:\n  - {block: deeplabv3, from: C3}\n  - {block: deeplabv3, from: C2}\n",
      11, "two heads are named `deeplabv3`"),
     (BASE.replace("64}", "[64, 0]}"), 3, "less than the minimum"),
+    (BASE + "taps: {C-4: stages.0}\n", 9, "`C-4` is not a name"),
     (BASE + "heads:\n  - {block: deeplabv3, from: C3, rates: [0]}\n", 10,
      "less than the minimum"),
 ])

@@ -18,6 +18,7 @@ from ..vocab import nonlinearity
 from .yamlio import Located, format_path, parse_yaml, read_yaml
 
 MAX_EXTENDS_DEPTH = 16
+NAME_PATTERN = "^[A-Za-z_][A-Za-z0-9_]*$"  # tap and head names (schema.json)
 SHIPPED = Path(__file__).resolve().parent.parent / "specs"
 
 
@@ -339,6 +340,9 @@ def _describe(err) -> list[tuple[str, str, str | None]]:
         return [(f"expected {want}, got {json.dumps(err.instance)}", "", None)]
     if v == "required":
         return [(err.message.replace("'", "`"), "", None)]
+    if v == "pattern" and err.validator_value == NAME_PATTERN:
+        return [(f"`{err.instance}` is not a name", "a name is letters, digits and _, not "
+                 "starting with a digit (C4, low_level)", None)]
     return [(err.message, "", None)]
 
 
