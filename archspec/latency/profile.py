@@ -173,9 +173,9 @@ class MachineCheck:
         if self.matches:
             return None
         items = ([self._speed()] if self.speed_differs else []) + self.differences
+        much = " by as much" if self.speed_differs else ""
         return (f"profile {self.profile} was made on another machine or setup: "
-                f"{'; '.join(items)}; its predictions may be off by as much: "
-                f"{CALIBRATE_HINT}")
+                f"{'; '.join(items)}; its predictions may be off{much}: {CALIBRATE_HINT}")
 
     def to_dict(self) -> dict:
         return {"profile": self.profile, "fingerprinted": self.fingerprinted,
