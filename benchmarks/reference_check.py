@@ -54,6 +54,8 @@ PAIRS = [
     ("torchvision", "mobilenet_v2", "mobilenetv2", None),
     ("torchvision", "mobilenet_v3_large", "mobilenetv3_large", None),
     ("torchvision", "mobilenet_v3_small", "mobilenetv3_small", None),
+    ("torchvision", "shufflenet_v2_x1_0", "shufflenet_v2_x1_0", None),
+    ("torchvision", "resnet50", "resnet50", None),
 ]
 RESOLUTIONS = (224, 160)
 TENSOR_RESOLUTION = 224
