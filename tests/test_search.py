@@ -4,6 +4,7 @@ worker processes sharing one study (nothing lost, nothing run twice)."""
 from __future__ import annotations
 
 import json
+import os
 import random
 
 import pytest
@@ -73,7 +74,8 @@ def test_a_tiny_search_with_a_training_proxy_on_digits(tmp_path):
     out = tmp_path / "out"
     r = run_cli("search", "mobilenetv2_cifar", "--space", _space(tmp_path), "-n", "3",
                 "--minimize", "madds", "--proxy", "train", "--data", "digits",
-                "--limit-batches", "2", "--batch", "32", "-o", out, "-f", "json")
+                "--limit-batches", "2", "--batch", "32", "-o", out, "-f", "json",
+                env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["schema"] == "archspec.search/1" and doc["complete"] == 3
@@ -124,3 +126,9 @@ def test_mnas_reward():
 
     assert reward(0.75, 10.0, 10.0) == 0.75
     assert reward(0.75, 20.0, 10.0, -0.07) == pytest.approx(0.75 * 2 ** -0.07)
+
+
+@pytest.mark.parametrize("command", ["search", "adapt", "rank"])
+def test_help(command):
+    r = run_cli(command, "--help")
+    assert r.returncode == 0 and "--format" in r.stdout, r.stderr

@@ -43,14 +43,15 @@ def adapt(spec: Spec,
           fmt: TableOrJson = "table") -> None:
     """Shrink SPEC step by step (NetAdapt) until its predicted latency meets --target-ms;
     write every step as a spec, the decision log and a plot."""
-    from ..cli_common import load
     from ..errors import ArchspecError
     from ..fsutil import atomic_write_text
     from ..search.adapt import Adapter, adapt as run_adapt
 
     if proxy not in ("rank", "train"):
         raise ArchspecError(f"--proxy: {proxy!r} is not one of 'rank', 'train'")
-    base = load(spec)
+    from ..search.study import load_base
+
+    base = load_base(spec)
     out = output or Path("runs") / f"adapt-{base.name}"
     adapter = Adapter(base, str(profile), make_proxy(proxy, data, epochs, proxy_resolution,
                                                      limit_batches, batch, seed), delta)

@@ -95,9 +95,18 @@ def suggest(trial, var):
 
 
 def base_spec(job: Job):
+    return load_base(job.spec)
+
+
+def load_base(source: str):
+    """The spec a search or NetAdapt starts from: a YAML file or a shipped name."""
     from ..sources import load
 
-    return load(job.spec)
+    spec = load(source)
+    if not hasattr(spec, "stages"):
+        raise ArchspecError(f"{source}: search and adapt take a YAML spec or a shipped "
+                            "spec name, not a model file")
+    return spec
 
 
 def objective(job: Job, space: Space, base):
