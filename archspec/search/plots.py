@@ -45,6 +45,7 @@ def front_plot(rows: list[dict], front: list[int], x: str, y: str, variables: li
         text = "\n".join(f"{v}={_short(r[v])}" for v in variables if v in r)
         ax.annotate(text, (r[x], r[y]), fontsize=6, xytext=(4, 4),
                     textcoords="offset points")
+    ax.margins(0.12, 0.18)   # room for the labels of the outermost points
     ax.set_xlabel(AXIS.get(x, x))
     ax.set_ylabel(AXIS.get(y, y))
     ax.set_title(title)
