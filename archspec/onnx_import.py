@@ -9,7 +9,8 @@ BatchNormalization, Relu, Clip, HardSwish, HardSigmoid, Sigmoid, Gelu, Elu, Soft
 LeakyRelu (with archspec's constants: ELU alpha 1, leaky slope 0.01), Mul, Add,
 GlobalAveragePool (and ReduceMean over H, W), AveragePool, MaxPool, Resize (bilinear,
 half-pixel, constant sizes), Gemm, Flatten, Reshape/Squeeze to a vector, Concat, Slice,
-Dropout/Identity, Constant. Any other op is an :class:`ArchspecError`
+Dropout/Identity, Constant, and shape arithmetic on constants (Shape, Gather, Add, Sub,
+Mul, Div: torch's export of ``chunk``). Any other op is an :class:`ArchspecError`
 naming the op and the node, and so is a malformed node (wrong input count, a constant of
 the wrong shape). Shapes are inferred by the IR, not read from the file, so a file with
 dynamic spatial axes can be costed at any ``resolution``. The graph's ``meta`` records the
@@ -329,6 +330,9 @@ class _Importer:
     # -- patterns (found before the walk) --
     def find_patterns(self):
         index = {id(n): n for n in self.nodes}
+        for n in self.nodes:   # the patterns read Constant nodes' values too
+            if n.op_type == "Constant" and "value" in self.attrs(n):
+                self.consts[n.output[0]] = self.initializer(self.attrs(n)["value"])
         for n in self.nodes:
             if n.op_type == "Mul" and len(n.input) == 2 and self._gelu(n):
                 continue
@@ -734,8 +738,50 @@ def _clip(im: _Importer, n) -> None:
     im.fail(n, f"Clip({lo}, {hi}) is neither relu (0, inf) nor relu6 (0, 6)")
 
 
+def _folded(im: _Importer, n, fn) -> bool:
+    """Shape arithmetic (torch exports ``x.chunk(2, 1)`` as Slice bounds computed from
+    Shape): when every input is a constant, the output is the constant ``fn(*inputs)``."""
+    if not all(i in im.consts for i in n.input):
+        return False
+    im.consts[n.output[0]] = fn(*(im.consts[i] for i in n.input))
+    return True
+
+
+@handles("Shape", inputs=(1, 1), makes=())
+def _shape(im: _Importer, n) -> None:
+    """The input's shape (batch 1) as a constant, cut to ``start:end``."""
+    import numpy as np
+
+    a = im.attrs(n)
+    full = np.array([1, *im.shape(n.input[0])], np.int64)
+    im.consts[n.output[0]] = full[a.get("start", 0):a.get("end", len(full))]
+
+
+@handles("Gather", inputs=(2, 2), makes=())
+def _gather(im: _Importer, n) -> None:
+    import numpy as np
+
+    if not _folded(im, n, lambda data, i: np.take(data, i, axis=im.attrs(n).get("axis", 0))):
+        im.fail(n, "only a Gather of constants (shape arithmetic) imports")
+
+
+def _integer_div(a, b):
+    import numpy as np
+
+    return np.trunc(a / b).astype(a.dtype) if a.dtype.kind in "iu" else a / b
+
+
+for _op_type, _fn in {"Div": _integer_div, "Sub": lambda a, b: a - b}.items():
+    def _arithmetic(im: _Importer, n, fn=_fn) -> None:
+        if not _folded(im, n, fn):
+            im.fail(n, f"only a {n.op_type} of constants (shape arithmetic) imports")
+    handles(_op_type, inputs=(2, 2), makes=())(_arithmetic)
+
+
 @handles("Mul", inputs=(2, 2), makes=("mul",))
 def _mul(im: _Importer, n) -> None:
+    if _folded(im, n, lambda a, b: a * b):
+        return
     if any(i in im.consts for i in n.input):
         im.fail(n, "multiplying by a constant is not an archspec op")
     x, g = n.input
@@ -746,6 +792,8 @@ def _mul(im: _Importer, n) -> None:
 
 @handles("Add", inputs=(2, 2), makes=("add",))
 def _add(im: _Importer, n) -> None:
+    if _folded(im, n, lambda a, b: a + b):
+        return
     if any(i in im.consts for i in n.input):
         im.fail(n, "adding a constant is not an archspec op (bias adds belong to "
                    "Conv/Gemm)")
@@ -761,15 +809,21 @@ def _global_pool(im: _Importer, n) -> None:
     im.add(n, ops.GlobalAvgPool(), [n.input[0]])
 
 
-@handles("ReduceMean", inputs=(1, 2), makes=("global_pool",))
+@handles("ReduceMean", inputs=(1, 2), makes=("global_pool", "flatten"))
 def _reduce_mean(im: _Importer, n) -> None:
+    """A mean over H and W: global pooling; with keepdims=0 (torch's ``x.mean([2, 3])``)
+    a global pool ``<name>.pool`` and a flatten."""
     a = im.attrs(n)
     axes = a.get("axes")
     if axes is None and len(n.input) > 1 and n.input[1]:
         axes = im.const(n.input[1], n).tolist()
-    if sorted(int(x) % 4 for x in axes or []) != [2, 3] or a.get("keepdims", 1) != 1:
-        im.fail(n, "only a mean over H and W with keepdims=1 (global pooling) imports")
-    im.add(n, ops.GlobalAvgPool(), [n.input[0]])
+    if sorted(int(x) % 4 for x in axes or []) != [2, 3]:
+        im.fail(n, "only a mean over H and W (global pooling) imports")
+    if a.get("keepdims", 1):
+        im.add(n, ops.GlobalAvgPool(), [n.input[0]])
+        return
+    im.add(n, ops.GlobalAvgPool(), [n.input[0]], name=f"{im.ir_name(n)}.pool")
+    im.add(n, ops.Flatten(), [n.output[0]])
 
 
 @handles("Flatten", inputs=(1, 1), makes=("flatten",))

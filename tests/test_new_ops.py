@@ -310,3 +310,55 @@ def test_the_summary_labels_every_new_op():
                 assert type(model.get_submodule(node.name)).__name__ in text
         assert ("channel shuffle g=" in text) == any(n.kind == "channel_shuffle" for n in g)
         assert ("anchor flatten K=4" in text) == (name == "ssd")
+
+
+def test_a_torch_export_of_torchvisions_shufflenet_unit_imports():
+    """torch.onnx.export writes ``x.chunk(2, 1)`` as Slice bounds computed from Shape,
+    the shuffle as Reshape / Transpose / Reshape and ``x.mean([2, 3])`` as a ReduceMean
+    without keepdims: all import, and cost what FlopCounterMode counts."""
+    import io
+    import warnings
+
+    pytest.importorskip("onnx")
+    from torch import nn
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from archspec.onnx_import import from_proto
+
+    class Unit(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU())
+            self.branch = nn.Sequential(nn.Conv2d(4, 4, 1), nn.ReLU(),
+                                        nn.Conv2d(4, 4, 3, 1, 1, groups=4))
+            self.fc = nn.Linear(8, 5)
+
+        def forward(self, x):
+            x = self.stem(x)
+            a, b = x.chunk(2, dim=1)
+            x = torch.cat((a, self.branch(b)), 1)
+            n, c, h, w = x.shape
+            x = x.view(n, 2, c // 2, h, w).transpose(1, 2).contiguous().view(n, c, h, w)
+            return self.fc(x.mean([2, 3]))
+
+    model, f = Unit().eval(), io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.zeros(1, 3, 16, 16),), f, dynamo=False,
+                          opset_version=17, input_names=["input"])
+    g = from_proto(_proto(f))
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(torch.zeros(1, 3, 16, 16))
+    totals = cost(g).totals
+    assert (totals.params, 2 * totals.madds) == (sum(p.numel() for p in model.parameters()),
+                                                 counter.get_total_flops())
+    assert [n.kind for n in g if n.kind in ("slice", "channel_shuffle", "flatten")] == \
+        ["slice", "slice", "channel_shuffle", "flatten"]
+    assert g[g.outputs["output"]].shape == (5,)
+
+
+def _proto(buffer):
+    import onnx
+
+    return onnx.load_from_string(buffer.getvalue())
