@@ -102,10 +102,9 @@ def _to_input(b, x: str, f: dict) -> str:
 
 
 def _taps(inputs, count: int, name: str) -> tuple:
-    from ..ir.ops import ShapeError
-
+    """The head's inputs, when `from` names as many taps as it reads."""
     if len(inputs) != count:
-        raise ShapeError(f"{name} reads {count} taps, `from` names {len(inputs)}")
+        raise ValueError(f"{name} reads {count} taps, `from` names {len(inputs)}")
     return tuple(inputs)
 
 
