@@ -12,11 +12,14 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import random
-from dataclasses import dataclass
 
 from ..errors import ArchspecError
 from ..spec.model import Spec
 from .cost import totals
+from .variants import Variant, row_changes, vary
+
+__all__ = ["Evaluator", "Variant", "evaluate", "grid", "objectives", "pareto",
+           "random_variants", "row_changes", "run", "shortfall", "vary"]
 
 FIGURES = ("params", "madds", "elementwise", "peak_bytes")
 MINIMIZE = ("madds",)
@@ -28,43 +31,6 @@ WIDTH_STEP = 1000   # random widths are drawn to 1/1000
 RESOLUTIONS = tuple(range(96, 225, 16))
 EXPANSIONS = (3, 4, 5, 6)
 ALPHAS = (1, 1 / 2, 1 / 3, 1 / 6)
-
-
-@dataclass(frozen=True)
-class Variant:
-    width: float | None = None
-    resolution: int | None = None
-    t: float | None = None
-    alpha: float | None = None
-    schedule_end: float | None = None
-
-    def label(self) -> str:
-        return ", ".join(f"{k}={v:g}" for k, v in dataclasses.asdict(self).items()
-                         if v is not None)
-
-
-def vary(spec: Spec, v: Variant) -> Spec:
-    """The spec with the variant's free parameters applied."""
-    spec = spec.with_(width=v.width, resolution=v.resolution)
-    changes = {}
-    if v.t is not None:
-        changes["t"] = v.t
-    if v.alpha is not None:
-        changes["alpha"] = v.alpha
-    if changes:
-        rows = []
-        for row in spec.stages:
-            fields = dict(row.fields)
-            for key, value in changes.items():
-                # expansion applies to expanding rows only (t = 1 rows stay 1)
-                if key in fields and fields[key] is not None and \
-                        not (key == "t" and fields[key] == 1):
-                    fields[key] = value
-            rows.append(dataclasses.replace(row, fields=fields))
-        spec = dataclasses.replace(spec, stages=tuple(rows))
-    if v.schedule_end is not None and spec.schedule:
-        spec = dataclasses.replace(spec, schedule={**spec.schedule, "end": v.schedule_end})
-    return spec
 
 
 def evaluate(spec: Spec, v: Variant, memory: bool = False) -> dict:
@@ -189,36 +155,77 @@ def objectives(minimize: str, maximize: str, *, memory: bool = False,
     return mins, maxs
 
 
-def _work(args):
-    spec, chunk, memory = args
-    return [evaluate(spec, v, memory) for v in chunk]
+class Evaluator:
+    """Evaluates variants of one spec: from memoised blocks (:mod:`.memo`) where it can,
+    by a full compile where it cannot or where asked (``memo=False``, or ``memory``, which
+    needs the whole graph); the rows are those of :func:`evaluate` either way. ``extra``,
+    if given, adds figures to each row: ``extra(memo, spec, v, row)`` with ``memo`` the
+    :class:`~.memo.SweepMemo` or None (predicted latency: archspec.latency.memo)."""
+
+    def __init__(self, spec: Spec, *, memory: bool = False, memo: bool = True, extra=None):
+        from .memo import SweepMemo
+
+        self.spec, self.memory, self.extra = spec, memory, extra
+        self.memo = SweepMemo(spec) if memo else None
+
+    def __call__(self, v: Variant) -> dict:
+        row = None if self.memo is None or self.memory else self.memo.evaluate(v)
+        if row is None:
+            row = evaluate(self.spec, v, self.memory)
+        if self.extra is not None:
+            self.extra(self.memo, self.spec, v, row)
+        return row
+
+
+_EVALUATOR: Evaluator | None = None   # a worker process's, set by _start
+
+
+def _start(evaluator: Evaluator) -> None:
+    global _EVALUATOR
+    _EVALUATOR = evaluator
+
+
+def _work(chunk: list[Variant]) -> list[dict]:
+    return [_EVALUATOR(v) for v in chunk]
 
 
 def run(spec: Spec, variants: list[Variant], *, memory=False, workers: int = 0,
-        progress=None) -> list[dict]:
+        progress=None, memo: bool = True, extra=None) -> list[dict]:
     """Evaluate all variants (in ``workers`` processes; 0 = one per core, 1 = in-process).
-    ``progress(n_done)`` is called as chunks finish."""
+    ``progress(n_done)`` is called as chunks finish. ``memo=False`` compiles every
+    variant in full (the same rows, slower); ``extra``: see :class:`Evaluator`."""
     import os
 
+    evaluator = Evaluator(spec, memory=memory, memo=memo, extra=extra)
     workers = workers or os.cpu_count() or 1
     if workers == 1 or len(variants) < 64:
         out = []
         for v in variants:
-            out.append(evaluate(spec, v, memory))
+            out.append(evaluator(v))
             if progress:
                 progress(1)
         return out
     from concurrent.futures import ProcessPoolExecutor
 
+    order = sorted(range(len(variants)), key=lambda i: _similar(variants[i]))
     size = max(16, len(variants) // (workers * 8))
-    chunks = [variants[i:i + size] for i in range(0, len(variants), size)]
-    out = []
-    with ProcessPoolExecutor(workers) as pool:
-        for result in pool.map(_work, [(spec, c, memory) for c in chunks]):
-            out.extend(result)
+    chunks = [order[i:i + size] for i in range(0, len(order), size)]
+    out: list = [None] * len(variants)
+    with ProcessPoolExecutor(workers, initializer=_start, initargs=(evaluator,)) as pool:
+        results = pool.map(_work, [[variants[i] for i in chunk] for chunk in chunks])
+        for chunk, result in zip(chunks, results):
+            for i, row in zip(chunk, result):
+                out[i] = row
             if progress:
                 progress(len(result))
     return out
+
+
+def _similar(v: Variant) -> tuple:
+    """A sort key that puts variants sharing blocks next to each other (same width first):
+    each worker gets runs of them, and its memo repeats less of another's work."""
+    return tuple((x is None, x or 0) for x in (v.width, v.schedule_end, v.t, v.alpha,
+                                               v.resolution))
 
 
 def pareto(rows: list[dict], minimize=MINIMIZE, maximize=MAXIMIZE) -> list[bool]:

@@ -74,6 +74,9 @@ def sweep(spec: Spec,
               help="Exit 1 if any variant is over this budget.")] = None,
           workers: Annotated[int, typer.Option(
               min=0, max=256, help="Worker processes (0: one per core).")] = 0,
+          memo: Annotated[bool, typer.Option(
+              "--memo/--no-memo", help="Reuse the figures of blocks seen before (the "
+              "same results; --no-memo compiles every variant in full, to check).")] = True,
           output: Annotated[Optional[Path], typer.Option(
               "--output", "-o", dir_okay=False, rich_help_panel=OUTPUT,
               help="Write every variant: .jsonl, .json or .csv.")] = None,
@@ -108,14 +111,16 @@ def sweep(spec: Spec,
     sw.vary(base, variants[0]).compile()  # fail fast, with the spec's own error
     from rich.progress import Progress
 
+    extra = None
+    if profile_path is not None:
+        from ..latency.memo import SweepLatency
+        from ..latency.report import _profile
+
+        extra = SweepLatency(_profile(profile_path.resolve()))
     with Progress(transient=True, disable=len(variants) < 200) as bar:
         task = bar.add_task("sweep", total=len(variants))
-        rows = sw.run(base, variants, memory=memory, workers=workers,
-                      progress=lambda n: bar.advance(task, n))
-    if profile_path is not None:
-        from ..latency.report import sweep_latency
-
-        sweep_latency(base, variants, rows, profile_path)
+        rows = sw.run(base, variants, memory=memory, workers=workers, memo=memo,
+                      extra=extra, progress=lambda n: bar.advance(task, n))
     for row, on_front in zip(rows, sw.pareto(rows, mins, maxs)):
         row["pareto"] = on_front
     over = []

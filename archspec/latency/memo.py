@@ -1,0 +1,302 @@
+"""Predicted latency of sweep variants from memoised blocks (``archspec sweep --profile``).
+
+The kernels of a network are its blocks' kernels when no kernel crosses a block boundary.
+So each block is fused alone (:class:`.kernels._Fuser` on the block's own graph, from
+archspec.analysis.memo), with what fusion can see of its surroundings: the layout of its
+input (and whether a kernel computed it), whether its output is a graph output or tap, and
+the ops of the next block that read its output, added after it as stubs. A block whose
+kernel takes in a stub crosses the boundary: that variant is predicted from its full
+graph. A kernel's predicted time depends on the whole network only through the trees'
+``log_net`` feature, compared with the trees' thresholds, so it is memoised per bucket
+between two thresholds, and the missing times of a variant are boosted together
+(:class:`Forest`: numpy, the same floats as the model's own loop). The
+sum is the model's own (``LatencyModel.predict``); tests/test_sweep_memo.py checks the
+figures equal the full path's on random samples.
+"""
+from __future__ import annotations
+
+import bisect
+import math
+from typing import NamedTuple
+
+from ..analysis.memo import Cache, _bid, take_lowered
+from ..ir import ops
+from .kernels import Kernel, _Fuser
+from .kernels import kernels as fuse
+from .model import (FEATURES, LINEAR_FLOOR_US, TREE_FEATURES, LatencyModel, kernel_features,
+                    tree_row)
+
+BLOCK_ENTRIES = 50_000     # fused blocks kept per process
+KERNEL_ENTRIES = 200_000   # kernel times (per network-size bucket) kept per process
+NET = TREE_FEATURES.index("log_net")
+_CROSSES = object()
+
+
+class FusedBlock(NamedTuple):
+    kernels: tuple      # (kernel id, type, features without net_elems) per kernel
+    net_elems: int      # the block's share of the network's net_elems
+    layout: str         # the layout of the block's output
+
+
+class _Preset:
+    """What LatencyModel.predict reads of a kernel, with its time already known."""
+
+    __slots__ = ("type", "timed")
+    name = block = stage = ""
+    nodes = ()
+
+    def __init__(self, type_: str, timed: tuple):
+        self.type, self.timed = type_, timed
+
+    def features(self) -> dict:
+        return {"timed": self.timed}
+
+
+class _PresetModel(LatencyModel):
+    """The profile's model summing kernels whose times are known (its own predict)."""
+
+    def __init__(self, model: LatencyModel):
+        self.__dict__.update(model.__dict__)
+
+    def kernel_us(self, type_: str, features: dict) -> tuple[str, float]:
+        return features["timed"]
+
+
+class Forest:
+    """A profile's boosted trees as padded arrays (numpy): :meth:`boost` gives, for many
+    kernels at once, what :func:`archspec.latency.model.boost` gives for each -- the same
+    leaves (the trees' own comparisons, ``x <= threshold`` goes left), their
+    ``lr x value`` added to the offset one tree after the other (``np.add.accumulate``
+    adds in order), so the same floats."""
+
+    def __init__(self, trees: dict):
+        import numpy as np
+
+        self.np, self.lr, self.offset = np, trees["learning_rate"], trees["offset"]
+        forest = trees["trees"]
+        width = max(len(t[0]) for t in forest)
+        shape = (len(forest), width)
+        self.feat = np.zeros(shape, np.int64)
+        self.thr = np.full(shape, np.inf)       # a leaf goes "left" to itself
+        self.left = np.tile(np.arange(width), (len(forest), 1))
+        self.right = self.left.copy()
+        self.value = np.zeros(shape)
+        for n, (feat, thr, left, right, value) in enumerate(forest):
+            for i in range(len(feat)):
+                self.value[n, i] = value[i]
+                if left[i] >= 0:
+                    self.feat[n, i], self.thr[n, i] = feat[i], thr[i]
+                    self.left[n, i], self.right[n, i] = left[i], right[i]
+        self.depth = _depth(forest)
+        self.base = np.arange(len(forest))[None, :] * width
+        self.left, self.right = self.left + self.base[0][:, None], \
+            self.right + self.base[0][:, None]
+        self.feat, self.thr, self.left, self.right, self.value = (
+            a.ravel() for a in (self.feat, self.thr, self.left, self.right, self.value))
+
+    def boost(self, xs: list[list[float]]) -> list[float]:
+        np = self.np
+        x = np.array(xs, dtype=np.float64).ravel()
+        offsets = (np.arange(len(xs)) * len(xs[0]))[:, None]
+        at = np.repeat(self.base, len(xs), axis=0)
+        for _ in range(self.depth):
+            go_left = x[offsets + self.feat[at]] <= self.thr[at]
+            at = np.where(go_left, self.left[at], self.right[at])
+        terms = np.empty((len(xs), at.shape[1] + 1))
+        terms[:, 0] = self.offset
+        terms[:, 1:] = self.lr * self.value[at]
+        return np.add.accumulate(terms, axis=1)[:, -1].tolist()
+
+
+def _depth(forest) -> int:
+    """The most splits on any root-to-leaf path of the trees."""
+    def depth(tree, i):
+        left, right = tree[2], tree[3]
+        return 0 if left[i] < 0 else 1 + max(depth(tree, left[i]), depth(tree, right[i]))
+    return max(depth(t, 0) for t in forest)
+
+
+class _Boosted(LatencyModel):
+    """The profile's model with each kernel's linear time and trees' sum known already
+    (``features["known"]``): LatencyModel.raw_us on them, and the model's own
+    kernel_us (correction) and predict."""
+
+    def __init__(self, model: LatencyModel):
+        self.__dict__.update(model.__dict__)
+
+    def raw_us(self, type_: str, features: dict) -> tuple[str, float]:
+        t, us, total = features["known"]
+        if self.trees:
+            us = max(us, LINEAR_FLOOR_US) * math.exp(total)
+        return t, us
+
+
+class SweepLatency:
+    """``extra`` for archspec.analysis.sweep.run: adds ``latency_ms``, the predicted
+    latency archspec.latency.report.sweep_latency gives (rounded to 4 decimals), from
+    memoised blocks where the variant allows, else from its full graph."""
+
+    def __init__(self, profile):
+        self.model, self.block = profile.model, profile.nchwc_block
+        self._start()
+
+    def _start(self) -> None:
+        self._preset = _PresetModel(self.model)
+        self._boosted = _Boosted(self.model)
+        self._statics = Cache(KERNEL_ENTRIES)
+        self._fused = Cache(BLOCK_ENTRIES)
+        self._times = Cache(KERNEL_ENTRIES)
+        self._forest = Forest(self.model.trees) if self.model.trees else None
+        trees = self.model.trees or {}
+        reads_net = len(trees.get("features", ())) > NET and "net_elems" not in FEATURES
+        self._thresholds = sorted({thr[i] for feat, thr, left, _, _ in trees.get("trees", ())
+                                   for i in range(len(feat))
+                                   if left[i] >= 0 and feat[i] == NET}) if reads_net else []
+        self._exact_net = "net_elems" in FEATURES
+
+    def __getstate__(self):
+        return {"model": self.model, "block": self.block}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._start()
+
+    def __call__(self, memo, spec, v, row: dict) -> None:
+        ms = self.memoised(memo, v) if memo is not None else None
+        if ms is None:
+            from ..analysis.variants import vary
+
+            graph = vary(spec, v).compile()
+            ms = self.model.predict(fuse(graph, self.block), graph).total_ms
+        row["latency_ms"] = round(ms, 4)
+
+    # ---- from memoised blocks ---------------------------------------------------------
+    def memoised(self, memo, v) -> float | None:
+        """Predicted ms of ``v`` from its blocks, or None where a full graph is needed."""
+        chain = memo.chain(v)
+        if chain is None or any(c.passthrough for _, _, c in chain):
+            return None
+        outputs = self._outputs(chain, memo.input_shape(v.resolution)[1])
+        kernels, net, layout = [], 0, None
+        for i, (entry, shape, _) in enumerate(chain):
+            after = chain[i + 1][2].consumers if i + 1 < len(chain) else ()
+            key = (entry.bid, shape, layout, i in outputs, _context(after))
+            fused = self._fused.get(key)
+            if fused is None:
+                fused = self._fused.put(key, self._fuse(entry, shape, layout,
+                                                        i in outputs, after, memo.spec))
+            if fused is _CROSSES:
+                return None
+            kernels.extend(fused.kernels)
+            net += fused.net_elems
+            layout = fused.layout
+        return self._predict(kernels, net)
+
+    @staticmethod
+    def _outputs(chain, resolution: int) -> set[int]:
+        """The blocks whose output is a graph output or a C<k> tap (compiler._mark_level
+        on the blocks' output shapes)."""
+        from ..compiler import _mark_level
+
+        shapes = _Shapes(chain)
+        for i, (entry, _, _) in enumerate(chain):
+            if entry.in_stages:
+                _mark_level(shapes, i, resolution)
+        return set(shapes.taps.values()) | {len(chain) - 1}
+
+    def _fuse(self, entry, shape, layout, is_output: bool, after: tuple, spec):
+        """The block's kernels fused alone (see the module docstring), or _CROSSES."""
+        try:
+            graph, out = take_lowered(entry, shape, spec)
+        except Exception:   # noqa: BLE001 -- the full path reports it
+            return _CROSSES
+        own = [n.name for n in graph if n.name != "input"]
+        graph.meta, graph.taps = {}, {}
+        graph.outputs = {"output": out} if is_output else {}
+        for j, (op, shapes) in enumerate(after):
+            inputs = [out if s is None else graph.add(f"~next{j}.in{k}", ops.Input(s))
+                      for k, s in enumerate(shapes)]
+            graph.add(f"~next{j}", op, inputs)
+        fz = _Fuser(graph, self.block)
+        if layout is not None:
+            fz.owner["input"] = Kernel("input", "", layout=layout)
+        mine = set(own)
+        kernels = [k for k in fz.run() if k.name in mine]
+        if any(n not in mine for k in kernels for n in k.nodes):
+            return _CROSSES
+        out_kernels = []
+        for k in kernels:
+            f = kernel_features(k, graph)
+            f.pop("net_elems", None)
+            feats = tuple(f.items())
+            out_kernels.append((_bid(("kernel", k.type, feats)), k.type, f))
+        return FusedBlock(tuple(out_kernels), sum(k.params + k.out_elems for k in kernels),
+                          fz.owner[out].layout)
+
+    def _predict(self, kernels: list, net: int) -> float:
+        """The model's prediction for these kernels in a network of ``net`` elements:
+        each kernel's time from the memo (per kernel and network-size bucket), the
+        missing ones computed together (:meth:`_kernel_us`)."""
+        bucket = net if self._exact_net else bisect.bisect_left(self._thresholds,
+                                                                math.log1p(net))
+        times, missing = self._times, []
+        found = [times.get((kid, bucket)) for kid, _, _ in kernels]
+        for i, t in enumerate(found):
+            if t is None:
+                missing.append(i)
+        if missing:
+            timed = self._kernel_us([kernels[i] for i in missing], net)
+            for i, t in zip(missing, timed):
+                found[i] = times.put((kernels[i][0], bucket), t)
+        return self._preset.predict([_Preset(k[1], t) for k, t in zip(kernels, found)]
+                                    ).total_ms
+
+    def _kernel_us(self, kernels: list, net: int) -> list[tuple[str, float]]:
+        """LatencyModel.kernel_us of each kernel: its linear time memoised per kernel,
+        its trees' sum computed for all of them at once by :class:`Forest` (the float
+        boost gives), combined by the model's own raw_us and kernel_us (:class:`_Boosted`)."""
+        if self._exact_net:   # the linear model reads the network's size: no shortcut
+            return [self.model.kernel_us(type_, {**f, "net_elems": net})
+                    for _, type_, f in kernels]
+        rows = [self._static(kid, type_, f) for kid, type_, f in kernels]
+        totals = [0.0] * len(kernels)
+        if self._forest is not None:
+            x_net = math.log1p(net)
+            xs = [list(x) for _, x in rows]
+            for x in xs:
+                x[NET] = x_net
+            totals = self._forest.boost(xs)
+        return [self._boosted.kernel_us(type_, {"known": (*lin, total)})
+                for (lin, _), (_, type_, _), total in zip(rows, kernels, totals)]
+
+    def _static(self, kid: int, type_: str, f: dict) -> tuple:
+        """(linear model's (type, us), tree features) of a kernel: neither reads the
+        network's size."""
+        found = self._statics.get(kid)
+        if found is None:
+            x = tree_row(type_, f) if self.model.trees else None
+            found = self._statics.put(kid, (self.model.linear_us(type_, f), x))
+        return found
+
+
+def _context(after: tuple) -> int:
+    """What fusing a block alone needs to know of the ops that read its output: all of
+    them when one op reads it (a kernel may take that op in: the stub shows whether it
+    does), only that there are several otherwise (no kernel takes in an output that
+    several ops read)."""
+    return 0 if len(after) > 1 else _bid(("consumers", after))
+
+
+class _Shape(NamedTuple):
+    shape: tuple
+
+
+class _Shapes:
+    """What compiler._mark_level reads and writes of a graph: the output shape of block
+    ``i`` of a chain, and the taps (block indices)."""
+
+    def __init__(self, chain):
+        self.chain, self.taps = chain, {}
+
+    def __getitem__(self, i: int) -> _Shape:
+        return _Shape(self.chain[i][2].out_shape)
