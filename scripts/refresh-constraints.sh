@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 python3 -m venv "$tmp/venv"
-"$tmp/venv/bin/pip" install -q -e '.[test,latency,train,onnx,torch]'
+"$tmp/venv/bin/pip" install -q -e '.[test,latency,train,onnx,search,torch]'
 if [ -z "${SKIP_TESTS:-}" ]; then
   "$tmp/venv/bin/python" -m pytest -q -p no:cacheprovider
 fi

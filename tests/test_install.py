@@ -34,7 +34,8 @@ def _requirements(*extras: str) -> list[Requirement]:
     return [Requirement(t) for t in texts]
 
 
-@pytest.mark.parametrize("extras", [(), ("test",), ("latency",), ("train",), ("onnx",)])
+@pytest.mark.parametrize("extras", [(), ("test",), ("latency",), ("train",), ("onnx",),
+                                    ("search",)])
 def test_every_requirement_is_pinned_inside_its_range(extras):
     pins = _pins()
     for req in _requirements(*extras):

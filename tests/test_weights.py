@@ -245,3 +245,15 @@ def test_options_that_need_weights_from(capsys):
     code, _, err = cli(capsys, "build", "mobilenetv2", "--backend", "onnx", "--weights-from",
                        "x.pth")
     assert code == 2 and "does not take --weights-from" in err
+
+
+def test_python_api_loads_like_the_command(tmp_path):
+    """archspec.build(..., weights_from=) gives the tensors the file holds, in order, and the
+    load report in the model's meta."""
+    state = state_from(layout("torchvision_mobilenet_v2"), seed=3)
+    path = save(tmp_path, state)
+    model = archspec.build("mobilenetv2", backend="torch", weights_from=path)
+    for (_, ours), (_, theirs) in zip(weights(model.state_dict()), weights(state)):
+        assert torch.equal(ours, theirs)
+    report = model.meta["archspec"]["weights"]
+    assert report["counts"]["loaded"] == len(weights(state)) and report["file"] == str(path)

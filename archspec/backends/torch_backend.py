@@ -30,11 +30,20 @@ class TorchBackend(Backend):
 
         self._lower, self._io, self._summary = torch_lower, torch_io, torch_summary
 
-    def build(self, graph, *, features=None, seed: int | None = None):
+    def build(self, graph, *, features=None, seed: int | None = None, weights_from=None,
+              partial: bool = False):
         """The model computing ``graph``: its output, or with ``features=["C4", "C5"]`` a
         dict of those taps. ``seed`` makes the initialisation reproducible without touching
-        torch's global random state."""
-        return self._lower.build_module(graph, features=features, seed=seed)
+        torch's global random state. ``weights_from``: a torchvision/timm state-dict file
+        loaded by position (``partial``: its matching prefix; the load report is in
+        ``model.meta["archspec"]["weights"]``)."""
+        model = self._lower.build_module(graph, features=features, seed=seed)
+        if weights_from is not None:
+            from . import torch_weights
+
+            report = torch_weights.load_foreign(model, graph, weights_from, partial=partial)
+            model.meta["archspec"]["weights"] = report.to_json()
+        return model
 
     def save(self, model, path, spec, graph) -> None:
         """Write spec (path, shipped name or YAML text), version and weights to ``path``."""
