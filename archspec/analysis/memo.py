@@ -12,7 +12,7 @@ samples of several specs).
 
 Where a block is not a function of that key alone -- its lowering reads the graph beyond
 its input (meta, taps, outputs, another node), fails, or the spec has ``heads:`` or
-``taps:`` -- :meth:`SweepMemo.evaluate` returns None and the caller compiles in full, so
+``taps:`` or is not a spec (an ONNX file) -- :meth:`SweepMemo.evaluate` returns None and the caller compiles in full, so
 an error is the compiler's own. The memo is bounded (least recently used entries go) and
 keyed on the block registry's generation: a block registered later starts it afresh.
 """
@@ -26,6 +26,7 @@ from .. import compiler
 from ..blocks import BLOCKS
 from ..ir import ops
 from ..ir.graph import Graph
+from ..spec.model import Spec
 from .cost import totals
 
 BLOCK_ENTRIES = 100_000   # distinct (block, input shape) pairs kept per process
@@ -109,6 +110,12 @@ _NEXT_ID = itertools.count(1)
 _BLOCKS = Cache(BLOCK_ENTRIES)
 _RECENT = Cache(1024)   # the graphs of the blocks lowered last, for latency's fusion
 _FAILED = object()
+
+
+def clear() -> None:
+    """Forget every block of this process (benchmarks start cold with it)."""
+    _BLOCKS.clear()
+    _RECENT.clear()
 
 
 def _bid(key: tuple) -> int:
@@ -206,7 +213,7 @@ class SweepMemo:
         from . import variants
 
         self.spec, self._sweep = spec, variants
-        self.usable = not (getattr(spec, "heads", ()) or getattr(spec, "taps", ()))
+        self.usable = isinstance(spec, Spec) and not (spec.heads or spec.taps)
         self.max_nodes = compiler._env_max_nodes()
         self.generation = BLOCKS.generation
         self._plans = Cache(PLAN_ENTRIES)      # (width, t, alpha, end) -> plan
