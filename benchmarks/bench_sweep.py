@@ -82,6 +82,13 @@ def main() -> None:
                 reference = rows
             way = "memoised blocks" if memo else "full compile"
             print(f"  {label + ', ' + way:26}{one:14,.0f}{many:14,.0f}")
+    more = random_variants(args.n, 1, spec)
+    for label, extra in (("cost", None), ("cost + latency", latency)):
+        run(spec, variants, workers=1, extra=extra)
+        t = time.perf_counter()
+        run(spec, more, workers=1, extra=extra)
+        print(f"  {label + ', memo warm':26}{len(more) / (time.perf_counter() - t):14,.0f}"
+              f"{'':14}   (a second sample, after the first: what a long search sees)")
     try:
         torch_rate = torch_way(spec, variants[: args.torch_n])
     except ImportError:

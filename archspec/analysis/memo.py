@@ -11,10 +11,11 @@ figures of a full compile to the unit (tests/test_sweep_memo.py compares them on
 samples of several specs).
 
 Where a block is not a function of that key alone -- its lowering reads the graph beyond
-its input (meta, taps, outputs, another node), fails, or the spec has ``heads:`` or
-``taps:`` or is not a spec (an ONNX file) -- :meth:`SweepMemo.evaluate` returns None and the caller compiles in full, so
-an error is the compiler's own. The memo is bounded (least recently used entries go) and
-keyed on the block registry's generation: a block registered later starts it afresh.
+its input (meta, taps, outputs, another node) or fails -- or the spec has ``heads:`` or
+``taps:`` or is not a spec (an ONNX file), :meth:`SweepMemo.evaluate` returns None and the
+caller compiles in full, so an error is the compiler's own. The memo is bounded (least
+recently used entries go) and keyed on the block registry's generation: a block
+registered later starts it afresh.
 """
 from __future__ import annotations
 
@@ -311,19 +312,20 @@ class SweepMemo:
         """[(prefix, fields)] of each block of ``row``, as compiler._compile makes them."""
         if row.section == "head":
             return [(f"head.{row.index}", compiler.scaled_fields(row, spec))]
+        start, takes, depth = self._row_static(row, spec)
+        sched = iter(schedule[start:])
         out = []
-        sched = iter(schedule[self._schedule_start(row, spec):])
-        takes = compiler._takes_schedule(row, spec)
         for j, fields in enumerate(compiler._repeats(compiler.scaled_fields(row, spec),
-                                                     compiler._depth(row, spec))):
+                                                     depth)):
             if takes:
                 fields = {**fields, "c": next(sched)}
             out.append((f"stages.{row.index}.block{j}", fields))
         return out
 
-    def _schedule_start(self, row, spec) -> int:
-        """How many scheduled channel counts the stage rows before ``row`` take."""
-        key = ("start", row.index)
+    def _row_static(self, row, spec) -> tuple[int, bool, float]:
+        """(how many scheduled channel counts the stage rows before ``row`` take, whether
+        it takes some, its depth multiplier): the same at every width."""
+        key = ("row", row.index)
         if key not in self._static:
             used = 0
             for r in spec.stages:
@@ -332,7 +334,8 @@ class SweepMemo:
                 if compiler._takes_schedule(r, spec):
                     used += compiler.repeat_count(r.fields.get("n", 1),
                                                   compiler._depth(r, spec))
-            self._static[key] = used
+            self._static[key] = (used, compiler._takes_schedule(row, spec),
+                                 compiler._depth(row, spec))
         return self._static[key]
 
     def input_shape(self, resolution) -> tuple:
