@@ -147,17 +147,16 @@ class Conv2d(Op):
         if self.in_channels % self.groups or self.out_channels % self.groups:
             raise ShapeError(f"groups={self.groups} must divide both in ({self.in_channels}) "
                              f"and out ({self.out_channels}) channels")
-        if self.stride > min(h, w):
-            raise ShapeError(f"stride {self.stride} is larger than the {h}x{w} feature map")
         if self.pad_mode not in PAD_MODES:
             raise ShapeError(f"padding {self.pad_mode!r} is not one of {', '.join(PAD_MODES)}")
         span = self.dilation * (self.kernel - 1) + 1
         top, left, bottom, right = self.pads(h, w)
         oh = (h + top + bottom - span) // self.stride + 1
         ow = (w + left + right - span) // self.stride + 1
-        if oh < 1 or ow < 1:
+        if oh < 1 or ow < 1:  # torch's rule: a stride beyond the padded map is fine
             raise ShapeError(f"a {self.kernel}x{self.kernel} conv with stride {self.stride} "
-                             f"does not fit a {h}x{w} feature map")
+                             f"and padding ({top}, {left}, {bottom}, {right}) does not fit "
+                             f"a {h}x{w} feature map")
         return (self.out_channels, oh, ow)
 
     def cost(self, ins: list[Shape], out: Shape) -> OpCost:
