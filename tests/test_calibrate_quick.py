@@ -53,7 +53,13 @@ def test_validation_figure_counts_held_out_networks_within_tolerance():
     assert v["abs_error_max"] == pytest.approx(0.25, abs=1e-4)
     assert v["signed_error_median"] == pytest.approx((errors[1] + errors[2]) / 2, abs=1e-4)
     assert v["spread_median"] == pytest.approx(0.25) and v["rounds"] == 2
+    assert v["estimator"] == "median of all runs" and v["all_runs"]["within"] == 2
     assert fitting.validation(p, None) == {}
+    # with the round medians, the fastest round is what the profile is compared with
+    held["round_ms"] = [[x * f, x] for x, f in zip(pred, (1.3, 1.0, 1.0, 1.0))]
+    v = fitting.validation(p, held)
+    assert v["estimator"] == "fastest round median" and v["within"] == 4
+    assert v["all_runs"]["within"] == 2 and v["abs_error_max"] == pytest.approx(0.0)
 
 
 def test_a_tiny_quick_calibration_yields_a_profile_with_fingerprint_and_validation(
@@ -69,6 +75,7 @@ def test_a_tiny_quick_calibration_yields_a_profile_with_fingerprint_and_validati
     assert len(fp["probes"]) == 3 and fp["env"]["threads"] == 1
     held = raw["holdout"]
     assert len(held["measured_ms"]) == len(held["networks_ir"]["graphs"]) == 1
+    assert len(held["round_ms"]) == 1 and len(held["round_ms"][0]) == 1
     profile = fitting.build(raw, n_trees=0)
     assert profile.fingerprint == fp
     v = profile.validation

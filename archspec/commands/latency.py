@@ -144,9 +144,9 @@ def _fingerprint_line(profile) -> str:
 
     probes = profile.fingerprint["probes"]
     drift, _ = probe_ratio(probes[0], probes[-1])
-    return (f"machine fingerprint: {len(probes[0])} probe kernels timed before and after "
-            f"(after / before: {drift:.2f}x); every use of the profile compares this "
-            "machine with it")
+    return (f"machine fingerprint: {len(probes[0])} probe kernels timed {len(probes)} times "
+            f"during the calibration (last / first: {drift:.2f}x); every use of the profile "
+            "compares this machine with it")
 
 
 def _plan(ctx: typer.Context, quick: bool, **given) -> dict:
@@ -164,10 +164,14 @@ def _validation_line(profile) -> str:
     if not v:
         return ("validation: none (no held-out networks were measured with these "
                 "measurements; calibrate --holdout N measures some)")
+    a = v.get("all_runs", v)
     return (f"validation: {v['within']} of {v['networks']} held-out networks "
             f"({v['share_within']:.0%}) predicted within +-{v['tolerance']:.0%} of their "
-            f"measured time; median |error| {v['abs_error_median']:.1%}, signed "
-            f"{v['signed_error_median']:+.1%} (stored in the profile)")
+            f"measured time ({v.get('estimator', 'median of all runs')}); median |error| "
+            f"{v['abs_error_median']:.1%}, signed {v['signed_error_median']:+.1%}; against "
+            f"the median of all runs (as latency --check): {a['share_within']:.0%}, signed "
+            f"{a['signed_error_median']:+.1%}; round-to-round spread median "
+            f"{v.get('spread_median', 0):.0%} (stored in the profile)")
 
 
 def _table(name: str, pred, per: str):

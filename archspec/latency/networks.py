@@ -175,8 +175,12 @@ def variant_networks(n: int, seed: int = 0, offset: int = VARIANT_SEED) -> list[
                 drawn.append((j, i, vary(s, v).compile()))
             except ArchspecError:
                 continue
-    # interleave the specs so that any prefix covers all of them
-    return [g for _, _, g in sorted(drawn, key=lambda x: (x[0], x[1]))][:n]
+    # interleave the specs so that any prefix covers them, in a seeded order per pass so
+    # that a short prefix is not the alphabet's first families
+    rank = [random.Random(seed * 100_000 + offset - 1 - j).sample(range(len(specs)),
+                                                                   len(specs))
+            for j in range(per)]
+    return [g for _, _, g in sorted(drawn, key=lambda x: (x[0], rank[x[0]][x[1]]))][:n]
 
 
 def calibration_graphs(networks: int, variants: int, seed: int) -> list[Graph]:
