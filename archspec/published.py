@@ -32,6 +32,7 @@ class Figure:
     official_madds: float | None = None   # in MAdds
     official: str = ""            # which implementation
     notes: dict = field(default_factory=dict)  # metric -> one-line reason
+    part: str | None = None       # with heads: one part's count ("heads.ssdlite")
 
 
 
@@ -134,6 +135,152 @@ def _table9() -> tuple[Figure, ...]:
     return tuple(out)
 
 
+# ---- detection and segmentation (docs/heads.md) -----------------------------------------
+def _ext(base: str, body: str = "") -> str:
+    return f"extends: {base}.yaml\n{body}"
+
+
+COCO80 = "classes: 81\n"        # COCO's 80 classes + background, as MobileNetV2 Table 5
+V2_SSD91 = ("the spec predicts 91 classes (COCO's label ids, as torchvision and MobileNetV3 "
+            "Sec. 6.3); MobileNetV2 Table 5 counts 80: with 80 + background (next row) "
+            "4.34 M")
+SSD_HEAD = ("unexplained: the extra layers and the predictors cost 0.178 B, half the printed "
+            "figure; Table 5 does not say which layers it counts (the parameters match)")
+DEEPLAB_512 = ("the caption's 512x512 gives a 32x32 map at OS 16; TF DeepLab evaluates PASCAL "
+               "at a 513x513 crop (33x33 map; next row)")
+ASPP_513 = ("unexplained: 0.44 B (7.5%) below at 513x513, 0.73 B at 512x512, while the "
+            "no-ASPP row is within 0.3% at 513; TF runs atrous convs through "
+            "space_to_batch, not established to count more")
+CITY = ("unexplained: below the printed figure, as every Cityscapes MAdds figure of Tables "
+        "7-8 (0.13-0.64 B below at full resolution, 0.06-0.15 B at half)")
+CITY_STEM = (CITY + "; 0.41-0.43 B here, about the stem and first bottleneck at full "
+             "resolution (0.44 B) counted once more, a hypothesis")
+HALF = ("a global gate (Fig. 10's 49x49 window does not fit a 32x64 or 16x32 map; it changes "
+        "the MAdds by < 0.01 B); " + CITY)
+V2_RF2 = ("our reading: RF2 halves the last stage, rows 6-7 (160 -> 80, 320 -> 160); the "
+          "paper does not say which layers")
+MNX_SSD_VOC = ("the spec predicts Pascal VOC's 20 classes + background, which Table 8 "
+               "trains on; both of its rows print 4.3M / 0.8B, MobileNetV2 Table 6's COCO "
+               "figures: with 81 classes (next row) +1.6% / +1.3%")
+
+_CITY = "input: {resolution: [1024, 2048]}\nclasses: 19\n"
+_HALF = "input: {resolution: [512, 1024]}\n"
+_RASPP = ("heads:\n  - {block: deeplabv3, from: high, rates: [], filters: 256, "
+          "head_conv: false}\n")
+_GLOBAL = "heads:\n  - {block: lraspp, from: [low, high], filters: 128}\n"
+_OS32_L = "patch:\n  - {rows: 13, set: {s: 2, d: 1}}\n  - {rows: [14, 15], set: {d: 1}}\n"
+_OS32_S = "patch:\n  - {rows: 9, set: {s: 2, d: 1}}\n  - {rows: [10, 11], set: {d: 1}}\n"
+_V2_CITY = _ext("deeplabv3_mobilenetv2_no_aspp", _CITY)
+_V2_RF2 = "patch:\n  - {rows: 6, set: {c: 80}}\n  - {rows: 7, set: {c: 160}}\n"
+_L = "lraspp_mobilenetv3_large_cityscapes"
+_S = "lraspp_mobilenetv3_small_cityscapes"
+
+
+def _lraspp(filters: int, tap: str | None = None, window: bool = True) -> str:
+    pool = ", pool_k: [49, 49], pool_s: [16, 20]" if window else ""
+    taps = f"taps:\n  low: {tap}\n" if tap else ""
+    return (f"{taps}heads:\n  - {{block: lraspp, from: [low, high], filters: {filters}"
+            f"{pool}}}\n")
+
+
+def _v2_city(network: str, params: str, madds: str, width: float | None = None,
+             filters: int | None = None, notes: dict | None = None) -> Figure:
+    """MobileNetV3 Table 7's MobileNetV2 rows: RF2 and LR-ASPP (low tap at stride 8)."""
+    spec = _V2_CITY + _V2_RF2 + (_lraspp(filters, "stages.3") if filters else "")
+    return Figure(V3, "Table 7", network + " (RF2: hypothesis)", spec, params, madds,
+                  width=width, notes={"params": V2_RF2, "madds": CITY, **(notes or {})})
+
+
+HEAD_FIGURES: tuple[Figure, ...] = (
+    # MobileNetV2, Tables 5-7
+    Figure(V2, "Table 5", "SSDLite (the head, 80 classes)", _ext("ssdlite_mobilenetv2", COCO80),
+           "2.1M", "0.35B", part="heads.ssdlite", notes={"madds": SSD_HEAD}),
+    Figure(V2, "Table 6", "MNet V2 + SSDLite", "ssdlite_mobilenetv2", "4.3M", "0.8B",
+           notes={"params": V2_SSD91}),
+    Figure(V2, "Table 6", "MNet V2 + SSDLite, 80 classes + background",
+           _ext("ssdlite_mobilenetv2", COCO80), "4.3M", "0.8B"),
+    Figure(V2, "Table 7", "MNet V2*, OS 16, ASPP", "deeplabv3_mobilenetv2", "4.52M", "5.8B",
+           notes={"madds": ASPP_513}),
+    Figure(V2, "Table 7", "MNet V2*, OS 16, ASPP at 513x513 (hypothesis)",
+           "deeplabv3_mobilenetv2", "4.52M", "5.8B", resolution=513,
+           notes={"madds": ASPP_513}),
+    Figure(V2, "Table 7", "MNet V2*, OS 16", "deeplabv3_mobilenetv2_no_aspp", "2.11M",
+           "2.75B", notes={"madds": DEEPLAB_512}),
+    Figure(V2, "Table 7", "MNet V2*, OS 16 at 513x513 (hypothesis)",
+           "deeplabv3_mobilenetv2_no_aspp", "2.11M", "2.75B", resolution=513),
+    # MobileNetV3, Table 6 (SSDLite, COCO, 320x320)
+    Figure(V3, "Table 6", "V2 (MobileNetV2 Table 6, 80 classes + background)",
+           _ext("ssdlite_mobilenetv2", COCO80), "4.3M", "0.80B"),
+    Figure(V3, "Table 6", "V3", "ssdlite_mobilenetv3_large", "4.97M", "0.62B"),
+    Figure(V3, "Table 6", "V3†", "ssdlite_mobilenetv3_large_reduced", "3.22M", "0.51B"),
+    Figure(V3, "Table 6", "V3-Small", "ssdlite_mobilenetv3_small", "2.49M", "0.21B"),
+    Figure(V3, "Table 6", "V3-Small†", "ssdlite_mobilenetv3_small_reduced", "1.77M",
+           "0.16B"),
+    # MobileNetV3, Table 7 (Cityscapes val, 1024x2048, 19 classes)
+    Figure(V3, "Table 7", "row 1: V2, R-ASPP, 256", _V2_CITY, "2.11M", "21.29B",
+           notes={"madds": CITY}),
+    _v2_city("row 2: V2 RF2, R-ASPP, 256", "1.15M", "13.68B"),
+    _v2_city("row 3: V2 RF2, LR-ASPP, 256", "1.02M", "12.83B", filters=256),
+    _v2_city("row 4: V2 RF2, LR-ASPP, 128", "0.98M", "12.57B", filters=128),
+    Figure(V3, "Table 7", "row 5: V3, R-ASPP, 256",
+           _ext("lraspp_mobilenet_v3_large", _CITY + _RASPP), "3.60M", "18.43B",
+           notes={"madds": CITY}),
+    Figure(V3, "Table 7", "row 6: V3 RF2, R-ASPP, 256", _ext(_L, _RASPP), "1.76M", "11.24B",
+           notes={"madds": CITY_STEM}),
+    Figure(V3, "Table 7", "row 7: V3 RF2, LR-ASPP, 256", _ext(_L, _lraspp(256)), "1.63M",
+           "10.33B", notes={"madds": CITY_STEM}),
+    Figure(V3, "Table 7", "row 8: V3 RF2, LR-ASPP, 128 (Table 8: V3, OS 16 (f))", _L,
+           "1.51M", "9.74B", notes={"madds": CITY_STEM}),
+    _v2_city("row 9: V2 0.5 RF2, LR-ASPP, 128", "0.28M", "4.00B", width=0.5, filters=128),
+    _v2_city("row 10: V2 0.35 RF2, LR-ASPP, 128", "0.16M", "2.54B", width=0.35,
+             filters=128, notes={"params": "unexplained: 0.167 M (rows 1-4 and 9 are within "
+                                           "1%); " + V2_RF2}),
+    Figure(V3, "Table 7", "row 11: V3-Small RF2, LR-ASPP, 128 (Table 8: V3-Small, OS 16 (f))",
+           _S, "0.47M", "2.90B", notes={"madds": CITY}),
+    # MobileNetV3, Table 8 (Cityscapes test; MAdds only; OS 16 (f) is Table 7 rows 8, 11)
+    Figure(V3, "Table 8", "V3, OS 16 (h)", _ext(_L, _HALF + _GLOBAL), None, "2.48B",
+           notes={"madds": HALF}),
+    Figure(V3, "Table 8", "V3, OS 32 (f)", _ext(_L, _OS32_L + _GLOBAL), None, "7.74B",
+           notes={"madds": HALF}),
+    Figure(V3, "Table 8", "V3, OS 32 (h)", _ext(_L, _OS32_L + _HALF + _GLOBAL), None,
+           "1.98B", notes={"madds": HALF}),
+    Figure(V3, "Table 8", "V3-Small, OS 16 (h)", _ext(_S, _HALF + _GLOBAL), None, "0.74B",
+           notes={"madds": HALF}),
+    Figure(V3, "Table 8", "V3-Small, OS 32 (f)", _ext(_S, _OS32_S + _GLOBAL), None, "2.06B",
+           notes={"madds": HALF}),
+    Figure(V3, "Table 8", "V3-Small, OS 32 (h)", _ext(_S, _OS32_S + _HALF + _GLOBAL), None,
+           "0.53B", notes={"madds": HALF}),
+    # torchvision's models (no printed figure): params and FlopCounterMode / 2 measured on
+    # torchvision 0.29.1 by benchmarks/reference_heads.py
+    Figure(V3, "torchvision", "ssdlite320_mobilenet_v3_large (V3† + SSDLite, 6 anchors "
+           "everywhere, 91 classes)", "ssdlite320_mobilenet_v3_large",
+           official_params=3_440_060, official_madds=583_171_904, official=TV),
+    Figure(V3, "torchvision", "lraspp_mobilenet_v3_large (global gate, 21 classes, 520x520)",
+           "lraspp_mobilenet_v3_large", official_params=3_221_538,
+           official_madds=2_086_219_688, official=TV),
+    Figure(V3, "torchvision", "deeplabv3_mobilenet_v3_large (no aux head, 21 classes, "
+           "520x520)", "deeplabv3_mobilenet_v3_large", official_params=11_025_477,
+           official_madds=10_436_350_688, official=TV),
+    # ReXNet, Table 3 (SSDLite, COCO, 81 classes)
+    Figure(REX, "Table 3", "MobileNetV2 + SSDLite", _ext("ssdlite_mobilenetv2", COCO80),
+           "4.3M", "0.79B"),
+    Figure(REX, "Table 3", "MobileNetV3 + SSDLite", "ssdlite_mobilenetv3_large", "5.0M",
+           "0.62B"),
+    Figure(REX, "Table 3", "ReXNet-0.9x + SSDLite", "ssdlite_rexnet", "5.0M", "0.88B",
+           width=0.9),
+    Figure(REX, "Table 3", "ReXNet-1.0x + SSDLite", "ssdlite_rexnet", "5.7M", "1.01B"),
+    Figure(REX, "Table 3", "ReXNet-1.3x + SSDLite", "ssdlite_rexnet", "8.4M", "1.60B",
+           width=1.3),
+    # MobileNeXt, Table 8 (SSDLite320, Pascal VOC)
+    Figure(MNX, "Table 8", "SSDLite320 + MobileNetV2 (COCO-sized, 81 classes)",
+           _ext("ssdlite_mobilenetv2", COCO80), "4.3M", "0.8B"),
+    Figure(MNX, "Table 8", "SSDLite320 + MobileNeXt", "ssdlite_mobilenext", "4.3M", "0.8B",
+           notes={"params": MNX_SSD_VOC, "madds": MNX_SSD_VOC}),
+    Figure(MNX, "Table 8", "SSDLite320 + MobileNeXt, 81 classes (hypothesis)",
+           _ext("ssdlite_mobilenext", COCO80), "4.3M", "0.8B"),
+)
+
+
 def _alpha(alpha: float) -> str:
     return f"extends: mobilenext.yaml\ndefaults: {{alpha: {alpha}}}\n"
 
@@ -228,6 +375,17 @@ FIGURES: tuple[Figure, ...] = (
     Figure(MNX, "Table 5", "MobileNeXt, 2 dwise convs (top, bottom)", "mobilenext",
            "3.5M", "300M", official_params=3_535_416, official=MNEXT_LOG,
            notes={"madds": MNEXT_960 + "; 300 M is rounded"}),
+    # MobileNeXt, Table 6 (MobileNeXt†: sandglass blocks with SE, EfficientNet-B0's kernels)
+    Figure(MNX, "Table 6", "MobileNeXt-1.0†", "mobilenext_se", "3.94M", "330M", notes={
+        "params": "SE placement and width unstated (Sec. 4.3: 'as done in [16, 36]'); our "
+                  "reading (SE after the first depthwise, 1/24 of the wide tensor, B0's 5x5 "
+                  "kernels) gives 4.09 M; with 3x3 kernels throughout 3.98 M (and 312 M); "
+                  "SE at 1/4 of the wide tensor 6.2 M",
+        "madds": "EfficientNet-B0's 5x5 kernels add 23 M to MobileNeXt's 311 M; 3x3 gives "
+                 "312 M"}),
+    Figure(MNX, "Table 6", "MobileNeXt-1.1†", "mobilenext_se", "4.28M", "420M", width=1.1,
+           notes={"params": "unexplained: our reading at 1.1 has 4.83 M (4.71 M with 3x3 "
+                            "kernels throughout)"}),
     # MobileNeXt, Table 7 (identity tensor multiplier; parameters only)
     *(Figure(MNX, "Table 7", f"MobileNeXt, tensor multiplier {label}", spec, "3.4M",
              official_params=3_535_416 if label == "1.0" else None,
@@ -247,6 +405,7 @@ FIGURES: tuple[Figure, ...] = (
     Figure(MNX, "Table 10", "Fig. 4(d), sandglass", "mobilenext", "3.5M", "300M",
            official_params=3_535_416, official=MNEXT_LOG,
            notes={"madds": MNEXT_960 + "; 300 M is rounded"}),
+    *HEAD_FIGURES,
     # The replication note (CIFAR-10, 32x32, 10 classes)
     Figure(REP, "text, Tab 3", "(a) MobileNetV2 baseline", "mobilenetv2_cifar", "2.3M"),
     Figure(REP, "text, Tab 3", "(b) replication instead of the 1x1 expansion",

@@ -33,15 +33,23 @@ def _num(text: str | None) -> float | None:
 
 # ---- computing ------------------------------------------------------------------------
 @cache
-def ours(spec: str, width: float | None = None, resolution: int | None = None):
-    """(params, madds) of a shipped spec name or an inline YAML variant."""
+def ours(spec: str, width: float | None = None, resolution: int | None = None,
+         part: str | None = None):
+    """(params, madds) of a shipped spec name or an inline YAML variant; with ``part``,
+    of that part of a spec with heads (``backbone``, ``heads.<name>``)."""
     if "\n" in spec:
         loaded = loads(spec, name="<reproduce>", base_dir=SHIPPED)
         loaded = loaded.with_(width=width, resolution=resolution)
     else:
         loaded = load(spec, width=width, resolution=resolution)
-    totals = loaded.cost().totals
-    return totals.params, totals.madds
+    report = loaded.cost()
+    if part is None:
+        return report.totals.params, report.totals.madds
+    entry = next((e for e in report.parts if e.name == part), None)
+    if entry is None:
+        raise ValueError(f"{spec}: no part {part!r} (parts: "
+                         f"{', '.join(e.name for e in report.parts) or 'none'})")
+    return entry.params, entry.madds
 
 
 def _pct(a: float, b: float | None) -> float | None:
@@ -78,7 +86,7 @@ class Line:
 def lines() -> list[Line]:
     out = []
     for fig in FIGURES:
-        params, madds = ours(fig.spec, fig.width, fig.resolution)
+        params, madds = ours(fig.spec, fig.width, fig.resolution, fig.part)
         for metric, printed, official, value in (
                 ("params", fig.params, fig.official_params, params),
                 ("madds", fig.madds, fig.official_madds, madds)):
@@ -113,6 +121,8 @@ def _spec_cell(fig: Figure) -> str:
         extras.append(f"--width {fig.width:g}")
     if fig.resolution:
         extras.append(f"--resolution {fig.resolution}")
+    if fig.part:
+        extras.append(f"(part `{fig.part}`)")
     return name + (f" {' '.join(extras)}" if extras else "")
 
 
@@ -194,7 +204,10 @@ def render() -> str:
            "architectures, the official implementation's figure where one exists, and "
            "ours, computed from the shipped spec with `archspec.load(spec).cost()` at "
            "224x224 and 1000 classes unless the row says otherwise (the replication note: "
-           "CIFAR-10, 32x32, 10 classes).", "",
+           "CIFAR-10, 32x32, 10 classes). Detection and segmentation specs (docs/heads.md) "
+           "keep their own input size and classes (SSDLite 320x320, Mobile DeepLabv3 "
+           "512x512, Cityscapes 1024x2048 and 19 classes), and their MAdds leave out the "
+           "bilinear resizes (elementwise work, docs/conventions.md).", "",
            "Conventions (docs/conventions.md): MAdds count the multiply-accumulates of "
            "conv and linear layers (SE's 1x1 convs included); parameters are all "
            "learnable tensors (BN gamma and beta, not its running statistics). "

@@ -110,3 +110,27 @@ def test_a_difference_without_a_reason_fails_render(monkeypatch):
     monkeypatch.setattr(reproduce, "TABLE3_MOBILENETV1_NOTES", {})
     with pytest.raises(ValueError, match="MobileNetV1 7x7"):
         reproduce.render()
+
+
+def test_a_part_is_its_share_of_the_total():
+    spec = "extends: ssdlite_mobilenetv2.yaml\nclasses: 81\n"
+    head = reproduce.ours(spec, part="heads.ssdlite")
+    backbone = reproduce.ours(spec, part="backbone")
+    total = reproduce.ours(spec)
+    assert head[0] + backbone[0] == total[0]
+    assert head[1] + backbone[1] == pytest.approx(total[1])
+    assert 0 < head[0] < total[0]
+
+
+def test_an_unknown_part_is_an_error():
+    with pytest.raises(ValueError, match="no part 'heads.nope'.*heads.ssdlite"):
+        reproduce.ours("ssdlite_mobilenetv2", part="heads.nope")
+
+
+def test_head_figures_are_in_the_report():
+    text = reproduce.render()
+    for spec in ("ssdlite320_mobilenet_v3_large", "lraspp_mobilenet_v3_large",
+                 "deeplabv3_mobilenet_v3_large", "ssdlite_rexnet", "mobilenext_se",
+                 "lraspp_mobilenetv3_small_cityscapes", "deeplabv3_mobilenetv2_no_aspp"):
+        assert f"`{spec}`" in text
+    assert "(part `heads.ssdlite`)" in text
