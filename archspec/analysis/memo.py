@@ -88,6 +88,7 @@ class BlockCost(NamedTuple):
     elementwise: int
     nodes: int
     consumers: tuple  # the block's ops that read its input: (op, input shapes or None)
+    consumers_id: int # the interned ``consumers``
     passthrough: bool # the block returns its input (adds nothing after it)
 
 
@@ -197,10 +198,11 @@ def block_cost(entry: Entry, in_shape: tuple, spec) -> BlockCost | None:
             found = _BLOCKS.put(key, _FAILED)
         else:
             _RECENT.put(key, (graph, out))
-            t = totals(graph)
+            t, readers = totals(graph), consumers(graph, "input")
             found = _BLOCKS.put(key, BlockCost(graph[out].shape, t.params, t.buffers,
                                                t.madds, t.elementwise, len(graph) - 1,
-                                               consumers(graph, "input"), out == "input"))
+                                               readers, _bid(("consumers", readers)),
+                                               out == "input"))
     return None if found is _FAILED else found
 
 
@@ -223,6 +225,7 @@ class SweepMemo:
         self._changed_ids = Cache(PLAN_ENTRIES)
         self._inputs: dict = {}
         self._static: dict = {}
+        self._last: tuple = (None, None)   # the last variant's chain (cost, then latency)
 
     def plan(self, v) -> tuple[Entry, ...] | None:
         """The blocks of variant ``v`` in compile order (resolution aside), or None."""
@@ -347,6 +350,12 @@ class SweepMemo:
 
     def chain(self, v) -> list[tuple[Entry, tuple, BlockCost]] | None:
         """Each block of ``v`` with its input shape and cost, or None (compile in full)."""
+        if self._last[0] is v:
+            return self._last[1]
+        self._last = (v, self._chain(v))
+        return self._last[1]
+
+    def _chain(self, v) -> list[tuple[Entry, tuple, BlockCost]] | None:
         plan = self.plan(v) if self.usable else None
         if plan is None:
             return None

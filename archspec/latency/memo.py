@@ -179,12 +179,13 @@ class SweepLatency:
         outputs = self._outputs(chain, memo.input_shape(v.resolution)[1])
         kernels, net, layout = [], 0, None
         for i, (entry, shape, _) in enumerate(chain):
-            after = chain[i + 1][2].consumers if i + 1 < len(chain) else ()
+            after = chain[i + 1][2] if i + 1 < len(chain) else None
             key = (entry.bid, shape, layout, i in outputs, _context(after))
             fused = self._fused.get(key)
             if fused is None:
-                fused = self._fused.put(key, self._fuse(entry, shape, layout,
-                                                        i in outputs, after, memo.spec))
+                fused = self._fused.put(key, self._fuse(
+                    entry, shape, layout, i in outputs, after.consumers if after else (),
+                    memo.spec))
             if fused is _CROSSES:
                 return None
             kernels.extend(fused.kernels)
@@ -279,12 +280,14 @@ class SweepLatency:
         return found
 
 
-def _context(after: tuple) -> int:
-    """What fusing a block alone needs to know of the ops that read its output: all of
-    them when one op reads it (a kernel may take that op in: the stub shows whether it
-    does), only that there are several otherwise (no kernel takes in an output that
-    several ops read)."""
-    return 0 if len(after) > 1 else _bid(("consumers", after))
+def _context(after) -> int:
+    """What fusing a block alone needs to know of the ops that read its output (those of
+    ``after``, the next block's cost): all of them when one op reads it (a kernel may take
+    that op in: the stub shows whether it does), only that there are several otherwise (no
+    kernel takes in an output that several ops read)."""
+    if after is None:
+        return -1
+    return 0 if len(after.consumers) > 1 else after.consumers_id
 
 
 class _Shape(NamedTuple):
