@@ -163,6 +163,21 @@ MNX_SSD_VOC = ("the spec predicts Pascal VOC's 20 classes + background, which Ta
                "trains on; both of its rows print 4.3M / 0.8B, MobileNetV2 Table 6's COCO "
                "figures: with 81 classes (next row) +1.6% / +1.3%")
 
+V2_SSD_NARROW = ("our reading: the extra layers scaled as TF OD API's feature map generator "
+                 "scales them (int(d x multiplier), min depth 16), 91 classes as Sec. 6.3's "
+                 "V3 models; unscaled they give 1.75 M at 0.35, 2.23 M at 0.5")
+
+
+def _ssd_v2_narrow(width: float, notes: dict | None = None) -> Figure:
+    """MobileNetV3 Table 6's V2 0.35 and 0.5: SSDLite's extra layers scaled too."""
+    extra = [max(int(d * width), 16) for d in (512, 256, 256, 128)]
+    spec = _ext("ssdlite_mobilenetv2", "heads:\n  - {block: ssdlite, from: [C4, C5], "
+                f"anchors: 6, first_anchors: 3, extra: {extra}}}\n")
+    params, madds = {0.35: ("0.93M", "0.16B"), 0.5: ("1.54M", "0.27B")}[width]
+    return Figure(V3, "Table 6", f"V2 {width:g} (extra layers scaled: hypothesis)", spec,
+                  params, madds, width=width, notes={"params": V2_SSD_NARROW, **(notes or {})})
+
+
 _CITY = "input: {resolution: [1024, 2048]}\nclasses: 19\n"
 _HALF = "input: {resolution: [512, 1024]}\n"
 _RASPP = ("heads:\n  - {block: deeplabv3, from: high, rates: [], filters: 256, "
@@ -213,6 +228,8 @@ HEAD_FIGURES: tuple[Figure, ...] = (
            _ext("ssdlite_mobilenetv2", COCO80), "4.3M", "0.80B"),
     Figure(V3, "Table 6", "V3", "ssdlite_mobilenetv3_large", "4.97M", "0.62B"),
     Figure(V3, "Table 6", "V3†", "ssdlite_mobilenetv3_large_reduced", "3.22M", "0.51B"),
+    _ssd_v2_narrow(0.35, {"madds": "unexplained: 0.167 B with this reading (0.5: +0.9%)"}),
+    _ssd_v2_narrow(0.5),
     Figure(V3, "Table 6", "V3-Small", "ssdlite_mobilenetv3_small", "2.49M", "0.21B"),
     Figure(V3, "Table 6", "V3-Small†", "ssdlite_mobilenetv3_small_reduced", "1.77M",
            "0.16B"),

@@ -206,8 +206,9 @@ def render() -> str:
            "224x224 and 1000 classes unless the row says otherwise (the replication note: "
            "CIFAR-10, 32x32, 10 classes). Detection and segmentation specs (docs/heads.md) "
            "keep their own input size and classes (SSDLite 320x320, Mobile DeepLabv3 "
-           "512x512, Cityscapes 1024x2048 and 19 classes), and their MAdds leave out the "
-           "bilinear resizes (elementwise work, docs/conventions.md).", "",
+           "512x512, Cityscapes 1024x2048 and 19 classes, torchvision's segmentation "
+           "models 520x520), and their MAdds leave out the bilinear resizes (elementwise "
+           "work, docs/conventions.md); a row with a part counts that part alone.", "",
            "Conventions (docs/conventions.md): MAdds count the multiply-accumulates of "
            "conv and linear layers (SE's 1x1 convs included); parameters are all "
            "learnable tensors (BN gamma and beta, not its running statistics). "
