@@ -29,7 +29,7 @@ from .model import (FEATURES, LINEAR_FLOOR_US, TREE_FEATURES, LatencyModel, kern
 BLOCK_ENTRIES = 50_000     # fused blocks kept per process
 KERNEL_ENTRIES = 200_000   # kernel times (per network-size bucket) kept per process
 NET = TREE_FEATURES.index("log_net")
-_CROSSES = object()
+_FULL_GRAPH = object()
 
 
 class FusedBlock(NamedTuple):
@@ -186,7 +186,7 @@ class SweepLatency:
                 fused = self._fused.put(key, self._fuse(
                     entry, shape, layout, i in outputs, after.consumers if after else (),
                     memo.spec))
-            if fused is _CROSSES:
+            if fused is _FULL_GRAPH:
                 return None
             kernels.extend(fused.kernels)
             net += fused.net_elems
@@ -206,11 +206,12 @@ class SweepLatency:
         return set(shapes.taps.values()) | {len(chain) - 1}
 
     def _fuse(self, entry, shape, layout, is_output: bool, after: tuple, spec):
-        """The block's kernels fused alone (see the module docstring), or _CROSSES."""
+        """The block's kernels fused alone (see the module docstring), or _FULL_GRAPH
+        (a kernel crosses the boundary, or the block cannot be fused alone)."""
         try:
             graph, out = take_lowered(entry, shape, spec)
         except Exception:   # noqa: BLE001 -- the full path reports it
-            return _CROSSES
+            return _FULL_GRAPH
         own = [n.name for n in graph if n.name != "input"]
         graph.meta, graph.taps = {}, {}
         graph.outputs = {"output": out} if is_output else {}
@@ -222,9 +223,12 @@ class SweepLatency:
         if layout is not None:
             fz.owner["input"] = Kernel("input", "", layout=layout)
         mine = set(own)
-        kernels = [k for k in fz.run() if k.name in mine]
+        try:
+            kernels = [k for k in fz.run() if k.name in mine]
+        except Exception:   # noqa: BLE001 -- the full path reports it, named after its pass
+            return _FULL_GRAPH
         if any(n not in mine for k in kernels for n in k.nodes):
-            return _CROSSES
+            return _FULL_GRAPH
         out_kernels = []
         for k in kernels:
             f = kernel_features(k, graph)
