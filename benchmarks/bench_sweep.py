@@ -8,13 +8,15 @@ Every rate starts cold (the memo of the process emptied, fresh worker processes)
 memoised rows are checked equal to the full compile's on the variants both evaluate.
 Targets (issue 19): >= 10,000 architectures/s cost only and >= 2,000/s with predicted
 latency on 2 cores; the full compile was ~1,800/s and ~180/s. Other processes on the
-machine lower every rate: the load average is printed before and after.
+machine lower every rate: the load average is printed before and after, and the rate per
+CPU second (all workers' CPU time) beside the wall-clock rates.
 """
 from __future__ import annotations
 
 import argparse
 import copy
 import os
+import resource
 import time
 from pathlib import Path
 
@@ -40,13 +42,21 @@ def torch_way(spec, variants) -> float:
     return len(variants) / (time.perf_counter() - t)
 
 
-def rate(spec, variants, workers: int, memo: bool, extra) -> tuple[float, list]:
-    """Architectures per second of one cold sweep, and its rows."""
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (the workers)."""
+    return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
+                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))
+
+
+def rate(spec, variants, workers: int, memo: bool, extra) -> tuple[float, float, list]:
+    """Architectures per second of wall time and per CPU second of one cold sweep, and
+    its rows."""
     block_memo.clear()
     extra = copy.copy(extra)   # its memo emptied too
-    t = time.perf_counter()
+    t, c = time.perf_counter(), cpu_seconds()
     rows = run(spec, variants, workers=workers, memo=memo, extra=extra)
-    return len(variants) / (time.perf_counter() - t), rows
+    return (len(variants) / (time.perf_counter() - t), len(variants) / (cpu_seconds() - c),
+            rows)
 
 
 def load_average() -> str:
@@ -70,18 +80,20 @@ def main() -> None:
     cores = os.cpu_count() or 1
     print(f"spec {args.spec}: {len(variants)} random variants (width, resolution, "
           f"expansion), {cores} cores; load average before: {load_average()}")
-    print(f"{'':28}{'1 process':>14}{f'{cores} workers':>14}   (architectures/s)")
+    print(f"{'':28}{'1 process':>14}{f'{cores} workers':>14}{'per CPU-s':>12}"
+          f"   (architectures/s; per CPU second: {cores} workers, busy machine or not)")
     same, reference = True, []
     for label, extra, full_n in (("cost", None, args.full_n),
                                  ("cost + latency", latency, args.full_n // 4)):
         for memo, subset in ((False, variants[:full_n]), (True, variants)):
-            (one, rows), (many, _) = (rate(spec, subset, w, memo, extra) for w in (1, cores))
+            (one, _, rows), (many, per_cpu, _) = (rate(spec, subset, w, memo, extra)
+                                                  for w in (1, cores))
             if memo:
                 same &= rows[:full_n] == reference
             else:
                 reference = rows
             way = "memoised blocks" if memo else "full compile"
-            print(f"  {label + ', ' + way:26}{one:14,.0f}{many:14,.0f}")
+            print(f"  {label + ', ' + way:26}{one:14,.0f}{many:14,.0f}{per_cpu:12,.0f}")
     more = random_variants(args.n, 1, spec)
     for label, extra in (("cost", None), ("cost + latency", latency)):
         run(spec, variants, workers=1, extra=extra)
