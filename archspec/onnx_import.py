@@ -156,14 +156,14 @@ def embed_spec(proto, spec, graph=None):
     name, YAML text or loaded spec (see :func:`archspec.spec.embedded.spec_text`); with
     ``graph``, the spec is first checked to compile to it. A spec that has no text (built
     in memory, or a foreign ONNX file) leaves ``proto`` unchanged."""
-    from .spec.embedded import check_describes, spec_text
+    from .spec.embedded import check_describes, overrides_of, spec_text
 
     try:
         text = spec_text(spec)
     except ArchspecError:
         return proto
     if graph is not None:
-        overrides = {k: graph.meta.get(k) for k in OVERRIDES}
+        overrides = overrides_of(graph)
         check_describes(text, overrides, graph, "onnx save")
     props = {p.key: p.value for p in proto.metadata_props}
     props[SPEC_KEY] = text

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 import archspec
+import archspec.backends
 from archspec.analysis.cost import cost
 from archspec.errors import SpecError
 from archspec.spec.loader import SHIPPED
@@ -230,3 +231,16 @@ def test_resolution_override_makes_a_non_square_input_square_and_back(write):
     square = spec.with_(resolution=64)
     assert square.size == (64, 64) and square.compile().input_shape == (3, 64, 64)
     assert square.without_overrides().size == (96, 160)
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_a_non_square_model_file_keeps_its_size(backend, tmp_path):
+    """build -o of a non-square spec writes a file that reloads at the spec's own H x W
+    (the stored resolution would make it square)."""
+    path = tmp_path / ("m.pt" if backend == "torch" else "m.onnx")
+    spec = archspec.load("lraspp_mobilenetv3_small_cityscapes")
+    model = archspec.build(spec, backend=backend)
+    archspec.backends.get_backend(backend).save(model, path, spec, spec.compile())
+    again = archspec.load(path).compile()
+    assert again.input_shape == spec.compile().input_shape == (3, 1024, 2048)
+    assert cost(again).totals.madds == cost(spec.compile()).totals.madds

@@ -33,6 +33,7 @@ from ..ir.dispatch import OpTable, UnknownOp
 from ..ir.graph import Graph
 from ..ir.ops import ACTIVATION_CONSTANTS
 from ..ir.passes import BnFolding, bn_folding
+from ..spec.embedded import overrides_of
 from .common import live_nodes
 
 OPSET = 21          # onnx >= 1.15, onnxruntime >= 1.18
@@ -214,8 +215,8 @@ def lower(graph: Graph, weights: dict[str, np.ndarray], outputs: dict[str, str],
                    producer_version)
     meta = {"archspec.graph": graph.name, "archspec.fold_bn": str(bool(fold_bn)).lower(),
             "archspec.dtype": "fp16" if fp16 else "fp32",
-            **{f"archspec.{k}": str(graph.meta.get(k)) for k in
-               ("spec", "resolution", "width", "classes")}}
+            "archspec.spec": str(graph.meta.get("spec")),
+            **{f"archspec.{k}": str(v) for k, v in overrides_of(graph).items()}}
     helper.set_model_props(model, meta)
     return model
 

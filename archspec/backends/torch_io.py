@@ -51,7 +51,7 @@ def save(model, path, spec, graph: Graph) -> None:
     from .. import __version__
 
     text = spec_text(spec)
-    overrides = {k: graph.meta.get(k) for k in ("resolution", "width", "classes")}
+    overrides = embedded.overrides_of(graph)
     _check_describes(text, overrides, graph)
     features = (getattr(model, "meta", {}).get("archspec") or {}).get("features")
     state = OrderedDict((k, v.detach().cpu().contiguous()) for k, v in model.state_dict().items())

@@ -70,6 +70,20 @@ def spec_text(spec) -> str:
     return header + yaml.safe_dump(merged, sort_keys=False)
 
 
+OVERRIDE_KEYS = ("resolution", "width", "classes")
+
+
+def overrides_of(graph) -> dict:
+    """The overrides ``graph`` was compiled with, as a model file stores them. A
+    non-square input is the spec's own size (``--resolution N`` makes it N x N), so its
+    resolution is not stored."""
+    out = {k: graph.meta.get(k) for k in OVERRIDE_KEYS}
+    shape = graph.input_shape
+    if len(shape) == 3 and shape[1] != shape[2]:
+        out["resolution"] = None
+    return out
+
+
 def compile_text(text: str, overrides: dict, what: str):
     """The graph of spec ``text`` with ``overrides``; a problem is one located line."""
     from ..errors import BackendError

@@ -11,6 +11,7 @@ from . import checkpoint, data
 from .config import TrainConfig, TrainingError
 from .dist import Dist
 from .recipes import Recipe, default_recipe, load_recipe, recipe_from_dict
+from ..spec.embedded import overrides_of
 
 
 @dataclass
@@ -49,7 +50,7 @@ def plan(config: TrainConfig) -> Run:
     if (out / "last.pt").exists() and not config.overwrite:
         raise TrainingError(f"{out} already holds a run: pass --resume {out} to continue it, "
                             "--overwrite to start again, or another --output")
-    overrides = {k: graph.meta.get(k) for k in ("resolution", "width", "classes")}
+    overrides = overrides_of(graph)
     return Run(config, recipe, source, torch_io.spec_text(spec), overrides, graph, out)
 
 
