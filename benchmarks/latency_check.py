@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 from archspec.analysis.sweep import random_variants, vary  # noqa: E402
 from archspec.latency.networks import random_network  # noqa: E402
 from archspec.latency import check as chk  # noqa: E402
-from archspec.latency.profile import current_warnings, load as load_profile  # noqa: E402
+from archspec.latency.profile import load as load_profile, warn  # noqa: E402
 from archspec.spec import load  # noqa: E402
 from archspec.spec.loader import SHIPPED  # noqa: E402
 
@@ -290,8 +290,7 @@ def main(argv=None) -> int:
     if args.repredict:
         return repredict(args)
     profile = load_profile(args.profile)
-    for w in current_warnings(profile):
-        print(f"warning: {w}", file=sys.stderr)
+    warn(profile, args.profile)
     t0 = time.perf_counter()
     load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
     named = named_models(args.random, args.seed, args.calib_nets,

@@ -4,7 +4,6 @@ from an accuracy proxy (:mod:`.proxies`); either a Pareto front over several of 
 the single MnasNet / MobileNetV3 reward ACC x (LAT / TAR)^w."""
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -76,11 +75,10 @@ def parse(minimize: str, maximize: str, *, profile: bool, proxy: bool,
 
 @lru_cache(maxsize=4)
 def _profile(path: str):
-    from ..latency.profile import current_warnings, load
+    from ..latency.profile import load, warn
 
     profile = load(path)
-    for w in current_warnings(profile):
-        print(f"archspec: warning: {w}; predictions may be off", file=sys.stderr)
+    warn(profile, path)
     return profile
 
 
@@ -89,7 +87,7 @@ def latency_ms(graph, profile_path) -> float:
     from ..latency.kernels import kernels
 
     profile = _profile(str(Path(profile_path).resolve()))
-    return profile.model.predict(kernels(graph, profile.nchwc_block)).total_ms
+    return profile.model.predict(kernels(graph, profile.nchwc_block), graph).total_ms
 
 
 def figures(spec, names, *, profile=None, proxy=None, text: str = "") -> dict:
