@@ -69,6 +69,20 @@ def test_run_with_and_without_memo_in_workers():
     assert all("latency_ms" in r for r in fast)
 
 
+def test_evaluator_survives_pickling():
+    """Workers started by spawn (macOS, Windows) receive the evaluator pickled."""
+    import pickle
+
+    from archspec.analysis.sweep import Evaluator
+    from archspec.latency.memo import SweepLatency
+    from archspec.latency.profile import load
+
+    spec, variants = _samples("mobilenetv3_small", n=4)
+    evaluator = Evaluator(spec, extra=SweepLatency(load(PROFILE)))
+    rows = [evaluator(v) for v in variants]
+    assert [pickle.loads(pickle.dumps(evaluator))(v) for v in variants] == rows
+
+
 def test_a_block_that_reads_the_graph_is_compiled_in_full(monkeypatch):
     block_memo.clear()
     spec, variants = _samples("mobilenetv2", n=3)

@@ -29,6 +29,7 @@ from ..ir import ops
 from ..ir.graph import Graph
 from ..spec.model import Spec
 from .cost import totals
+from .variants import Variant, row_changes, vary
 
 BLOCK_ENTRIES = 100_000   # distinct (block, input shape) pairs kept per process
 PLAN_ENTRIES = 100_000    # distinct plans (and rows at a width) kept per spec
@@ -213,9 +214,7 @@ class SweepMemo:
     peak memory), or None where the variant needs a full compile."""
 
     def __init__(self, spec):
-        from . import variants
-
-        self.spec, self._sweep = spec, variants
+        self.spec = spec
         self.usable = isinstance(spec, Spec) and not (spec.heads or spec.taps)
         self.max_nodes = compiler._env_max_nodes()
         self.generation = BLOCKS.generation
@@ -257,7 +256,7 @@ class SweepMemo:
             return found
         out = []
         for row, entries in rows:
-            changes = self._sweep.row_changes(row.fields, v) if row.section == "stages" \
+            changes = row_changes(row.fields, v) if row.section == "stages" \
                 else {}
             if not changes:
                 out.extend(entries)
@@ -294,7 +293,7 @@ class SweepMemo:
         key = (v.width, v.schedule_end)
         found = self._rows.get(key)
         if found is None:
-            spec = self._sweep.vary(self.spec, self._sweep.Variant(
+            spec = vary(self.spec, Variant(
                 width=v.width, schedule_end=v.schedule_end))
             schedule = compiler.schedule_channels(spec)
             rows = [(row, self._entries(row, spec, schedule))
@@ -344,7 +343,7 @@ class SweepMemo:
     def input_shape(self, resolution) -> tuple:
         found = self._inputs.get(resolution)
         if found is None:
-            spec = self._sweep.vary(self.spec, self._sweep.Variant(resolution=resolution))
+            spec = vary(self.spec, Variant(resolution=resolution))
             found = self._inputs[resolution] = (spec.channels, *spec.size)
         return found
 
