@@ -12,7 +12,8 @@ inter-op thread and sequential execution).
 Backends: ``onnxruntime`` (CPU, the ONNX backend's BN-folded model, all graph
 optimisations), ``torch`` (eager), ``torch-compile`` (``torch.compile``, inductor),
 ``cuda`` (eager on the first GPU). A train step is forward, cross-entropy against random
-labels, and backward, in train mode (BN updates its statistics); no optimiser step.
+labels (a model with heads or several outputs: the sum of each output's mean), and
+backward, in train mode (BN updates its statistics); no optimiser step.
 onnxruntime measures inference only.
 
 The result is a JSON-ready dict (schema ``archspec.bench/1``) that records the machine,
@@ -126,19 +127,17 @@ def _torch_step(graph, settings: Settings):
     model = get_backend("torch").build(graph, seed=settings.seed).to(device)
     gen = torch.Generator().manual_seed(settings.seed)
     x = torch.randn(settings.batch, *graph.input_shape, generator=gen).to(device)
-    classes = graph[graph.outputs["output"]].shape[0]
-    labels = torch.randint(0, classes, (settings.batch,), generator=gen).to(device)
+    loss_fn = _loss(graph, settings.batch, gen, device)
     if settings.backend == "torch-compile":
         model = torch.compile(model)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
     if settings.train_step:
         model.train()
-        loss_fn = torch.nn.functional.cross_entropy
 
         def step():
             model.zero_grad(set_to_none=True)
-            loss_fn(model(x), labels).backward()
+            loss_fn(model(x)).backward()
             sync()
     else:
         model.eval()
@@ -148,6 +147,20 @@ def _torch_step(graph, settings: Settings):
                 model(x)
             sync()
     return step
+
+
+def _loss(graph, batch: int, gen, device):
+    """The train step's loss: cross-entropy against random labels for a classifier (one
+    ``output`` of class scores), else the sum of every named output's mean (heads, taps)."""
+    import torch
+
+    node = graph.outputs.get("output")
+    if list(graph.outputs) == ["output"] and len(graph[node].shape) == 1:
+        classes = graph[node].shape[0]
+        labels = torch.randint(0, classes, (batch,), generator=gen).to(device)
+        return lambda out: torch.nn.functional.cross_entropy(out, labels)
+    return lambda out: sum(t.mean() for t in (out.values() if isinstance(out, dict)
+                                              else [out]))
 
 
 def ort_session_options(threads: int, *, profile: bool = False):

@@ -266,9 +266,10 @@ class SlicedRunner(torch.nn.Module):
 
     # -- running ----------------------------------------------------------------------------
     @torch.no_grad()
-    def forward(self, box) -> torch.Tensor:
+    def forward(self, box) -> torch.Tensor | dict[str, torch.Tensor]:
         """``box``: the input tensor, or a one-element list to take it from (so that it
-        can be freed after its last use)."""
+        can be freed after its last use). Returns what the built model returns: the tensor
+        of a single ``output``, else a dict by output name."""
         graph, env = self.graph, {}
         box = box if isinstance(box, list) else [box]
         skip_until = -1
@@ -284,7 +285,9 @@ class SlicedRunner(torch.nn.Module):
                 env[name] = self._run(node, env, box)
             for dead in [k for k in env if self.last_use.get(k, -1) <= i]:
                 del env[dead]
-        return env[graph.outputs["output"]]
+        if list(graph.outputs) == ["output"]:
+            return env[graph.outputs["output"]]
+        return {name: env[node] for name, node in graph.outputs.items()}
 
     def _run(self, node, env: dict, box: list) -> torch.Tensor:
         """One node on its input tensors; the graph input is taken out of ``box``."""

@@ -32,10 +32,13 @@ def summary(model, graph: Graph, report: CostReport) -> str:
                      e.shape, e.params, e.madds))
     params = sum(e.params for e in layers)
     madds = sum(e.madds for e in layers)
-    rows.append((0, "total", "", graph[graph.outputs["output"]].shape if features is None
-                 else "", params, madds))
-    return _table(rows, f"{graph.name}: {params:,} params, {madds:,} MAdds "
-                        f"(batch {report.batch}, input {_shape(graph[graph.inputs[0]].shape)})")
+    outs = outputs_for(graph, features)
+    single = list(outs) == ["output"]
+    rows.append((0, "total", "", graph[outs["output"]].shape if single else "", params, madds))
+    named = [] if single else [(1, name, f"output <- {node}", graph[node].shape, None, None)
+                               for name, node in outs.items()]
+    return _table(rows, named, f"{graph.name}: {params:,} params, {madds:,} MAdds (batch "
+                               f"{report.batch}, input {_shape(graph[graph.inputs[0]].shape)})")
 
 
 def _needed(graph: Graph, features) -> set[str]:
@@ -123,9 +126,11 @@ def _shape(shape) -> str:
     return "x".join(map(str, shape)) if shape else ""
 
 
-def _table(rows, title: str) -> str:
-    cells = [(("  " * depth) + name, layer, _shape(shape), f"{params:,}", f"{madds:,}")
-             for depth, name, layer, shape, params, madds in rows]
+def _table(rows, named, title: str) -> str:
+    """``rows`` end with the total; ``named`` (the outputs, when not one ``output``) follow
+    it."""
+    cells = [(("  " * depth) + name, layer, _shape(shape), _count(params), _count(madds))
+             for depth, name, layer, shape, params, madds in [*rows, *named]]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(HEADER)]
     right = {3, 4}
 
@@ -134,5 +139,10 @@ def _table(rows, title: str) -> str:
                          for i, (v, w) in enumerate(zip(values, widths))).rstrip()
 
     rule = "-" * len(line(HEADER))
-    return "\n".join([title, line(HEADER), rule, *map(line, cells[:-1]), rule,
-                      line(cells[-1])]) + "\n"
+    body = len(rows) - 1
+    return "\n".join([title, line(HEADER), rule, *map(line, cells[:body]), rule,
+                      *map(line, cells[body:])]) + "\n"
+
+
+def _count(n) -> str:
+    return "" if n is None else f"{n:,}"
