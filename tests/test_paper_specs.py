@@ -29,7 +29,37 @@ def test_shipped_spec_loads_compiles_costs(name):
     graph = spec.compile()
     report = spec.cost()
     assert report.totals.params > 0 and report.totals.madds > 0
-    assert tuple(graph[graph.outputs["output"]].shape) == (spec.classes,)
+    outputs = {name: tuple(graph[node].shape) for name, node in graph.outputs.items()}
+    if not spec.heads:
+        assert outputs == {"output": (spec.classes,)}
+        return
+    assert [p.name for p in report.parts] == ["backbone", *(f"heads.{h.label}"
+                                                             for h in spec.heads)]
+    for name, shape in outputs.items():
+        _check_head_output(name.rsplit(".", 1)[-1], shape, spec.classes, graph, outputs)
+
+
+def _check_head_output(kind, shape, classes, graph, outputs):
+    """A head's output as docs/heads.md describes it (the shipped heads use the spec's
+    classes and upsample their logits)."""
+    if kind == "out":
+        assert shape == (classes, *graph.input_shape[1:])
+    elif kind == "cls_logits":
+        assert shape[1] == classes and (shape[0], 4) == outputs["bbox_regression"]
+    else:
+        assert kind == "bbox_regression" and shape[1] == 4, kind
+
+
+@pytest.mark.parametrize("name", SPECS)
+def test_diff_against_mobilenetv2_covers_every_block(name):
+    from archspec.analysis.diff import diff
+    from figures import smallest_resolution
+
+    graph = archspec.load(name, resolution=smallest_resolution(name, 64)).compile()
+    ref = archspec.load("mobilenetv2", resolution=64).compile()
+    d = diff(graph, ref)
+    assert sum(r.a.figures["params"] for r in d.rows if r.a) == d.a.totals.params
+    assert sum(r.b.figures["madds"] for r in d.rows if r.b) == d.b.totals.madds
 
 
 def tiny(body: str, channels=8, resolution=8):

@@ -89,7 +89,7 @@ def settings(node: Node, in_channels: int = 0) -> dict:
         if f.name in _CHANNEL_FIELDS:
             continue
         value = getattr(node.op, f.name)
-        if f.name == "groups" and value > 1 and value == node.op.in_channels:
+        if node.kind == "conv2d" and f.name == "groups" and 1 < value == node.op.in_channels:
             value = "depthwise"
         elif f.name == "partial":
             value = "partial" if value else "full"
