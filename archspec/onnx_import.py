@@ -10,7 +10,10 @@ LeakyRelu (with archspec's constants: ELU alpha 1, leaky slope 0.01), Mul, Add,
 GlobalAveragePool (and ReduceMean over H, W), AveragePool, MaxPool, Resize (bilinear,
 half-pixel, constant sizes), Gemm, Flatten, Reshape/Squeeze to a vector, Concat, Slice,
 Dropout/Identity, Constant, and shape arithmetic on constants (Shape, Gather, Add, Sub,
-Mul, Div: torch's export of ``chunk``). Any other op is an :class:`ArchspecError`
+Mul, Div, Slice, Concat: torch's export of ``chunk`` and of ``F.interpolate(size=)``,
+whose Resize sizes are ``Concat(Slice(Shape(x), 0:2), [H, W])``), folded to a constant
+when every input is one (a Slice or Concat mixing constants with a run-time tensor is a
+located error). Any other op is an :class:`ArchspecError`
 naming the op and the node, and so is a malformed node (wrong input count, a constant of
 the wrong shape). Shapes are inferred by the IR, not read from the file, so a file with
 dynamic spatial axes can be costed at any ``resolution``. The graph's ``meta`` records the
@@ -348,8 +351,6 @@ class _Importer:
                 self._partial_add(n) or self._replicate(n)
             elif n.op_type == "Transpose":
                 self._permutation(n)
-            elif n.op_type == "Resize" and len(n.input) == 4:
-                self._runtime_sizes(n)
         return index
 
     def scalar(self, name: str):
@@ -440,23 +441,6 @@ class _Importer:
             return False
         self.skip.update({id(split), id(n)})
         self.fused[id(merge)] = (op, [split.input[0]])
-        return True
-
-    def _runtime_sizes(self, n) -> bool:
-        """Resize sizes spelled Concat(Shape(x, end=2), [H, W]) (below opset 18): the
-        constant [H, W] (axes 2, 3)."""
-        cat = self.producer.get(n.input[3])
-        if cat is None or cat.op_type != "Concat" or len(cat.input) != 2:
-            return False
-        shape, hw = self.producer.get(cat.input[0]), self.const(cat.input[1])
-        if (shape is None or shape.op_type != "Shape" or hw is None or hw.size != 2
-                or shape.input[0] != n.input[0] or self.attrs(shape).get("end") != 2
-                or self.attrs(shape).get("start", 0) != 0
-                or not self.only_reader(shape.output[0], cat)
-                or not self.only_reader(cat.output[0], n)):
-            return False
-        self.skip.update({id(shape), id(cat)})
-        self.consts[n.input[3]] = hw
         return True
 
     def _replicate(self, n) -> bool:
@@ -607,7 +591,6 @@ PATTERNS = {  # what the importer makes outside the per-op handlers -> the IR op
     "Concat(Add(Slice(a, 0:c), b), Slice(a, c:))": ("add",),
     "Concat(x, x, ...), optionally cut by Slice(0:n)": ("replicate",),
     "Reshape, Transpose(0, 2, 1, 3, 4), Reshape": ("channel_shuffle",),
-    "Resize(x, sizes=Concat(Shape(x, end=2), [H, W]))": ("resize",),
     "Reshape, Transpose(0, 3, 4, 1, 2), Reshape(N, -1, K)": ("anchor_flatten",),
 }
 
@@ -740,11 +723,25 @@ def _clip(im: _Importer, n) -> None:
 
 def _folded(im: _Importer, n, fn) -> bool:
     """Shape arithmetic (torch exports ``x.chunk(2, 1)`` as Slice bounds computed from
-    Shape): when every input is a constant, the output is the constant ``fn(*inputs)``."""
-    if not all(i in im.consts for i in n.input):
+    Shape, ``F.interpolate(size=)`` as Resize sizes ``Concat(Slice(Shape(x), 0:2), [H, W])``):
+    when every given input is a constant, the output is the constant ``fn(*inputs)``
+    (an omitted optional input is None)."""
+    given = [i for i in n.input if i]
+    if not all(i in im.consts for i in given):
         return False
-    im.consts[n.output[0]] = fn(*(im.consts[i] for i in n.input))
+    im.consts[n.output[0]] = fn(*(im.consts[i] if i else None for i in n.input))
     return True
+
+
+def _not_half_constant(im: _Importer, n, inputs) -> None:
+    """A located error when some of ``inputs`` are shape values (constants) and another is
+    computed at run time: archspec folds shape arithmetic, it does not run it."""
+    given = [i for i in inputs if i]
+    if any(i in im.consts for i in given):
+        runtime = next(i for i in given if i not in im.consts)
+        im.fail(n, f"input `{runtime}` is computed at run time while other inputs are "
+                   f"constants: only a {n.op_type} of constants (shape arithmetic) or of "
+                   "feature maps imports")
 
 
 @handles("Shape", inputs=(1, 1), makes=())
@@ -863,6 +860,12 @@ def _gemm(im: _Importer, n) -> None:
 
 @handles("Concat", inputs=(1, None), makes=("concat",))
 def _concat(im: _Importer, n) -> None:
+    import numpy as np
+
+    axis = im.attrs(n).get("axis", 0)
+    if _folded(im, n, lambda *parts: np.concatenate(parts, axis=axis)):
+        return
+    _not_half_constant(im, n, n.input)
     rank = len(im.shape(n.input[0])) + 1 if n.input[0] in im.tensor else 4
     if im.attrs(n).get("axis", 0) % rank != 1:
         im.fail(n, "only concatenation along the first axis after the batch (axis 1) "
@@ -946,11 +949,30 @@ def _resize(im: _Importer, n) -> None:
     axes = [int(v) % 4 for v in a.get("axes", range(4 - len(sizes), 4))]
     if axes[-2:] != [2, 3] or len(sizes) not in (2, 4):
         im.fail(n, f"sizes {sizes} must give H and W (axes 2, 3)")
+    channels = im.shape(n.input[0])[0] if n.input[0] in im.tensor else None
+    if len(sizes) == 4 and channels is not None and sizes[1] != channels:
+        im.fail(n, f"sizes {sizes} change the channels ({channels}): only H and W resize")
     im.add(n, ops.Resize(tuple(sizes[-2:])), [n.input[0]])
+
+
+def _constant_slice(data, starts, ends, axes=None, steps=None):
+    """ONNX Slice of a constant (numpy's slicing clamps the bounds as ONNX does)."""
+    import numpy as np
+
+    axes = range(len(starts)) if axes is None else axes
+    steps = [1] * len(starts) if steps is None else steps
+    cut = [slice(None)] * data.ndim
+    for a, b, e, s in zip(axes, starts, ends, steps, strict=True):
+        cut[int(a) % data.ndim] = slice(int(b), int(e), int(s))
+    return np.asarray(data[tuple(cut)])
 
 
 @handles("Slice", inputs=(3, 5), makes=("slice",))
 def _slice(im: _Importer, n) -> None:
+    if _folded(im, n, _constant_slice):
+        return
+    if n.input[0] in im.consts:
+        _not_half_constant(im, n, n.input)
     r = im.slice_range(n)
     if r is None:
         im.fail(n, "only a unit-step slice of channels (axis 1) with constant bounds "

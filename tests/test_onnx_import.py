@@ -4,6 +4,7 @@ torch.onnx.export import too, unsupported ops are named, and the CLI takes .onnx
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import warnings
@@ -13,6 +14,7 @@ import pytest
 import archspec
 from archspec.analysis.cost import cost
 from archspec.errors import ArchspecError
+from archspec.ir.tensors import numel
 from archspec.spec.loader import SHIPPED
 
 onnx = pytest.importorskip("onnx")
@@ -212,3 +214,101 @@ def test_malformed_files_are_located_errors(backend):
             failed += 1
             assert str(e).startswith("m.onnx: ") and "\n" not in str(e)
     assert failed > 100  # the edits do break files; none escapes as another exception
+
+
+def _runtime_sized_resize(hw_of):
+    """Conv(3 -> 4) then a Resize whose sizes are Concat(Slice(Shape(c), 0:2), hw), as
+    torch.onnx exports ``F.interpolate(c, size=...)``; ``hw_of(shape)`` returns the nodes
+    and initialisers that compute ``hw`` from the Shape output ``shape``."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    def const(name, values):
+        return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(
+            np.array(values, np.int64), name))
+
+    w = numpy_helper.from_array(np.ones((4, 3, 3, 3), np.float32), "w")
+    hw_nodes, hw_inits = hw_of("shape")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1] * 4),
+             helper.make_node("Shape", ["c"], ["shape"], name="up/Shape"),
+             const("axes", [0]), const("starts", [0]), const("ends", [2]),
+             helper.make_node("Slice", ["shape", "starts", "ends", "axes"], ["nc"],
+                              name="up/Slice"),
+             *hw_nodes,
+             helper.make_node("Concat", ["nc", "hw"], ["sizes"], name="up/Concat", axis=0),
+             helper.make_node("Resize", ["c", "", "", "sizes"], ["y"], name="up/Resize",
+                              mode="linear", coordinate_transformation_mode="half_pixel")]
+    model = _tiny(nodes, [w, *hw_inits])
+    for axis, name in ((2, "h"), (3, "w")):
+        model.graph.input[0].type.tensor_type.shape.dim[axis].dim_param = name
+    return model
+
+
+def _fixed_hw(shape):
+    import numpy as np
+    from onnx import numpy_helper
+
+    return [], [numpy_helper.from_array(np.array([16, 12], np.int64), "hw")]
+
+
+def _twice_hw(shape):
+    """hw = Slice(shape, -2:) * 2 (a negative start, an open end, explicit steps)."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    inits = [numpy_helper.from_array(np.array(v, np.int64), k) for k, v in
+             (("s", [-2]), ("e", [2 ** 63 - 1]), ("a", [0]), ("st", [1]), ("two", [2]))]
+    return [helper.make_node("Slice", [shape, "s", "e", "a", "st"], ["hw_in"], name="hw"),
+            helper.make_node("Mul", ["hw_in", "two"], ["hw"], name="hw/Mul")], inits
+
+
+@pytest.mark.parametrize("hw_of", [_fixed_hw, _twice_hw])
+def test_resize_to_sizes_computed_from_shape_folds(hw_of, tmp_path):
+    """torchvision's segmentation models spell their upsampling sizes this way; the
+    output shape is onnxruntime's, the conv's MAdds come from its weight shape and the
+    resize counts one elementwise op per output element (docs/conventions.md)."""
+    ort = pytest.importorskip("onnxruntime")
+    import numpy as np
+
+    model = _runtime_sized_resize(hw_of)
+    path = tmp_path / "up.onnx"
+    onnx.save(model, str(path))
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for size in (8, 6):
+        x = np.zeros((1, 3, size, size), np.float32)
+        want = sess.run(None, {"x": x})[0].shape
+        graph = load_onnx(path, resolution=size)
+        out = graph[graph.outputs["output"]]
+        assert (1, *out.shape) == want
+        assert [n.kind for n in graph] == ["input", "conv2d", "resize"]
+        got = cost(graph).totals
+        assert got.madds == 4 * 3 * 3 * 3 * size * size
+        assert got.elementwise == numel(out.shape)
+        assert got.params == 4 * 3 * 3 * 3
+
+
+def test_runtime_values_in_shape_arithmetic_are_located_errors(tmp_path):
+    """A Slice or Concat that mixes shape values with a tensor computed at run time is
+    refused naming the node and the run-time input, on the CLI too (exit 2)."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    def concat_of_feature_map(shape):   # hw is the feature map itself
+        return [helper.make_node("Identity", ["c"], ["hw"], name="hw")], []
+
+    def slice_to_pooled_end(shape):     # hw's end is a value pooled from the feature map
+        ends = helper.make_node("GlobalAveragePool", ["c"], ["pooled"], name="pool")
+        start = numpy_helper.from_array(np.array([2], np.int64), "two")
+        return [ends, helper.make_node("Slice", [shape, "two", "pooled"], ["hw"],
+                                       name="hw/Slice")], [start]
+
+    for hw_of, node, runtime in ((concat_of_feature_map, "up/Concat", "hw"),
+                                 (slice_to_pooled_end, "hw/Slice", "pooled")):
+        path = tmp_path / f"{node.replace('/', '_')}.onnx"
+        onnx.save(_runtime_sized_resize(hw_of), str(path))
+        pattern = (rf"{re.escape(str(path))}: node `{node}` .*input `{runtime}` is "
+                   "computed at run time")
+        with pytest.raises(ArchspecError, match=pattern):
+            load_onnx(path, resolution=8)
+        r = run_cli("cost", path, "--resolution", "8")
+        assert r.returncode == 2 and f"`{node}`" in r.stderr and "Traceback" not in r.stderr
