@@ -121,6 +121,21 @@ def test_a_kernel_across_blocks_is_predicted_from_the_full_graph():
                                     ((ops.BatchNorm(channels), (None,)),), spec), FusedBlock)
 
 
+def test_memo_given_up_where_variants_share_few_blocks():
+    """ReXNet's schedule gives every random width its own channels: after a hundred
+    variants the evaluator compiles in full; MobileNetV3's rounded channels keep it."""
+    from archspec.analysis.sweep import Evaluator
+
+    for name, kept in (("rexnet", False), ("mobilenetv3_large", True)):
+        block_memo.clear()
+        spec = archspec.load(name)
+        variants = random_variants(130, 3, spec)
+        evaluator = Evaluator(spec)
+        rows = [evaluator(v) for v in variants]
+        assert (evaluator.memo is not None) == kept, name
+        assert rows[-5:] == [evaluate(spec, v) for v in variants[-5:]]
+
+
 def test_cache_keeps_the_recently_used():
     cache = Cache(4)
     for k in range(3):

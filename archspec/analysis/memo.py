@@ -33,6 +33,7 @@ from .variants import Variant, row_changes, vary
 
 BLOCK_ENTRIES = 100_000   # distinct (block, input shape) pairs kept per process
 PLAN_ENTRIES = 100_000    # distinct plans (and rows at a width) kept per spec
+MIN_VARIANTS, MISS_LIMIT = 100, 0.8   # when a sweep gives the memo up (SweepMemo.worthwhile)
 
 
 class Cache:
@@ -225,6 +226,14 @@ class SweepMemo:
         self._inputs: dict = {}
         self._static: dict = {}
         self._last: tuple = (None, None)   # the last variant's chain (cost, then latency)
+        self.variants = self.lookups = self.lowered = 0
+
+    @property
+    def worthwhile(self) -> bool:
+        """False once the variants seen share too few blocks for the memo to pay (a
+        channel schedule that gives every width its own channels, ReXNet's): after
+        ``MIN_VARIANTS``, more than ``MISS_LIMIT`` of the blocks looked up were new."""
+        return self.variants < MIN_VARIANTS or self.lowered <= MISS_LIMIT * self.lookups
 
     def plan(self, v) -> tuple[Entry, ...] | None:
         """The blocks of variant ``v`` in compile order (resolution aside), or None."""
@@ -360,8 +369,13 @@ class SweepMemo:
             return None
         shape = self.input_shape(v.resolution)
         out, nodes, known = [], 1, _BLOCKS.new
+        self.variants += 1
+        self.lookups += len(plan)
         for entry in plan:
-            c = known.get((entry.bid, shape)) or block_cost(entry, shape, self.spec)
+            c = known.get((entry.bid, shape))
+            if c is None:
+                self.lowered += 1
+                c = block_cost(entry, shape, self.spec)
             if c is None or c is _FAILED:
                 return None
             out.append((entry, shape, c))

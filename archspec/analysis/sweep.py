@@ -158,7 +158,8 @@ def objectives(minimize: str, maximize: str, *, memory: bool = False,
 class Evaluator:
     """Evaluates variants of one spec: from memoised blocks (:mod:`.memo`) where it can,
     by a full compile where it cannot or where asked (``memo=False``, or ``memory``, which
-    needs the whole graph); the rows are those of :func:`evaluate` either way. ``extra``,
+    needs the whole graph) or where the variants share too few blocks for the memo to pay
+    (``SweepMemo.worthwhile``); the rows are those of :func:`evaluate` either way. ``extra``,
     if given, adds figures to each row: ``extra(memo, spec, v, row)`` with ``memo`` the
     :class:`~.memo.SweepMemo` or None (predicted latency: archspec.latency.memo)."""
 
@@ -170,6 +171,8 @@ class Evaluator:
 
     def __call__(self, v: Variant) -> dict:
         row = None if self.memo is None or self.memory else self.memo.evaluate(v)
+        if self.memo is not None and not self.memo.worthwhile:
+            self.memo = None   # too few blocks shared: compiling in full is faster
         if row is None:
             row = evaluate(self.spec, v, self.memory)
         if self.extra is not None:
