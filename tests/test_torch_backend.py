@@ -17,9 +17,12 @@ torch = pytest.importorskip("torch")
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from archspec.backends import available, get_backend, register, unregister  # noqa: E402
+from figures import smallest_resolution  # noqa: E402
 
 SPECS = sorted(SHIPPED.glob("*.yaml"))
-SMALL = 96  # resolution for tests that are not about resolution
+SMALL = 96  # resolution for tests that are not about resolution (or the smallest above it
+# where a spec's heads compile: SSDLite from 32 px, the Cityscapes LR-ASPP gate at 784 px)
+HEAVY = 256  # above this size, shapes are checked on the meta device (no real forward)
 
 
 @pytest.fixture(scope="module")
@@ -42,10 +45,12 @@ def _bn_buffers(model) -> int:
 
 
 def _madds(model, shape) -> int:
-    model.eval()
+    """FlopCounterMode's count / 2, on the meta device (shapes only: the count is the
+    same, and the 1024x2048 Cityscapes specs take no time)."""
+    model = model.eval().to("meta")
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
-        model(torch.zeros(1, *shape))
+        model(torch.zeros(1, *shape, device="meta"))
     flops = counter.get_total_flops()
     assert flops % 2 == 0
     return flops // 2
@@ -64,20 +69,26 @@ def test_params_and_buffers_equal_the_cost_pass(backend, path):
 @pytest.mark.parametrize("resolution", [None, 160], ids=["spec", "r160"])
 @pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
 def test_flop_counter_madds_equal_the_cost_pass(backend, path, resolution):
-    graph = _spec(path, resolution).compile()
+    graph = _spec(path, resolution and smallest_resolution(path, resolution)).compile()
     model = backend.build(graph, seed=0)
     assert _madds(model, graph[graph.inputs[0]].shape) == cost(graph).totals.madds
 
 
 @pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
 def test_output_and_tap_shapes_equal_the_graph(backend, path):
-    graph = _spec(path, SMALL).compile()
-    x = torch.randn(1, *graph[graph.inputs[0]].shape)
-    model = backend.build(graph, seed=0).eval()
-    taps = backend.build(graph, features=list(graph.taps), seed=0).eval()
+    size = smallest_resolution(path, SMALL)
+    graph = _spec(path, size).compile()
+    device = "meta" if size > HEAVY else "cpu"
+    x = torch.randn(1, *graph.input_shape, device=device)
+    model = backend.build(graph, seed=0).eval().to(device)
+    taps = backend.build(graph, features=list(graph.taps), seed=0).eval().to(device)
     with torch.no_grad():
         out, feats = model(x), taps(x)
-    assert tuple(out.shape[1:]) == graph[graph.outputs["output"]].shape
+    if list(graph.outputs) == ["output"]:
+        out = {"output": out}  # a single `output` is returned as a tensor
+    assert list(out) == list(graph.outputs)
+    for name, node in graph.outputs.items():
+        assert tuple(out[name].shape[1:]) == graph[node].shape, name
     assert list(feats) == list(graph.taps)
     for tap, node in graph.taps.items():
         assert tuple(feats[tap].shape[1:]) == graph[node].shape, tap
@@ -85,7 +96,7 @@ def test_output_and_tap_shapes_equal_the_graph(backend, path):
 
 @pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
 def test_module_names_are_the_ir_names(backend, path):
-    graph = _spec(path, SMALL).compile()
+    graph = _spec(path, smallest_resolution(path, SMALL)).compile()
     model = backend.build(graph)
     leaves = {name for name, m in model.named_modules() if not list(m.children())} - {""}
     report = {e.name for e in cost(graph).layers}
@@ -183,6 +194,27 @@ def test_summary_lists_every_layer_with_its_cost(backend, v2):
     text = backend.summary(model, v2, report)
     assert f"{report.totals.params:,}" in text and f"{report.totals.madds:,}" in text
     assert text.count("Conv2d") == sum(1 for e in report.layers if e.type == "conv2d")
+
+
+def test_summary_of_a_head_spec_lists_each_output(backend):
+    graph = archspec.load("ssdlite320_mobilenet_v3_large", resolution=160).compile()
+    text = backend.summary(backend.build(graph), graph, cost(graph))
+    total, *named = text.rstrip().split("\n")[-3:]
+    assert total.split()[0] == "total" and f"{cost(graph).totals.madds:,}" in total
+    for line, (name, node) in zip(named, graph.outputs.items()):
+        shape = "x".join(map(str, graph[node].shape))
+        assert line.split() == [name, "output", "<-", node, shape]
+
+
+def test_bench_runs_a_train_step_on_a_head_spec():
+    from archspec.bench import Settings, run
+
+    spec = archspec.load("lraspp_mobilenet_v3_large")
+    doc = run(spec, Settings(backend="torch", resolutions=(64,), train_step=True, repeats=1,
+                             warmup=0))
+    (m,) = doc["results"]
+    assert (m["resolution"], m["mode"], len(m["times_ms"])) == (64, "train_step", 1)
+    assert m["madds"] == cost(spec.with_(resolution=64).compile()).totals.madds
 
 
 def test_partial_add_replicate_and_slice_lower_exactly(backend):
