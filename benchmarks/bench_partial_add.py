@@ -108,7 +108,8 @@ def torch_clone_add(a, b):
 
 
 def torch_inplace(a, b):
-    a[:, :b.shape[1]] += b
+    """Writes into ``a`` (timed on the same ``a`` again and again: values drift, not time)."""
+    a[:, :b.shape[1]].add_(b)
     return a
 
 
@@ -285,17 +286,20 @@ def show(title: str, ms: dict[str, float], ref: str):
         print(f"  {k:<24} {v:8.3f} ms   x{v / ms[ref]:.3f}")
 
 
+def onnx_tail(ca: int, cb: int, h: int, w: int, n: int):
+    models = {"full (alpha 1)": tail_model("full", ca, cb, h, w)}
+    models.update({c: tail_model(c, ca, cb, h, w) for c in ONNX_CANDIDATES})
+    ref = ort_output(models["slice_concat"], (ca, h, w))
+    for c, m in models.items():
+        if c != "full (alpha 1)":
+            assert np.allclose(ort_output(m, (ca, h, w)), ref, atol=1e-4), c
+    ms = rounds({c: (lambda m=m: ort_ms(m, (ca, h, w), 50)) for c, m in models.items()}, n)
+    show(f"ORT block tail {ca}x{h}x{w}, add {cb} channels", ms, "slice_concat")
+
+
 def bench_onnx(n: int):
-    g05 = mobilenext(0.5)
-    for ca, cb, h, w in partial_add_shapes(g05):
-        models = {"full (alpha 1)": tail_model("full", ca, cb, h, w)}
-        models.update({c: tail_model(c, ca, cb, h, w) for c in ONNX_CANDIDATES})
-        ref = ort_output(models["slice_concat"], (ca, h, w))
-        for c, m in models.items():
-            if c != "full (alpha 1)":
-                assert np.allclose(ort_output(m, (ca, h, w)), ref, atol=1e-4), c
-        ms = rounds({c: (lambda m=m: ort_ms(m, (ca, h, w), 50)) for c, m in models.items()}, n)
-        show(f"ORT block tail {ca}x{h}x{w}, add {cb} channels", ms, "slice_concat")
+    for ca, cb, h, w in partial_add_shapes(mobilenext(0.5)):
+        onnx_tail(ca, cb, h, w, n)
     graphs = {a: mobilenext(a) for a in ALPHAS}
     shape = graphs[1.0].input_shape
     models = {"alpha 1": whole_onnx(graphs[1.0], "shipped"),
@@ -310,25 +314,27 @@ def bench_onnx(n: int):
     show("ORT whole MobileNeXt", ms, "alpha 1")
 
 
+def torch_tail(ca: int, cb: int, h: int, w: int, n: int):
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randn(1, ca, h, w, generator=gen), torch.randn(1, cb, h, w, generator=gen)
+    x = torch.cat([b, torch.randn(1, ca - cb, h, w, generator=gen)], 1)
+    mask = (torch.arange(ca) < cb).float().view(1, -1, 1, 1)
+    for name, fn in TORCH_CANDIDATES.items():
+        assert torch.equal(fn(a.clone(), b), torch_cat(a, b)), name
+    assert torch.equal(torch.addcmul(a, x, mask), torch_cat(a, b))
+    calls = {"full add (alpha 1)": lambda: a + x}
+    calls.update({k: (lambda fn=fn: fn(a, b)) for k, fn in TORCH_CANDIDATES.items()})
+    calls["clone only (a.clone())"] = a.clone
+    calls["addcmul(a, x, mask)"] = lambda: torch.addcmul(a, x, mask)
+    calls["shipped"] = lambda: torch_lower.partial_add(a, b)
+    ms = rounds({k: (lambda f=f: torch_ms(f, 200)) for k, f in calls.items()}, n)
+    show(f"torch add {ca}x{h}x{w} (+{cb})", ms, "cat")
+
+
 def bench_torch(n: int):
     torch.set_num_threads(1)
-    g05 = mobilenext(0.5)
-    for ca, cb, h, w in partial_add_shapes(g05):
-        gen = torch.Generator().manual_seed(0)
-        a, b = torch.randn(1, ca, h, w, generator=gen), torch.randn(1, cb, h, w, generator=gen)
-        bf = torch.cat([b, torch.zeros(1, ca - cb, h, w)], 1)
-        for name, fn in TORCH_CANDIDATES.items():
-            assert torch.equal(fn(a.clone(), b), torch_cat(a, b)), name
-        calls = {"full add (alpha 1)": lambda: a + bf}
-        calls.update({k: (lambda fn=fn: fn(a.clone() if fn is torch_inplace else a, b))
-                      for k, fn in TORCH_CANDIDATES.items()})
-        calls["clone only (a.clone())"] = a.clone
-        x, mask = torch.cat([b, a[:, cb:]], 1), (torch.arange(ca) < cb).float().view(1, -1, 1, 1)
-        assert torch.equal(torch.addcmul(a, x, mask), torch_cat(a, b))
-        calls["addcmul(a, x, mask)"] = lambda: torch.addcmul(a, x, mask)
-        calls["shipped"] = lambda: torch_lower.partial_add(a, b)
-        ms = rounds({k: (lambda f=f: torch_ms(f, 200)) for k, f in calls.items()}, n)
-        show(f"torch add {ca}x{h}x{w} (+{cb})", ms, "cat")
+    for ca, cb, h, w in partial_add_shapes(mobilenext(0.5)):
+        torch_tail(ca, cb, h, w, n)
     graphs = {a: mobilenext(a) for a in ALPHAS}
     x = torch.randn(1, *graphs[1.0].input_shape)
     models = {"alpha 1": whole_torch(graphs[1.0], None),

@@ -319,7 +319,7 @@ def _masked_add(lw: _Lowering, node, x: str) -> str:
             b.inits.pop(i, None)
     ca, cb = node.shape[0], lw.graph[cut].shape[0]
     mask = (np.arange(ca) < cb).reshape(1, ca, 1, 1)
-    xm = b.node("Mul", [lw.tensor[x], b.init(f"{n}.mask", mask.astype(np.float32))],
+    xm = b.node("Mul", [lw.tensor[x], b.init(f"{n}.keep", mask.astype(np.float32))],
                 f"{n}.mask", f"{n}.mask", doc)
     return b.node("Add", [lw.args(node)[0], xm], lw.name_of(n), n, doc)
 
