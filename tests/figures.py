@@ -4,9 +4,10 @@ Table 3 view), the training-memory estimate and the latency prediction of the sh
 profile, each at two settings per spec (as shipped, and width 0.75 at 160 px, or at the
 smallest size above 160 where a head needs more: Fig. 10's 49x49 gate window, 784 px).
 
-`python tests/figures.py` writes tests/data/figures.json; test_figures.py recomputes the
-table and compares. The file was written before the vocabulary refactor (issue 15):
-a refactor that keeps behaviour keeps this table.
+`python tests/figures.py` writes tests/data/figures.json (`--add-new`: only the rows it
+lacks, the others kept as they are); test_figures.py recomputes the table and compares.
+The file was written before the vocabulary refactor (issue 15): a refactor that keeps
+behaviour keeps this table.
 """
 from __future__ import annotations
 
@@ -81,17 +82,21 @@ def figures(name: str, settings: dict, profile) -> dict:
     return out
 
 
-def table() -> dict:
+def table(skip=()) -> dict:
+    """Every shipped spec's figures at its settings, but the keys in ``skip``."""
     from archspec.latency.profile import load
     from archspec.spec.loader import SHIPPED
 
     profile = load(ROOT / "profiles" / "cpu-ort-1t.json")
     names = sorted(p.stem for p in SHIPPED.glob("*.yaml"))
-    return {f"{n}@{json.dumps(s, sort_keys=True)}": figures(n, s, profile)
-            for n in names for s in settings(n)}
+    keys = {f"{n}@{json.dumps(s, sort_keys=True)}": (n, s) for n in names for s in settings(n)}
+    return {k: figures(n, s, profile) for k, (n, s) in keys.items() if k not in skip}
 
 
 if __name__ == "__main__":
+    # --add-new: only the rows of specs (or settings) the table lacks; the others are kept
     TABLE.parent.mkdir(exist_ok=True)
-    TABLE.write_text(json.dumps(table(), indent=1, sort_keys=True) + "\n")
-    print(f"wrote {TABLE}", file=sys.stderr)
+    kept = json.loads(TABLE.read_text()) if "--add-new" in sys.argv else {}
+    new = table(skip=kept)
+    TABLE.write_text(json.dumps({**kept, **new}, indent=1, sort_keys=True) + "\n")
+    print(f"wrote {TABLE}: {len(new)} rows computed, {len(kept)} kept", file=sys.stderr)
