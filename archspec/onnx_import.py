@@ -10,11 +10,11 @@ LeakyRelu (with archspec's constants: ELU alpha 1, leaky slope 0.01), Mul, Add,
 GlobalAveragePool (and ReduceMean over H, W), AveragePool, MaxPool, Resize (bilinear,
 half-pixel, constant sizes), Gemm, Flatten, Reshape/Squeeze to a vector, Concat, Slice,
 Dropout/Identity, Constant, and shape arithmetic on constants (Shape, Gather, Add, Sub,
-Mul, Div, Slice, Concat: torch's export of ``chunk`` and of ``F.interpolate(size=)``,
-whose Resize sizes are ``Concat(Slice(Shape(x), 0:2), [H, W])``), folded to a constant
-when every input is one (a Slice or Concat mixing constants with a run-time tensor is a
-located error). Any other op is an :class:`ArchspecError`
-naming the op and the node, and so is a malformed node (wrong input count, a constant of
+Mul, Div, Slice, Concat, Unsqueeze, Cast: torch's export of ``chunk`` and of
+``F.interpolate(size=)``, whose Resize sizes are ``Concat(Slice(Shape(x), 0:2), [H, W])``),
+folded to a constant when every input is one (a Slice or Concat mixing constants with a
+run-time tensor is a located error). Any other op is an :class:`ArchspecError` naming
+the op and the node, and so is a malformed node (wrong input count, a constant of
 the wrong shape). Shapes are inferred by the IR, not read from the file, so a file with
 dynamic spatial axes can be costed at any ``resolution``. The graph's ``meta`` records the
 file's element type (``dtype``), its classes (from the output vector) and ``notes`` on how
@@ -760,6 +760,30 @@ def _gather(im: _Importer, n) -> None:
 
     if not _folded(im, n, lambda data, i: np.take(data, i, axis=im.attrs(n).get("axis", 0))):
         im.fail(n, "only a Gather of constants (shape arithmetic) imports")
+
+
+@handles("Unsqueeze", inputs=(1, 2), makes=())
+def _unsqueeze(im: _Importer, n) -> None:
+    """Shape arithmetic only (torch's ``size=x.shape[-2:]`` with dynamic axes): axes from
+    the attribute (below opset 13) or the second input, counted in the output's rank."""
+    import numpy as np
+
+    axes = im.attrs(n).get("axes")
+
+    def unsqueeze(data, given=None):
+        return np.expand_dims(data, tuple(int(a) for a in (
+            axes if given is None else given.reshape(-1).tolist())))
+    if not _folded(im, n, unsqueeze):
+        im.fail(n, "only an Unsqueeze of constants (shape arithmetic) imports")
+
+
+@handles("Cast", inputs=(1, 1), makes=())
+def _cast(im: _Importer, n) -> None:
+    from onnx import helper
+
+    dtype = helper.tensor_dtype_to_np_dtype(im.attrs(n)["to"])
+    if not _folded(im, n, lambda data: data.astype(dtype)):
+        im.fail(n, "only a Cast of constants (shape arithmetic) imports")
 
 
 def _integer_div(a, b):

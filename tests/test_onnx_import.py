@@ -262,7 +262,24 @@ def _twice_hw(shape):
             helper.make_node("Mul", ["hw_in", "two"], ["hw"], name="hw/Mul")], inits
 
 
-@pytest.mark.parametrize("hw_of", [_fixed_hw, _twice_hw])
+def _gathered_hw(shape):
+    """hw = Cast(Concat(Unsqueeze(Gather(shape, 2)), Unsqueeze(Gather(shape, 3)))): torch's
+    ``size=x.shape[-2:]`` exported with dynamic H and W."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    inits = [numpy_helper.from_array(np.array(v, np.int64), k) for k, v in
+             (("two", 2), ("three", 3), ("zero", [0]))]
+    nodes = []
+    for axis, index in (("rows", "two"), ("cols", "three")):
+        nodes += [helper.make_node("Gather", [shape, index], [f"{axis}0"], name=f"{axis}/G"),
+                  helper.make_node("Unsqueeze", [f"{axis}0", "zero"], [axis], name=f"{axis}/U")]
+    nodes += [helper.make_node("Concat", ["rows", "cols"], ["hw_raw"], name="hw/Concat", axis=0),
+              helper.make_node("Cast", ["hw_raw"], ["hw"], name="hw/Cast", to=TensorProto.INT64)]
+    return nodes, inits
+
+
+@pytest.mark.parametrize("hw_of", [_fixed_hw, _twice_hw, _gathered_hw])
 def test_resize_to_sizes_computed_from_shape_folds(hw_of, tmp_path):
     """torchvision's segmentation models spell their upsampling sizes this way; the
     output shape is onnxruntime's, the conv's MAdds come from its weight shape and the
