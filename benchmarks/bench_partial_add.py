@@ -10,6 +10,7 @@ onnxruntime session per candidate per round), medians, ratios to today's lowerin
 - whole MobileNeXt at alpha 1 and 0.5, its partial adds lowered by each candidate.
 
 Usage: .venv/bin/python benchmarks/bench_partial_add.py [--rounds 7] [--only onnx|torch]
+       [--whole]
 The machine may be shared: the load average is printed with the figures; rely on ratios.
 """
 from __future__ import annotations
@@ -297,8 +298,8 @@ def onnx_tail(ca: int, cb: int, h: int, w: int, n: int):
     show(f"ORT block tail {ca}x{h}x{w}, add {cb} channels", ms, "slice_concat")
 
 
-def bench_onnx(n: int):
-    for ca, cb, h, w in partial_add_shapes(mobilenext(0.5)):
+def bench_onnx(n: int, tails: bool = True):
+    for ca, cb, h, w in partial_add_shapes(mobilenext(0.5)) if tails else ():
         onnx_tail(ca, cb, h, w, n)
     graphs = {a: mobilenext(a) for a in ALPHAS}
     shape = graphs[1.0].input_shape
@@ -331,9 +332,9 @@ def torch_tail(ca: int, cb: int, h: int, w: int, n: int):
     show(f"torch add {ca}x{h}x{w} (+{cb})", ms, "cat")
 
 
-def bench_torch(n: int):
+def bench_torch(n: int, tails: bool = True):
     torch.set_num_threads(1)
-    for ca, cb, h, w in partial_add_shapes(mobilenext(0.5)):
+    for ca, cb, h, w in partial_add_shapes(mobilenext(0.5)) if tails else ():
         torch_tail(ca, cb, h, w, n)
     graphs = {a: mobilenext(a) for a in ALPHAS}
     x = torch.randn(1, *graphs[1.0].input_shape)
@@ -354,13 +355,14 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--only", choices=("onnx", "torch"))
+    p.add_argument("--whole", action="store_true", help="whole networks only (no tails)")
     args = p.parse_args()
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; onnxruntime "
           f"{ort.__version__}, torch {torch.__version__}; cpus {os.cpu_count()}")
     if args.only != "torch":
-        bench_onnx(args.rounds)
+        bench_onnx(args.rounds, not args.whole)
     if args.only != "onnx":
-        bench_torch(args.rounds)
+        bench_torch(args.rounds, not args.whole)
 
 
 if __name__ == "__main__":
