@@ -23,10 +23,23 @@ def scaled_fields(row: Row, spec: Spec) -> dict:
     if not f.get("scale", True):
         return f
     width = max(spec.width, f.get("min_width") or 0.0)
-    for key in BLOCKS.get(row.block).scaled:
+    for key in block_def(row.block)[1]:
         if f.get(key) is not None:
             f[key] = make_divisible(f[key] * width, spec.divisor)
     return f
+
+
+_DEFS: dict = {}   # block name -> (registry generation, BlockDef, its scaled fields)
+
+
+def block_def(name: str) -> tuple:
+    """(the BlockDef, its scaled fields) of a block name, looked up once per registry
+    generation (sweeps look blocks up by the million)."""
+    found = _DEFS.get(name)
+    if found is None or found[0] != BLOCKS.generation:
+        block = BLOCKS.get(name)
+        found = _DEFS[name] = (BLOCKS.generation, block, block.scaled)
+    return found[1:]
 
 
 def compile_spec(spec: Spec, *, max_nodes: int | None = None) -> Graph:
@@ -46,18 +59,11 @@ def _compile(spec: Spec, max_nodes: int) -> Graph:
     graph = Graph(spec.name, meta=_meta(spec), max_nodes=max_nodes)
     x = graph.add("input", ops.Input((spec.channels, *spec.size)))
     scopes = {"input": x}  # each row's and block's output, by name
-    scheduled = iter(schedule_channels(spec))
-    for row in spec.stages:
-        for j, fields in enumerate(_repeats(scaled_fields(row, spec), _depth(row, spec))):
-            if _takes_schedule(row, spec):
-                fields = {**fields, "c": next(scheduled)}
-            x = _lower(graph, row, fields, x, f"stages.{row.index}.block{j}",
-                       f"stages.{row.index}", spec)
-            scopes[f"stages.{row.index}.block{j}"] = scopes[f"stages.{row.index}"] = x
-            _mark_level(graph, x, spec.resolution)
-    for row in spec.head:
-        x = _lower(graph, row, scaled_fields(row, spec), x, f"head.{row.index}", "head", spec)
-        scopes[f"head.{row.index}"] = x
+    for row, fields, prefix, stage in walk_blocks(spec):
+        x = scopes[prefix] = lower_block(graph, row, fields, x, prefix, stage, spec)
+        if row.section == "stages":
+            scopes[stage] = x
+            mark_level(graph, x, spec.resolution)
     if spec.head or not spec.heads:
         graph.outputs["output"] = x
     _name_taps(graph, spec, scopes)
@@ -65,6 +71,28 @@ def _compile(spec: Spec, max_nodes: int) -> Graph:
         for name, node in _lower_head(graph, row, spec).items():
             graph.outputs[f"{row.label}.{name}" if len(spec.heads) > 1 else name] = node
     return graph
+
+
+def walk_blocks(spec: Spec, rows=None):
+    """Each block of the spec's stages and head in compile order: (row, its fields --
+    scaled, repeated, scheduled --, prefix ``stages.3.block1`` or ``head.0``, stage
+    ``stages.3`` or ``head``). ``rows``: only the blocks of the rows at these indices of
+    ``spec.stages + spec.head`` (the schedule is still taken in order)."""
+    scheduled = iter(schedule_channels(spec))
+    for i, row in enumerate(spec.stages):
+        takes = _takes_schedule(row, spec)
+        wanted = rows is None or i in rows
+        if not (wanted or takes):
+            continue
+        stage = f"stages.{row.index}"
+        for j, fields in enumerate(_repeats(scaled_fields(row, spec), _depth(row, spec))):
+            if takes:
+                fields = {**fields, "c": next(scheduled)}
+            if wanted:
+                yield row, fields, f"{stage}.block{j}", stage
+    for i, row in enumerate(spec.head, len(spec.stages)):
+        if rows is None or i in rows:
+            yield row, scaled_fields(row, spec), f"head.{row.index}", "head"
 
 
 def _meta(spec: Spec) -> dict:
@@ -137,8 +165,8 @@ def _lower_head(graph: Graph, row: Row, spec: Spec) -> dict[str, str]:
                                 (f"did you mean `{close}`? " if close else "") + "taps: "
                                 + (", ".join(sorted(graph.taps)) or "none")
                                 + " (name more under `taps:`)"))
-    return _lower(graph, row, dict(row.fields), tuple(graph.taps[t] for t in row.inputs),
-                  row.prefix, row.prefix, spec)
+    return lower_block(graph, row, dict(row.fields), tuple(graph.taps[t] for t in row.inputs),
+                       row.prefix, row.prefix, spec)
 
 
 def _failure(spec: Spec, max_nodes: int) -> RowFailure | None:
@@ -154,7 +182,7 @@ def _failure(spec: Spec, max_nodes: int) -> RowFailure | None:
 
 def _takes_schedule(row: Row, spec: Spec) -> bool:
     return bool(spec.schedule) and row.fields.get("c", 0) is None and \
-        "c" in BLOCKS.get(row.block).fields
+        "c" in block_def(row.block)[0].declared
 
 
 def schedule_channels(spec: Spec) -> list[int]:
@@ -195,7 +223,7 @@ UNREPEATED = ("conv", "pool", "maxpool", "dropout", "classifier")  # single laye
 
 def _depth(row: Row, spec: Spec) -> float:
     """The spec's depth multiplier for ``row``: 1 for single layers (the stem, the last 1x1)."""
-    return 1.0 if BLOCKS.get(row.block).name in UNREPEATED else spec.depth
+    return 1.0 if block_def(row.block)[0].name in UNREPEATED else spec.depth
 
 
 def repeat_count(n, depth: float = 1.0) -> int:
@@ -210,8 +238,10 @@ def _repeats(fields: dict, depth: float = 1.0):
         yield fields if j == 0 or "s" not in fields else {**fields, "s": 1}
 
 
-def _lower(graph, row: Row, fields, x, prefix, stage, spec) -> str:
-    block = BLOCKS.get(row.block)
+def lower_block(graph, row: Row, fields, x, prefix, stage, spec) -> str:
+    """Add one block of ``row`` (its ``fields``, named ``prefix``) on node(s) ``x`` to
+    ``graph``; its output node. A shape or build problem is a RowFailure on ``row``."""
+    block = block_def(row.block)[0]
     builder = BlockBuilder(graph, prefix, stage, block.name, spec.divisor,
                            (spec.bn_eps, spec.bn_momentum), spec.padding)
     try:
@@ -227,7 +257,7 @@ def _lower(graph, row: Row, fields, x, prefix, stage, spec) -> str:
         raise RowFailure(row, f"{block.name} ({prefix}) cannot be built: {e}") from None
 
 
-def _mark_level(graph: Graph, x: str, resolution: int) -> None:
+def mark_level(graph: Graph, x: str, resolution: int) -> None:
     """Record the last block output at each total stride as tap ``C<log2 stride>``."""
     shape = graph[x].shape
     if len(shape) == 3 and shape[1] >= 1:

@@ -86,13 +86,13 @@ def test_evaluator_survives_pickling():
 def test_a_block_that_reads_the_graph_is_compiled_in_full(monkeypatch):
     block_memo.clear()
     spec, variants = _samples("mobilenetv2", n=3)
-    real = compiler._lower
+    real = compiler.lower_block
 
     def reads_meta(graph, *args):
         graph.meta.get("resolution")
         return real(graph, *args)
 
-    monkeypatch.setattr(compiler, "_lower", reads_meta)
+    monkeypatch.setattr(compiler, "lower_block", reads_meta)
     memo = SweepMemo(spec)
     assert all(memo.evaluate(v) is None for v in variants)
     assert run(spec, variants, workers=1) == [evaluate(spec, v) for v in variants]

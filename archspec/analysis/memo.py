@@ -1,13 +1,14 @@
 """Per-block memo for sweeps: a variant's totals assembled from the costs of its blocks.
 
-A spec compiles block by block (``compiler._compile``), and what one block adds to the
-graph -- its ops, hence its params, MAdds, elementwise work and output shape -- depends
-only on the block (canonical name), its scaled fields, its input shape and the spec-level
-settings the builder reads (divisor, batch-norm eps and momentum, padding). The variants
-of a sweep share most of their blocks, so each distinct block is lowered once, alone, into
-a graph of its own (the input and the block) by the compiler's own ``_lower`` and costed
-by the cost pass (``cost.totals``); a variant's totals are the sums over its blocks, the
-figures of a full compile to the unit (tests/test_sweep_memo.py compares them on random
+A spec compiles block by block (``compiler.walk_blocks`` gives the blocks,
+``compiler.lower_block`` adds each), and what one block adds to the graph -- its ops,
+hence its params, MAdds, elementwise work and output shape -- depends only on the block
+(canonical name), its scaled fields, its input shape and the spec-level settings the
+builder reads (divisor, batch-norm eps and momentum, padding). The variants of a sweep
+share most of their blocks, so each distinct block is lowered once, alone, into a graph
+of its own (the input and the block) by ``compiler.lower_block`` and costed by the cost
+pass (``cost.totals``); a variant's totals are the sums over its blocks, the figures of
+a full compile to the unit (tests/test_sweep_memo.py compares them on random
 samples of several specs).
 
 Where a block is not a function of that key alone -- its lowering reads the graph beyond
@@ -155,14 +156,26 @@ def _key(fields: dict) -> tuple:
     return items, tuple(map(type, fields.values()))
 
 
+def _items(fields) -> tuple:
+    """The items of these dicts of fields, a key among blocks of one row (the row's own
+    values, or ints that scaling and the schedule wrote: a value's type is the same for
+    the same items); frozen where a value is not hashable."""
+    items = tuple(tuple(f.items()) for f in fields)
+    try:
+        hash(items)
+    except TypeError:
+        return tuple(map(freeze, fields))
+    return items
+
+
 def lower_alone(entry: Entry, in_shape: tuple, spec) -> tuple[Graph, str]:
     """The graph of one block on an input of ``in_shape`` (node ``input``, then the
-    block's nodes, by compiler._lower, with meta, taps and outputs closed to it) and the
+    block's nodes, by compiler.lower_block, with meta, taps and outputs closed to it) and the
     block's output node."""
     graph = Graph(spec.name, max_nodes=compiler.MAX_GRAPH_NODES)
     graph.meta, graph.taps, graph.outputs = _Watched(), _Watched(), _Watched()
     graph.add("input", ops.Input(in_shape))
-    out = compiler._lower(graph, entry.row, entry.fields, "input", entry.prefix,
+    out = compiler.lower_block(graph, entry.row, entry.fields, "input", entry.prefix,
                           entry.stage, spec)
     if not isinstance(out, str):
         raise ContextUsed("the block has several outputs")
@@ -223,6 +236,7 @@ class SweepMemo:
         self._shared = Cache(PLAN_ENTRIES)     # (blocks at the width, t, alpha) -> plan
         self._rows = Cache(PLAN_ENTRIES)       # (width, end) -> rows at that width
         self._changed_ids = Cache(PLAN_ENTRIES)
+        self._interned = Cache(PLAN_ENTRIES)   # a row's blocks' fields -> their entries
         self._inputs: dict = {}
         self._static: dict = {}
         self._last: tuple = (None, None)   # the last variant's chain (cost, then latency)
@@ -240,7 +254,7 @@ class SweepMemo:
         if BLOCKS.generation != self.generation:
             self.generation = BLOCKS.generation
             for table in (self._plans, self._shared, self._rows, self._changed_ids,
-                          self._static):
+                          self._interned, self._static):
                 table.clear()
         key = (v.width, v.t, v.alpha, v.schedule_end)
         found = self._plans.get(key)
@@ -253,18 +267,17 @@ class SweepMemo:
         return found or None
 
     def _make_plan(self, v) -> tuple[Entry, ...]:
-        """compiler._compile's walk over the rows of ``vary(spec, v)``, each block an
-        :class:`Entry`. The rows at a width are scaled once (:meth:`_scaled`); ``v``'s
-        expansion or alpha then replaces the field, which is what scaling the changed row
-        gives when the field is not one scaling reads (else the changed row is scaled
-        itself)."""
-        spec, schedule, rows, ids = self._scaled(v)
+        """compiler.walk_blocks over ``vary(spec, v)``, each block an :class:`Entry`. The
+        rows at a width are walked once (:meth:`_scaled`); ``v``'s expansion or alpha then
+        replaces the field, which is what walking the changed row gives when the field is
+        not one scaling reads (else the changed row is walked itself)."""
+        rows, ids = self._scaled(v)
         key = (ids, v.t, v.alpha)
         found = self._shared.get(key)
         if found is not None:
             return found
         out = []
-        for row, entries in rows:
+        for i, (row, entries) in enumerate(rows):
             changes = row_changes(row.fields, v) if row.section == "stages" \
                 else {}
             if not changes:
@@ -273,8 +286,8 @@ class SweepMemo:
                 items = tuple(changes.items())
                 out.extend(self._changed(e, items, changes) for e in entries)
             else:
-                changed = dataclasses.replace(row, fields={**row.fields, **changes})
-                out.extend(self._entries(changed, spec, schedule))
+                out.extend(self._walk(vary(self.spec, dataclasses.replace(
+                    v, resolution=None)), {i})[0][1])
         return self._shared.put(key, tuple(out))
 
     def _changed(self, e: Entry, items: tuple, changes: dict) -> Entry:
@@ -293,61 +306,45 @@ class SweepMemo:
         key = ("reads", row.block)
         if key not in self._static:
             self._static[key] = frozenset({"c", "scale", "min_width",
-                                           *BLOCKS.get(row.block).scaled})
+                                           *compiler.block_def(row.block)[1]})
         return self._static[key]
 
     def _scaled(self, v) -> tuple:
-        """(spec, schedule, [(row, its entries)], the ids of its blocks) at ``v``'s width
-        and schedule end, before ``v``'s expansion and alpha."""
+        """([(row, its entries)], the ids of its blocks) at ``v``'s width and schedule end,
+        before ``v``'s expansion and alpha."""
         key = (v.width, v.schedule_end)
         found = self._rows.get(key)
         if found is None:
-            spec = vary(self.spec, Variant(
-                width=v.width, schedule_end=v.schedule_end))
-            schedule = compiler.schedule_channels(spec)
-            rows = [(row, self._entries(row, spec, schedule))
-                    for row in spec.stages + spec.head]
+            rows = self._walk(vary(self.spec, Variant(width=v.width,
+                                                      schedule_end=v.schedule_end)))
             ids = tuple(e.bid for _, entries in rows for e in entries)
-            found = self._rows.put(key, (spec, schedule, rows, ids))
+            found = self._rows.put(key, (rows, ids))
         return found
 
-    def _entries(self, row, spec, schedule) -> tuple[Entry, ...]:
+    def _walk(self, spec, rows=None) -> list[tuple[object, tuple[Entry, ...]]]:
+        """[(row, the :class:`Entry` of each of its blocks)] by compiler.walk_blocks (only
+        the rows at the indices ``rows`` if given). A row's entries are interned by the
+        row (its identity: each entry holds its row, so the id is not reused while the
+        entry is kept) and its blocks' fields: the many widths that round a row to the
+        same channels share them."""
         settings = (spec.divisor, spec.bn_eps, spec.bn_momentum, spec.padding)
-        name = BLOCKS.get(row.block).name
-        stage = "head" if row.section == "head" else f"stages.{row.index}"
-        return tuple(Entry(_bid((self.generation, name, _key(fields), settings)), row,
-                           fields, prefix, stage, row.section == "stages", name, settings)
-                     for prefix, fields in self._blocks(row, spec, schedule))
-
-    def _blocks(self, row, spec, schedule) -> list:
-        """[(prefix, fields)] of each block of ``row``, as compiler._compile makes them."""
-        if row.section == "head":
-            return [(f"head.{row.index}", compiler.scaled_fields(row, spec))]
-        start, takes, depth = self._row_static(row, spec)
-        sched = iter(schedule[start:])
+        grouped: list = []
+        for row, fields, prefix, stage in compiler.walk_blocks(spec, rows):
+            if not grouped or grouped[-1][0] is not row:
+                grouped.append((row, []))
+            grouped[-1][1].append((fields, prefix, stage))
         out = []
-        for j, fields in enumerate(compiler._repeats(compiler.scaled_fields(row, spec),
-                                                     depth)):
-            if takes:
-                fields = {**fields, "c": next(sched)}
-            out.append((f"stages.{row.index}.block{j}", fields))
+        for row, blocks in grouped:
+            key = (id(row), settings, _items(f for f, _, _ in blocks))
+            entries = self._interned.get(key)
+            if entries is None:
+                name = compiler.block_def(row.block)[0].name
+                entries = self._interned.put(key, tuple(
+                    Entry(_bid((self.generation, name, _key(fields), settings)), row,
+                          fields, prefix, stage, row.section == "stages", name, settings)
+                    for fields, prefix, stage in blocks))
+            out.append((entries[0].row, entries))
         return out
-
-    def _row_static(self, row, spec) -> tuple[int, bool, float]:
-        """(how many scheduled channel counts the stage rows before ``row`` take, whether
-        it takes some, its depth multiplier): the same at every width."""
-        key = ("row", row.index)
-        if key not in self._static:
-            used = 0
-            for r in spec.stages:
-                if r.index == row.index:
-                    break
-                if compiler._takes_schedule(r, spec):
-                    used += compiler.repeat_count(r.fields.get("n", 1),
-                                                  compiler._depth(r, spec))
-            self._static[key] = (used, compiler._takes_schedule(row, spec),
-                                 compiler._depth(row, spec))
-        return self._static[key]
 
     def input_shape(self, resolution) -> tuple:
         found = self._inputs.get(resolution)

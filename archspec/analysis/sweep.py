@@ -9,7 +9,9 @@ objectives. Evaluation runs in worker processes (one per core by default).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import gc
 import itertools
 import random
 
@@ -181,11 +183,29 @@ class Evaluator:
 
 
 _EVALUATOR: Evaluator | None = None   # a worker process's, set by _start
+YOUNG_COLLECTION = 20_000   # allocations between two young-generation collections in a sweep
+
+
+@contextlib.contextmanager
+def fewer_collections():
+    """A sweep allocates millions of short-lived objects beside a large memo: while it
+    runs, the objects alive at its start are frozen (the cyclic collector skips them) and
+    the young generation is collected less often; both are restored after."""
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(max(threshold[0], YOUNG_COLLECTION), *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
 
 
 def _start(evaluator: Evaluator) -> None:
     global _EVALUATOR
     _EVALUATOR = evaluator
+    gc.freeze()
+    gc.set_threshold(max(gc.get_threshold()[0], YOUNG_COLLECTION), *gc.get_threshold()[1:])
 
 
 def _work(chunk: list[Variant]) -> list[dict]:
@@ -203,11 +223,17 @@ def run(spec: Spec, variants: list[Variant], *, memory=False, workers: int = 0,
     workers = workers or os.cpu_count() or 1
     if workers == 1 or len(variants) < 64:
         out = []
-        for v in variants:
-            out.append(evaluator(v))
-            if progress:
-                progress(1)
+        with fewer_collections():
+            for v in variants:
+                out.append(evaluator(v))
+                if progress:
+                    progress(1)
         return out
+    return _in_workers(evaluator, variants, workers, progress)
+
+
+def _in_workers(evaluator: Evaluator, variants: list[Variant], workers: int,
+                progress) -> list[dict]:
     from concurrent.futures import ProcessPoolExecutor
 
     order = sorted(range(len(variants)), key=lambda i: _similar(variants[i]))
@@ -234,19 +260,63 @@ def _similar(v: Variant) -> tuple:
 def pareto(rows: list[dict], minimize=MINIMIZE, maximize=MAXIMIZE) -> list[bool]:
     """For each row: is it on the Pareto front (no other row at least as good in every
     objective and better in one)? An objective no row has (a setting the sweep does not
-    vary) is the same for every row and is left out."""
+    vary) is the same for every row and is left out. O(n log n) for up to three
+    objectives (:func:`front`)."""
     keys = [(k, sign) for names, sign in ((minimize, 1), (maximize, -1)) for k in names
             if any(k in r for r in rows)]
     missing = [k for k, _ in keys if not all(k in r for r in rows)]
     if missing:
         raise ValueError(f"pareto: some rows lack {missing[0]!r}")
     points = [tuple(sign * r[k] for k, sign in keys) for r in rows]
-    order = sorted(range(len(rows)), key=lambda i: points[i])
-    front = [False] * len(rows)
-    kept: list[tuple] = []
-    for i in order:
-        p = points[i]
-        if not any(all(q[j] <= p[j] for j in range(len(p))) and q != p for q in kept):
-            front[i] = True
-            kept.append(p)
-    return front
+    kept = front(set(points))
+    return [p in kept for p in points]
+
+
+def front(points: set[tuple]) -> set[tuple]:
+    """The points no other point dominates (is <= in every coordinate; the points are
+    distinct, so it differs in one), all minimised. Taken in lexicographic order, a
+    point is dominated only by one before it, which is <= in the first coordinate: in
+    two dimensions, iff the least second coordinate so far is <= its own; in three, iff
+    the least third coordinate among the points so far whose second is <= its own is
+    <= its own (a staircase, searched by bisection); beyond, by the kept points."""
+    order = sorted(points)
+    if not order or len(order[0]) < 2:
+        return set(order[:1])
+    if len(order[0]) == 2:
+        kept, least = set(), None
+        for p in order:
+            if least is None or p[1] < least:
+                kept.add(p)
+                least = p[1]
+        return kept
+    if len(order[0]) == 3:
+        return _front3(order)
+    kept_list: list[tuple] = []
+    for p in order:
+        if not any(all(a <= b for a, b in zip(q, p)) for q in kept_list):
+            kept_list.append(p)
+    return set(kept_list)
+
+
+def _front3(order: list[tuple]) -> set[tuple]:
+    """:func:`front` of distinct 3-d points in lexicographic order. The staircase holds
+    the (second, third) coordinates of the kept points that no other kept point's pair
+    dominates: seconds ascending, thirds descending."""
+    import bisect
+
+    seconds: list = []
+    thirds: list = []
+    kept = set()
+    for p in order:
+        _, y, z = p
+        i = bisect.bisect_right(seconds, y) - 1
+        if i >= 0 and thirds[i] <= z:
+            continue
+        kept.add(p)
+        at = bisect.bisect_left(seconds, y)
+        end = at
+        while end < len(seconds) and thirds[end] >= z:
+            end += 1
+        seconds[at:end] = [y]
+        thirds[at:end] = [z]
+    return kept

@@ -114,9 +114,9 @@ def sweep(spec: Spec,
     extra = None
     if profile_path is not None:
         from ..latency.memo import SweepLatency
-        from ..latency.report import _profile
+        from ..latency.report import profile_for
 
-        extra = SweepLatency(_profile(profile_path.resolve()))
+        extra = SweepLatency(profile_for(profile_path))
     with Progress(transient=True, disable=len(variants) < 200) as bar:
         task = bar.add_task("sweep", total=len(variants))
         rows = sw.run(base, variants, memory=memory, workers=workers, memo=memo,

@@ -10,8 +10,9 @@ graph. A kernel's predicted time depends on the whole network only through the t
 ``log_net`` feature, compared with the trees' thresholds, so it is memoised per bucket
 between two thresholds, and the missing times of a variant are boosted together
 (:class:`Forest`: numpy, the same floats as the model's own loop). The
-sum is the model's own (``LatencyModel.predict``); tests/test_sweep_memo.py checks the
-figures equal the full path's on random samples.
+sum is the model's own (``LatencyModel.total_ms``, which ``LatencyModel.predict`` sums
+with); tests/test_sweep_memo.py checks the figures equal the full path's on random
+samples.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from ..analysis.memo import Cache, _bid, take_lowered
 from ..ir import ops
 from .kernels import Kernel, _Fuser
 from .kernels import kernels as fuse
-from .model import (FEATURES, LINEAR_FLOOR_US, TREE_FEATURES, LatencyModel, kernel_features,
+from .model import (FEATURES, TREE_FEATURES, kernel_features,
                     tree_row)
 
 BLOCK_ENTRIES = 50_000     # fused blocks kept per process
@@ -36,30 +37,6 @@ class FusedBlock(NamedTuple):
     kernels: tuple      # (kernel id, type, features without net_elems) per kernel
     net_elems: int      # the block's share of the network's net_elems
     layout: str         # the layout of the block's output
-
-
-class _Preset:
-    """What LatencyModel.predict reads of a kernel, with its time already known."""
-
-    __slots__ = ("type", "timed")
-    name = block = stage = ""
-    nodes = ()
-
-    def __init__(self, type_: str, timed: tuple):
-        self.type, self.timed = type_, timed
-
-    def features(self) -> dict:
-        return {"timed": self.timed}
-
-
-class _PresetModel(LatencyModel):
-    """The profile's model summing kernels whose times are known (its own predict)."""
-
-    def __init__(self, model: LatencyModel):
-        self.__dict__.update(model.__dict__)
-
-    def kernel_us(self, type_: str, features: dict) -> tuple[str, float]:
-        return features["timed"]
 
 
 class Forest:
@@ -116,24 +93,10 @@ def _depth(forest) -> int:
     return max(depth(t, 0) for t in forest)
 
 
-class _Boosted(LatencyModel):
-    """The profile's model with each kernel's linear time and trees' sum known already
-    (``features["known"]``): LatencyModel.raw_us on them, and the model's own
-    kernel_us (correction) and predict."""
-
-    def __init__(self, model: LatencyModel):
-        self.__dict__.update(model.__dict__)
-
-    def raw_us(self, type_: str, features: dict) -> tuple[str, float]:
-        t, us, total = features["known"]
-        if self.trees:
-            us = max(us, LINEAR_FLOOR_US) * math.exp(total)
-        return t, us
-
-
 class SweepLatency:
     """``extra`` for archspec.analysis.sweep.run: adds ``latency_ms``, the predicted
-    latency archspec.latency.report.sweep_latency gives (rounded to 4 decimals), from
+    latency of the variant's compiled graph (``LatencyModel.predict``, rounded to 4
+    decimals), from
     memoised blocks where the variant allows, else from its full graph."""
 
     def __init__(self, profile):
@@ -141,8 +104,6 @@ class SweepLatency:
         self._start()
 
     def _start(self) -> None:
-        self._preset = _PresetModel(self.model)
-        self._boosted = _Boosted(self.model)
         self._statics = Cache(KERNEL_ENTRIES)
         self._fused = Cache(BLOCK_ENTRIES)
         self._times = Cache(KERNEL_ENTRIES)
@@ -195,14 +156,14 @@ class SweepLatency:
 
     @staticmethod
     def _outputs(chain, resolution: int) -> set[int]:
-        """The blocks whose output is a graph output or a C<k> tap (compiler._mark_level
+        """The blocks whose output is a graph output or a C<k> tap (compiler.mark_level
         on the blocks' output shapes)."""
-        from ..compiler import _mark_level
+        from ..compiler import mark_level
 
         shapes = _Shapes(chain)
         for i, (entry, _, _) in enumerate(chain):
             if entry.in_stages:
-                _mark_level(shapes, i, resolution)
+                mark_level(shapes, i, resolution)
         return set(shapes.taps.values()) | {len(chain) - 1}
 
     def _fuse(self, entry, shape, layout, is_output: bool, after: tuple, spec):
@@ -253,25 +214,24 @@ class SweepLatency:
             timed = self._kernel_us([kernels[i] for i in missing], net)
             for i, t in zip(missing, timed):
                 found[i] = times.put((kernels[i][0], bucket), t)
-        return self._preset.predict([_Preset(k[1], t) for k, t in zip(kernels, found)]
-                                    ).total_ms
+        return self.model.total_ms([us for _, us in found])[0]
 
     def _kernel_us(self, kernels: list, net: int) -> list[tuple[str, float]]:
         """LatencyModel.kernel_us of each kernel: its linear time memoised per kernel,
         its trees' sum computed for all of them at once by :class:`Forest` (the float
-        boost gives), combined by the model's own raw_us and kernel_us (:class:`_Boosted`)."""
+        boost gives), combined by the model's own kernel_us."""
         if self._exact_net:   # the linear model reads the network's size: no shortcut
             return [self.model.kernel_us(type_, {**f, "net_elems": net})
                     for _, type_, f in kernels]
         rows = [self._static(kid, type_, f) for kid, type_, f in kernels]
-        totals = [0.0] * len(kernels)
+        totals = [None] * len(kernels)
         if self._forest is not None:
             x_net = math.log1p(net)
             xs = [list(x) for _, x in rows]
             for x in xs:
                 x[NET] = x_net
             totals = self._forest.boost(xs)
-        return [self._boosted.kernel_us(type_, {"known": (*lin, total)})
+        return [self.model.kernel_us(type_, None, linear=lin, trees_sum=total)
                 for (lin, _), (_, type_, _), total in zip(rows, kernels, totals)]
 
     def _static(self, kid: int, type_: str, f: dict) -> tuple:
@@ -299,7 +259,7 @@ class _Shape(NamedTuple):
 
 
 class _Shapes:
-    """What compiler._mark_level reads and writes of a graph: the output shape of block
+    """What compiler.mark_level reads and writes of a graph: the output shape of block
     ``i`` of a chain, and the taps (block indices)."""
 
     def __init__(self, chain):

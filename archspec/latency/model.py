@@ -202,17 +202,24 @@ class LatencyModel:
         t = self.model_for(type_)
         return t, sum(c * x for c, x in zip(self.coef[t], row(features, self.hinges)))
 
-    def raw_us(self, type_: str, features: dict) -> tuple[str, float]:
+    def raw_us(self, type_: str, features: dict | None, *, linear: tuple | None = None,
+               trees_sum: float | None = None) -> tuple[str, float]:
         """The first-stage (per-kernel, profiled) prediction: the linear model times
-        exp(boosted trees' log-ratio)."""
-        t, us = self.linear_us(type_, features)
+        exp(boosted trees' log-ratio). ``linear`` (what :meth:`linear_us` gives) and
+        ``trees_sum`` (what :func:`boost` gives), where known already, are not computed
+        again (a sweep computes them for many kernels at once: archspec.latency.memo);
+        ``features`` is read only for what is not given."""
+        t, us = self.linear_us(type_, features) if linear is None else linear
         if self.trees:
-            us = max(us, LINEAR_FLOOR_US) * math.exp(boost(self.trees,
-                                                           tree_row(type_, features)))
+            if trees_sum is None:
+                trees_sum = boost(self.trees, tree_row(type_, features))
+            us = max(us, LINEAR_FLOOR_US) * math.exp(trees_sum)
         return t, us
 
-    def kernel_us(self, type_: str, features: dict) -> tuple[str, float]:
-        t, us = self.raw_us(type_, features)
+    def kernel_us(self, type_: str, features: dict | None, *, linear: tuple | None = None,
+                  trees_sum: float | None = None) -> tuple[str, float]:
+        """The kernel's predicted time: :meth:`raw_us` (same arguments) corrected."""
+        t, us = self.raw_us(type_, features, linear=linear, trees_sum=trees_sum)
         scale, shift = self.correction.get(family(type_), (1.0, 0.0))
         return t, max(scale * us + shift, 0.1 * us)
 
@@ -224,9 +231,14 @@ class LatencyModel:
             t, us = self.kernel_us(k.type, kernel_features(k, graph))
             preds.append(KernelPrediction(k.name, k.type, t, us, list(k.nodes), k.block,
                                           k.stage))
+        total_ms, overhead_ms = self.total_ms([p.us for p in preds])
+        return Prediction(total_ms, overhead_ms, preds)
+
+    def total_ms(self, kernel_us: list[float]) -> tuple[float, float]:
+        """(total ms, per-model overhead ms) of a network whose kernels take these us."""
         a, b = self.overhead
-        overhead_ms = (a + b * len(preds)) / 1000.0
-        return Prediction(sum(p.us for p in preds) / 1000.0 + overhead_ms, overhead_ms, preds)
+        overhead_ms = (a + b * len(kernel_us)) / 1000.0
+        return sum(kernel_us) / 1000.0 + overhead_ms, overhead_ms
 
     def to_dict(self) -> dict:
         return {"features": list(FEATURES), "feature_scale": list(SCALES),

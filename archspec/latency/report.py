@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from .kernels import kernels as fuse
-from .profile import load, warn
+from .profile import Profile, load, warn
 
 
 @dataclass
@@ -38,6 +38,12 @@ class LatencyColumn:
                 f"{self.overhead_ms:.3f} ms)")
 
 
+def profile_for(path) -> Profile:
+    """The profile at ``path`` (resolved), loaded and checked against this machine once
+    per process (:func:`_profile`)."""
+    return _profile(Path(path).resolve())
+
+
 @lru_cache(maxsize=8)
 def _profile(path: Path):
     """The profile at ``path``, checked against this machine once per process (diff
@@ -50,7 +56,7 @@ def _profile(path: Path):
 
 def latency_column(graph, per: str, profile_path, *, batch: int = 1,
                    dtype: str = "fp32") -> LatencyColumn:
-    profile = _profile(Path(profile_path).resolve())
+    profile = profile_for(profile_path)
     if batch != profile.settings.get("batch", 1) or dtype != profile.settings.get("dtype",
                                                                                   "fp32"):
         print(f"archspec: warning: the profile predicts batch "
@@ -58,14 +64,3 @@ def latency_column(graph, per: str, profile_path, *, batch: int = 1,
               f"not batch {batch} {dtype}", file=sys.stderr)
     pred = profile.model.predict(fuse(graph, profile.nchwc_block), graph)
     return LatencyColumn(pred.per(per), pred.total_ms, pred.overhead_ms)
-
-
-def sweep_latency(base, variants, rows: list[dict], profile_path) -> None:
-    """Add ``latency_ms`` (predicted) to each sweep row (rows align with ``variants``)."""
-    from ..analysis.sweep import vary
-
-    profile = _profile(Path(profile_path).resolve())
-    for v, row in zip(variants, rows):
-        graph = vary(base, v).compile()
-        row["latency_ms"] = round(profile.model.predict(fuse(graph, profile.nchwc_block),
-                                                        graph).total_ms, 4)
