@@ -14,6 +14,10 @@ stages:
     - [ir, 6, 24, 2, 2]
     - [ir, 6, 32, 1, 1]
 """
+GATE = """taps: {low: stages.0, high: stages.2}
+heads:
+  - {block: lraspp, from: [low, high], pool_k: [5, 5]}
+"""
 
 
 def test_override_fields(write):
@@ -115,25 +119,27 @@ def test_patch_that_matches_no_row_is_an_error(write):
 def test_compile_error_caused_by_a_patch_points_at_the_patch(write):
     write(BASE, "base.yaml")
     child = write("extends: base.yaml\npatch:\n  - {block: ir, set: {se: true}}\n"
-                  "  - {rows: 2, set: {s: 16}}\n", "child.yaml")
+                  "  - {rows: 0, set: {groups: 2}}\n", "child.yaml")
     (p,) = _problems(child)
     assert p.location.file == str(child) and (p.location.line, p.location.path) == \
         (4, "patch[1]")
-    assert "makes stages[2] (" in p.message and "base.yaml:9:7)" in p.message
-    assert "stride 16 is larger than the 8x8 feature map" in p.message
+    assert "makes stages[0] (" in p.message and "base.yaml:7:7)" in p.message
+    assert "groups=2 must divide both in (3) and out (16) channels" in p.message
 
 
 def test_compile_error_not_caused_by_a_patch_points_at_the_row(write):
-    write(BASE.replace("[ir, 6, 32, 1, 1]", "[ir, 6, 32, 1, 16]"), "base.yaml")
+    write(BASE + GATE.replace("[5, 5]", "[9, 9]"), "base.yaml")
     (p,) = _problems(write("extends: base.yaml\npatch:\n  - {rows: 1, set: {se: true}}\n",
                            "child.yaml"))
-    assert p.location.file.endswith("base.yaml") and p.location.path == "stages[2]"
+    assert p.location.file.endswith("base.yaml") and p.location.path == "heads[0]"
+    assert "9x9 avg pool window with padding (0, 0) does not fit a 8x8" in p.message
 
 
 def test_override_error_in_a_variant_is_blamed_on_the_override(write):
-    write(BASE, "base.yaml")
+    write(BASE + GATE, "base.yaml")
     child = write("extends: base.yaml\npatch:\n  - {rows: 2, set: {k: 5}}\n", "child.yaml")
-    (p,) = _problems(child, resolution=2)
+    (p,) = _problems(child, resolution=16)
     assert (p.location.file, p.location.path) == ("keyword argument", "resolution=")
-    assert p.message.startswith("2 makes stages[1] (") and "base.yaml:8:7)" in p.message
+    assert p.message.startswith("16 makes heads[0] (") and "base.yaml:12:5)" in p.message
+    assert "does not fit a 4x4 feature map" in p.message
     assert p.hint == "base compiles with its own resolution, 32"

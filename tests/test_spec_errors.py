@@ -12,6 +12,10 @@ stages:
     - [conv, -, 16, 1, 2]
     - [ir, 6, 24, 2, 2]
 """
+LRASPP = """taps: {low: stages.0, high: stages.1}
+heads:
+  - {block: lraspp, from: [low, high], pool_k: [5, 5]}
+"""
 
 
 def problems(path, **overrides):
@@ -91,11 +95,18 @@ def test_nan_rejected(write):
     assert "not a finite number" in p.message
 
 
-def test_stride_larger_than_map(write):
+def test_stride_beyond_the_map_follows_torch(write):
+    # torch: Conv2d(3, 8, 3, stride=8, padding=1) on 4x4 gives (4 + 2 - 3) // 8 + 1 = 1 row
     text = "name: x\ninput: {resolution: 4}\nstages:\n  - {block: conv, c: 8, s: 8}\n"
-    p = one(write(text))
-    assert "stride 8 is larger than the 4x4 feature map" in p.message
-    assert p.location.line == 4
+    graph = archspec.load(write(text)).compile()
+    assert graph[graph.outputs["output"]].shape == (8, 1, 1)
+
+
+def test_window_larger_than_map_points_at_the_head(write):
+    p = one(write(GOOD + LRASPP.replace("[5, 5]", "[9, 9]")))
+    assert (p.location.path, p.location.line) == ("heads[0]", 10)
+    assert "a 9x9 avg pool window with padding (0, 0) does not fit a 8x8 feature map" \
+        in p.message
 
 
 def test_group_divisibility(write):
@@ -426,27 +437,28 @@ def test_integral_floats_in_integer_fields_are_integers(write):
 
 # ---- errors caused by overrides are blamed on them (issue 14) -----------------------------
 def test_resolution_override_error_blames_the_keyword():
-    ps = problems("mobilenetv2", resolution=7)
+    ps = problems("lraspp_mobilenetv3_large_cityscapes", resolution=160)
     assert len(ps) == 1
     p = ps[0]
     assert (p.location.file, p.location.path, p.location.line) == ("keyword argument",
                                                                     "resolution=", None)
-    assert p.message.startswith("7 makes stages[") and "mobilenetv2.yaml:" in p.message
-    assert "larger than the 1x1 feature map" in p.message
-    assert p.hint == "mobilenetv2 compiles with its own resolution, 224"
+    assert p.message.startswith("160 makes heads[0] (")
+    assert "lraspp_mobilenetv3_large_cityscapes.yaml:" in p.message
+    assert "does not fit a 10x10 feature map" in p.message
+    assert p.hint == "lraspp_mobilenetv3_large_cityscapes compiles with its own resolution, 1024"
 
 
 def test_resolution_override_error_blames_the_option_on_the_command_line():
     from archspec.errors import overrides_are_options
 
     with overrides_are_options():
-        (p,) = problems("mobilenetv2", resolution=7)
-    assert str(p).startswith("command line: --resolution: 7 makes stages[")
+        (p,) = problems("lraspp_mobilenetv3_large_cityscapes", resolution=160)
+    assert str(p).startswith("command line: --resolution: 160 makes heads[0] (")
 
 
 def test_only_the_override_that_causes_the_error_is_blamed(write):
-    path = write(GOOD)
-    (p,) = problems(path, width=0.5, resolution=2, classes=3)
+    path = write(GOOD + LRASPP)
+    (p,) = problems(path, width=0.5, resolution=16, classes=3)
     assert p.location.path == "resolution=" and "together" not in p.message
 
 
@@ -459,9 +471,10 @@ def test_width_override_error_blames_the_width(write):
 
 
 def test_a_spec_that_fails_by_itself_is_blamed_on_its_row(write):
-    path = write("name: x\ninput: {resolution: 4}\nstages:\n  - {block: conv, c: 8, s: 8}\n")
+    path = write("name: x\ninput: {resolution: 4}\nstages:\n  - {block: conv, c: 16, groups: 2}\n")
     (p,) = problems(path, width=0.5)
     assert p.location.path == "stages[0]" and p.location.line == 4
+    assert "groups=2 must divide both in (3) and out (16) channels" in p.message
 
 
 def test_overrides_that_fail_only_together_are_all_blamed():
