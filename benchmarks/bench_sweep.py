@@ -9,7 +9,7 @@ memoised rows are checked equal to the full compile's on the variants both evalu
 Targets (issue 19): >= 10,000 architectures/s cost only and >= 2,000/s with predicted
 latency on 2 cores; the full compile was ~1,800/s and ~180/s. Other processes on the
 machine lower every rate: the load average is printed before and after, and the rate per
-CPU second (all workers' CPU time) beside the wall-clock rates.
+CPU second (this process's and its workers' CPU time) beside each wall-clock rate.
 """
 from __future__ import annotations
 
@@ -80,32 +80,34 @@ def main() -> None:
     cores = os.cpu_count() or 1
     print(f"spec {args.spec}: {len(variants)} random variants (width, resolution, "
           f"expansion), {cores} cores; load average before: {load_average()}")
-    print(f"{'':28}{'1 process':>14}{f'{cores} workers':>14}{'per CPU-s':>12}"
-          f"   (architectures/s; per CPU second: {cores} workers, busy machine or not)")
+    print(f"{'':32}{'1 process':>11}{'per CPU-s':>11}{f'{cores} workers':>11}"
+          f"{'per CPU-s':>11}   (architectures/s of wall time and of CPU time)")
     same, reference = True, []
     for label, extra, full_n in (("cost", None, args.full_n),
                                  ("cost + latency", latency, args.full_n // 4)):
         for memo, subset in ((False, variants[:full_n]), (True, variants)):
-            (one, _, rows), (many, per_cpu, _) = (rate(spec, subset, w, memo, extra)
-                                                  for w in (1, cores))
+            (one, one_cpu, rows), (many, many_cpu, _) = (rate(spec, subset, w, memo, extra)
+                                                         for w in (1, cores))
             if memo:
                 same &= rows[:full_n] == reference
             else:
                 reference = rows
             way = "memoised blocks" if memo else "full compile"
-            print(f"  {label + ', ' + way:26}{one:14,.0f}{many:14,.0f}{per_cpu:12,.0f}")
+            print(f"  {label + ', ' + way:30}{one:11,.0f}{one_cpu:11,.0f}{many:11,.0f}"
+                  f"{many_cpu:11,.0f}")
     more = random_variants(args.n, 1, spec)
     for label, extra in (("cost", None), ("cost + latency", latency)):
         run(spec, variants, workers=1, extra=extra)
-        t = time.perf_counter()
+        t, c = time.perf_counter(), cpu_seconds()
         run(spec, more, workers=1, extra=extra)
-        print(f"  {label + ', memo warm':26}{len(more) / (time.perf_counter() - t):14,.0f}"
-              f"{'':14}   (a second sample, after the first: what a long search sees)")
+        print(f"  {label + ', memo warm':30}{len(more) / (time.perf_counter() - t):11,.0f}"
+              f"{len(more) / (cpu_seconds() - c):11,.0f}"
+              f"   (a second sample after the first: what a long search sees)")
     try:
         torch_rate = torch_way(spec, variants[: args.torch_n])
     except ImportError:
         torch_rate = float("nan")
-    print(f"  {'torch build + FlopCounterMode':26}{torch_rate:14,.1f}")
+    print(f"  {'torch build + FlopCounterMode':30}{torch_rate:11,.1f}")
     print(f"memoised rows equal to the full compile's: {'yes' if same else 'NO'}")
     print(f"load average after: {load_average()}")
 

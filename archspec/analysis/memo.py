@@ -113,7 +113,7 @@ class _Watched(dict):
 _IDS: dict[tuple, int] = {}
 _NEXT_ID = itertools.count(1)
 _BLOCKS = Cache(BLOCK_ENTRIES)
-_RECENT = Cache(1024)   # the graphs of the blocks lowered last, for latency's fusion
+_RECENT = Cache(4096)   # the graphs of the blocks lowered last, for latency's fusion
 _FAILED = object()
 
 
@@ -170,27 +170,26 @@ def _items(fields) -> tuple:
 
 def lower_alone(entry: Entry, in_shape: tuple, spec) -> tuple[Graph, str]:
     """The graph of one block on an input of ``in_shape`` (node ``input``, then the
-    block's nodes, by compiler.lower_block, with meta, taps and outputs closed to it) and the
-    block's output node."""
+    block's nodes, by compiler.lower_block, with meta, taps and outputs closed to it while
+    it is lowered, empty after) and the block's output node."""
     graph = Graph(spec.name, max_nodes=compiler.MAX_GRAPH_NODES)
     graph.meta, graph.taps, graph.outputs = _Watched(), _Watched(), _Watched()
     graph.add("input", ops.Input(in_shape))
     out = compiler.lower_block(graph, entry.row, entry.fields, "input", entry.prefix,
-                          entry.stage, spec)
+                               entry.stage, spec)
     if not isinstance(out, str):
         raise ContextUsed("the block has several outputs")
+    graph.meta, graph.taps, graph.outputs = {}, {}, {}
     return graph, out
 
 
 def take_lowered(entry: Entry, in_shape: tuple, spec) -> tuple[Graph, str]:
-    """:func:`lower_alone`, or the graph :func:`block_cost` lowered last for the same
-    block and input (handed over: the caller may add to it)."""
-    key = (entry.bid, in_shape)
-    found = _RECENT.get(key)
+    """:func:`lower_alone`, or a copy of the graph :func:`block_cost` lowered for the
+    same block and input not long ago (the caller may add to it)."""
+    found = _RECENT.get((entry.bid, in_shape))
     if found is None:
         return lower_alone(entry, in_shape, spec)
-    _RECENT.new.pop(key, None)
-    return found
+    return found[0].copy(), found[1]
 
 
 def consumers(graph: Graph, name: str) -> tuple:

@@ -38,6 +38,9 @@ class Node(NamedTuple):
         return self.op.kind
 
 
+_new_node = tuple.__new__   # Node(...) without its keyword handling (sweeps build millions)
+
+
 class Graph:
     """A compiled network. Iterating yields :class:`Node` in topological order."""
 
@@ -63,12 +66,22 @@ class Graph:
         shape = op.infer([nodes[i].shape for i in inputs])
         if min(shape) < 1:
             raise ShapeError(f"{op.kind} would produce an empty tensor {shape}")
-        self._nodes[name] = Node(name, op, inputs, shape, block, stage, block_type)
-        self._succ[name] = []
+        nodes[name] = _new_node(Node, (name, op, inputs, shape, block, stage, block_type))
+        succ = self._succ
+        succ[name] = []
         for i in inputs:
-            self._succ[i].append(name)
+            succ[i].append(name)
         self._nx = None
         return name
+
+    def copy(self) -> Graph:
+        """A copy to add nodes to without changing this graph (nodes are immutable and
+        shared)."""
+        g = Graph(self.name, self.meta, self.max_nodes)
+        g._nodes = dict(self._nodes)
+        g._succ = {k: list(v) for k, v in self._succ.items()}
+        g.outputs, g.taps = dict(self.outputs), dict(self.taps)
+        return g
 
     @property
     def nx(self):

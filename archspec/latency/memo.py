@@ -107,6 +107,7 @@ class SweepLatency:
         self._statics = Cache(KERNEL_ENTRIES)
         self._fused = Cache(BLOCK_ENTRIES)
         self._times = Cache(KERNEL_ENTRIES)
+        self._taps = Cache(BLOCK_ENTRIES)   # the blocks' output shapes -> _outputs
         self._forest = Forest(self.model.trees) if self.model.trees else None
         trees = self.model.trees or {}
         reads_net = len(trees.get("features", ())) > NET and "net_elems" not in FEATURES
@@ -137,7 +138,11 @@ class SweepLatency:
         chain = memo.chain(v)
         if chain is None or any(c.passthrough for _, _, c in chain):
             return None
-        outputs = self._outputs(chain, memo.input_shape(v.resolution)[1])
+        resolution = memo.input_shape(v.resolution)[1]
+        key = (resolution, tuple([(e.in_stages, c.out_shape) for e, _, c in chain]))
+        outputs = self._taps.get(key)
+        if outputs is None:
+            outputs = self._taps.put(key, self._outputs(chain, resolution))
         kernels, net, layout = [], 0, None
         for i, (entry, shape, _) in enumerate(chain):
             after = chain[i + 1][2] if i + 1 < len(chain) else None
