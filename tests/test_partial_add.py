@@ -121,3 +121,17 @@ def test_masked_add_is_one_kernel_and_onnxruntime_runs_it_blocked(tmp_path):
     if block:
         assert all(k.layout == "nchwc" and k.reorder_elems == 0 for k in masked)
         assert sum("Reorder" in op for _, op, _ in nodes) == 1    # before the pool only
+
+
+def test_a_traced_partial_add_is_the_concatenation():
+    """torch.onnx.export traces: the trace must be Slice + Add + Concat (what the ONNX
+    importer reads), not the eager copy-and-add."""
+    class Add(torch.nn.Module):
+        def forward(self, a, b):
+            return partial_add(a, b)
+
+    a, b = torch.randn(1, 8, 2, 2), torch.randn(1, 4, 2, 2)
+    traced = torch.jit.trace(Add(), (a, b))
+    kinds = {n.kind() for n in traced.graph.nodes()}
+    assert "aten::cat" in kinds and "aten::add_" not in kinds
+    assert torch.equal(traced(a, b), reference(a, b))

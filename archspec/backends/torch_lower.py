@@ -215,10 +215,11 @@ def _channels(fxg, x, start, stop, name):
 def partial_add(a, b):
     """``a`` with ``b`` added into its first channels (ReXNet, MobileNeXt), as a new tensor:
     a copy of ``a`` and an in-place add on its first channels, faster in eager mode than
-    a concatenation (benchmarks/bench_partial_add.py). An ONNX export gets the
-    concatenation (Slice + Add + Concat), the spelling ``archspec.onnx_import`` reads."""
+    a concatenation (benchmarks/bench_partial_add.py). A traced or exported model
+    (``torch.onnx.export``) gets the concatenation, Slice + Add + Concat in ONNX: the
+    spelling ``archspec.onnx_import`` reads."""
     cb = b.shape[1]
-    if torch.onnx.is_in_onnx_export():
+    if torch.jit.is_tracing() or torch.compiler.is_exporting():
         return torch.cat([a[:, :cb] + b, a[:, cb:]], 1)
     out = a.clone()
     out[:, :cb].add_(b)
