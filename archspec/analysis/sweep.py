@@ -183,7 +183,7 @@ class Evaluator:
 
 
 _EVALUATOR: Evaluator | None = None   # a worker process's, set by _start
-YOUNG_COLLECTION = 20_000   # allocations between two young-generation collections in a sweep
+YOUNG_COLLECTION = 100_000   # allocations between two young-generation collections in a sweep
 
 
 @contextlib.contextmanager
@@ -201,15 +201,25 @@ def fewer_collections():
         gc.unfreeze()
 
 
-def _start(evaluator: Evaluator) -> None:
-    global _EVALUATOR
-    _EVALUATOR = evaluator
+def _start(evaluator: Evaluator, queue) -> None:
+    global _EVALUATOR, _PROGRESS
+    _EVALUATOR, _PROGRESS = evaluator, queue
     gc.freeze()
     gc.set_threshold(max(gc.get_threshold()[0], YOUNG_COLLECTION), *gc.get_threshold()[1:])
 
 
-def _work(chunk: list[Variant]) -> list[dict]:
-    return [_EVALUATOR(v) for v in chunk]
+_PROGRESS = None   # a worker's queue for progress counts, set by _start
+PROGRESS_EVERY = 32
+
+
+def _work(part: list[Variant]) -> list[dict]:
+    out = []
+    for v in part:
+        out.append(_EVALUATOR(v))
+        if len(out) % PROGRESS_EVERY == 0:
+            _PROGRESS.put(PROGRESS_EVERY)
+    _PROGRESS.put(len(out) % PROGRESS_EVERY)
+    return out
 
 
 def run(spec: Spec, variants: list[Variant], *, memory=False, workers: int = 0,
@@ -234,20 +244,41 @@ def run(spec: Spec, variants: list[Variant], *, memory=False, workers: int = 0,
 
 def _in_workers(evaluator: Evaluator, variants: list[Variant], workers: int,
                 progress) -> list[dict]:
-    from concurrent.futures import ProcessPoolExecutor
+    """The variants sorted so that those sharing blocks are neighbours, cut into one
+    contiguous part per worker (each worker's memo then holds its own blocks, not
+    everyone's); progress comes back through a queue."""
+    import multiprocessing
+    import queue as queues
+    from concurrent.futures import ProcessPoolExecutor, wait
 
     order = sorted(range(len(variants)), key=lambda i: _similar(variants[i]))
-    size = max(16, len(variants) // (workers * 8))
-    chunks = [order[i:i + size] for i in range(0, len(order), size)]
+    parts = [order[k * len(order) // workers:(k + 1) * len(order) // workers]
+             for k in range(workers)]
+    counts = multiprocessing.get_context().Queue()
     out: list = [None] * len(variants)
-    with ProcessPoolExecutor(workers, initializer=_start, initargs=(evaluator,)) as pool:
-        results = pool.map(_work, [[variants[i] for i in chunk] for chunk in chunks])
-        for chunk, result in zip(chunks, results):
-            for i, row in zip(chunk, result):
+    with ProcessPoolExecutor(workers, initializer=_start,
+                             initargs=(evaluator, counts)) as pool:
+        futures = {pool.submit(_work, [variants[i] for i in part]): part for part in parts}
+        pending = set(futures)
+        while pending:
+            pending = wait(pending, timeout=0.2)[1]
+            _report(counts, progress, queues.Empty)
+        for future, part in futures.items():
+            for i, row in zip(part, future.result()):
                 out[i] = row
-            if progress:
-                progress(len(result))
+    _report(counts, progress, queues.Empty)
     return out
+
+
+def _report(counts, progress, empty) -> None:
+    """Pass the workers' progress counts on to ``progress``."""
+    while True:
+        try:
+            n = counts.get_nowait()
+        except empty:
+            return
+        if progress and n:
+            progress(n)
 
 
 def _similar(v: Variant) -> tuple:
