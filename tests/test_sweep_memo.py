@@ -41,6 +41,27 @@ def test_memo_rows_equal_full_compile(name):
     assert again == [evaluate(spec, v) for v in variants]
 
 
+@pytest.mark.parametrize("name", ["mobilenext", "rexnet"])
+def test_memo_rows_when_expansion_or_alpha_is_a_field_scaling_reads(name, monkeypatch):
+    """A variant's expansion or alpha on a field that scaling reads re-walks the changed
+    row (compiler.walk_blocks on that row alone): the rows are still a full compile's."""
+    block_memo.clear()
+    monkeypatch.setattr(SweepMemo, "_reads", lambda self, row: frozenset({"t", "alpha"}))
+    spec, variants = _samples(name, n=12)
+    memo = SweepMemo(spec)
+    assert [memo.evaluate(v) for v in variants] == [evaluate(spec, v) for v in variants]
+
+
+def test_walk_blocks_of_some_rows_are_those_of_the_whole_walk():
+    spec = archspec.load("rexnet", width=0.9)   # a channel schedule: rows take from it
+    whole = list(compiler.walk_blocks(spec))
+    rows = spec.stages + spec.head
+    for picked in ({0}, {3, 4}, {len(rows) - 1}, set(range(len(rows)))):
+        some = list(compiler.walk_blocks(spec, picked))
+        assert some == [b for b in whole if rows.index(b[0]) in picked]
+        assert {rows.index(b[0]) for b in some} == picked
+
+
 @pytest.mark.parametrize("name", ["mobilenetv3_large", "rexnet", "mobilenext",
                                   "efficientnet_b0", "ghostnet_100"])
 def test_memo_latency_equals_full_prediction(name):
