@@ -3,11 +3,13 @@ channels of ``a``), measured side by side in onnxruntime (1 thread, the shipped 
 setting) and torch eager CPU (1 thread).
 
 Two levels, each in interleaved rounds (every candidate once per round, a fresh
-onnxruntime session per candidate per round), medians, ratios to today's lowering:
+onnxruntime session per candidate per round), medians, ratios:
 
-- the block tail: x -> depthwise 3x3 conv -> a; a (+) x[:, :cb] -> depthwise 3x3 conv,
-  on the shapes MobileNeXt has at alpha 0.5, with the full add (alpha 1) as reference;
-- whole MobileNeXt at alpha 1 and 0.5, its partial adds lowered by each candidate.
+- the block tail: input -> dw conv -> x -> dw conv -> a; a (+) x[:, :cb] -> dw conv, on
+  the shapes MobileNeXt has at alpha 0.5, against Slice + Add + Concat (the earlier
+  lowering), with the full add (alpha 1) as reference; in torch the op alone;
+- whole MobileNeXt at alpha 1 and 0.5, its partial adds lowered by each candidate
+  ("shipped": the backend's own lowering), against alpha 1.
 
 Usage: .venv/bin/python benchmarks/bench_partial_add.py [--rounds 7] [--only onnx|torch]
        [--whole]
