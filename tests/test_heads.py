@@ -245,3 +245,21 @@ def test_a_non_square_model_file_keeps_its_size(backend, tmp_path):
     again = archspec.load(path).compile()
     assert again.input_shape == spec.compile().input_shape == (3, 1024, 2048)
     assert cost(again).totals.madds == cost(spec.compile()).totals.madds
+
+
+def test_diff_reports_ssdlite_anchors_as_rows_not_channels():
+    from archspec.analysis.diff import diff
+
+    graphs = [archspec.load(n).compile()   # 320 px: 3234 and 2034 anchors, > any width
+              for n in ("ssdlite320_mobilenet_v3_large", "ssdlite_mobilenetv3_large")]
+    anchors = []
+    for graph in graphs:   # the built modules' (batch, anchors, 4) boxes
+        with torch.no_grad():
+            out = _model(graph).to("meta")(torch.zeros(1, *graph.input_shape, device="meta"))
+        anchors.append(out["bbox_regression"].shape[1])
+    assert anchors[0] != anchors[1]
+    (head,) = [r for r in diff(*graphs).rows if r.level == "head"]
+    changes = {c.field: c for c in head.changes}
+    assert (changes["rows"].a, changes["rows"].b) == tuple(anchors)
+    assert changes["rows"].where == ["classification", "regression"]
+    assert "out channels" not in changes and changes["widest"].a < anchors[0]

@@ -100,17 +100,21 @@ def settings(node: Node, in_channels: int = 0) -> dict:
 
 
 def block_infos(graph: Graph, report: CostReport) -> list[BlockInfo]:
+    """Each block's :class:`BlockInfo`. A 2-D (rows, features) tensor, SSDLite's (anchors,
+    4) boxes, has its features as channels; a model output's rows are a setting, ``rows``."""
     from .memory import op_by_op
 
     live = dict(op_by_op(graph, batch=report.batch, dtype=report.dtype).timeline)
     infos: dict[str, BlockInfo] = {}
     resolution = graph.meta.get("resolution") or 1
+    outputs = set(graph.outputs.values())
     for node in graph:
         if node.kind == "input":
             continue
         info = infos.setdefault(node.block, BlockInfo(node.block, node.block_type, [],
                                                       node.stage))
-        info.shape = list(node.shape)
+        rows = node.shape[:-1] if len(node.shape) == 2 else ()
+        info.shape = list(node.shape[len(rows):])
         if len(node.shape) == 3:
             info.stride = max(1, round(resolution / node.shape[1]))
         if node.kind == "conv2d":
@@ -119,9 +123,10 @@ def block_infos(graph: Graph, report: CostReport) -> list[BlockInfo]:
             info.nl = tuple(sorted((*info.nl, node.op.fn)))
         info.se |= node.kind == "mul"
         info.residual |= node.kind == "add"
-        info.hidden = max(info.hidden, node.shape[0])
+        info.hidden = max(info.hidden, info.shape[0])
         in_channels = graph[node.inputs[0]].shape[0] if node.inputs else 0
-        info.ops[_inner_name(node)] = settings(node, in_channels)
+        info.ops[_inner_name(node)] = settings(node, in_channels) | \
+            ({"rows": rows[0]} if rows and node.name in outputs else {})
         info.layers[_inner_name(node)] = node.name
     for e in report.blocks:
         infos[e.name].figures = {k: getattr(e, k) for k in FIGURES if k not in _MAX}
