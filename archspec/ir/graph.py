@@ -56,14 +56,16 @@ class Graph:
 
     def add(self, name: str, op, inputs=(), *, block="", stage="", block_type="") -> str:
         """Add a node, infer its shape from its inputs, and return its name."""
-        if name in self._nodes:
+        nodes = self._nodes
+        if name in nodes:
             raise CompileError(f"compile: duplicate node name {name!r}")
-        if len(self._nodes) >= self.max_nodes:
+        if len(nodes) >= self.max_nodes:
             raise CompileError(f"compile: the graph exceeds {self.max_nodes:,} nodes "
                                "(raise it with ARCHSPEC_MAX_NODES or compile(max_nodes=...))")
-        inputs = tuple(inputs)
-        nodes = self._nodes
-        shape = op.infer([nodes[i].shape for i in inputs])
+        if inputs.__class__ is not tuple:
+            inputs = tuple(inputs)
+        shape = op.infer([nodes[inputs[0]].shape] if len(inputs) == 1 else
+                         [nodes[i].shape for i in inputs])
         if min(shape) < 1:
             raise ShapeError(f"{op.kind} would produce an empty tensor {shape}")
         nodes[name] = _new_node(Node, (name, op, inputs, shape, block, stage, block_type))
