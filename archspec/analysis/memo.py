@@ -275,7 +275,7 @@ class SweepMemo:
         found = self._shared.get(key)
         if found is not None:
             return found
-        out = []
+        out, shared = [], True
         for i, (row, entries) in enumerate(rows):
             changes = row_changes(row.fields, v) if row.section == "stages" \
                 else {}
@@ -284,10 +284,11 @@ class SweepMemo:
             elif not changes.keys() & self._reads(row):
                 items = tuple(changes.items())
                 out.extend(self._changed(e, items, changes) for e in entries)
-            else:
+            else:   # scaled after the change: depends on the width itself, not shared
+                shared = False
                 out.extend(self._walk(vary(self.spec, dataclasses.replace(
                     v, resolution=None)), {i})[0][1])
-        return self._shared.put(key, tuple(out))
+        return self._shared.put(key, tuple(out)) if shared else tuple(out)
 
     def _changed(self, e: Entry, items: tuple, changes: dict) -> Entry:
         """``e`` with ``changes`` in its fields (its id looked up by the change first)."""
