@@ -143,3 +143,13 @@ def test_override_error_in_a_variant_is_blamed_on_the_override(write):
     assert p.message.startswith("16 makes heads[0] (") and "base.yaml:12:5)" in p.message
     assert "does not fit a 4x4 feature map" in p.message
     assert p.hint == "base compiles with its own resolution, 32"
+
+
+def test_a_patch_that_only_changes_how_a_row_fails_is_not_blamed(write):
+    """The base's head fails on an 8x8 map by itself; a patch that makes the map 4x4 changes
+    the message but not the failure: the problem stays at the head, not the patch."""
+    write(BASE + GATE.replace("[5, 5]", "[9, 9]"), "base.yaml")
+    (p,) = _problems(write("extends: base.yaml\npatch:\n  - {rows: 2, set: {s: 2}}\n",
+                           "child.yaml"))
+    assert p.location.file.endswith("base.yaml") and p.location.path == "heads[0]"
+    assert "does not fit a 4x4 feature map" in p.message

@@ -51,12 +51,19 @@ def _override_problems(spec: Spec, failure: RowFailure, failure_of: Compiler):
     for key in culprits:
         others = [_override_text(spec, k) for k in culprits if k != key]
         together = f" (together with {', '.join(others)})" if others else ""
-        file_value = spec.overrides[key][1]
+        own = _own_value(spec, key)
         problems.append(Problem(spec.overrides[key][0],
                                 f"{getattr(spec, key):g}{together} makes "
                                 f"{_row_text(failure)} fail: {failure.message}",
-                                f"{spec.name} compiles with its own {key}, {file_value:g}"))
+                                f"{spec.name} compiles with its own {key}, {own}"))
     return problems
+
+
+def _own_value(spec: Spec, key: str) -> str:
+    """The spec's own value of an overridden key ([H, W] for a non-square input)."""
+    value = spec.overrides[key][1]
+    width = getattr(spec, "own_input_width", None) if key == "resolution" else None
+    return f"[{value:g}, {width:g}]" if width else f"{value:g}"
 
 
 def _override_text(spec: Spec, key: str) -> str:
@@ -75,7 +82,9 @@ def _patch_culprits(spec: Spec, failure: RowFailure, failure_of: Compiler) -> li
 
 
 def _caused_by(doc: Located, drop: set, failure: RowFailure, failure_of: Compiler) -> bool:
-    """True when the document without the patches ``drop`` loads and does not fail so."""
+    """True when the document without the patches ``drop`` loads and the row that failed
+    no longer fails (a failure of the same row with another message is not "gone": the
+    row fails without those patches too)."""
     from .loader import build_spec
 
     kept = [p for i, p in enumerate(doc.data["patch"]) if i not in drop]
@@ -83,7 +92,9 @@ def _caused_by(doc: Located, drop: set, failure: RowFailure, failure_of: Compile
         spec = build_spec(Located({**doc.data, "patch": kept}, doc.file, doc.marks))
     except SpecError:
         return False
-    return not failure.same_as(failure_of(spec))
+    other = failure_of(spec)
+    return other is None or \
+        (other.row.section, other.row.index) != (failure.row.section, failure.row.index)
 
 
 def _row_text(failure: RowFailure) -> str:
