@@ -445,7 +445,8 @@ def test_resolution_override_error_blames_the_keyword():
     assert p.message.startswith("160 makes heads[0] (")
     assert "lraspp_mobilenetv3_large_cityscapes.yaml:" in p.message
     assert "does not fit a 10x10 feature map" in p.message
-    assert p.hint == "lraspp_mobilenetv3_large_cityscapes compiles with its own resolution, [1024, 2048]"
+    assert p.hint == ("lraspp_mobilenetv3_large_cityscapes compiles with its own resolution, "
+                      "[1024, 2048]")
 
 
 def test_resolution_override_error_blames_the_option_on_the_command_line():
