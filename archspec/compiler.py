@@ -3,6 +3,7 @@ scaling) and let each block's lowering add its primitive ops; then name the taps
 lower the heads, whose outputs become the graph's (docs/heads.md)."""
 from __future__ import annotations
 
+import itertools
 import math
 
 from .blocks import BLOCKS, BlockBuilder
@@ -77,22 +78,40 @@ def walk_blocks(spec: Spec, rows=None):
     """Each block of the spec's stages and head in compile order: (row, its fields --
     scaled, repeated, scheduled --, prefix ``stages.3.block1`` or ``head.0``, stage
     ``stages.3`` or ``head``). ``rows``: only the blocks of the rows at these indices of
-    ``spec.stages + spec.head`` (the schedule is still taken in order)."""
-    scheduled = iter(schedule_channels(spec))
-    for i, row in enumerate(spec.stages):
-        takes = _takes_schedule(row, spec)
-        wanted = rows is None or i in rows
-        if not (wanted or takes):
-            continue
-        stage = f"stages.{row.index}"
-        for j, fields in enumerate(_repeats(scaled_fields(row, spec), _depth(row, spec))):
-            if takes:
-                fields = {**fields, "c": next(scheduled)}
-            if wanted:
-                yield row, fields, f"{stage}.block{j}", stage
-    for i, row in enumerate(spec.head, len(spec.stages)):
+    ``spec.stages + spec.head``."""
+    for i, walked in enumerate(walk_rows(spec)):
         if rows is None or i in rows:
-            yield row, scaled_fields(row, spec), f"head.{row.index}", "head"
+            for fields, prefix, stage in row_blocks(*walked):
+                yield walked[0], fields, prefix, stage
+
+
+def walk_rows(spec: Spec):
+    """Each row of the spec's stages and head in compile order, with what its blocks are
+    made of (:func:`row_blocks` makes them): (row, its scaled fields -- a stage row's
+    without ``n`` --, how many blocks, the scheduled ``c`` of each block or None)."""
+    scheduled = iter(schedule_channels(spec))
+    for row in spec.stages:
+        fields = scaled_fields(row, spec)
+        count = repeat_count(fields.pop("n", 1), _depth(row, spec))
+        channels = tuple(itertools.islice(scheduled, count)) \
+            if _takes_schedule(row, spec) else None
+        yield row, fields, count, channels
+    for row in spec.head:
+        yield row, scaled_fields(row, spec), 1, None
+
+
+def row_blocks(row: Row, fields: dict, count: int, channels):
+    """The blocks of one row of :func:`walk_rows`: (fields, prefix, stage) of each; the
+    first block has the row's stride, the others stride 1."""
+    if row.section == "head":
+        yield fields, f"head.{row.index}", "head"
+        return
+    stage = f"stages.{row.index}"
+    for j in range(count):
+        block = fields if j == 0 or "s" not in fields else {**fields, "s": 1}
+        if channels is not None:
+            block = {**block, "c": channels[j]}
+        yield block, f"{stage}.block{j}", stage
 
 
 def _meta(spec: Spec) -> dict:
@@ -230,12 +249,6 @@ def repeat_count(n, depth: float = 1.0) -> int:
     """ceil(n x depth) blocks for a row of n (timm `_scale_stage_depth`, depth_trunc 'ceil')."""
     n = n or 1
     return n if depth == 1.0 else int(math.ceil(n * depth))
-
-
-def _repeats(fields: dict, depth: float = 1.0):
-    n = repeat_count(fields.pop("n", 1), depth)
-    for j in range(n):
-        yield fields if j == 0 or "s" not in fields else {**fields, "s": 1}
 
 
 def lower_block(graph, row: Row, fields, x, prefix, stage, spec) -> str:

@@ -156,15 +156,15 @@ def _key(fields: dict) -> tuple:
     return items, tuple(map(type, fields.values()))
 
 
-def _items(fields) -> tuple:
-    """The items of these dicts of fields, a key among blocks of one row (the row's own
-    values, or ints that scaling and the schedule wrote: a value's type is the same for
-    the same items); frozen where a value is not hashable."""
-    items = tuple(tuple(f.items()) for f in fields)
+def _items(fields: dict) -> tuple:
+    """The items of a row's scaled fields, a key among the widths of one row (the row's
+    own values, or ints that scaling wrote: a value's type is the same for the same
+    items); frozen where a value is not hashable."""
+    items = tuple(fields.items())
     try:
         hash(items)
     except TypeError:
-        return tuple(map(freeze, fields))
+        return freeze(fields)
     return items
 
 
@@ -322,27 +322,25 @@ class SweepMemo:
         return found
 
     def _walk(self, spec, rows=None) -> list[tuple[object, tuple[Entry, ...]]]:
-        """[(row, the :class:`Entry` of each of its blocks)] by compiler.walk_blocks (only
-        the rows at the indices ``rows`` if given). A row's entries are interned by the
-        row (its identity: each entry holds its row, so the id is not reused while the
-        entry is kept) and its blocks' fields: the many widths that round a row to the
-        same channels share them."""
+        """[(row, the :class:`Entry` of each of its blocks)] by compiler.walk_rows and
+        row_blocks (only the rows at the indices ``rows`` if given). A row's entries are
+        interned by the row (its identity: each entry holds its row, so the id is not
+        reused while the entry is kept) and what its blocks are made of: the many widths
+        that round a row to the same channels share them."""
         settings = (spec.divisor, spec.bn_eps, spec.bn_momentum, spec.padding)
-        grouped: list = []
-        for row, fields, prefix, stage in compiler.walk_blocks(spec, rows):
-            if not grouped or grouped[-1][0] is not row:
-                grouped.append((row, []))
-            grouped[-1][1].append((fields, prefix, stage))
         out = []
-        for row, blocks in grouped:
-            key = (id(row), settings, _items(f for f, _, _ in blocks))
+        for i, (row, fields, count, channels) in enumerate(compiler.walk_rows(spec)):
+            if rows is not None and i not in rows:
+                continue
+            key = (id(row), settings, _items(fields), count, channels)
             entries = self._interned.get(key)
             if entries is None:
                 name = compiler.block_def(row.block)[0].name
                 entries = self._interned.put(key, tuple(
-                    Entry(_bid((self.generation, name, _key(fields), settings)), row,
-                          fields, prefix, stage, row.section == "stages", name, settings)
-                    for fields, prefix, stage in blocks))
+                    Entry(_bid((self.generation, name, _key(f), settings)), row, f, prefix,
+                          stage, row.section == "stages", name, settings)
+                    for f, prefix, stage in compiler.row_blocks(row, fields, count,
+                                                                channels)))
             out.append((entries[0].row, entries))
         return out
 
