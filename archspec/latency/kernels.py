@@ -13,13 +13,10 @@ then fuses (ENABLE_ALL, CPU execution provider), checked against its optimised g
 2. ``se``: global pool -> 1x1 convs / batch norms / activations -> channel ``mul`` by the
    gate (squeeze-excite), one kernel: its work is dominated by reading the map twice.
 3. ``add`` (a residual add not fused into a conv), ``add_partial`` (slice + add +
-   concat: ReXNet's shortcut), ``add.masked`` (MobileNeXt's shortcut at alpha < 1, the
-   slice of ``x`` and the add: ``x`` times a 0/1 channel mask, a blocked 1x1 depthwise
-   conv, added into the conv before it; in the ``add`` family), ``act.<fn>`` (an
-   activation left alone), ``bn.c``/``bn.p`` (an unfolded batch norm; blocked, it runs as
-   a depthwise conv and takes a following activation in place), ``pool`` (a global pool
-   outside SE), ``linear`` (Gemm, with the flatten / dropout in front of it), ``concat``,
-   ``replicate``,
+   concat: ReXNet and MobileNeXt shortcuts), ``act.<fn>`` (an activation left alone),
+   ``bn.c``/``bn.p`` (an unfolded batch norm; blocked, it runs as a depthwise conv and
+   takes a following activation in place), ``pool`` (a global pool outside SE), ``linear``
+   (Gemm, with the flatten / dropout in front of it), ``concat``, ``replicate``,
    ``slice`` (slices that split a tensor's channels into consecutive parts are one:
    onnxruntime fuses them into a Split), ``reshape`` (a flatten or dropout with no linear
    after it), ``mul``.
@@ -306,50 +303,10 @@ def _linear(fz: _Fuser, node) -> None:
 
 @rule("add", families=("add", "add_partial"))
 def _add(fz: _Fuser, node) -> None:
-    """A residual add no conv took in (a partial one is slice + add + concat), or
-    ``add.masked``: the ONNX backend's ``a + x * mask`` for ``a + x[:, :cb]``."""
-    if _masked_source(fz.g, node) is not None:
-        _masked_add(fz, node)
-        return
+    """A residual add no conv took in (a partial one is slice + add + concat)."""
     a, b = (fz.g[i].shape for i in node.inputs)
     partial = node.op.partial and a != b
     fz.simple(node, "add_partial" if partial else "add", same_layout=not node.op.partial)
-
-
-def _masked_source(g, node) -> str | None:
-    """``backends.onnx_lower.masked_source`` (kept equal; that module imports onnx): ``x``
-    when ``node`` adds ``x[:, :cb]``, read by nothing else, with ``x`` as wide as ``node``."""
-    if not node.op.partial:
-        return None
-    cut = g[node.inputs[1]]
-    if cut.kind != "slice" or cut.op.start != 0 or cut.shape[0] == node.shape[0]:
-        return None
-    x = cut.inputs[0]
-    if g[x].shape != node.shape or g.consumers(cut.name) != [node.name]:
-        return None
-    if cut.name in g.outputs.values() or cut.name in g.taps.values():
-        return None
-    return x
-
-
-def _masked_add(fz: _Fuser, node) -> None:
-    """The slice and the add as one kernel: onnxruntime runs ``x * mask`` as a 1x1
-    depthwise conv (blocked when ``x`` is) and fuses the add into the conv that made
-    ``a``; the work is reading ``x``, writing the masked copy and reading it again."""
-    a, cut = node.inputs
-    x = fz.g[cut].inputs[0]
-    owner = fz.owner.pop(cut)
-    owner.nodes.remove(cut)
-    if not owner.nodes:
-        fz.kernels.remove(owner)
-    k = fz.new(node, "add.masked", [cut, node.name])
-    n = numel(node.shape)
-    k.in_elems, k.out_elems = 2 * n, n
-    k.cin, k.cout, k.hw = node.shape[0], node.shape[0], numel(node.shape[1:])
-    if fz.layout_of(x) == fz.layout_of(a) == NCHWC:
-        k.layout = NCHWC
-    else:
-        k.reorder_elems = sum(n for i in (a, x) if fz.layout_of(i) == NCHWC)
 
 
 @rule("activation", families=("act",))
