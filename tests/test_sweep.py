@@ -152,3 +152,12 @@ def test_pareto_equals_the_definition_on_random_rows():
         expected = [not any(all(a <= b for a, b in zip(q, p)) and q != p for q in points)
                     for p in points]
         assert pareto(rows, mins, maxs) == expected, (rows, mins, maxs)
+
+
+def test_a_sweep_leaves_the_garbage_collector_as_it_found_it():
+    import gc
+
+    spec = archspec.load("mobilenetv3_small")
+    threshold, frozen = gc.get_threshold(), gc.get_freeze_count()
+    run(spec, [Variant(width=0.5), Variant(width=0.75)], workers=1)
+    assert gc.get_threshold() == threshold and gc.get_freeze_count() == frozen

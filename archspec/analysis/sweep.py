@@ -189,16 +189,19 @@ YOUNG_COLLECTION = 100_000   # allocations between two young-generation collecti
 @contextlib.contextmanager
 def fewer_collections():
     """A sweep allocates millions of short-lived objects beside a large memo: while it
-    runs, the objects alive at its start are frozen (the cyclic collector skips them) and
-    the young generation is collected less often; both are restored after."""
-    threshold = gc.get_threshold()
-    gc.freeze()
+    runs, the objects alive at its start are frozen (the cyclic collector skips them;
+    not when the caller has frozen some already: unfreezing would undo theirs) and the
+    young generation is collected less often; both are restored after."""
+    threshold, freeze = gc.get_threshold(), gc.get_freeze_count() == 0
+    if freeze:
+        gc.freeze()
     gc.set_threshold(max(threshold[0], YOUNG_COLLECTION), *threshold[1:])
     try:
         yield
     finally:
         gc.set_threshold(*threshold)
-        gc.unfreeze()
+        if freeze:
+            gc.unfreeze()
 
 
 def _start(evaluator: Evaluator, queue) -> None:
