@@ -286,3 +286,15 @@ def test_ddp_two_processes_match_one(tmp_path):
     assert a["lr"] == b["lr"]
     assert a["train_loss"] == pytest.approx(b["train_loss"], abs=0.1)
     assert a["val_loss"] == pytest.approx(b["val_loss"], abs=0.25)
+
+
+@pytest.mark.parametrize("spec", ["ssdlite320_mobilenet_v3_large", "lraspp_mobilenet_v3_large"])
+def test_head_specs_are_refused_before_any_data(tmp_path, spec):
+    """A detection/segmentation spec is refused (exit 2) before its data is read: the
+    missing CIFAR folder is never looked at, and nothing is written."""
+    r = cli("train", spec, "--data", f"cifar10:{tmp_path}/none", "--epochs", "1",
+            "--limit-batches", "1", "-o", tmp_path / "run")
+    assert r.returncode == 2, r.stderr
+    assert "training detection/segmentation heads is not supported yet" in r.stderr
+    assert "no such folder" not in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "run").exists()

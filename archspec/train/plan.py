@@ -41,6 +41,7 @@ def plan(config: TrainConfig) -> Run:
     spec = load(config.spec, width=config.width, resolution=config.resolution)
     if hasattr(spec, "spec_text_or_none"):  # an ONNX file trains the spec it carries
         spec = spec.spec()
+    _refuse_heads(spec)
     classes = config.classes or data.class_count(source, spec.classes)
     spec = spec.with_(classes=classes)
     graph = spec.compile()
@@ -52,6 +53,16 @@ def plan(config: TrainConfig) -> Run:
                             "--overwrite to start again, or another --output")
     overrides = overrides_of(graph)
     return Run(config, recipe, source, torch_io.spec_text(spec), overrides, graph, out)
+
+
+def _refuse_heads(spec) -> None:
+    """A spec with heads (several outputs, or none named ``output``) cannot train yet."""
+    if spec.heads:
+        heads = ", ".join(row.label for row in spec.heads)
+        raise TrainingError(
+            "training detection/segmentation heads is not supported yet: "
+            f"{spec.name} has heads ({heads}); `archspec train` trains a classifier with one "
+            "`output` (train its backbone as a classification spec instead)")
 
 
 def _resumed(config: TrainConfig) -> Run:
