@@ -144,3 +144,22 @@ def test_quick_does_not_combine_with_from_raw(tmp_path):
                         str(rawfile_path), "--quick", "-o", str(tmp_path / "p.json")],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "--quick" in r.stderr
+
+
+@pytest.mark.parametrize("option, target, message", [
+    ("-o", "{tmp}/afile/x.json", "--output {tmp}/afile/x.json: {tmp}/afile is a file"),
+    ("-o", "/proc/nope/x.json", "--output /proc/nope/x.json: cannot create a file in /proc"),
+    ("--save-raw", "{tmp}/afile/r/raw.json", "--save-raw {tmp}/afile/r/raw.json: {tmp}/afile "
+     "is a file"),
+    ("--save-raw", "/proc/nope/raw.json", "--save-raw /proc/nope/raw.json: cannot create"),
+])
+def test_unwritable_outputs_are_refused_before_measuring(tmp_path, monkeypatch, capsys,
+                                                         option, target, message):
+    (tmp_path / "afile").write_text("x")
+    argv = ["calibrate", "--quick", "--no-progress", "--trees", "0", "-o",
+            str(tmp_path / "p.json"), option, target.format(tmp=tmp_path)]
+    got = {}
+    assert _main(argv, monkeypatch, got) == 2
+    assert got == {}, "measured before checking the outputs"
+    assert message.format(tmp=tmp_path) in capsys.readouterr().err
+    assert not (tmp_path / "p.json").exists()

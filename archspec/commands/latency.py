@@ -87,6 +87,9 @@ def calibrate(ctx: typer.Context,
     from ..latency import fitting
     from ..latency import raw as rawfile
 
+    _check_writable("--output", output)
+    if save_raw is not None:
+        _check_writable("--save-raw", save_raw)
     if trees:
         try:
             import sklearn  # noqa: F401
@@ -137,6 +140,26 @@ def calibrate(ctx: typer.Context,
           f"{c['round_spread_median']}, p90 {c['round_spread_p90']}", file=sys.stderr)
     print(_fingerprint_line(profile), file=sys.stderr)
     print(_validation_line(profile), file=sys.stderr)
+
+
+def _check_writable(option: str, path: Path) -> None:
+    """Refuse, before any measuring, a file that cannot be written: a folder, or a path whose
+    nearest existing folder is a file or does not take new files."""
+    import tempfile
+
+    if path.is_dir():
+        raise ArchspecError(f"{option} {path}: is a folder; give a file name")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ArchspecError(f"{option} {path}: {folder} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise ArchspecError(f"{option} {path}: cannot create a file in {folder} "
+                            f"({e.strerror or e})") from None
 
 
 def _fingerprint_line(profile) -> str:
