@@ -199,7 +199,17 @@ def bad_files(tmp_path) -> dict:
     header = json.dumps({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}})
     safetensors = tmp_path / "model.safetensors"
     safetensors.write_bytes(len(header).to_bytes(8, "little") + header.encode() + bytes(8))
+    (tmp_path / "nothing.pth").write_bytes(b"")
+    (tmp_path / "random.pth").write_bytes(bytes(range(1, 256)) * 4)
+    import zipfile
+    with zipfile.ZipFile(tmp_path / "other.zip", "w") as z:
+        z.writestr("a.txt", "not a checkpoint")
     return {
+        tmp_path / "nothing.pth": "not a torch state dict: the file is empty",
+        tmp_path / "random.pth": "it is not a torch file (its first bytes are neither a zip",
+        tmp_path / "other.zip": "a zip archive that is not a torch checkpoint",
+        save(tmp_path, {}, "nodict.pth"): "the file holds an empty dict, no tensors",
+        save(tmp_path, {"note": "x"}, "strings.pth"): "a dict with keys note, no tensors",
         tmp_path / "missing.pth": "file not found",
         tmp_path: "a directory",
         text: "not a torch state dict: it is a text file",
@@ -237,6 +247,20 @@ def test_command_line_bad_file(tmp_path, capsys):
         code, out, err = cli(capsys, "build", "mobilenetv2", "--weights-from", path)
         assert code == 2 and out == "" and err.count("\n") == 1
         assert err.startswith(f"archspec: --weights-from {path}: ") and files[path] in err
+
+
+def test_partial_that_loads_nothing_is_an_error(tmp_path, capsys):
+    """--partial with a file none of whose tensors fit: exit 2 naming both first tensors,
+    and no model written (it would be all random)."""
+    path = save(tmp_path, {"a": torch.zeros(3)}, "wrong.pth")
+    out = tmp_path / "out.pt"
+    code, stdout, err = cli(capsys, "build", "mobilenetv2", "--weights-from", path,
+                            "--partial", "-o", out)
+    assert code == 2 and stdout == "" and err.count("\n") == 1, err
+    assert (f"--weights-from {path}: no tensor of the file fits the first tensor of "
+            "mobilenetv2: theirs a (3,) vs ours stages.0.block0.conv.weight (32, 3, 3, 3)"
+            ) in err
+    assert not out.exists()
 
 
 def test_options_that_need_weights_from(capsys):

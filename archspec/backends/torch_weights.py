@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from ..errors import BackendError
-from ..fsutil import content_kind, describe
+from ..fsutil import content_kind
 from ..ir.graph import Graph
 
 # Where training checkpoints keep the weights (timm's train.py, torchvision's references,
@@ -125,14 +125,39 @@ def read_foreign(path, source: str | None = None) -> Foreign:
         raise BackendError(f"{source}: a safetensors file stores its tensors sorted (by dtype "
                            "and name), not in the model's order, so they cannot be loaded by "
                            "position (give the torch.save file: .pth, .pt, .bin)")
-    if content_kind(path) != "torch":
-        raise BackendError(f"{source}: not a torch state dict: it is {describe(path)}")
+    what = _not_torch(path)
+    if what:
+        raise BackendError(f"{source}: not a torch state dict: {what}")
     payload = _torch_load(path, source)
     key, state = _unwrap(payload, source)
     tensors = [Tensor(k, v) for k, v in state.items() if not k.endswith(COUNTER)]
     if not tensors:
         raise BackendError(f"{source}: the state dict holds no tensors")
     return Foreign(str(path), key, tensors)
+
+
+def _not_torch(path: Path) -> str | None:
+    """What the file is when it cannot be a torch.save file, else None."""
+    import zipfile
+
+    if path.stat().st_size == 0:
+        return "the file is empty"
+    kind = content_kind(path)
+    if kind == "onnx":
+        return "it is an ONNX file (give the torch.save file: .pth, .pt, .bin)"
+    if kind != "torch":
+        with open(path, "rb") as f:
+            head = f.read(4096)
+        try:
+            head.decode("utf-8")
+        except UnicodeDecodeError:
+            return "it is not a torch file (its first bytes are neither a zip nor a pickle)"
+        return "it is a text file, not a torch file"
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as z:
+            if not any(n.endswith("data.pkl") for n in z.namelist()):
+                return "it is a zip archive that is not a torch checkpoint (no data.pkl inside)"
+    return None
 
 
 def _is_safetensors(path: Path) -> bool:
@@ -176,9 +201,12 @@ def _unwrap(payload, source: str) -> tuple:
             _check_tensors(inner, f"{source}: `{key}`")
             return key, inner
     keys = ", ".join(map(str, list(payload)[:8])) + (", ..." if len(payload) > 8 else "")
-    raise BackendError(f"{source}: not a state dict: a dict with keys {keys or 'none'} "
-                       f"(expected tensors by name, or a state dict under one of "
-                       f"{', '.join(WRAPPERS)})")
+    held = "an empty dict, no tensors" if not payload else (
+        f"a dict with keys {keys}, "
+        + ("no tensors" if not any(isinstance(v, torch.Tensor) for v in payload.values())
+           else "not all of them tensors"))
+    raise BackendError(f"{source}: not a state dict: the file holds {held} (expected "
+                       f"tensors by name, or a state dict under one of {', '.join(WRAPPERS)})")
 
 
 def _check_tensors(state: dict, where: str) -> None:
@@ -220,11 +248,25 @@ def pair(model, graph: Graph, foreign: Foreign, partial: bool, source: str) -> L
         if not partial:
             raise BackendError(f"{source}: {stopped['reason']} "
                                f"({_hint(_whole(ours, theirs, n), n < len(ours))})")
-    n = _whole(ours, theirs, n)
+    whole = _whole(ours, theirs, n)
+    if not whole and ours:
+        raise BackendError(f"{source}: {_nothing_fits(graph.name, ours, theirs, n)}")
+    n = whole
     return LoadReport(foreign.path, foreign.key, graph.name, partial, ours,
                       theirs[:n] + [None] * (len(ours) - n),
                       reshaped={i for i in reshaped if i < n}, unused=theirs[n:],
                       stopped=stopped, blocks={t.key: _block(graph, t.key) for t in ours})
+
+
+def _nothing_fits(spec: str, ours: list, theirs: list, n: int) -> str:
+    """Why --partial would load nothing: the first tensors differ, or the first module
+    fits only in part."""
+    if not n:
+        return (f"no tensor of the file fits the first tensor of {spec}: theirs "
+                f"{_describe(theirs[0])} vs ours {_describe(ours[0])}; is it the right spec?")
+    return (f"nothing loads: only {n} tensor(s) fit, which do not make a whole module "
+            f"(tensor {n + 1}: theirs {_describe(_at(theirs, n))} vs ours "
+            f"{_describe(_at(ours, n))}); is it the right spec?")
 
 
 def matching_prefix(graph: Graph, ours: list, theirs: list) -> tuple[int, set]:
