@@ -46,3 +46,31 @@ def test_a_few_netadapt_steps(tmp_path):
             point["latency_ms"], abs=1e-3)
     assert (out / "adapt.png").stat().st_size > 0
     assert json.loads((out / "adapt.json").read_text())["steps"] == log["steps"]
+
+
+@pytest.mark.parametrize("args, words", [
+    (("mobilenetv2_cifar", "--target-ms", "nan"), "--target-ms nan: not a finite number"),
+    (("mobilenetv2_cifar", "--target-ms", "inf"), "--target-ms inf: not a finite number"),
+    (("mobilenetv2_cifar", "--target-ms", "1", "-o", "AFILE"), "not a directory"),
+    (("ONNX", "--target-ms", "1"), "not a model file"),
+])
+def test_adapt_refuses_user_mistakes(tmp_path, args, words):
+    from conftest import run_cli
+
+    (tmp_path / "afile").write_text("x")
+    subs = {"AFILE": tmp_path / "afile", "ONNX": _onnx(tmp_path)
+            if "ONNX" in args else None}
+    r = run_cli("adapt", *(subs.get(a) or a for a in args), "-p", PROFILE)
+    assert r.returncode == 2 and words in r.stderr, r.stderr
+    assert "--t," not in r.stderr and "Traceback" not in r.stderr
+
+
+def _onnx(tmp_path):
+    pytest.importorskip("onnx")
+    import archspec
+    from archspec.backends import get_backend
+
+    backend, path = get_backend("onnx"), tmp_path / "m.onnx"
+    graph = archspec.load("mobilenetv2_cifar", width=0.35, resolution=16).compile()
+    backend.save(backend.build(graph, seed=0, check=False), path)
+    return path

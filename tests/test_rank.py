@@ -73,3 +73,11 @@ def test_rank_command(tmp_path):
     assert (tmp_path / "r.png").stat().st_size > 0
     r = run_cli("rank")
     assert r.returncode == 2 and "--study" in r.stderr
+
+
+def test_rank_refuses_a_model_file(tmp_path):
+    from test_adapt import _onnx
+
+    r = run_cli("rank", _onnx(tmp_path))
+    assert r.returncode == 2 and "not a model file" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr

@@ -132,3 +132,118 @@ def test_mnas_reward():
 def test_help(command):
     r = run_cli(command, "--help")
     assert r.returncode == 0 and "--format" in r.stdout, r.stderr
+
+
+# ---- review findings (issue 19): user mistakes exit 2 with a one-line message ------------
+@pytest.mark.parametrize("text, words", [
+    ("variables:\n  c: {rows: [4], values: [24, 32], shared: maybe}\n", "`shared` is true"),
+    ("variables:\n  c: {rows: [4], values: [24, 32], shared: 7}\n", "`shared` is true"),
+    ("variables:\n  width: {low: 0.5, high: 1.0, log: \"false\"}\n", "`log` is true"),
+    ("variables:\n  c: {rows: [4, 4], values: [24, 32]}\n", "lists a row twice"),
+    ("variables:\n  width: {low: .nan, high: 1.0}\n", "not a finite number"),
+    ("", "the space file is empty"),
+])
+def test_space_file_checks(tmp_path, text, words):
+    from archspec.errors import SpecError
+    from archspec.search.space import load_space
+
+    path = _space(tmp_path, text)
+    with pytest.raises(SpecError) as e:
+        load_space(path)
+    assert str(e.value).startswith(f"{path}:") and words in str(e.value), str(e.value)
+
+
+@pytest.mark.parametrize("url", ["foo://bar", "sqlite:////nonexistent/dir/x.db",
+                                 "postgresql://u@localhost/db", "mysql+pymysql://u@h/db",
+                                 "", "DIR"])
+def test_a_storage_that_does_not_open_names_the_option(tmp_path, url):
+    from archspec.errors import ArchspecError
+    from archspec.search.study import _storage
+
+    with pytest.raises(ArchspecError) as e:
+        _storage(str(tmp_path) if url == "DIR" else url)
+    assert str(e.value).startswith("--storage") and "\n" not in str(e.value)
+
+
+def _search(tmp_path, *args, space=None, spec="mobilenetv2_cifar"):
+    return run_cli("search", *([spec] if spec else []), "--space", space or
+                   _space(tmp_path), "-n", "1", "--no-plot", *args)
+
+
+@pytest.mark.parametrize("args, words", [
+    (("--storage", "foo://bar"), "--storage foo://bar"),
+    (("--proxy", "train", "--data", "foo:bar"), "--data foo:bar"),
+    (("--proxy", "train", "--data", "cifar10:/nonexistent"), "--data cifar10:/nonexistent"),
+    (("-p", "GARBAGE"), "not a readable profile"),
+    (("-o", "AFILE"), "not a directory"),
+])
+def test_bad_options_are_refused_before_the_study_starts(tmp_path, args, words):
+    (tmp_path / "garbage.pth").write_bytes(b"\x80junk")
+    (tmp_path / "afile").write_text("x")
+    args = [{"GARBAGE": tmp_path / "garbage.pth", "AFILE": tmp_path / "afile"}.get(a, a)
+            for a in args]
+    out = [] if "-o" in args else ["-o", tmp_path / "out"]
+    r = _search(tmp_path, *args, *out)
+    assert r.returncode == 2 and words in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "out").exists()
+
+
+def test_a_study_of_another_space_or_spec_is_refused(tmp_path):
+    out = ("-o", tmp_path / "out", "--study-name", "s")
+    assert _search(tmp_path, *out).returncode == 0
+    other = _space(tmp_path, "variables:\n  width: [0.25, 0.5]\n")
+    r = _search(tmp_path, *out, space=other)
+    assert r.returncode == 2 and "another space file" in r.stderr, r.stderr
+    r = _search(tmp_path, *out, spec=_copy_spec(tmp_path))
+    assert r.returncode == 2 and "searches spec mobilenetv2_cifar" in r.stderr, r.stderr
+
+
+def _copy_spec(tmp_path):
+    from archspec.spec.loader import SHIPPED
+
+    path = tmp_path / "other.yaml"
+    path.write_text((SHIPPED / "mobilenetv2_cifar.yaml").read_text())
+    return path
+
+
+def test_a_spec_the_space_names_that_is_missing_is_blamed_on_the_space(tmp_path):
+    space = _space(tmp_path, "spec: nonexistent\nvariables:\n  width: [0.5, 1.0]\n")
+    r = _search(tmp_path, "-o", tmp_path / "out", space=space, spec=None)
+    assert r.returncode == 2 and r.stderr.startswith(f"{space}:1:7: spec: 'nonexistent'"), r.stderr
+
+
+def test_when_no_trial_completes_the_search_says_why(tmp_path):
+    """Every trial fails (the rank proxy at a resolution the head does not fit): exit 2
+    with the first failure's message, blamed on the proxy, no traceback per trial."""
+    pytest.importorskip("torch")
+    space = _space(tmp_path, "variables:\n  width: [0.5, 0.75]\n")
+    r = _search(tmp_path, "--proxy", "rank", "--proxy-resolution", "64", "-o",
+                tmp_path / "out", space=space, spec="lraspp_mobilenetv3_small_cityscapes")
+    assert r.returncode == 2, r.stderr
+    assert "no trial completed (1 failed)" in r.stderr and "rank proxy at 64 px" in r.stderr
+    assert "Traceback" not in r.stderr and "command line" not in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_the_rank_proxy_default_resolution_fits_the_spec():
+    pytest.importorskip("torch")
+    import archspec
+    from archspec.search.proxies import RankProxy
+
+    spec = archspec.load("lraspp_mobilenetv3_small_cityscapes")
+    with pytest.raises(archspec.errors.ArchspecError):
+        spec.with_(resolution=64).compile()
+    moved = RankProxy(resolution=64, fit=True).at_resolution(spec)
+    moved.compile()
+    assert 64 < moved.resolution <= spec.resolution
+    with pytest.raises(archspec.errors.ArchspecError):
+        moved.with_(resolution=moved.resolution - 32).compile()
+
+
+def test_shipped_example_space_checks_against_its_spec():
+    import archspec
+    from archspec.search.space import check_space, load_space
+
+    space = load_space(ROOT / "examples" / "mobilenetv3_small.space.yaml")
+    check_space(space, archspec.load(space.spec))
+    assert space.names() == ["width", "resolution", "stages[4].k", "stages[9].k", "t"]

@@ -50,7 +50,9 @@ def adapt(spec: Spec,
     if proxy not in ("rank", "train"):
         raise ArchspecError(f"--proxy: {proxy!r} is not one of 'rank', 'train'")
     from ..search.study import load_base
+    from .search import check_inputs
 
+    check_inputs(profile, output, target_ms)
     base = load_base(spec)
     out = output or Path("runs") / f"adapt-{base.name}"
     adapter = Adapter(base, str(profile), make_proxy(proxy, data, epochs, proxy_resolution,

@@ -47,10 +47,10 @@ def rank(spec: Annotated[Optional[str], typer.Argument(
     if study is not None:
         _study(study, measure, tol, seed, plot, fmt)
         return
-    from ..cli_common import load
     from ..search.rank import feature_ranks
+    from ..search.study import load_base
 
-    model = load(spec, width, resolution)
+    model = load_base(spec, "archspec rank", width=width, resolution=resolution)
     rows = feature_ranks(model, batch=batch, seed=seed, measure=measure, tol=tol)
     mean = sum(r["normalized"] for r in rows) / len(rows)
     if plot is not None:

@@ -36,12 +36,43 @@ Profile = Annotated[Optional[Path], typer.Option(
 
 
 def make_proxy(kind, data, epochs, resolution, limit_batches, batch, seed):
+    """The proxy the options name; ``--data`` of the train proxy is checked here, before
+    any trial runs."""
     from ..search.proxies import make
 
     if kind == "rank":
-        return make(kind, resolution=resolution or 64, seed=seed)
+        return make(kind, resolution=resolution or 64, seed=seed, fit=resolution is None)
+    if kind == "train":
+        check_data(data)
     return make(kind, data=data, epochs=epochs, resolution=resolution,
                 limit_batches=limit_batches, batch=batch, seed=seed)
+
+
+def check_data(data: str) -> None:
+    """``--data`` names a dataset the train proxy can read (its folder exists)."""
+    from ..errors import ArchspecError
+    from ..train.data import parse_source
+
+    source = parse_source(data)
+    if source.path is not None and not Path(source.path).is_dir():
+        raise ArchspecError(f"--data {data}: {source.path} is not a folder")
+
+
+def check_inputs(profile, output, target_ms) -> None:
+    """The options a search or NetAdapt reads before any trial: --profile loads,
+    --output is a folder (or new), --target-ms is a finite number."""
+    import math
+
+    from ..errors import ArchspecError
+
+    if target_ms is not None and not math.isfinite(target_ms):
+        raise ArchspecError(f"--target-ms {target_ms}: not a finite number")
+    if output is not None and output.exists() and not output.is_dir():
+        raise ArchspecError(f"--output {output}: not a directory")
+    if profile is not None:
+        from ..search.objectives import _profile
+
+        _profile(str(Path(profile).resolve()))
 
 
 @COMMANDS.command(panel=SEARCH)
@@ -100,9 +131,11 @@ def search(spec: Annotated[Optional[str], typer.Argument(
     from ..errors import ArchspecError
     from ..search import objectives as obj
     from ..search.space import check_space, load_space
-    from ..search.study import Job, base_spec, storage_url
+    from ..search.study import Job, storage_url
 
+    check_inputs(profile, output, target_ms)
     space = load_space(space_path)
+    from_space = spec is None
     spec = spec or space.spec
     if spec is None:
         raise ArchspecError(f"{space_path}: name the SPEC to search (argument, or `spec:` "
@@ -119,10 +152,44 @@ def search(spec: Annotated[Optional[str], typer.Argument(
               profile=str(profile) if profile else None,
               proxy=make_proxy(proxy, data, epochs, proxy_resolution, limit_batches, batch,
                                seed), sampler=sampler, seed=seed)
-    base = base_spec(job)
+    base = _base(job, space, from_space)
     check_space(space, base)
     _run(job, n_trials, workers)
+    _check_trials(job)
     _results(job, space, base, out, no_plot, fmt)
+
+
+def _base(job, space, from_space: bool):
+    """The searched spec; one the space file names is blamed on its `spec` key."""
+    from ..errors import ArchspecError, Problem, SpecError
+    from ..search.study import _message, base_spec
+
+    try:
+        return base_spec(job)
+    except ArchspecError as e:
+        if not from_space or Path(job.spec).is_file():
+            raise
+        raise SpecError(Problem(space.spec_location, f"{job.spec!r}: {_message(e)}")) from None
+
+
+def _check_trials(job) -> None:
+    """No complete trial is an error saying why the first one failed (exit 2 when every
+    failure was the user's, else 3); some failed trials are a warning."""
+    from ..errors import ArchspecError
+    from ..search.study import failures
+
+    complete, failed, attrs = failures(job)
+    if not failed:
+        return
+    first = attrs[0].get("error", "no message recorded")
+    if complete:
+        print(f"archspec: warning: {failed} trial(s) failed; the first: {first}",
+              file=sys.stderr)
+        return
+    error = ArchspecError(f"no trial completed ({failed} failed); the first: {first}")
+    if not all(a.get("user_error") for a in attrs):
+        error.exit_code = 3
+    raise error
 
 
 def _check_optuna() -> None:

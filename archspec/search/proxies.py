@@ -52,13 +52,37 @@ class RankProxy:
     batch: int = 8
     seed: int = 0
     measure: str = "effective"
+    fit: bool = False   # resolution is the default: use the smallest >= it that compiles
 
     def __call__(self, spec, text: str = "") -> float:
         from .rank import mean_rank
 
         if self.resolution:
-            spec = spec.with_(resolution=self.resolution)
+            spec = self.at_resolution(spec)
         return mean_rank(spec, batch=self.batch, seed=self.seed, measure=self.measure)
+
+    def at_resolution(self, spec):
+        """``spec`` at the proxy's resolution, or (``fit``) the smallest multiple of 32
+        above it, up to the candidate's own, at which it compiles; a failure names the
+        proxy's resolution, not an option the user gave."""
+        from ..errors import ArchspecError
+        from ..search.study import _message
+
+        sizes = [self.resolution]
+        if self.fit:
+            sizes += [r for r in range(self.resolution // 32 * 32 + 32, spec.resolution, 32)]
+            sizes += [spec.resolution] if spec.resolution > self.resolution else []
+        first = None
+        for size in sizes:
+            try:
+                moved = spec.with_(resolution=size)
+                moved.compile()
+                return moved
+            except ArchspecError as e:
+                first = first or e
+        raise ArchspecError(f"rank proxy at {self.resolution} px"
+                            + (f" (and up to {sizes[-1]} px)" if len(sizes) > 1 else "")
+                            + f": {_message(first)} (set --proxy-resolution)") from None
 
 
 def make(kind: str, **kw):

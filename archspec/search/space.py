@@ -18,6 +18,7 @@ entry per row edit, so it loads, costs, builds and trains like any spec.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +68,7 @@ class Space:
     variables: tuple[Variable, ...]
     file: str = "<space>"
     spec: str | None = None   # the spec the file names, resolved against its folder
+    spec_location: Location = Location()
 
     def names(self) -> list[str]:
         return [v.name for v in self.variables]
@@ -139,6 +141,9 @@ def label(values: dict) -> str:
 # ---- reading ------------------------------------------------------------------------------
 def load_space(path: str | Path) -> Space:
     """Read and check a space file; every problem is located (file:line:col)."""
+    if Path(path).is_file() and not Path(path).read_text(encoding="utf-8").strip():
+        raise SpecError(Problem(Location(str(path), 1, 1),
+                                "the space file is empty (it needs `variables`)"))
     doc = read_yaml(path)
     data = doc.data
     if not isinstance(data, dict):
@@ -165,7 +170,7 @@ def load_space(path: str | Path) -> Space:
         raise SpecError(Problem(doc.where(("spec",)), "`spec` is a spec file or shipped name"))
     if spec is not None and (Path(path).parent / spec).is_file():
         spec = str(Path(path).parent / spec)
-    return Space(tuple(variables), str(path), spec)
+    return Space(tuple(variables), str(path), spec, doc.where(("spec",)))
 
 
 def _variables(doc: Located, name: str, entry) -> list[Variable]:
@@ -191,6 +196,10 @@ def _variables(doc: Located, name: str, entry) -> list[Variable]:
         if not (isinstance(rows, list) and rows and all(
                 isinstance(r, int) and not isinstance(r, bool) and r >= 0 for r in rows)):
             fail("`rows` is a row index or a list of them (0-based)", "rows")
+        if len(set(rows)) != len(rows):
+            fail(f"`rows` lists a row twice ({rows})", "rows")
+    if "shared" in entry and not isinstance(entry["shared"], bool):
+        fail("`shared` is true or false", "shared")
     values = entry.get("values")
     kind = {k: entry[k] for k in RANGE_KEYS if k in entry}
     if (values is None) == (not kind):
@@ -217,11 +226,15 @@ def _range(kind: dict, fail) -> dict:
     for key, value in nums.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             fail(f"`{key}` must be a number", key)
+        if not math.isfinite(value):
+            fail(f"`{key}` is not a finite number", key)
     if not nums["low"] < nums["high"]:
         fail("`low` must be below `high`", "low")
     if "step" in nums and nums["step"] <= 0:
         fail("`step` must be positive", "step")
-    log = bool(kind.get("log", False))
+    if not isinstance(kind.get("log", False), bool):
+        fail("`log` is true or false", "log")
+    log = kind.get("log", False)
     if log and ("step" in nums or nums["low"] <= 0):
         fail("a `log` range takes no `step` and needs `low` > 0", "log")
     return dict(low=nums["low"], high=nums["high"], step=nums.get("step"), log=log)

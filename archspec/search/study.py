@@ -42,15 +42,47 @@ def storage_url(given: str | None, out: Path) -> str:
     return given
 
 
+class TrialError(ArchspecError):
+    """A trial's variant failed; the study records it as a failed trial."""
+
+
 def _storage(url: str):
+    """The Optuna storage ``--storage`` names; one that cannot be opened is a user error
+    naming the option."""
     import optuna
 
+    if not url.strip():
+        raise ArchspecError("--storage: empty; give a database URL or a journal file path")
     if "://" in url:
-        return url
+        try:
+            return optuna.storages.RDBStorage(url)
+        except Exception as e:   # sqlalchemy: bad URL, missing driver, unreachable file
+            raise ArchspecError(f"--storage {url}: cannot open it ({_first_line(e)})") \
+                from None
     from optuna.storages.journal import JournalFileBackend
 
-    Path(url).parent.mkdir(parents=True, exist_ok=True)
-    return optuna.storages.JournalStorage(JournalFileBackend(url))
+    if Path(url).is_dir():
+        raise ArchspecError(f"--storage {url}: is a directory; give a journal file path")
+    try:
+        Path(url).parent.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.JournalStorage(JournalFileBackend(url))
+    except OSError as e:
+        raise ArchspecError(f"--storage {url}: cannot open it ({e.strerror or e})") \
+            from None
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
+
+
+def space_digest(space: Space) -> str:
+    """A digest of what a space varies (names, fields, rows, values, ranges)."""
+    import hashlib
+
+    rows = [(v.name, v.field, v.rows, v.values, v.low, v.high, v.step, v.log)
+            for v in space.variables]
+    return hashlib.sha256(repr(rows).encode()).hexdigest()[:16]
 
 
 def _sampler(name: str, objectives: Objectives, seed: int):
@@ -67,22 +99,31 @@ def _sampler(name: str, objectives: Objectives, seed: int):
 
 
 def open_study(job: Job, worker: int = 0):
-    """The job's study (created if new); a study of that name with other objectives is
-    an error."""
+    """The job's study (created if new); a study of that name made with other objectives,
+    another spec or another space is an error."""
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    from .space import load_space
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.create_study(
         storage=_storage(job.storage), study_name=job.study, load_if_exists=True,
         directions=job.objectives.directions,
         sampler=_sampler(job.sampler, job.objectives, job.seed + worker))
-    stored = study.user_attrs.get("objectives")
-    if stored is None:
-        study.set_user_attr("objectives", job.objectives.names)
-        study.set_user_attr("spec", job.spec)
-    elif stored != job.objectives.names:
-        raise ArchspecError(f"study {job.study!r} in {job.storage} optimises {stored}, not "
-                            f"{job.objectives.names}: use another --study-name")
+    mine = {"objectives": job.objectives.names, "spec": Path(job.spec).stem,
+            "space": space_digest(load_space(job.space))}
+    stored = study.user_attrs
+    if "objectives" not in stored:
+        for key, value in mine.items():
+            study.set_user_attr(key, value)
+        return study
+    for key, what in (("objectives", "optimises"), ("spec", "searches spec"),
+                      ("space", "was made with another space file (digest")):
+        if key in stored and stored[key] != mine[key]:
+            found = f"{stored[key]}" + (")" if key == "space" else "")
+            raise ArchspecError(
+                f"study {job.study!r} in {job.storage} {what} {found}, not this search's: "
+                "use another --study-name or --output")
     return study
 
 
@@ -98,14 +139,15 @@ def base_spec(job: Job):
     return load_base(job.spec)
 
 
-def load_base(source: str):
-    """The spec a search or NetAdapt starts from: a YAML file or a shipped name."""
+def load_base(source: str, command: str = "archspec search or adapt", **overrides):
+    """The spec a search, NetAdapt or rank starts from: a YAML file or a shipped name."""
     from ..sources import load
+    from ..spec.model import Spec
 
-    spec = load(source)
-    if not hasattr(spec, "stages"):
-        raise ArchspecError(f"{source}: search and adapt take a YAML spec or a shipped "
-                            "spec name, not a model file")
+    spec = load(source, **overrides)
+    if not isinstance(spec, Spec):
+        raise ArchspecError(f"{source}: {command} takes a YAML spec or a shipped spec name, "
+                            "not a model file")
     return spec
 
 
@@ -123,13 +165,43 @@ def objective(job: Job, space: Space, base):
             trial.set_user_attr("same_as", seen.number)
             trial.set_user_attr("figures", seen.user_attrs["figures"])
             return seen.values
-        spec = space.apply(base, values)
-        text = space.text(base, values, trial_name(base, trial.number)) if job.proxy else ""
-        figs = figures(spec, names, profile=job.profile, proxy=job.proxy, text=text)
+        try:
+            spec = space.apply(base, values)
+            text = (space.text(base, values, trial_name(base, trial.number))
+                    if job.proxy else "")
+            figs = figures(spec, names, profile=job.profile, proxy=job.proxy, text=text)
+        except Exception as e:   # recorded as the trial's failure, told once at the end
+            user = isinstance(e, ArchspecError)
+            message = f"{space.file}: {label(values)}: " + _message(e)
+            trial.set_user_attr("error", message)
+            trial.set_user_attr("user_error", user)
+            raise TrialError(message) from None
         trial.set_user_attr("figures", figs)
         return job.objectives.values(figs)
 
     return run
+
+
+def _message(e: Exception) -> str:
+    """An error's one-line message without the made-up location of a variant's text."""
+    from ..errors import SpecError
+
+    if isinstance(e, SpecError):
+        return "; ".join(p.message + (f" ({p.hint})" if p.hint else "")
+                         for p in e.problems)
+    return str(e).strip().splitlines()[0] if isinstance(e, ArchspecError) \
+        else _first_line(e)
+
+
+def failures(job: Job) -> tuple[int, int, list[dict]]:
+    """(complete, failed, failed trials' user attrs) of the study."""
+    import optuna
+
+    study = optuna.load_study(study_name=job.study, storage=_storage(job.storage))
+    done = study.get_trials(deepcopy=False)
+    failed = [t.user_attrs for t in done if t.state == optuna.trial.TrialState.FAIL]
+    complete = sum(t.state == optuna.trial.TrialState.COMPLETE for t in done)
+    return complete, len(failed), failed
 
 
 def _same(trial, values: dict):
@@ -154,7 +226,7 @@ def work(job: Job, n_trials: int, worker: int = 0, callback=None) -> None:
     space, base = load_space(job.space), base_spec(job)
     study = open_study(job, worker)
     callbacks = [lambda _study, _trial: callback(1)] if callback else []
-    study.optimize(objective(job, space, base), n_trials=n_trials, catch=(ArchspecError,),
+    study.optimize(objective(job, space, base), n_trials=n_trials, catch=(TrialError,),
                    callbacks=callbacks)
 
 
