@@ -104,6 +104,49 @@ def test_bad_fields_are_located(row, field):
     assert field in text and "<string>:4:" in text
 
 
+@pytest.mark.parametrize("row, message", [
+    ("{block: ir, t: 6, c: 12, se: true, se_divisor: 0}",
+     "stages[0].se_divisor: 0 is less than the minimum of 1"),
+    ("{block: ir, t: 6, c: 12, se: true, se_divisor: -8}",
+     "stages[0].se_divisor: -8 is less than the minimum of 1"),
+    ("{block: ir, t: 6, c: 12, se: true, se_divisor: foo}",
+     "stages[0].se_divisor: `foo` is not allowed here (known: none)"),
+    ("{block: conv, c: 12, groups: 0}", "stages[0].groups: 0 is less than the minimum of 1"),
+    ("{block: ir, t: 1, c: 12, nl_expand: hswish}",
+     "stages[0].nl_expand: t = 1 builds no expansion conv"),
+    ("{block: sandglass, t: 2, c: 12, se_at: dw2}",
+     "stages[0].se_at: `se_at` places a squeeze-excite, but the row has no `se`"),
+])
+def test_fields_that_would_mislead_or_be_ignored_are_located(row, message):
+    """An out-of-range number says the range (not "'none' was expected"); a field the block
+    would silently ignore is refused where it is written."""
+    with pytest.raises(SpecError) as e:
+        _spec(row)
+    assert message in str(e.value) and "<string>:4:" in str(e.value), str(e.value)
+
+
+@pytest.mark.parametrize("row, message", [
+    ("{block: fused_mbconv, t: 0.01, c: 24, s: 2}",
+     "t = 0.01 expands the 12 input channels to round(12 x 0.01) = 0 channels: `t` must be "
+     "above 0.5 / 12"),
+    ("{block: ir, t: 0.02, c: 24}", "round(12 x 0.02) = 0 channels"),
+    ("{block: bneck, exp: 12, c: 12, nl_expand: hswish}",
+     "the expansion keeps the 12 input channels, so there is no expansion conv for "
+     "`nl_expand`"),
+])
+def test_build_time_field_problems_blame_the_field(row, message):
+    with pytest.raises(SpecError) as e:
+        _spec(row).compile()
+    assert message in str(e.value) and "check c, s and k" not in str(e.value), str(e.value)
+    assert "<string>:4:" in str(e.value)
+
+
+def test_t1_nl_expand_with_keep_expand_and_sandglass_se_at_with_se_build():
+    kept = _spec("{block: ir, t: 1, c: 12, keep_expand: true, nl_expand: hswish}").compile()
+    assert _fn(kept, "stages.0.block0.expand.act") == "hswish"
+    assert "se.pool" in _kinds(_spec("{block: sandglass, t: 2, c: 12, se: true}").compile())
+
+
 # ---- keep_expand and depth ----------------------------------------------------------------
 def test_keep_expand_builds_the_t1_expansion_conv():
     plain = _spec("{block: ir, t: 1, c: 12}").cost().totals

@@ -34,8 +34,14 @@ class BlockBuilder:
         return make_divisible(value, self.divisor)
 
     def expanded(self, x: str, t: float) -> int:
-        """Width of a t-fold expansion of ``x``: round(C x t), as the reference code does."""
-        return int(round(self.channels(x) * t))
+        """Width of a t-fold expansion of ``x``: round(C x t), as the reference code does;
+        a ValueError blaming ``t`` when that rounds to no channel."""
+        hidden = int(round(self.channels(x) * t))
+        if hidden < 1:
+            raise ValueError(f"t = {t:g} expands the {self.channels(x)} input channels to "
+                             f"round({self.channels(x)} x {t:g}) = {hidden} channels: `t` must be "
+                             f"above 0.5 / {self.channels(x)} = {0.5 / self.channels(x):g}")
+        return hidden
 
     @staticmethod
     def _join(local: str, leaf: str) -> str:

@@ -14,6 +14,14 @@ KEEP_EXPAND = Field("keep_expand", bool, False, "`true`: the 1x1 expansion conv 
                     "when it keeps the width (t = 1 with a conv: FBNet's `e1`)")
 IR_NLS = (NL_EXPAND, NL_DW, NL_PROJECT)
 IR_CHECK = checks(check_se_nl, nl_check(*IR_NLS))
+NO_EXPAND_HINT = "remove `nl_expand`, or set `keep_expand: true` to build the expansion conv"
+
+
+def _check_nl_expand(f):
+    """`nl_expand` on a row whose t = 1 builds no expansion conv: it would be ignored."""
+    if f.get("nl_expand") is not None and f.get("t") == 1 and not f.get("keep_expand"):
+        yield ("nl_expand", "t = 1 builds no expansion conv, so `nl_expand` would apply to "
+               "nothing", NO_EXPAND_HINT)
 
 
 def residual_applies(f: dict, x_shape, y_shape, *, partial: bool = False) -> bool:
@@ -50,7 +58,8 @@ def conv(b, x, f):
 @BLOCKS.register("ir", aliases=("bottleneck", "bneck", "mbconv", "inverted_residual"),
                  fields=(T, EXP, C, S, K(doc="depthwise kernel size (odd)"), D, NL, SE, SE_RATIO,
                          *SE_FIELDS, KEEP_EXPAND, *IR_NLS, RESIDUAL, *WIDTH),
-                 one_of=(("t", "exp"),), check=IR_CHECK)
+                 one_of=(("t", "exp"),),
+                 check=checks(IR_CHECK, lambda f: list(_check_nl_expand(f))))
 def inverted_residual(b, x, f):
     """Inverted residual with linear bottleneck (MobileNetV2 Table 1): 1x1 expansion to
     `t` x input (or `exp`) channels, k x k depthwise, linear 1x1 projection, shortcut when
@@ -69,6 +78,9 @@ def inverted_residual(b, x, f):
     y = x
     if hidden != cin or f.get("keep_expand"):
         y = b.conv_bn_act("expand", y, hidden, nl=conv_nl(f, "expand", f["nl"]))
+    elif f.get("nl_expand") is not None:
+        raise ValueError(f"the expansion keeps the {cin} input channels, so there is no "
+                         f"expansion conv for `nl_expand` to apply to ({NO_EXPAND_HINT})")
     y = b.conv_bn_act("dw", y, hidden, k=f["k"], s=f["s"], groups=hidden,
                       nl=conv_nl(f, "dw", f["nl"]), d=f["d"])
     if f["se"]:

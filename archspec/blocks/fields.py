@@ -52,9 +52,9 @@ class Field:
 
     def schema(self) -> dict:
         """This field's JSON Schema; ``null`` (not given) is always accepted."""
-        if self.consts:
-            return {"oneOf": [{"type": _JSON_TYPES[self.type], **self._bounds()},
-                              *({"const": c} for c in self.consts), {"type": "null"}]}
+        if self.consts:  # bounds apply to numbers only, so a number out of range is told so
+            return {"type": [_JSON_TYPES[self.type], "string", "null"], **self._bounds(),
+                    "if": {"type": "string"}, "then": {"enum": list(self.consts)}}
         out = {"type": [_JSON_TYPES[self.type], "null"], **self._bounds()}
         if self.odd:
             out["not"] = {"type": "integer", "multipleOf": 2}

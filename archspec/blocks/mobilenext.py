@@ -18,9 +18,10 @@ ALPHA = Field("alpha", float, 1.0, "identity tensor multiplier: the shortcut add
 SANDGLASS_VARIANT = Field("variant", str, "auto", "`full`: always the four convs of Table 1; "
                           "`auto`: the released code's per-position shapes",
                           choices=("auto", "full"))
-SE_AT = Field("se_at", str, "dw1", "where the SE goes: `dw1`, after the first depthwise conv "
-              "(on the block input where there is none), or `dw2`, on the residual branch's "
-              "output before the shortcut (as SE-ResNet)", choices=("dw1", "dw2"))
+SE_AT = Field("se_at", str, None, "where the SE goes (with `se: true`): `dw1` (default), "
+              "after the first depthwise conv (on the block input where there is none), or "
+              "`dw2`, on the residual branch's output before the shortcut (as SE-ResNet)",
+              choices=("dw1", "dw2"))
 SANDGLASS_NLS = (NL_DW1, NL_REDUCE, NL_EXPAND, NL_DW2)
 DW2 = Field("dw2", bool, False, "a second stride-1 depthwise conv in the bottleneck (Fig. 4b)")
 
@@ -46,6 +47,13 @@ def _check_alpha(f):
     return []
 
 
+def _check_se_at(f):
+    if f.get("se_at") is not None and not f.get("se"):
+        return [("se_at", "`se_at` places a squeeze-excite, but the row has no `se`",
+                 "add `se: true`, or remove `se_at`")]
+    return []
+
+
 def _identity(b, x, y, f):
     """Shortcut when shapes agree (MobileNeXt Sec. 3.3); only the first alpha x C channels
     are added (the identity tensor multiplier, Sec. 3.4, Table 7)."""
@@ -64,7 +72,8 @@ def _identity(b, x, y, f):
                          SE_RATIO(doc="SE squeeze width as a fraction of the width it gates "
                                       "(`se_of: exp`) or of the block input"),
                          *SE_FIELDS, SE_AT, *SANDGLASS_NLS, RESIDUAL, *WIDTH),
-                 check=checks(_check_alpha, check_se_nl, nl_check(*SANDGLASS_NLS)))
+                 check=checks(_check_alpha, _check_se_at, check_se_nl,
+                              nl_check(*SANDGLASS_NLS)))
 def sandglass(b, x, f):
     """Sandglass block (MobileNeXt Table 1, eq. 2-4): k x k depthwise + BN + ReLU6 on the
     wide input, linear 1x1 reduction by t + BN, 1x1 expansion + BN + ReLU6, linear k x k
@@ -88,7 +97,7 @@ def sandglass(b, x, f):
     y = x
     if full:
         y = b.conv_bn_act("dw1", y, cin, k=f["k"], groups=cin, nl=conv_nl(f, "dw1", f["nl"]))
-    if f.get("se") and f.get("se_at", "dw1") == "dw1":
+    if f.get("se") and f.get("se_at") in (None, "dw1"):
         y = add_se(b, "se", y, f, x, cin)
     y = b.conv_bn_act("reduce", y, hidden, nl=conv_nl(f, "reduce", None))
     y = b.conv_bn_act("expand", y, cout, nl=conv_nl(f, "expand", f["nl"]))

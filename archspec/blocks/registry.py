@@ -210,7 +210,8 @@ def _with_choices(declared: dict[str, Field], check):
     def checked(f):
         problems = [(c.name, f"`{c.name}` must be one of {', '.join(map(str, c.choices))}, "
                              f"not `{f.get(c.name)}`", "")
-                    for c in choices if f.get(c.name) not in c.choices]
+                    for c in choices if f.get(c.name) not in c.choices
+                    and not (f.get(c.name) is None and c.default is None)]
         return problems + (list(check(f)) if check else [])
 
     return checked
