@@ -33,6 +33,8 @@ class Figure:
     official: str = ""            # which implementation
     notes: dict = field(default_factory=dict)  # metric -> one-line reason
     part: str | None = None       # with heads: one part's count ("heads.ssdlite")
+    scales: tuple[float, ...] = ()  # multi-scale inference: MAdds summed over these scales
+    flip: bool = False            # and over left-right flipped inputs (x 2)
 
 
 
@@ -223,10 +225,47 @@ def _v2_city(network: str, params: str, madds: str, width: float | None = None,
                   width=width, notes={"params": V2_RF2, "madds": CITY, **(notes or {})})
 
 
+# DeepLab's PASCAL multi-scale + flipped eval (MobileNetV2 Fig. 8's MS+F scales)
+MS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
+# Output stride 8 as TF-slim's mobilenet_base(output_stride=8) builds it: the stride-2
+# stages that would reach 16 and 32 run at stride 1, dilated 2 and 4 (our rows 4-7); the
+# ASPP rates doubled, as DeepLab's OS 8 eval (--atrous_rates 12 24 36).
+_OS8 = ("patch:\n  - {rows: 4, set: {s: 1, d: 2}}\n  - {rows: 5, set: {d: 2}}\n"
+        "  - {rows: 6, set: {s: 1, d: 4}}\n  - {rows: 7, set: {d: 4}}\n")
+_ASPP8 = ("heads:\n  - {block: deeplabv3, from: high, rates: [12, 24, 36], filters: 256, "
+          "head_conv: false}\n")
+_V2_OS8 = _ext("deeplabv3_mobilenetv2", _OS8 + _ASPP8)
+_V2_OS8_NO_ASPP = _ext("deeplabv3_mobilenetv2_no_aspp", _OS8)
+MSF = ("DeepLab's multi-scale + flipped eval: the crop scaled as its scale_dimension does, "
+       "int((513 - 1) x s + 1) = 257, 385, 513, 641, 769, 897, each scale costed and the "
+       "sum doubled for the flipped inputs")
+S2B_DW = ("the dilated depthwise convs padded the same way add 0.19 B (V1: 0.10 B; none at "
+          "512, whose OS 8 maps are even)")
+MSF_512 = ("at 512x512 (scaled 256, 384, 512, 639, 767, 895): 148.81 B (-2.5%); at the 513 "
+           "eval crop 152.33 B (-0.2%, next row)")
+MSF_ASPP_512 = ("at 512x512: 320.22 B (-17.3%); with TF's space_to_batch padding of the ASPP "
+                "convs (below) +45.79 B, 366.0 B (-5.4%); at the 513 eval crop +0.1% (next "
+                "row)")
+S2B_MS = ("TF DeepLab's atrous 3x3 convs run through space_to_batch (OS 16 rows above): a "
+          "rate-r conv on an n x n map computes (r x ceil(n / r))² positions; over the six "
+          "OS 8 maps (33, 49, 65, 81, 97, 113) and rates 12/24/36 that is 9 x 320 x 256 x "
+          "the extra positions, doubled: +59.36 B, and " + S2B_DW + ": 387.48 B (+0.1%)")
+S2B_MS_V1 = ("unexplained: 800.75 B (-15.0%); with the V2 row's space_to_batch reading "
+             "(9 x 1024 x 256 x the extra positions, doubled, +189.94 B; depthwise +0.10 B) "
+             "990.79 B (+5.2%); at 512x512 781.79 + 146.54 = 928.33 B (-1.4%), but the V2 "
+             "rows read at 512 are -5.4% (ASPP) and -2.5%, so no one crop fits both networks' "
+             "rows; the printed V1 / V2 ratio (2.43) is ours without the padding (2.44)")
+
+
 _V1_ASPP = _ext("mobilenetv1", "input: {resolution: 513}\nclasses: 21\npatch:\n"
                 "  - {rows: 8, set: {s: 1}}\nhead: []\ntaps:\n  high: stages.9\nheads:\n"
                 "  - {block: deeplabv3, from: high, rates: [6, 12, 18], filters: 256, "
                 "head_conv: false}\n")
+
+# (`dwsep` takes no dilation, as in _V1_ASPP: it changes no count, only the receptive field)
+_V1_OS8 = _ext("mobilenetv1", "input: {resolution: 513}\nclasses: 21\npatch:\n"
+               "  - {rows: 6, set: {s: 1}}\n  - {rows: 8, set: {s: 1}}\nhead: []\n"
+               "taps:\n  high: stages.9\n" + _ASPP8)
 
 
 def _crop(fig: Figure) -> Figure:
@@ -301,6 +340,18 @@ HEAD_FIGURES: tuple[Figure, ...] = (
            "2.75B", notes={"madds": DEEPLAB_512}),
     Figure(V2, "Table 7", "MNet V2*, OS 16 at 513x513 (hypothesis)",
            "deeplabv3_mobilenetv2_no_aspp", "2.11M", "2.75B", resolution=513),
+    Figure(V2, "Table 7", "MNet V1, OS 8, ASPP, MF at 513x513 (hypothesis)", _V1_OS8,
+           "11.15M", "941.9B", scales=MS, flip=True, notes={"madds": S2B_MS_V1}),
+    Figure(V2, "Table 7", "MNet V2*, OS 8, ASPP, MF", _V2_OS8, "4.52M", "387B", scales=MS,
+           flip=True, notes={"madds": MSF_ASPP_512}),
+    Figure(V2, "Table 7", "MNet V2*, OS 8, ASPP, MF at 513x513 (hypothesis)", _V2_OS8,
+           "4.52M", "387B", resolution=513, scales=MS, flip=True,
+           notes={"madds": MSF + "; " + S2B_MS}),
+    Figure(V2, "Table 7", "MNet V2*, OS 8, MF", _V2_OS8_NO_ASPP, "2.11M", "152.6B",
+           scales=MS, flip=True, notes={"madds": MSF_512}),
+    Figure(V2, "Table 7", "MNet V2*, OS 8, MF at 513x513 (hypothesis)", _V2_OS8_NO_ASPP,
+           "2.11M", "152.6B", resolution=513, scales=MS, flip=True,
+           notes={"madds": MSF + "; " + S2B_DW + ": 152.53 B (-0.05%)"}),
     # MobileNetV3, Table 6 (SSDLite, COCO, 320x320)
     Figure(V3, "Table 6", "V2 (MobileNetV2 Table 6, 80 classes + background)",
            _ext("ssdlite_mobilenetv2", COCO80), "4.3M", "0.80B"),

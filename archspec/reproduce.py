@@ -52,6 +52,31 @@ def ours(spec: str, width: float | None = None, resolution: int | None = None,
     return entry.params, entry.madds
 
 
+def scale_dimension(dim: int, scale: float) -> int:
+    """A side scaled as TF DeepLab's multi-scale eval scales it: int((dim - 1) x s + 1)."""
+    return int((float(dim) - 1.0) * scale + 1.0)
+
+
+def _resolution(spec: str, width: float | None) -> int:
+    loaded = loads(spec, name="<reproduce>", base_dir=SHIPPED) if "\n" in spec else \
+        load(spec, width=width)
+    if loaded.input_width and loaded.input_width != loaded.resolution:
+        raise ValueError(f"{spec}: multi-scale figures need a square input")
+    return loaded.resolution
+
+
+def figure_cost(fig: Figure) -> tuple[int, int]:
+    """(params, madds) of a figure; with ``scales``, the MAdds summed over the input scaled
+    by each (:func:`scale_dimension`), doubled with ``flip``."""
+    params, madds = ours(fig.spec, fig.width, fig.resolution, fig.part)
+    if not fig.scales:
+        return params, madds
+    base = fig.resolution or _resolution(fig.spec, fig.width)
+    madds = sum(ours(fig.spec, fig.width, scale_dimension(base, s), fig.part)[1]
+                for s in fig.scales)
+    return params, madds * (2 if fig.flip else 1)
+
+
 def _pct(a: float, b: float | None) -> float | None:
     return None if not b else 100.0 * (a - b) / b
 
@@ -86,7 +111,7 @@ class Line:
 def lines() -> list[Line]:
     out = []
     for fig in FIGURES:
-        params, madds = ours(fig.spec, fig.width, fig.resolution, fig.part)
+        params, madds = figure_cost(fig)
         for metric, printed, official, value in (
                 ("params", fig.params, fig.official_params, params),
                 ("madds", fig.madds, fig.official_madds, madds)):
@@ -123,6 +148,9 @@ def _spec_cell(fig: Figure) -> str:
         extras.append(f"--resolution {fig.resolution}")
     if fig.part:
         extras.append(f"(part `{fig.part}`)")
+    if fig.scales:
+        extras.append(f"(MAdds summed over scales {', '.join(f'{s:g}' for s in fig.scales)}"
+                      + (", x 2 flipped)" if fig.flip else ")"))
     return name + (f" {' '.join(extras)}" if extras else "")
 
 

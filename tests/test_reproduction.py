@@ -1,9 +1,12 @@
 """The reproduction report: official counts reproduced exactly, and docs/reproduction.md
 regenerated from code (a stale checked-in copy fails)."""
+import json
+
 import pytest
+from conftest import SPECS, run_cli
 
 import archspec
-from archspec import reproduce
+from archspec import published, reproduce
 
 # The official implementations' counts (params exact, MAdds +-0.1%), measured on the
 # reference models with pretrained=False: params = sum of parameter sizes, MAdds = torch
@@ -134,3 +137,47 @@ def test_head_figures_are_in_the_report():
                  "lraspp_mobilenetv3_small_cityscapes", "deeplabv3_mobilenetv2_no_aspp"):
         assert f"`{spec}`" in text
     assert "(part `heads.ssdlite`)" in text
+
+
+def test_scale_dimension_is_deeplabs():
+    """DeepLab's scale_dimension: int((dim - 1) x scale + 1) (utils/scale_dimension)."""
+    sides = [reproduce.scale_dimension(513, s) for s in (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)]
+    assert sides == [257, 385, 513, 641, 769, 897]
+    assert reproduce.scale_dimension(512, 0.75) == 384
+    assert reproduce.scale_dimension(512, 1.25) == 639
+
+
+MULTI_SCALE = [f for f in published.FIGURES if f.scales and "V2*" in f.network]
+
+
+@pytest.mark.parametrize("fig", MULTI_SCALE[::3], ids=lambda f: f.network)
+def test_multi_scale_flip_is_the_sum_of_separate_cost_runs(fig, write):
+    """The report's MS + flip MAdds equal twice the sum of `archspec cost --resolution r`
+    over DeepLab's scaled sides, each run separately."""
+    text = fig.spec.replace("extends: ", f"extends: {SPECS}/", 1)
+    path = write(text)
+    base = fig.resolution or archspec.loads(text).resolution
+    total = 0
+    for scale in fig.scales:
+        side = reproduce.scale_dimension(base, scale)
+        out = run_cli("cost", path, "--resolution", side, "-f", "json")
+        assert out.returncode == 0, out.stderr
+        total += json.loads(out.stdout)["totals"]["madds"]
+    params, madds = reproduce.figure_cost(fig)
+    assert madds == 2 * total
+    assert params == archspec.loads(text).cost().totals.params
+
+
+def test_output_stride_8_variant_keeps_stride_8_to_the_last_stage():
+    fig = next(f for f in MULTI_SCALE if f.resolution == 513)
+    graph = archspec.loads(fig.spec.replace("extends: ", f"extends: {SPECS}/", 1)) \
+        .with_(resolution=513).compile()
+    shapes = {n.name.split(".block")[0]: n.shape for n in graph if n.name.startswith("stages.")}
+    assert shapes["stages.3"][1:] == shapes["stages.7"][1:] == (65, 65)
+
+
+def test_multi_scale_needs_a_square_input():
+    fig = published.Figure("p", "t", "n", "lraspp_mobilenetv3_small_cityscapes", madds="1B",
+                           scales=(1.0,))
+    with pytest.raises(ValueError, match="square"):
+        reproduce.figure_cost(fig)
