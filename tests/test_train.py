@@ -298,3 +298,16 @@ def test_head_specs_are_refused_before_any_data(tmp_path, spec):
     assert "training detection/segmentation heads is not supported yet" in r.stderr
     assert "no such folder" not in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_a_spec_without_classifier_is_refused(tmp_path):
+    """`head: []`: the output is a feature map, which the classification loss cannot take."""
+    spec = tmp_path / "nohead.yaml"
+    spec.write_text("name: nohead\ninput: {resolution: 16}\nclasses: 10\nstages:\n"
+                    "  - {block: conv, k: 3, c: 8, s: 2}\n  - {block: ir, t: 2, c: 16, s: 2}\n"
+                    "head: []\n")
+    r = cli("train", spec, "--data", f"cifar10:{tmp_path}/none", "-o", tmp_path / "run")
+    assert r.returncode == 2, r.stderr
+    assert f"{spec}: the output is a 16x4x4 feature map, not a vector of class scores" \
+        in r.stderr
+    assert not (tmp_path / "run").exists()

@@ -45,6 +45,7 @@ def plan(config: TrainConfig) -> Run:
     classes = config.classes or data.class_count(source, spec.classes)
     spec = spec.with_(classes=classes)
     graph = spec.compile()
+    _refuse_unclassified(graph, config.spec)
     recipe = load_recipe(config.recipe or default_recipe(source.kind)).with_(
         epochs=config.epochs, batch_size=config.batch_size, **{"optimizer.lr": config.lr})
     out = Path(config.out or f"runs/{spec.name}-{source.kind}")
@@ -63,6 +64,16 @@ def _refuse_heads(spec) -> None:
             "training detection/segmentation heads is not supported yet: "
             f"{spec.name} has heads ({heads}); `archspec train` trains a classifier with one "
             "`output` (train its backbone as a classification spec instead)")
+
+
+def _refuse_unclassified(graph, where: str) -> None:
+    """The loss needs class scores: one output, a vector (a head ending in a classifier)."""
+    shape = graph[graph.outputs["output"]].shape
+    if len(shape) != 1:
+        raise TrainingError(
+            f"{where}: the output is a {'x'.join(map(str, shape))} feature map, not a "
+            "vector of class scores: `archspec train` trains a classifier (end the spec "
+            "with `head: [{block: pool}, {block: classifier}]`)")
 
 
 def _resumed(config: TrainConfig) -> Run:
