@@ -229,7 +229,8 @@ def _v2_city(network: str, params: str, madds: str, width: float | None = None,
 MS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
 # Output stride 8 as TF-slim's mobilenet_base(output_stride=8) builds it: the stride-2
 # stages that would reach 16 and 32 run at stride 1, dilated 2 and 4 (our rows 4-7); the
-# ASPP rates doubled, as DeepLab's OS 8 eval (--atrous_rates 12 24 36).
+# ASPP rates doubled, as DeepLab's OS 8 eval (--atrous_rates 12 24 36). TF-slim gives the
+# first block of each such stage the rate before it (1, then 2): the same count.
 _OS8 = ("patch:\n  - {rows: 4, set: {s: 1, d: 2}}\n  - {rows: 5, set: {d: 2}}\n"
         "  - {rows: 6, set: {s: 1, d: 4}}\n  - {rows: 7, set: {d: 4}}\n")
 _ASPP8 = ("heads:\n  - {block: deeplabv3, from: high, rates: [12, 24, 36], filters: 256, "
@@ -254,7 +255,8 @@ S2B_MS_V1 = ("unexplained: 800.75 B (-15.0%); with the V2 row's space_to_batch r
              "(9 x 1024 x 256 x the extra positions, doubled, +189.94 B; depthwise +0.10 B) "
              "990.79 B (+5.2%); at 512x512 781.79 + 146.54 = 928.33 B (-1.4%), but the V2 "
              "rows read at 512 are -5.4% (ASPP) and -2.5%, so no one crop fits both networks' "
-             "rows; the printed V1 / V2 ratio (2.43) is ours without the padding (2.44)")
+             "rows; the printed V1 / V2 ratio (2.43) is ours without the padding (2.44); "
+             "ruled out: OS 16's rates 6/12/18 left undoubled, 885.3 B (-6.0%)")
 
 
 _V1_ASPP = _ext("mobilenetv1", "input: {resolution: 513}\nclasses: 21\npatch:\n"
