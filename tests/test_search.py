@@ -247,3 +247,12 @@ def test_shipped_example_space_checks_against_its_spec():
     space = load_space(ROOT / "examples" / "mobilenetv3_small.space.yaml")
     check_space(space, archspec.load(space.spec))
     assert space.names() == ["width", "resolution", "stages[4].k", "stages[9].k", "t"]
+
+
+def test_a_value_that_does_not_compile_is_blamed_on_the_space_variable(tmp_path):
+    space = _space(tmp_path, "variables:\n  resolution: [64, 96]\n")
+    r = _search(tmp_path, "-o", tmp_path / "out", space=space,
+                spec="lraspp_mobilenetv3_small_cityscapes")
+    assert r.returncode == 2 and r.stderr.startswith(f"{space}:2:"), r.stderr
+    assert "resolution=64" in r.stderr and "<string>" not in r.stderr, r.stderr
+    assert "command line" not in r.stderr, r.stderr

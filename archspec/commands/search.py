@@ -162,14 +162,15 @@ def search(spec: Annotated[Optional[str], typer.Argument(
 def _base(job, space, from_space: bool):
     """The searched spec; one the space file names is blamed on its `spec` key."""
     from ..errors import ArchspecError, Problem, SpecError
-    from ..search.study import _message, base_spec
+    from ..search.space import error_message
+    from ..search.study import base_spec
 
     try:
         return base_spec(job)
     except ArchspecError as e:
         if not from_space or Path(job.spec).is_file():
             raise
-        raise SpecError(Problem(space.spec_location, f"{job.spec!r}: {_message(e)}")) from None
+        raise SpecError(Problem(space.spec_location, f"{job.spec!r}: {error_message(e)}")) from None
 
 
 def _check_trials(job) -> None:

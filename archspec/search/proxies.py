@@ -66,7 +66,7 @@ class RankProxy:
         above it, up to the candidate's own, at which it compiles; a failure names the
         proxy's resolution, not an option the user gave."""
         from ..errors import ArchspecError
-        from ..search.study import _message
+        from .space import error_message
 
         sizes = [self.resolution]
         if self.fit:
@@ -82,7 +82,7 @@ class RankProxy:
                 first = first or e
         raise ArchspecError(f"rank proxy at {self.resolution} px"
                             + (f" (and up to {sizes[-1]} px)" if len(sizes) > 1 else "")
-                            + f": {_message(first)} (set --proxy-resolution)") from None
+                            + f": {error_message(first)} (set --proxy-resolution)") from None
 
 
 def make(kind: str, **kw):

@@ -240,6 +240,18 @@ def _range(kind: dict, fail) -> dict:
     return dict(low=nums["low"], high=nums["high"], step=nums.get("step"), log=log)
 
 
+def error_message(e: Exception) -> str:
+    """An error's one-line message without locations: those of a variant's text are in
+    no file; the caller says where (the space file's variable, the proxy)."""
+    from ..errors import ArchspecError
+
+    if isinstance(e, SpecError):
+        return "; ".join(p.message + (f" ({p.hint})" if p.hint else "")
+                         for p in e.problems)
+    lines = str(e).strip().splitlines() or [""]
+    return lines[0] if isinstance(e, ArchspecError) else f"{type(e).__name__}: {lines[0]}"
+
+
 def check_space(space: Space, base: Spec) -> None:
     """Every variable's every candidate value, alone, gives a spec that loads and compiles;
     a problem is reported at the variable in the space file."""
@@ -262,11 +274,12 @@ def check_space(space: Space, base: Spec) -> None:
                                                                          row.fields)))
             continue
         for value in var.candidates():
-            try:
+            try:   # the edited spec first: its rows keep the base file's locations
+                space.apply(base, {var.name: value}).compile()
                 loads(space.text(base, {var.name: value}, base.name)).compile()
             except ArchspecError as e:
-                first = e.problems[0].message if isinstance(e, SpecError) else str(e)
-                problems.append(Problem(var.location, f"{var.name}={value}: {first}"))
+                problems.append(Problem(var.location,
+                                        f"{var.name}={value}: {error_message(e)}"))
                 break
     if problems:
         raise SpecError(problems)

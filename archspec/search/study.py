@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..errors import ArchspecError
 from .objectives import Objectives, figures
-from .space import Space, label
+from .space import Space, error_message, label
 
 SAMPLERS = ("auto", "nsga2", "tpe", "random")
 
@@ -172,7 +172,7 @@ def objective(job: Job, space: Space, base):
             figs = figures(spec, names, profile=job.profile, proxy=job.proxy, text=text)
         except Exception as e:   # recorded as the trial's failure, told once at the end
             user = isinstance(e, ArchspecError)
-            message = f"{space.file}: {label(values)}: " + _message(e)
+            message = f"{space.file}: {label(values)}: " + error_message(e)
             trial.set_user_attr("error", message)
             trial.set_user_attr("user_error", user)
             raise TrialError(message) from None
@@ -180,17 +180,6 @@ def objective(job: Job, space: Space, base):
         return job.objectives.values(figs)
 
     return run
-
-
-def _message(e: Exception) -> str:
-    """An error's one-line message without the made-up location of a variant's text."""
-    from ..errors import SpecError
-
-    if isinstance(e, SpecError):
-        return "; ".join(p.message + (f" ({p.hint})" if p.hint else "")
-                         for p in e.problems)
-    return str(e).strip().splitlines()[0] if isinstance(e, ArchspecError) \
-        else _first_line(e)
 
 
 def failures(job: Job) -> tuple[int, int, list[dict]]:
