@@ -251,12 +251,14 @@ S2B_MS = ("TF DeepLab's atrous 3x3 convs run through space_to_batch (OS 16 rows 
           "rate-r conv on an n x n map computes (r x ceil(n / r))² positions; over the six "
           "OS 8 maps (33, 49, 65, 81, 97, 113) and rates 12/24/36 that is 9 x 320 x 256 x "
           "the extra positions, doubled: +59.36 B, and " + S2B_DW + ": 387.48 B (+0.1%)")
-S2B_MS_V1 = ("unexplained: 800.75 B (-15.0%); with the V2 row's space_to_batch reading "
-             "(9 x 1024 x 256 x the extra positions, doubled, +189.94 B; depthwise +0.10 B) "
-             "990.79 B (+5.2%); at 512x512 781.79 + 146.54 = 928.33 B (-1.4%), but the V2 "
-             "rows read at 512 are -5.4% (ASPP) and -2.5%, so no one crop fits both networks' "
-             "rows; the printed V1 / V2 ratio (2.43) is ours without the padding (2.44); "
-             "ruled out: OS 16's rates 6/12/18 left undoubled, 885.3 B (-6.0%)")
+S2B_MS_V1 = ("800.75 B (-15.0%); the V2 row's space_to_batch reading (9 x 1024 x 256 x the "
+             "extra positions, doubled, +189.94 B; depthwise +0.10 B) gives 990.79 B "
+             "(+5.2%), which Sec. 6.3's own text supports: MobileNetV1 needs '4.9 - 5.7 "
+             "times fewer MAdds than ResNet-101', and 81.0 / 14.25 = 5.7 but 4870.6 / 941.9 "
+             "= 5.2; 4.9 is 4870.6 / 984-1004 B (ours 4.92): the printed 941.9B is "
+             "unexplained. Ruled out: 512x512 (781.79 + 146.54 = 928.33 B, -1.4%, but the V2 "
+             "rows read at 512 are -5.4% and -2.5%), OS 16's rates 6/12/18 left undoubled "
+             "(885.3 B, -6.0%)")
 
 
 _V1_ASPP = _ext("mobilenetv1", "input: {resolution: 513}\nclasses: 21\npatch:\n"
