@@ -181,3 +181,27 @@ def test_multi_scale_needs_a_square_input():
                            scales=(1.0,))
     with pytest.raises(ValueError, match="square"):
         reproduce.figure_cost(fig)
+
+
+def _space_to_batch_extra(fig, tap, rates):
+    """MAdds TF's space_to_batch adds to a figure's ASPP 3x3 convs over its scales and
+    flips: a rate-r conv on an n x n map computes (r x ceil(n / r))² positions."""
+    text = fig.spec.replace("extends: ", f"extends: {SPECS}/", 1)
+    extra, sides = 0, []
+    for scale in fig.scales:
+        side = reproduce.scale_dimension(fig.resolution or 513, scale)
+        graph = archspec.loads(text).with_(resolution=side).compile()
+        c, n, _ = [node.shape for node in graph if node.name.startswith(tap)][-1]
+        sides.append(n)
+        extra += sum(9 * c * 256 * ((r * -(-n // r)) ** 2 - n * n) for r in rates)
+    return 2 * extra, sides
+
+
+@pytest.mark.parametrize("network,note,tap", [
+    ("MNet V2*, OS 8, ASPP, MF at 513x513 (hypothesis)", published.S2B_MS, "stages.7"),
+    ("MNet V1, OS 8, ASPP, MF at 513x513 (hypothesis)", published.S2B_MS_V1, "stages.9")])
+def test_space_to_batch_figures_in_the_notes_follow_from_the_maps(network, note, tap):
+    fig = next(f for f in published.FIGURES if f.network == network)
+    extra, sides = _space_to_batch_extra(fig, tap, (12, 24, 36))
+    assert sides == [33, 49, 65, 81, 97, 113]
+    assert f"+{extra / 1e9:.2f} B" in note
