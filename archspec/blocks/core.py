@@ -83,6 +83,13 @@ def inverted_residual(b, x, f):
                          f"expansion conv for `nl_expand` to apply to ({NO_EXPAND_HINT})")
     y = b.conv_bn_act("dw", y, hidden, k=f["k"], s=f["s"], groups=hidden,
                       nl=conv_nl(f, "dw", f["nl"]), d=f["d"])
+    return se_project_residual(b, x, y, f, hidden)
+
+
+def se_project_residual(b, x: str, y: str, f: dict, hidden: int) -> str:
+    """The tail MBConv and fused-MBConv share: SE on ``y`` (``hidden`` wide) if the row
+    asks, the 1x1 projection to `c` + BN (+ `nl_project`), the shortcut from the block
+    input ``x`` when shapes agree."""
     if f["se"]:
         y = add_se(b, "se", y, f, x, hidden)
     y = b.conv_bn_act("project", y, f["c"], nl=conv_nl(f, "project", None))

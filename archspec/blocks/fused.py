@@ -3,10 +3,10 @@ Training", Fig. 2, Table 4), as timm builds it (`EdgeResidual`)."""
 from __future__ import annotations
 
 from .convnl import NL_EXPAND, NL_PROJECT, checks, conv_nl, nl_check
-from .core import residual_applies
+from .core import se_project_residual
 from .fields import C, K, NL, RESIDUAL, S, SE, SE_RATIO, T, WIDTH
 from .registry import BLOCKS
-from .se import SE_FIELDS, add_se, check_se_nl
+from .se import SE_FIELDS, check_se_nl
 
 FUSED_NLS = (NL_EXPAND(doc="nonlinearity after the k x k expansion conv (blank: `nl`; "
                            "`linear`: none)"), NL_PROJECT)
@@ -25,9 +25,4 @@ def fused_mbconv(b, x, f):
     hidden = b.expanded(x, f["t"])
     y = b.conv_bn_act("expand", x, hidden, k=f["k"], s=f["s"],
                       nl=conv_nl(f, "expand", f["nl"]))
-    if f["se"]:
-        y = add_se(b, "se", y, f, x, hidden)
-    y = b.conv_bn_act("project", y, f["c"], nl=conv_nl(f, "project", None))
-    if residual_applies(f, b.shape(x), b.shape(y)):
-        y = b.add("add", x, y)
-    return y
+    return se_project_residual(b, x, y, f, hidden)
