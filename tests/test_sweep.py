@@ -161,3 +161,13 @@ def test_a_sweep_leaves_the_garbage_collector_as_it_found_it():
     threshold, frozen = gc.get_threshold(), gc.get_freeze_count()
     run(spec, [Variant(width=0.5), Variant(width=0.75)], workers=1)
     assert gc.get_threshold() == threshold and gc.get_freeze_count() == frozen
+
+
+def test_random_sweep_of_a_spec_that_cannot_take_the_default_sizes_says_what_to_pass():
+    """The Cityscapes LR-ASPP's 49x49 gate does not fit at 96-224 px: the error names the
+    default sizes and --resolution, not a --resolution the user never gave."""
+    r = run_cli("sweep", "lraspp_mobilenetv3_small_cityscapes", "--random", "3")
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.startswith("archspec: --random: without --resolution the sizes are drawn")
+    assert "pass --resolution" in r.stderr and "1024x2048" in r.stderr
+    assert "command line: --resolution" not in r.stderr

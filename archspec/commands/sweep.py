@@ -31,6 +31,25 @@ def _floats(text: str | None, lo: float = 0.0, hi: float = 1e6) -> list[float] |
     return values
 
 
+def _check_default_sizes(base) -> None:
+    """``--random`` draws its sizes from ``RESOLUTIONS`` unless ``--resolution`` says; a
+    spec that cannot take the smallest (a head's pooling window at 96 px) is told what to
+    pass, instead of an error blaming a --resolution the user never gave."""
+    from ..analysis.sweep import RESOLUTIONS
+    from ..errors import ArchspecError
+
+    low, high = RESOLUTIONS[0], RESOLUTIONS[-1]
+    try:
+        base.with_(resolution=low).compile()
+    except ArchspecError as e:
+        reason = str(e).splitlines()[0].split(" fail: ", 1)[-1]
+        size = "x".join(map(str, getattr(base, "size", ()) or ()))
+        raise ArchspecError(
+            f"--random: without --resolution the sizes are drawn from {low}-{high} px, and "
+            f"{base.name} does not compile at {low} ({reason}); pass --resolution with sizes "
+            f"it takes" + (f" (its own input is {size})" if size else "")) from None
+
+
 def _ints(text: str | None) -> list[int] | None:
     values = _floats(text, 0, 8192)
     if values and any(v != int(v) for v in values):
@@ -101,6 +120,8 @@ def sweep(spec: Spec,
     base = load(spec)
     widths, ts, alphas, ends = (_floats(widths, 0, 16), _floats(ts, 0, 64),
                                 _floats(alphas, 0, 1), _floats(ends, 0, 100_000))
+    if n_random and resolutions is None:
+        _check_default_sizes(base)
     if n_random:
         variants = sw.random_variants(n_random, seed, base, widths=widths,
                                       resolutions=_ints(resolutions), ts=ts, alphas=alphas)
