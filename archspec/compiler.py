@@ -263,11 +263,21 @@ def lower_block(graph, row: Row, fields, x, prefix, stage, spec) -> str:
         shape = " and ".join("x".join(map(str, graph[i].shape))
                              for i in ([x] if isinstance(x, str) else x))
         raise RowFailure(row, f"{block.name} ({prefix}) on input {shape}: {e}",
-                         "check c, s and k against the feature map size") from None
+                         _shape_hint(str(e))) from None
     except CompileError:
         raise
     except (ValueError, ZeroDivisionError, OverflowError) as e:
         raise RowFailure(row, f"{block.name} ({prefix}) cannot be built: {e}") from None
+
+
+def _shape_hint(message: str) -> str:
+    """What to check for a block's shape problem, by what the op said."""
+    if "groups=" in message:
+        return "choose groups that divide both channel counts"
+    if "does not fit" in message:
+        return "a kernel or window larger than its padded map: a larger input, or a " \
+               "smaller kernel, window or stride"
+    return "check c, s and k against the feature map size"
 
 
 def mark_level(graph: Graph, x: str, resolution: int) -> None:
