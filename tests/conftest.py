@@ -66,3 +66,21 @@ def onnx_and_torch_outputs(graph, model, batch: int = 2):
     with torch.no_grad():
         want = model(torch.from_numpy(x)).numpy()
     return got, want
+
+
+def ort_kernel_runs(graph, ks):
+    """(domain, op, kernel) for every node onnxruntime runs of ``graph``, mapped to the
+    kernel of ``ks`` (the latency rules) it belongs to; a node no kernel owns must be a
+    layout reorder. Also returns the names of the kernels seen."""
+    from archspec.latency import attribution, timing
+
+    owner = {n: k for k in ks for n in k.nodes}
+    runs, seen = [], set()
+    for domain, op, node in timing.optimized_nodes(graph):
+        ir = attribution.ir_name(node, owner)
+        if ir is None:
+            assert "Reorder" in op or node == "", (op, node)
+            continue
+        runs.append((domain, op, owner[ir]))
+        seen.add(owner[ir].name)
+    return runs, seen

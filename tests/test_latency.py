@@ -19,11 +19,12 @@ from archspec.errors import ArchspecError
 from archspec.ir.graph import Graph
 from archspec.ir.ops import (Activation, Add, BatchNorm, Conv2d, Dropout, Flatten,
                              GlobalAvgPool, Input, Linear, Mul)
-from archspec.latency import attribution, fitting, probes, timing
+from archspec.latency import attribution, fitting, probes
 from archspec.latency import networks as nets
 from archspec.latency import raw as rawfile
 from archspec.latency import check as chk
 from archspec.latency.kernels import kernels, nchwc_ok
+from conftest import ort_kernel_runs  # noqa: E402
 from archspec.latency.model import FEATURES, LatencyModel, ancestors, fit, row
 from archspec.latency.profile import Profile, load, setup_warnings
 from archspec.spec import load as load_spec
@@ -169,17 +170,10 @@ def test_fusion_rules_match_onnxruntime(name):
     pytest.importorskip("onnxruntime")
     g = load_spec(name).compile()
     ks = kernels(g, probes.nchwc_block() or 16)
-    owner = {n: k for k in ks for n in k.nodes}
-    seen = set()
-    for domain, op, node in timing.optimized_nodes(g):
-        ir = attribution.ir_name(node, owner)
-        if ir is None:
-            assert "Reorder" in op or node == "", (op, node)
-            continue
-        k = owner[ir]
-        seen.add(k.name)
+    runs, seen = ort_kernel_runs(g, ks)
+    for domain, op, k in runs:
         if k.type.startswith("conv") and op in ("Conv", "FusedConv") and probes.nchwc_block():
-            assert (domain == "com.microsoft.nchwc") == k.type.endswith(".c"), (k.type, node)
+            assert (domain == "com.microsoft.nchwc") == k.type.endswith(".c"), (k.type, op)
     assert seen == {k.name for k in ks}
 
 

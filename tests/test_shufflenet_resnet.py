@@ -15,6 +15,7 @@ import archspec
 from archspec.analysis.cost import cost
 from archspec.errors import SpecError
 from archspec.latency.kernels import NCHWC, kernels
+from conftest import ort_kernel_runs  # noqa: E402
 
 # torchvision.models.<name>(): sum of parameter sizes, FlopCounterMode / 2 at 224 and 160
 TORCHVISION = [("shufflenet_v2_x1_0", 224, 2_278_604, 144_907_992),
@@ -145,19 +146,12 @@ def test_fusion_rules_match_onnxruntime(name):
     """Every node onnxruntime runs maps to one of our kernels, every kernel is run, and
     each conv runs in the layout (NCHWc or plain) the rules predict."""
     pytest.importorskip("onnxruntime")
-    from archspec.latency import attribution, probes, timing
+    from archspec.latency import probes
 
     g = archspec.load(name, resolution=64).compile()
     ks = kernels(g, probes.nchwc_block() or 16)
-    owner = {n: k for k in ks for n in k.nodes}
-    seen = set()
-    for domain, op, node in timing.optimized_nodes(g):
-        ir = attribution.ir_name(node, owner)
-        if ir is None:
-            assert "Reorder" in op or node == "", (op, node)
-            continue
-        k = owner[ir]
-        seen.add(k.name)
+    runs, seen = ort_kernel_runs(g, ks)
+    for domain, op, k in runs:
         if probes.nchwc_block() and op in ("Conv", "FusedConv", "MaxPool"):
-            assert (domain == "com.microsoft.nchwc") == (k.layout == NCHWC), (k.type, node)
+            assert (domain == "com.microsoft.nchwc") == (k.layout == NCHWC), (k.type, op)
     assert seen == {k.name for k in ks}
