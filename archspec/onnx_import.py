@@ -22,8 +22,10 @@ its figures differ from a spec's (batch norms folded into convs).
 
 Multi-node spellings are folded back into one IR op, so costs match the spec exactly:
 ``x * sigmoid(x)`` is swish; ``x * (1 + erf(x / sqrt 2)) * 0.5`` is gelu;
-``Concat(Add(Slice(a, 0:c), b), Slice(a, c:))`` is a partial add; ``Concat(x, x, ...)``
-(optionally cut by a ``Slice(0:n)``) is a replicate; Reshape, Transpose, Reshape is a
+``Concat(Add(Slice(a, 0:c), b), Slice(a, c:))`` is a partial add, and so is
+``Add(a, Mul(x, mask))`` with a constant 0/1 channel mask that keeps x's first channels
+(a slice of x, then the add: archspec's own lowering of MobileNeXt's shortcut);
+``Concat(x, x, ...)`` (optionally cut by a ``Slice(0:n)``) is a replicate; Reshape, Transpose, Reshape is a
 channel shuffle (perm 0, 2, 1, 3, 4) or an SSD anchor flatten (perm 0, 3, 4, 1, 2).
 
 Dispatch: :data:`IMPORT` (an ``archspec.ir.dispatch.OpTable``) has one handler per ONNX op
@@ -349,6 +351,8 @@ class _Importer:
                         break
             elif n.op_type == "Concat" and self.attrs(n).get("axis") in (1, -3):
                 self._partial_add(n) or self._replicate(n)
+            elif n.op_type == "Add" and len(n.input) == 2:
+                self._masked_add(n)
             elif n.op_type == "Transpose":
                 self._permutation(n)
         return index
@@ -417,6 +421,24 @@ class _Importer:
         self.skip.update({id(head), id(total), id(tail)})
         self.fused[id(n)] = (ops.Add(partial=True), [head.input[0], total.input[1]])
         return True
+
+    def _masked_add(self, n) -> bool:
+        """Add(a, Mul(x, mask)), the mask a constant (1, C, 1, 1) of cb ones then zeros,
+        0 < cb < C: a slice of x's first cb channels (named after the Mul) and a partial
+        add."""
+        for a, m in (n.input, n.input[::-1]):
+            mul = self.producer.get(m)
+            if mul is None or mul.op_type != "Mul" or len(mul.input) != 2:
+                continue
+            if not self.only_reader(m, n):
+                continue
+            for x, c in (mul.input, mul.input[::-1]):
+                cb = _mask_width(self.consts.get(c))
+                if cb is not None:
+                    self.skip.add(id(mul))
+                    self.fused[id(n)] = ("masked", (a, x, cb, mul))
+                    return True
+        return False
 
     def _permutation(self, n) -> bool:
         """Reshape(x, [N, g, C/g, H, W]) -> Transpose(0, 2, 1, 3, 4) -> Reshape(4-D): a
@@ -574,7 +596,15 @@ class _Importer:
 
     def emit_fused(self, n, fused):
         op, inputs = fused
-        if callable(inputs):  # a replicate: (x, channels as a function of x's channels)
+        if op == "masked":  # Add(a, Mul(x, mask)): a slice of x, then a partial add
+            a, x, cb, mul = inputs
+            if self.shape(x)[0] != self.shape(a)[0]:
+                self.fail(mul, f"a channel mask of {self.shape(a)[0]} multiplies a map of "
+                               f"{self.shape(x)[0]} channels")
+            cut = self.add(mul, ops.Slice(0, cb), [x])
+            self.tensor[f"{mul.output[0]}"] = cut
+            self.add(n, ops.Add(partial=True), [a, mul.output[0]])
+        elif callable(inputs):  # a replicate: (x, channels as a function of x's channels)
             self.add(n, ops.Replicate(inputs(self.shape(op)[0])), [op])
         else:
             self.add(n, op, inputs)
@@ -589,6 +619,7 @@ PATTERNS = {  # what the importer makes outside the per-op handlers -> the IR op
     "Mul(x, Sigmoid(x))": ("activation",),
     "Mul(Mul(x, Add(Erf(Div(x, sqrt 2)), 1)), 0.5)": ("activation",),
     "Concat(Add(Slice(a, 0:c), b), Slice(a, c:))": ("add",),
+    "Add(a, Mul(x, 0/1 channel mask))": ("slice", "add"),
     "Concat(x, x, ...), optionally cut by Slice(0:n)": ("replicate",),
     "Reshape, Transpose(0, 2, 1, 3, 4), Reshape": ("channel_shuffle",),
     "Reshape, Transpose(0, 3, 4, 1, 2), Reshape(N, -1, K)": ("anchor_flatten",),
@@ -797,6 +828,21 @@ for _op_type, _fn in {"Div": _integer_div, "Sub": lambda a, b: a - b}.items():
         if not _folded(im, n, fn):
             im.fail(n, f"only a {n.op_type} of constants (shape arithmetic) imports")
     handles(_op_type, inputs=(2, 2), makes=())(_arithmetic)
+
+
+def _mask_width(value) -> int | None:
+    """cb when ``value`` is a (1, C, 1, 1) or (C, 1, 1) array of cb ones then zeros with
+    0 < cb < C, else None."""
+    import numpy as np
+
+    if value is None or value.ndim not in (3, 4) or value.shape[-2:] != (1, 1) or (
+            value.ndim == 4 and value.shape[0] != 1):
+        return None
+    v = value.reshape(-1)
+    cb = int(np.count_nonzero(v))
+    if not 0 < cb < v.size or not (np.all(v[:cb] == 1) and np.all(v[cb:] == 0)):
+        return None
+    return cb
 
 
 @handles("Mul", inputs=(2, 2), makes=("mul",))

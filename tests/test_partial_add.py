@@ -1,12 +1,15 @@
-"""The partial add's lowerings: ONNX keeps slice + add + concat (what the shipped latency
-profile was calibrated on), torch copies ``a`` and adds in place; both agree with the
-concatenation, and a traced add is the concatenation the ONNX importer reads."""
+"""The partial add's lowerings: MobileNeXt's shortcut below alpha 1 becomes ``a + x * mask``
+in ONNX (onnxruntime keeps it in the blocked layout and fuses the add into a conv), ReXNet's
+keeps slice + add + concat, torch copies ``a`` and adds in place; both backends agree with
+the concatenation they replace, and the latency rule names what onnxruntime runs."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 import archspec
+from archspec.latency import attribution, probes, timing
+from archspec.latency.kernels import kernels
 from archspec.spec.loader import SHIPPED
 
 onnx = pytest.importorskip("onnx")
@@ -70,16 +73,18 @@ def _onnx_vs_torch(graph):
     return model.proto
 
 
-def test_mobilenext_below_alpha_1_keeps_slice_add_concat(tmp_path):
-    """The ONNX lowering the shipped latency profile was calibrated on (the masked full add
-    measured faster in benchmarks/bench_partial_add.py ships with the next calibration:
-    docs/latency.md, "Partial add")."""
+def test_mobilenext_below_alpha_1_lowers_to_a_masked_full_add(tmp_path):
     graph = mobilenext(tmp_path, 0.5)
     proto = _onnx_vs_torch(graph)
-    partial = [n for n in graph if n.kind == "add"]
+    adds = [n for n in graph if n.kind == "add"]
     ops = {n.name: n.op_type for n in proto.graph.node}
-    assert partial and all(graph[n.inputs[1]].shape[0] < n.shape[0] for n in partial)
-    assert all(ops[n.name] == "Concat" for n in partial)
+    assert adds and all(graph[n.inputs[1]].shape[0] < n.shape[0] for n in adds)
+    for add in adds:
+        assert ops[add.name] == "Add" and ops[f"{add.name}.mask"] == "Mul"
+        assert add.inputs[1] not in ops            # the identity slice is gone
+    assert "Concat" not in ops.values() and "Slice" not in ops.values()
+    used = {i for n in proto.graph.node for i in n.input}
+    assert {t.name for t in proto.graph.initializer} <= used
 
 
 def test_rexnet_keeps_slice_add_concat():
@@ -89,6 +94,33 @@ def test_rexnet_keeps_slice_add_concat():
                and graph[n.inputs[1]].shape[0] < n.shape[0]]
     ops = {n.name: n.op_type for n in proto.graph.node}
     assert partial and all(ops[n.name] == "Concat" for n in partial)
+
+
+def test_masked_add_is_one_kernel_and_onnxruntime_runs_it_blocked(tmp_path):
+    """The rule's kernels are exactly what onnxruntime runs: the mask a blocked conv, the
+    add fused away, no reorder inside the network."""
+    block = probes.nchwc_block()
+    graph = mobilenext(tmp_path, 0.5)
+    ks = kernels(graph, block or 16)
+    masked = [k for k in ks if k.type == "add.masked"]
+    assert len(masked) == sum(n.kind == "add" for n in graph)
+    assert all(graph[k.nodes[0]].kind == "slice" and len(k.nodes) == 2 for k in masked)
+    assert not any(k.type in ("slice", "add_partial") for k in ks)
+    owner = {n: k for k in ks for n in k.nodes}
+    seen = set()
+    nodes = timing.optimized_nodes(graph)
+    for domain, op, name in nodes:
+        ir = attribution.ir_name(name, owner)
+        if ir is None:
+            assert "Reorder" in op or name == "", (op, name)
+            continue
+        seen.add(owner[ir].name)
+        if owner[ir].type == "add.masked" and block:
+            assert (domain, op) == ("com.microsoft.nchwc", "Conv"), (domain, op, name)
+    assert seen == {k.name for k in ks}
+    if block:
+        assert all(k.layout == "nchwc" and k.reorder_elems == 0 for k in masked)
+        assert sum("Reorder" in op for _, op, _ in nodes) == 1    # before the pool only
 
 
 def test_a_traced_partial_add_is_the_concatenation():
@@ -103,3 +135,30 @@ def test_a_traced_partial_add_is_the_concatenation():
     kinds = {n.kind() for n in traced.graph.nodes()}
     assert "aten::cat" in kinds and "aten::add_" not in kinds
     assert torch.equal(traced(a, b), reference(a, b))
+
+
+def test_the_masked_spelling_imports_back_to_the_spec(tmp_path):
+    """``Add(a, Mul(x, mask))`` reads back as the slice and the partial add it came from:
+    every cost figure, per block, equal to the spec's; a mask that is not ones-then-zeros
+    stays a multiplication by a constant (an error)."""
+    from archspec.analysis.cost import cost
+    from archspec.errors import ArchspecError
+    from archspec.onnx_import import load_onnx, from_proto
+
+    graph = mobilenext(tmp_path, 0.5)
+    backend = get_backend("onnx")
+    path = tmp_path / "m.onnx"
+    model = backend.build(graph, seed=0, check=False, fold_bn=False)
+    backend.save(model, path)
+    want, got = cost(graph), cost(load_onnx(path))
+    figures = ("params", "madds", "elementwise", "mem_bytes")
+    assert [(e.name, *(getattr(e, k) for k in figures)) for e in got.blocks] == \
+        [(e.name, *(getattr(e, k) for k in figures)) for e in want.blocks]
+    assert got.peak_bytes == want.peak_bytes
+    proto = model.proto
+    keep = next(t for t in proto.graph.initializer if t.name.endswith(".keep"))
+    values = onnx.numpy_helper.to_array(keep).copy()
+    values.reshape(-1)[-1] = 1.0       # ones, zeros, then a one: not a slice
+    keep.CopyFrom(onnx.numpy_helper.from_array(values, keep.name))
+    with pytest.raises(ArchspecError, match="constant"):
+        from_proto(proto, source="m.onnx")

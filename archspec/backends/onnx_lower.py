@@ -4,11 +4,12 @@ Every IR node becomes the ONNX node of the same name (``stages.3.block1.expand.c
 ops ONNX spells with several nodes get the IR name on the node that produces the result
 and ``<name>.<part>`` on the helpers (swish: ``<name>.sigmoid`` then ``<name>``; gelu
 below opset 20: see :func:`_gelu`; partial add: ``<name>.head``, ``<name>.sum``,
-``<name>.tail``, ``<name>``; channel shuffle and anchor flatten: ``<name>.split``,
-``<name>.transpose``, ``<name>``). Tensors carry the name
-of the IR node that produced them, except the graph outputs, which are named after their
-key (``output``, or the taps ``C4``/``C5``). Initialisers use the torch backend's
-``state_dict`` keys (``<name>.weight``, ``<name>.running_mean``, ...).
+``<name>.tail``, ``<name>``, or ``<name>.mask`` then ``<name>`` where it adds a slice of
+a tensor as wide as itself (:func:`_masked_add`); channel shuffle and anchor flatten:
+``<name>.split``, ``<name>.transpose``, ``<name>``). Tensors carry the name of the IR
+node that produced them, except the graph outputs, which are named after their key
+(``output``, or the taps ``C4``/``C5``). Initialisers use the torch backend's ``state_dict``
+keys (``<name>.weight``, ``<name>.running_mean``, ...).
 
 For inference a batch norm whose input is a conv read by nothing else is folded into that
 conv (the conv gets a bias; the BN node disappears and the conv's output tensor takes the
@@ -32,7 +33,7 @@ from ..errors import BackendError, did_you_mean
 from ..ir.dispatch import OpTable, UnknownOp
 from ..ir.graph import Graph
 from ..ir.ops import ACTIVATION_CONSTANTS
-from ..ir.passes import BnFolding, bn_folding
+from ..ir.passes import BnFolding, bn_folding, masked_source
 from ..spec.embedded import overrides_of
 from .common import live_nodes
 
@@ -281,7 +282,29 @@ def _lower_activation(lw: _Lowering, node) -> str:
 
 @ONNX_LOWER.register("add")
 def _lower_add(lw: _Lowering, node) -> str:
+    x = masked_source(lw.graph, node)
+    if x is not None:
+        return _masked_add(lw, node, x)
     return _add(lw.b, node, lw.graph, lw.args(node), lw.name_of(node.name), _doc(node))
+
+
+def _masked_add(lw: _Lowering, node, x: str) -> str:
+    """``a + x * mask`` (mask: 1 on the first cb channels, 0 after) in place of
+    ``a + x[:, :cb]``: onnxruntime runs the Mul as a blocked 1x1 depthwise conv and fuses
+    the Add into the conv that makes ``a``, so no tensor leaves the blocked layout. The
+    slice this add reads is dropped (nothing else reads it)."""
+    b, n, doc = lw.b, node.name, _doc(node)
+    cut = node.inputs[1]
+    dropped = [m for m in b.nodes if m.name == cut]
+    for m in dropped:
+        b.nodes.remove(m)
+        for i in m.input[1:]:
+            b.inits.pop(i, None)
+    ca, cb = node.shape[0], lw.graph[cut].shape[0]
+    mask = (np.arange(ca) < cb).reshape(1, ca, 1, 1)
+    xm = b.node("Mul", [lw.tensor[x], b.init(f"{n}.keep", mask.astype(np.float32))],
+                f"{n}.mask", f"{n}.mask", doc)
+    return b.node("Add", [lw.args(node)[0], xm], lw.name_of(n), n, doc)
 
 
 @ONNX_LOWER.register("mul")

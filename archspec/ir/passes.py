@@ -83,3 +83,22 @@ def bn_folding(graph: Graph, keep: Iterable[str] = ()) -> BnFolding:
                 and src not in keep):
             into[node.name] = src
     return BnFolding(into)
+
+
+def masked_source(graph: Graph, node) -> str | None:
+    """``x`` when ``node`` is a partial add of ``a`` and ``x[:, :cb]`` with ``x`` as wide as
+    ``a`` and the slice read by nothing else, not a tap or output (MobileNeXt's shortcut
+    below alpha 1); else None. The ONNX lowering writes such an add as ``a + x * mask`` and
+    the latency kernel fusion times it as that one kernel (``add.masked``)."""
+    if node.kind != "add" or not node.op.partial:
+        return None
+    cut = graph[node.inputs[1]]
+    if cut.kind != "slice" or cut.op.start != 0 or cut.shape[0] == node.shape[0]:
+        return None
+    x = cut.inputs[0]
+    if graph[x].shape != node.shape or graph.consumers(cut.name) != [node.name]:
+        return None
+    if cut.name in graph.outputs.values() or cut.name in graph.taps.values():
+        return None
+    return x
+

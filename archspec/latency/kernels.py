@@ -13,10 +13,13 @@ then fuses (ENABLE_ALL, CPU execution provider), checked against its optimised g
 2. ``se``: global pool -> 1x1 convs / batch norms / activations -> channel ``mul`` by the
    gate (squeeze-excite), one kernel: its work is dominated by reading the map twice.
 3. ``add`` (a residual add not fused into a conv), ``add_partial`` (slice + add +
-   concat: ReXNet and MobileNeXt shortcuts), ``act.<fn>`` (an activation left alone),
-   ``bn.c``/``bn.p`` (an unfolded batch norm; blocked, it runs as a depthwise conv and
-   takes a following activation in place), ``pool`` (a global pool outside SE), ``linear``
-   (Gemm, with the flatten / dropout in front of it), ``concat``, ``replicate``,
+   concat: ReXNet's shortcut), ``add.masked`` (MobileNeXt's shortcut at alpha < 1, the
+   slice of ``x`` and the add: ``x`` times a 0/1 channel mask, a blocked 1x1 depthwise
+   conv, added into the conv before it; in the ``add`` family), ``act.<fn>`` (an
+   activation left alone), ``bn.c``/``bn.p`` (an unfolded batch norm; blocked, it runs as
+   a depthwise conv and takes a following activation in place), ``pool`` (a global pool
+   outside SE), ``linear`` (Gemm, with the flatten / dropout in front of it), ``concat``,
+   ``replicate``,
    ``slice`` (slices that split a tensor's channels into consecutive parts are one:
    onnxruntime fuses them into a Split), ``reshape`` (a flatten or dropout with no linear
    after it), ``mul``.
@@ -46,7 +49,7 @@ from ..analysis.cost import op_cost
 from ..errors import CompileError
 from ..ir.dispatch import OpTable
 from ..ir.ops import ACTIVATIONS
-from ..ir.passes import bn_folding, graph_pass
+from ..ir.passes import bn_folding, graph_pass, masked_source
 from ..ir.tensors import numel
 
 # activations a conv kernel applies in place: all but swish, which onnxruntime's optimiser
@@ -303,10 +306,34 @@ def _linear(fz: _Fuser, node) -> None:
 
 @rule("add", families=("add", "add_partial"))
 def _add(fz: _Fuser, node) -> None:
-    """A residual add no conv took in (a partial one is slice + add + concat)."""
+    """A residual add no conv took in (a partial one is slice + add + concat), or
+    ``add.masked``: the ONNX backend's ``a + x * mask`` for ``a + x[:, :cb]``."""
+    if masked_source(fz.g, node) is not None:
+        _masked_add(fz, node)
+        return
     a, b = (fz.g[i].shape for i in node.inputs)
     partial = node.op.partial and a != b
     fz.simple(node, "add_partial" if partial else "add", same_layout=not node.op.partial)
+
+
+def _masked_add(fz: _Fuser, node) -> None:
+    """The slice and the add as one kernel: onnxruntime runs ``x * mask`` as a 1x1
+    depthwise conv (blocked when ``x`` is) and fuses the add into the conv that made
+    ``a``; the work is reading ``x``, writing the masked copy and reading it again."""
+    a, cut = node.inputs
+    x = fz.g[cut].inputs[0]
+    owner = fz.owner.pop(cut)
+    owner.nodes.remove(cut)
+    if not owner.nodes:
+        fz.kernels.remove(owner)
+    k = fz.new(node, "add.masked", [cut, node.name])
+    n = numel(node.shape)
+    k.in_elems, k.out_elems = 2 * n, n
+    k.cin, k.cout, k.hw = node.shape[0], node.shape[0], numel(node.shape[1:])
+    if fz.layout_of(x) == fz.layout_of(a) == NCHWC:
+        k.layout = NCHWC
+    else:
+        k.reorder_elems = sum(n for i in (a, x) if fz.layout_of(i) == NCHWC)
 
 
 @rule("activation", families=("act",))
