@@ -99,6 +99,32 @@ def test_versions_and_cpu_that_differ_are_named_even_at_the_same_speed():
     assert "faster" not in msg and "slower" not in msg
 
 
+def test_another_cpu_generation_of_the_same_name_is_named():
+    """Cloud hosts name Zen 3 and Zen 4 both "AMD EPYC": family / model / stepping tell
+    them apart; a fingerprint recorded before archspec read them compares the rest."""
+    there = {**ENV, "cpu_id": "AuthenticAMD 25/17/1"}
+    c = check(fingerprinted(env=there), KERNELS, env={**ENV, "cpu_id": "AuthenticAMD 25/1/1"})
+    assert not c.matches
+    assert "cpu_id 'AuthenticAMD 25/17/1' there, 'AuthenticAMD 25/1/1' here" in c.message()
+    older = check(fingerprinted(env=ENV), KERNELS, env={**ENV, "cpu_id": "AuthenticAMD 25/1/1"})
+    assert older.matches and older.message() is None
+
+
+def test_cpu_id_reads_vendor_family_model_and_stepping(tmp_path, monkeypatch):
+    import builtins
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\n"
+                    "model\t\t: 1\nmodel name\t: AMD EPYC\nstepping\t: 1\n\n"
+                    "processor\t: 1\nvendor_id\t: Other\n")
+    real = builtins.open
+    monkeypatch.setattr(builtins, "open", lambda f, *a, **k: real(
+        info if f == "/proc/cpuinfo" else f, *a, **k))
+    assert probes.cpu_id() == "AuthenticAMD 25/1/1"
+    info.write_text("processor\t: 0\nmodel name\t: something\n")
+    assert probes.cpu_id() is None
+
+
 def test_a_profile_without_a_fingerprint_says_so_in_one_line():
     p = fingerprinted()
     p.fingerprint = {}

@@ -128,17 +128,37 @@ def cpu_flags() -> list[str]:
     return [f for f in SIMD_FLAGS if f in flags]
 
 
+def cpu_id() -> str | None:
+    """The CPU's vendor, family, model and stepping (``AuthenticAMD 25/1/1``): two CPUs of
+    one marketing name ("AMD EPYC" on a cloud host) can be different generations."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            info = {}
+            for ln in f:
+                if not ln.strip():
+                    break
+                key, _, value = ln.partition(":")
+                info[key.strip()] = value.strip()
+    except OSError:
+        return None
+    parts = [info.get(k) for k in ("cpu family", "model", "stepping")]
+    if not info.get("vendor_id") or any(p is None for p in parts):
+        return None
+    return f"{info['vendor_id']} {'/'.join(parts)}"
+
+
 def timing_env(backend: str, threads: int) -> dict:
-    """What besides the hardware's speed shapes the timings: the CPU (name, SIMD flags,
-    cores), the libraries that run the kernels and the thread settings. Read without
-    importing any of those libraries."""
+    """What besides the hardware's speed shapes the timings: the CPU (name, family /
+    model / stepping, SIMD flags, cores), the libraries that run the kernels and the
+    thread settings. Read without importing any of those libraries."""
     import os
 
     from ..bench import machine, versions
 
     m = machine()
     packages = ("onnxruntime", "numpy") if backend == "onnxruntime" else (backend, "numpy")
-    env = {"cpu": m["cpu"], "cpu_flags": cpu_flags(), "logical_cores": m["logical_cores"],
+    env = {"cpu": m["cpu"], "cpu_id": cpu_id(), "cpu_flags": cpu_flags(),
+           "logical_cores": m["logical_cores"],
            "usable_cores": m["usable_cores"], **versions(packages), "threads": threads}
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env[var] = os.environ.get(var)

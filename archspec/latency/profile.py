@@ -187,9 +187,10 @@ class MachineCheck:
 
 
 def env_differences(there: dict, here: dict) -> list[str]:
-    """What differs between two :func:`~archspec.latency.probes.timing_env` records."""
+    """What differs between two :func:`~archspec.latency.probes.timing_env` records; a key
+    the profile's record does not have (an archspec that recorded less) is not compared."""
     return [f"{k} {there.get(k)!r} there, {here.get(k)!r} here"
-            for k in sorted(set(there) | set(here)) if there.get(k) != here.get(k)]
+            for k in sorted(there) if there.get(k) != here.get(k)]
 
 
 def probe_ratio(profile_us: dict, this_us: dict) -> tuple[float, dict]:
