@@ -175,3 +175,137 @@ def test_registry_generation_renews_plans(monkeypatch):
     after = memo.plan(Variant(width=0.75))
     assert [e.fields for e in after] == [e.fields for e in before]
     assert not {e.bid for e in after} & {e.bid for e in before}
+
+
+def _lowered_cost(entry, shape, spec):
+    """What block_cost should give: the block lowered alone on ``shape`` and costed."""
+    from archspec.analysis.cost import totals
+
+    graph, out = block_memo.lower_alone(entry, shape, spec)
+    t = totals(graph)
+    return (graph[out].shape, t.params, t.buffers, t.madds, t.elementwise, len(graph) - 1,
+            block_memo.consumers(graph, "input"))
+
+
+@pytest.mark.parametrize("name", ["mobilenetv2", "mobilenetv3_large", "ghostnet_100",
+                                  "mobilenext"])
+def test_blocks_replayed_at_other_sizes_cost_what_their_lowering_does(name, monkeypatch):
+    """Each block of a variant, first lowered at one input size, then costed at others
+    from its template (replayed ops): the figures of lowering it there, to the unit."""
+    block_memo.clear()
+    spec = archspec.load(name)
+    memo = SweepMemo(spec)
+    replayed = []
+    real = block_memo._replay_cost
+    monkeypatch.setattr(block_memo, "_replay_cost",
+                        lambda *a: replayed.append(real(*a)) or replayed[-1])
+    for entry, shape, _ in memo.chain(Variant(width=0.85, resolution=160, t=4)
+                                      if name != "ghostnet_100" else Variant(width=0.85)):
+        for side in (1, 2, 5, 7, 33, 64):
+            at = (shape[0], side, side)
+            got = block_memo.block_cost(entry, at, spec)
+            try:
+                expected = _lowered_cost(entry, at, spec)
+            except Exception:   # noqa: BLE001 -- the block does not fit: neither gives one
+                expected = None
+            assert (got is None and expected is None) or \
+                (*got[:6], got.consumers) == expected, (entry.prefix, at)
+    assert sum(r is not None for r in replayed) > 0.8 * len(replayed) > 0
+
+
+def test_a_replay_whose_shape_test_differs_is_lowered_again(monkeypatch):
+    """A lowering that decides on a comparison of shapes (here: an extra activation when
+    a stride-2 block keeps its map's size, as it does on a 1x1 map) is replayed only
+    where the recorded comparison gives the same answer; a lowering that reads a height
+    itself is replayed at that height only."""
+    block_memo.clear()
+    spec = archspec.load("mobilenetv2")
+    real = compiler.lower_block
+
+    def kept_size(graph, row, fields, x, prefix, stage, spec_):
+        out = real(graph, row, fields, x, prefix, stage, spec_)
+        if graph[x].shape[1:] == graph[out].shape[1:]:
+            out = graph.add(f"{prefix}.kept", ops.Activation("relu"), [out])
+        return out
+
+    monkeypatch.setattr(compiler, "lower_block", kept_size)
+    memo = SweepMemo(spec)
+    entry, shape, _ = next(c for c in memo.chain(Variant(width=0.5, resolution=96))
+                           if c[0].fields.get("s") == 2 and c[0].key_name == "ir")
+    replayed = []
+    real_replay = block_memo._replay_cost
+    monkeypatch.setattr(block_memo, "_replay_cost",
+                        lambda *a: replayed.append(real_replay(*a)) or replayed[-1])
+    sides = (16, 8, 1, 2, 12)
+    got = [block_memo.block_cost(entry, (shape[0], s, s), spec) for s in sides]
+    for s, c in zip(sides, got):
+        assert (*c[:6], c.consumers) == _lowered_cost(entry, (shape[0], s, s), spec), s
+    assert [c.nodes - got[0].nodes for c in got] == [0, 0, 1, 0, 0]
+    # 16 and 8: replayed from the template the chain left; 1: refused (its map keeps its
+    # size), lowered; 2: refused (1's template), lowered; 12: replayed from 2's
+    assert [r is not None for r in replayed] == [True, True, False, False, True]
+
+    block_memo.clear()
+    replayed.clear()
+
+    def by_height(graph, row, fields, x, prefix, stage, spec_):
+        out = real(graph, row, fields, x, prefix, stage, spec_)
+        return graph.add(f"{prefix}.tall", ops.Activation("relu"), [out]) \
+            if graph[x].shape[1] > 4 else out
+
+    monkeypatch.setattr(compiler, "lower_block", by_height)
+    got = [block_memo.block_cost(entry, (shape[0], s, s), spec) for s in (16, 8, 3)]
+    for s, c in zip((16, 8, 3), got):
+        assert (*c[:6], c.consumers) == _lowered_cost(entry, (shape[0], s, s), spec), s
+    assert [c.nodes - got[-1].nodes for c in got] == [1, 1, 0]
+    assert replayed == [None, None]   # a height read is a value: no other height replays
+
+
+def test_probe_records_each_use_of_a_shape():
+    log = []
+    x = block_memo._probe((8, 4, 4), ("x", ()), log)
+    y = block_memo._probe((8, 2, 2), ("y", ()), log)
+    assert x[0] == 8 and (x[1:] == y[1:]) is False and (x[1:] != y[1:]) is True
+    assert len(x) == 3 and tuple(x) == (8, 4, 4) and f"{y}" == "(8, 2, 2)"
+    assert (1,) + x[1:] == (1, 4, 4) and hash(x) == hash((8, 4, 4))
+    spatial = ("x", (slice(1, None),))
+    assert log[:4] == [("at", ("x", ()), 0, 8),
+                       ("eq", spatial, ("y", (slice(1, None),)), False),
+                       ("eq", spatial, ("y", (slice(1, None),)), False),
+                       ("len", ("x", ()), 3)]
+    assert ("value", ("y", ()), (8, 2, 2)) in log and ("value", spatial, (4, 4)) in log
+    shapes = {"x": (8, 4, 4), "y": (8, 2, 2)}
+    assert all(block_memo._holds(shapes, r) for r in log)
+    assert not all(block_memo._holds({"x": (8, 4, 4), "y": (8, 4, 4)}, r) for r in log)
+
+
+def test_a_shape_kept_in_an_op_makes_no_template(monkeypatch):
+    """A lowering that keeps a shape it read: as a plain value (Resize copies its size) it
+    is a use of the whole value, so other sizes are lowered again; as the watched shape
+    itself (an Input op holding it) the block gets no template at all."""
+    spec = archspec.load("mobilenetv2")
+    real = compiler.lower_block
+    replayed = []
+    real_replay = block_memo._replay_cost
+    monkeypatch.setattr(block_memo, "_replay_cost",
+                        lambda *a: replayed.append(real_replay(*a)) or replayed[-1])
+
+    def resized(graph, row, fields, x, prefix, stage, spec_):
+        out = real(graph, row, fields, x, prefix, stage, spec_)
+        return graph.add(f"{prefix}.resize", ops.Resize(graph[x].shape[1:]), [out])
+
+    def kept(graph, row, fields, x, prefix, stage, spec_):
+        graph.add(f"{prefix}.kept", ops.Input(graph[x].shape))
+        return real(graph, row, fields, x, prefix, stage, spec_)
+
+    for lowering, templates in ((resized, 1), (kept, 0)):
+        block_memo.clear()
+        replayed.clear()
+        monkeypatch.setattr(compiler, "lower_block", lowering)
+        entry = SweepMemo(spec).plan(Variant(width=0.5))[2]
+        for side in (16, 8, 4):
+            at = (24, side, side)
+            c = block_memo.block_cost(entry, at, spec)
+            assert (*c[:6], c.consumers) == _lowered_cost(entry, at, spec)
+        assert len(block_memo._TEMPLATES) == templates
+        assert replayed == [None, None][:2 * templates]

@@ -11,6 +11,15 @@ pass (``cost.totals``); a variant's totals are the sums over its blocks, the fig
 a full compile to the unit (tests/test_sweep_memo.py compares them on random
 samples of several specs).
 
+Most blocks recur at many input sizes (a sweep's resolutions) with the same channels.
+A block lowered alone is lowered with its nodes' shapes watched (:class:`_Probe`: every
+use the lowering code makes of a shape it reads through ``graph[name]`` is written
+down -- a channel count, two shapes compared equal, a whole shape); on another input of
+the same channels and rank its ops are replayed (the same ``Graph.add`` calls, each op
+inferring its shape) and kept when every recorded use gives the same answer on the
+replayed shapes, the lowering code then having taken the same path; otherwise, or when a
+shape escaped into an op, the block is lowered again (:func:`block_graph`).
+
 Where a block is not a function of that key alone -- its lowering reads the graph beyond
 its input (meta, taps, outputs, another node) or fails -- or the spec has ``heads:`` or
 ``taps:`` or is not a spec (an ONNX file), :meth:`SweepMemo.evaluate` returns None and the
@@ -27,9 +36,9 @@ from typing import NamedTuple
 from .. import compiler
 from ..blocks import BLOCKS
 from ..ir import ops
-from ..ir.graph import Graph
+from ..ir.graph import Graph, Node, _new_node
 from ..spec.model import Spec
-from .cost import totals
+from .cost import op_cost, totals
 from .variants import Variant, row_changes, vary
 
 BLOCK_ENTRIES = 100_000   # distinct (block, input shape) pairs kept per process
@@ -110,9 +119,100 @@ class _Watched(dict):
     keys = values = items = setdefault = update = pop = copy = _refuse
 
 
+class _Probe(tuple):
+    """A node's shape as a block's lowering reads it (``graph[name].shape``) while the
+    block is lowered alone: each use is appended to ``log`` as what a replay on other
+    shapes checks (:func:`_holds`) -- ``("at", src, i, value)`` an item,
+    ``("eq", src, other, result)`` two shapes (or slices of them) compared,
+    ``("value", src, value)`` anything else (the whole value: iteration, hashing,
+    ordering, printing...). ``src`` is (node name, the slices taken of its shape)."""
+
+    def __getitem__(self, i):
+        value = tuple.__getitem__(self, i)
+        if isinstance(i, slice):
+            return _probe(value, (self.src[0], (*self.src[1], i)), self.log)
+        self.log.append(("at", self.src, i, value))
+        return value
+
+    def _compare(self, other):
+        plain = tuple.__getitem__(self, slice(None))
+        if type(other) is _Probe:
+            result = plain == tuple.__getitem__(other, slice(None))
+            self.log.append(("eq", self.src, other.src, result))
+            return result
+        self._use()
+        return plain == other
+
+    def __eq__(self, other):
+        return self._compare(other)
+
+    def __ne__(self, other):
+        return not self._compare(other)
+
+    def __radd__(self, other):   # other + self: tried before tuple's own concatenation
+        self._use()
+        return other + tuple.__getitem__(self, slice(None))
+
+    def __len__(self):
+        n = tuple.__len__(self)
+        self.log.append(("len", self.src, n))
+        return n
+
+    def _use(self):
+        self.log.append(("value", self.src, tuple.__getitem__(self, slice(None))))
+
+
+def _whole(name):
+    method = getattr(tuple, name)
+
+    def use(self, *args):
+        self._use()
+        for a in args:
+            if type(a) is _Probe:
+                a._use()
+        return method(tuple.__getitem__(self, slice(None)),
+                      *(tuple.__getitem__(a, slice(None)) if type(a) is _Probe else a
+                        for a in args))
+    use.__name__ = name
+    return use
+
+
+for _name in ("__iter__", "__hash__", "__repr__", "__str__", "__format__", "__lt__",
+              "__le__", "__gt__", "__ge__", "__add__", "__mul__", "__rmul__", "__contains__",
+              "__reversed__", "__reduce__", "__reduce_ex__", "__getnewargs__", "__sizeof__",
+              "count", "index"):
+    if hasattr(tuple, _name):
+        setattr(_Probe, _name, _whole(_name))
+
+
+def _probe(value: tuple, src: tuple, log: list) -> _Probe:
+    out = tuple.__new__(_Probe, value)
+    out.src, out.log = src, log
+    return out
+
+
+class _Traced(Graph):
+    """A block's graph while its lowering runs: ``graph[name]`` gives the node with its
+    shape as a :class:`_Probe` writing to ``reads``."""
+
+    def __getitem__(self, name: str):
+        node = self._nodes[name]
+        return node._replace(shape=_probe(node.shape, (name, ()), self.reads))
+
+
+class Template(NamedTuple):
+    """A block lowered alone, to replay on inputs of other sizes (same channels, rank)."""
+
+    nodes: tuple      # its nodes after the input (their shapes: of the first lowering)
+    reads: tuple      # the lowering's uses of shapes (_Probe)
+    out: str          # its output node
+    readers: tuple    # the nodes that read the input, in graph.consumers order
+
+
 _IDS: dict[tuple, int] = {}
 _NEXT_ID = itertools.count(1)
 _BLOCKS = Cache(BLOCK_ENTRIES)
+_TEMPLATES = Cache(BLOCK_ENTRIES)   # (block id, input channels, input rank) -> Template
 _RECENT = Cache(4096)   # the graphs of the blocks lowered last, for latency's fusion
 _FAILED = object()
 
@@ -121,6 +221,7 @@ def clear() -> None:
     """Forget every block of this process (benchmarks start cold with it)."""
     _BLOCKS.clear()
     _RECENT.clear()
+    _TEMPLATES.clear()
 
 
 def _bid(key: tuple) -> int:
@@ -172,23 +273,143 @@ def lower_alone(entry: Entry, in_shape: tuple, spec) -> tuple[Graph, str]:
     """The graph of one block on an input of ``in_shape`` (node ``input``, then the
     block's nodes, by compiler.lower_block, with meta, taps and outputs closed to it while
     it is lowered, empty after) and the block's output node."""
-    graph = Graph(spec.name, max_nodes=compiler.MAX_GRAPH_NODES)
+    return _lower(entry, in_shape, spec, Graph)[:2]
+
+
+def _lower(entry: Entry, in_shape: tuple, spec, kind) -> tuple[Graph, str, list]:
+    """:func:`lower_alone` on a graph of class ``kind`` (:class:`_Traced` records the
+    lowering's reads of shapes), with those reads."""
+    graph = kind(spec.name, max_nodes=compiler.MAX_GRAPH_NODES)
+    graph.reads = []
     graph.meta, graph.taps, graph.outputs = _Watched(), _Watched(), _Watched()
     graph.add("input", ops.Input(in_shape))
     out = compiler.lower_block(graph, entry.row, entry.fields, "input", entry.prefix,
                                entry.stage, spec)
+    graph.__class__ = Graph
     if not isinstance(out, str):
         raise ContextUsed("the block has several outputs")
     graph.meta, graph.taps, graph.outputs = {}, {}, {}
+    reads = graph.__dict__.pop("reads")
+    return graph, out, reads
+
+
+def block_graph(entry: Entry, in_shape: tuple, spec) -> tuple[Graph, str]:
+    """:func:`lower_alone`'s graph: the block's template replayed on ``in_shape`` where
+    one of the same input channels and rank holds there (see the module docstring), else
+    the block lowered alone with its reads of shapes recorded (its template)."""
+    template = _TEMPLATES.get((entry.bid, in_shape[0], len(in_shape)))
+    if template is not None:
+        found = _replay(template, in_shape, spec)
+        if found is not None:
+            return found
+    return _lower_traced(entry, in_shape, spec)
+
+
+def _lower_traced(entry: Entry, in_shape: tuple, spec) -> tuple[Graph, str]:
+    """:func:`lower_alone`, its reads of shapes recorded: the block's template."""
+    graph, out, reads = _lower(entry, in_shape, spec, _Traced)
+    nodes = tuple(n for n in graph if n.name != "input")
+    if any(map(_escaped, (n.op for n in nodes))):   # a shape kept in an op: no template
+        return lower_alone(entry, in_shape, spec)
+    _TEMPLATES.put((entry.bid, in_shape[0], len(in_shape)),
+                   Template(nodes, tuple(reads), out,
+                            tuple(graph[c] for c in graph.consumers("input"))))
     return graph, out
 
 
+def _escaped(op) -> bool:
+    """Does ``op`` hold a watched shape (a :class:`_Probe`) in one of its fields (or is it
+    not a dataclass, whose fields could not be looked at)?"""
+    def holds(v):
+        return type(v) is _Probe or (isinstance(v, (tuple, list, set, frozenset))
+                                     and any(map(holds, v))) or \
+            (isinstance(v, dict) and any(map(holds, (*v.keys(), *v.values()))))
+    values = getattr(op, "__dict__", None)
+    if values is None:
+        if not dataclasses.is_dataclass(op):
+            return True
+        values = {f.name: getattr(op, f.name) for f in dataclasses.fields(op)}
+    return any(map(holds, values.values()))
+
+
+def _replay(template: Template, in_shape: tuple, spec) -> tuple[Graph, str] | None:
+    """The template's ops added again on an input of ``in_shape`` (``Graph.add``), or
+    None where an op does not apply there or a recorded use of a shape gives another
+    answer."""
+    graph = Graph(spec.name, max_nodes=compiler.MAX_GRAPH_NODES)
+    try:
+        graph.add("input", ops.Input(in_shape))
+        for n in template.nodes:
+            graph.add(n.name, n.op, n.inputs, block=n.block, stage=n.stage,
+                      block_type=n.block_type)
+        shapes = {n.name: n.shape for n in graph}
+        if all(_holds(shapes, r) for r in template.reads):
+            return graph, template.out
+    except Exception:   # noqa: BLE001 -- lowered again: the lowering reports it
+        pass
+    return None
+
+
+def _replay_cost(template: Template, in_shape: tuple) -> BlockCost | None:
+    """What :func:`block_cost` gives for the block of ``template`` on ``in_shape``
+    without a graph: each op's shape inferred as ``Graph.add`` infers it (an empty one
+    refused as there) and costed by the cost pass's ``op_cost``; None where that fails
+    or a recorded use of a shape gives another answer."""
+    shapes = {"input": in_shape}
+    params = buffers = madds = elementwise = 0
+    try:
+        for n in template.nodes:
+            inputs = n.inputs
+            ins = [shapes[inputs[0]]] if len(inputs) == 1 else [shapes[i] for i in inputs]
+            shape = n.op.infer(ins)
+            if min(shape) < 1:
+                return None
+            shapes[n.name] = shape
+            c = op_cost(_new_node(Node, (n.name, n.op, inputs, shape, n.block, n.stage,
+                                         n.block_type)), ins)
+            params += c.params
+            buffers += c.buffers
+            madds += c.madds
+            elementwise += c.elementwise
+        for r in template.reads:
+            if not _holds(shapes, r):
+                return None
+    except Exception:   # noqa: BLE001 -- lowered again: the lowering reports it
+        return None
+    readers = tuple((node.op, tuple(None if i == "input" else shapes[i]
+                                    for i in node.inputs))
+                    for node in template.readers)
+    out = template.out
+    return BlockCost(shapes[out], params, buffers, madds, elementwise, len(template.nodes),
+                     readers, _bid(("consumers", readers)), out == "input")
+
+
+def _shape_of(shapes: dict, src: tuple) -> tuple:
+    shape = shapes[src[0]]
+    for part in src[1]:
+        shape = shape[part]
+    return shape
+
+
+def _holds(shapes: dict, read: tuple) -> bool:
+    """Does a recorded use of a shape (:class:`_Probe`) give the same answer on the
+    shapes ``shapes`` (node name -> shape)?"""
+    kind, src = read[0], read[1]
+    if kind == "at":
+        return _shape_of(shapes, src)[read[2]] == read[3]
+    if kind == "eq":
+        return (_shape_of(shapes, src) == _shape_of(shapes, read[2])) == read[3]
+    if kind == "len":
+        return len(_shape_of(shapes, src)) == read[2]
+    return _shape_of(shapes, src) == read[2]
+
+
 def take_lowered(entry: Entry, in_shape: tuple, spec) -> tuple[Graph, str]:
-    """:func:`lower_alone`, or a copy of the graph :func:`block_cost` lowered for the
+    """:func:`block_graph`, or a copy of the graph :func:`block_cost` lowered for the
     same block and input not long ago (the caller may add to it)."""
     found = _RECENT.get((entry.bid, in_shape))
     if found is None:
-        return lower_alone(entry, in_shape, spec)
+        return block_graph(entry, in_shape, spec)
     return found[0].copy(), found[1]
 
 
@@ -202,21 +423,25 @@ def consumers(graph: Graph, name: str) -> tuple:
 
 def block_cost(entry: Entry, in_shape: tuple, spec) -> BlockCost | None:
     """The memoised cost of ``entry`` on ``in_shape``, or None where it cannot be had
-    alone (the caller compiles in full)."""
+    alone (the caller compiles in full): from the block's template replayed
+    (:func:`_replay_cost`) where one holds, else from the block lowered alone."""
     key = (entry.bid, in_shape)
     found = _BLOCKS.get(key)
     if found is None:
-        try:
-            graph, out = lower_alone(entry, in_shape, spec)
-        except Exception:   # noqa: BLE001 -- the full compile reports it, or needs context
-            found = _BLOCKS.put(key, _FAILED)
-        else:
+        template = _TEMPLATES.get((entry.bid, in_shape[0], len(in_shape)))
+        found = None if template is None else _replay_cost(template, in_shape)
+        if found is None:
+            try:
+                graph, out = _lower_traced(entry, in_shape, spec)
+            except Exception:   # noqa: BLE001 -- the full compile reports it, or needs context
+                _BLOCKS.put(key, _FAILED)
+                return None
             _RECENT.put(key, (graph, out))
             t, readers = totals(graph), consumers(graph, "input")
-            found = _BLOCKS.put(key, BlockCost(graph[out].shape, t.params, t.buffers,
-                                               t.madds, t.elementwise, len(graph) - 1,
-                                               readers, _bid(("consumers", readers)),
-                                               out == "input"))
+            found = BlockCost(graph[out].shape, t.params, t.buffers, t.madds, t.elementwise,
+                              len(graph) - 1, readers, _bid(("consumers", readers)),
+                              out == "input")
+        _BLOCKS.put(key, found)
     return None if found is _FAILED else found
 
 
