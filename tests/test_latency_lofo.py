@@ -1,0 +1,107 @@
+"""benchmarks/latency_lofo.py: the family table and the dropping of a family's calibration
+networks (no fitting, no timing)."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+RAW = ROOT / "profiles" / "cpu-ort-1t.raw.json"
+
+
+@pytest.fixture(scope="module")
+def lofo():
+    spec = importlib.util.spec_from_file_location(
+        "latency_lofo", ROOT / "benchmarks" / "latency_lofo.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["latency_lofo"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_every_shipped_spec_has_exactly_one_family(lofo):
+    shipped = set(lofo.shipped_specs())
+    listed = [s for specs in lofo.FAMILIES.values() for s in specs]
+    assert len(listed) == len(set(listed)), "a spec in two families"
+    assert set(listed) - shipped == set(), "a family lists a spec that is not shipped"
+    assert shipped - set(listed) == set(), \
+        "a shipped spec without a family: add it to FAMILIES in benchmarks/latency_lofo.py"
+
+
+def _synthetic():
+    """3 motif networks and 4 variants (2 MobileNetV1, 1 ReXNet, 1 MobileNetV1), one
+    sample per kernel, per-network lists whose entries name their network."""
+    graphs = [{"name": f"calib{i}", "meta": {}} for i in range(3)] + [
+        {"name": "mobilenetv1", "meta": {"spec": "mobilenetv1"}},
+        {"name": "rexnet", "meta": {"spec": "rexnet"}},
+        {"name": "mobilenetv1", "meta": {"spec": "mobilenetv1"}},
+        {"name": "ssdlite_rexnet [width=0.5]", "meta": {}}]
+    samples = [{"net": i, "type": f"t{i}.{j}", "us": float(i)} for i in range(7)
+               for j in range(i % 3 + 1)]
+    return {"networks": 3, "variants": 4, "samples": samples,
+            "walls": [100.0 + i for i in range(7)],
+            "overhead": [[i, float(i)] for i in range(7)],
+            "wall_rounds": [[i, i] for i in range(7)],
+            "networks_ir": {"format": "x", "graphs": graphs}, "seed": 0}
+
+
+def test_drop_a_family_synthetic(lofo):
+    raw = _synthetic()
+    fams = lofo.family_networks(raw)
+    assert fams == {None: [0, 1, 2], "MobileNetV1": [3, 5], "ReXNet": [4, 6]}
+    out = lofo.drop_networks(raw, fams["MobileNetV1"])
+    kept = [0, 1, 2, 4, 6]
+    assert (out["networks"], out["variants"]) == (3, 2)
+    assert out["walls"] == [100.0 + i for i in kept]
+    assert out["overhead"] == [[i, float(i)] for i in kept]
+    assert out["wall_rounds"] == [[i, i] for i in kept]
+    assert [g["name"] for g in out["networks_ir"]["graphs"]] == \
+        ["calib0", "calib1", "calib2", "rexnet", "ssdlite_rexnet [width=0.5]"]
+    # every kept sample, renumbered in order; none of the dropped networks'
+    assert [(s["net"], s["type"]) for s in out["samples"]] == \
+        [(kept.index(s["net"]), s["type"]) for s in raw["samples"] if s["net"] in kept]
+    assert raw["walls"][3] == 103.0 and len(raw["samples"]) == 13   # the input is untouched
+    # a motif network dropped lowers the motif count
+    assert (lofo.drop_networks(raw, [1])["networks"], lofo.drop_networks(raw, [1])["variants"]) \
+        == (2, 4)
+
+
+def test_a_variant_of_an_unknown_spec_is_an_error(lofo):
+    raw = _synthetic()
+    raw["networks_ir"]["graphs"][3] = {"name": "x", "meta": {"spec": "not_a_shipped_spec"}}
+    with pytest.raises(SystemExit, match="no family"):
+        lofo.family_networks(raw)
+
+
+@pytest.mark.skipif(not RAW.exists(), reason="no shipped raw file")
+def test_drop_a_family_shipped_raw_refits(lofo, tmp_path):
+    """On the shipped raw file: dropping a family removes exactly its calibration variants
+    (their samples, walls, overheads), and what is left still loads as --from-raw loads a
+    file (every remaining network's kernels are its samples)."""
+    from archspec.latency.raw import load_raw, save_raw
+
+    raw = lofo.read_raw(RAW)
+    base = lofo.drop_networks(raw, lofo.unmatched_networks(raw))
+    fams = lofo.family_networks(base)
+    assert len(fams[None]) == base["networks"]      # the motif networks, no family
+    fam = max((f for f in fams if f is not None), key=lambda f: len(fams[f]))
+    drop = set(fams[fam])
+    out = lofo.drop_networks(base, drop)
+    n = lofo.network_count(base)
+    assert lofo.network_count(out) == n - len(drop)
+    assert len(out["samples"]) == sum(s["net"] not in drop for s in base["samples"])
+    assert out["walls"] == [w for i, w in enumerate(base["walls"]) if i not in drop]
+    assert fam not in lofo.family_networks(out)
+    path = tmp_path / "raw.json"
+    save_raw({k: v for k, v in out.items() if k != "schema"}, path)
+    loaded = load_raw(path)
+    assert len(loaded["samples"]) == len(out["samples"])
+
+
+def test_doc_block_is_in_place(lofo):
+    text = (ROOT / "docs" / "latency.md").read_text()
+    assert text.count(lofo.BEGIN) == 1 and text.count(lofo.END) == 1
+    assert text.index(lofo.BEGIN) < text.index(lofo.END)
