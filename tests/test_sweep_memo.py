@@ -187,6 +187,14 @@ def _lowered_cost(entry, shape, spec):
             block_memo.consumers(graph, "input"))
 
 
+def _structure(graph, out) -> list:
+    """A graph's nodes without their names (a block's memo is shared by its repeats,
+    which differ in their names only): ops, shapes, inputs and readers by position."""
+    at = {n.name: i for i, n in enumerate(graph)}
+    return [(n.op, n.shape, n.block_type, [at[i] for i in n.inputs],
+             [at[c] for c in graph.consumers(n.name)]) for n in graph] + [at[out]]
+
+
 @pytest.mark.parametrize("name", ["mobilenetv2", "mobilenetv3_large", "ghostnet_100",
                                   "mobilenext"])
 def test_blocks_replayed_at_other_sizes_cost_what_their_lowering_does(name, monkeypatch):
@@ -210,6 +218,10 @@ def test_blocks_replayed_at_other_sizes_cost_what_their_lowering_does(name, monk
                 expected = None
             assert (got is None and expected is None) or \
                 (*got[:6], got.consumers) == expected, (entry.prefix, at)
+            if got is not None:   # the graph latency's fusion takes: the lowering's
+                graph, out = block_memo.take_lowered(entry, at, spec)
+                lowered, lowered_out = block_memo.lower_alone(entry, at, spec)
+                assert _structure(graph, out) == _structure(lowered, lowered_out)
     assert sum(r is not None for r in replayed) > 0.8 * len(replayed) > 0
 
 
@@ -309,3 +321,48 @@ def test_a_shape_kept_in_an_op_makes_no_template(monkeypatch):
             assert (*c[:6], c.consumers) == _lowered_cost(entry, at, spec)
         assert len(block_memo._TEMPLATES) == templates
         assert replayed == [None, None][:2 * templates]
+
+
+def _random_tree(rng, features: int, depth: int, leaf_chance: float):
+    feat, thr, left, right, value = [], [], [], [], []
+
+    def node(d):
+        i = len(feat)
+        feat.append(0), thr.append(0.0), left.append(-1), right.append(-1)
+        value.append(rng.uniform(-1, 1))
+        if d < depth and (d == 0 or rng.random() > leaf_chance):
+            feat[i], thr[i] = rng.randrange(features), rng.choice([0.0, 0.5, rng.gauss(0, 1)])
+            left[i] = node(d + 1)
+            right[i] = node(d + 1)
+        return i
+
+    node(0)
+    return [feat, thr, left, right, value]
+
+
+@pytest.mark.parametrize("depth", [1, 4, 9])
+def test_forest_boosts_the_floats_of_the_models_own_loop(depth):
+    """Forest.boost (complete trees, or walked node by node beyond MAX_DEPTH) against
+    latency.model.boost on random trees with leaves at every depth and random rows,
+    NaN, infinities and features equal to a threshold among them."""
+    import random
+
+    import numpy as np
+
+    from archspec.latency.memo import Forest
+    from archspec.latency.model import boost
+
+    rng = random.Random(depth)
+    trees = {"learning_rate": 0.1, "offset": 0.3,
+             "trees": [_random_tree(rng, 5, depth, 0.3) for _ in range(40)]}
+    rows = [[rng.choice([0.0, 0.5, rng.gauss(0, 1), float("nan"), float("inf"),
+                         -float("inf")]) for _ in range(5)] for _ in range(300)]
+    forest = Forest(trees, net=2)
+    assert forest.boost(np.array(rows)) == [boost(trees, x) for x in rows]
+    if forest.coded:   # a kernel's own bits, then the network's (feature 2)
+        for x_net in (0.0, 0.5, -1.3, 2.0):
+            some = np.array(rows[:50])
+            some[:, 2] = x_net
+            bits = forest.static_bits(some)
+            assert forest.boost_bits(bits, forest.net_bits(x_net)) == \
+                [boost(trees, list(x)) for x in some]

@@ -207,6 +207,7 @@ class Template(NamedTuple):
     reads: tuple      # the lowering's uses of shapes (_Probe)
     out: str          # its output node
     readers: tuple    # the nodes that read the input, in graph.consumers order
+    graph: Graph      # the graph of the first lowering (not to be changed)
 
 
 _IDS: dict[tuple, int] = {}
@@ -214,6 +215,7 @@ _NEXT_ID = itertools.count(1)
 _BLOCKS = Cache(BLOCK_ENTRIES)
 _TEMPLATES = Cache(BLOCK_ENTRIES)   # (block id, input channels, input rank) -> Template
 _RECENT = Cache(4096)   # the graphs of the blocks lowered last, for latency's fusion
+_REPLAYED = Cache(4096)   # (block id, input shape) -> (Template, shapes) replayed last
 _FAILED = object()
 
 
@@ -222,6 +224,7 @@ def clear() -> None:
     _BLOCKS.clear()
     _RECENT.clear()
     _TEMPLATES.clear()
+    _REPLAYED.clear()
 
 
 def _bid(key: tuple) -> int:
@@ -313,7 +316,7 @@ def _lower_traced(entry: Entry, in_shape: tuple, spec) -> tuple[Graph, str]:
         return lower_alone(entry, in_shape, spec)
     _TEMPLATES.put((entry.bid, in_shape[0], len(in_shape)),
                    Template(nodes, tuple(reads), out,
-                            tuple(graph[c] for c in graph.consumers("input"))))
+                            tuple(graph[c] for c in graph.consumers("input")), graph.copy()))
     return graph, out
 
 
@@ -350,11 +353,12 @@ def _replay(template: Template, in_shape: tuple, spec) -> tuple[Graph, str] | No
     return None
 
 
-def _replay_cost(template: Template, in_shape: tuple) -> BlockCost | None:
+def _replay_cost(template: Template, in_shape: tuple, key: tuple) -> BlockCost | None:
     """What :func:`block_cost` gives for the block of ``template`` on ``in_shape``
     without a graph: each op's shape inferred as ``Graph.add`` infers it (an empty one
     refused as there) and costed by the cost pass's ``op_cost``; None where that fails
-    or a recorded use of a shape gives another answer."""
+    or a recorded use of a shape gives another answer. The shapes are kept a while under
+    ``key`` for :func:`take_lowered`."""
     shapes = {"input": in_shape}
     params = buffers = madds = elementwise = 0
     try:
@@ -380,6 +384,7 @@ def _replay_cost(template: Template, in_shape: tuple) -> BlockCost | None:
                                     for i in node.inputs))
                     for node in template.readers)
     out = template.out
+    _REPLAYED.put(key, (template, shapes))
     return BlockCost(shapes[out], params, buffers, madds, elementwise, len(template.nodes),
                      readers, _bid(("consumers", readers)), out == "input")
 
@@ -405,12 +410,17 @@ def _holds(shapes: dict, read: tuple) -> bool:
 
 
 def take_lowered(entry: Entry, in_shape: tuple, spec) -> tuple[Graph, str]:
-    """:func:`block_graph`, or a copy of the graph :func:`block_cost` lowered for the
-    same block and input not long ago (the caller may add to it)."""
-    found = _RECENT.get((entry.bid, in_shape))
-    if found is None:
-        return block_graph(entry, in_shape, spec)
-    return found[0].copy(), found[1]
+    """:func:`block_graph`, or a copy of the graph :func:`block_cost` lowered (or
+    replayed: its template's graph with the replay's shapes) for the same block and input
+    not long ago (the caller may add to it)."""
+    key = (entry.bid, in_shape)
+    found = _RECENT.get(key)
+    if found is not None:
+        return found[0].copy(), found[1]
+    found = _REPLAYED.get(key)
+    if found is not None:
+        return found[0].graph.reshaped(found[1]), found[0].out
+    return block_graph(entry, in_shape, spec)
 
 
 def consumers(graph: Graph, name: str) -> tuple:
@@ -429,7 +439,7 @@ def block_cost(entry: Entry, in_shape: tuple, spec) -> BlockCost | None:
     found = _BLOCKS.get(key)
     if found is None:
         template = _TEMPLATES.get((entry.bid, in_shape[0], len(in_shape)))
-        found = None if template is None else _replay_cost(template, in_shape)
+        found = None if template is None else _replay_cost(template, in_shape, key)
         if found is None:
             try:
                 graph, out = _lower_traced(entry, in_shape, spec)

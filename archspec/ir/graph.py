@@ -85,6 +85,17 @@ class Graph:
         g.outputs, g.taps = dict(self.outputs), dict(self.taps)
         return g
 
+    def reshaped(self, shapes: dict) -> Graph:
+        """A copy with each node's shape ``shapes[name]`` (same ops and edges; an input's
+        op is ``Input`` of its new shape): for a caller that inferred those shapes by the
+        same ops from other inputs (sweeps replay a block's ops on inputs of other sizes:
+        archspec.analysis.memo)."""
+        g = self.copy()
+        g._nodes = {k: _new_node(Node, (k, Input(shapes[k]) if n.op.__class__ is Input
+                                        else n.op, n.inputs, shapes[k], *n[4:]))
+                    for k, n in self._nodes.items()}
+        return g
+
     @property
     def nx(self):
         """The graph as a networkx ``DiGraph`` (node attr ``node``: the :class:`Node`;

@@ -40,48 +40,124 @@ class FusedBlock(NamedTuple):
 
 
 class Forest:
-    """A profile's boosted trees as padded arrays (numpy): :meth:`boost` gives, for many
-    kernels at once, what :func:`archspec.latency.model.boost` gives for each -- the same
-    leaves (the trees' own comparisons, ``x <= threshold`` goes left), their
+    """A profile's boosted trees as arrays (numpy): :meth:`boost` gives, for many kernels
+    at once, what :func:`archspec.latency.model.boost` gives for each -- the same leaves
+    (the trees' own comparisons: ``x <= threshold`` goes left, a NaN right), their
     ``lr x value`` added to the offset one tree after the other (``np.add.accumulate``
-    adds in order), so the same floats."""
+    adds in order), so the same floats.
 
-    def __init__(self, trees: dict):
+    Trees of depth <= 4 (the shipped profile's) are laid out complete, 16 places a tree:
+    nodes 0-14 in heap order (children of i at 2i + 1, 2i + 2; a leaf above depth 4 turns
+    into nodes that go left whatever the kernel, down to its value), then a spare. A
+    kernel's 200 trees are then 200 16-bit words, one bit a node (1: left), and a word
+    gives its leaf by a table (``lut``). The bits of the nodes that do not test ``net``
+    (the feature at index ``net``) are a kernel's own, computed once
+    (:meth:`static_bits`); those that test it are the network's (:meth:`net_bits`); a
+    prediction ORs the two (:meth:`boost_bits`). Deeper forests walk their trees node by
+    node (:meth:`_walk`)."""
+
+    CODED_DEPTH = 4
+
+    def __init__(self, trees: dict, net: int | None = None):
         import numpy as np
 
         self.np, self.lr, self.offset = np, trees["learning_rate"], trees["offset"]
         forest = trees["trees"]
+        self.depth = _depth(forest)
+        self.n = len(forest)
+        self.coded = self.depth <= self.CODED_DEPTH
+        if not self.coded:
+            self._init_walk(forest)
+            return
+        inner = 2 ** self.CODED_DEPTH - 1                  # 15 nodes, then a spare
+        self.feat = np.zeros((self.n, inner + 1), np.int64)
+        self.thr = np.full((self.n, inner + 1), np.inf)
+        self.always = np.ones((self.n, inner + 1), bool)   # nodes that go left anyway
+        self.leaf = np.zeros((self.n, inner + 1))
+        for t, (feat, thr, left, right, value) in enumerate(forest):
+            stack = [(0, 0, 0)]   # (node of the tree, place in the complete tree, depth)
+            while stack:
+                i, at, d = stack.pop()
+                if d == self.CODED_DEPTH:
+                    self.leaf[t, at - inner] = self.lr * value[i]
+                elif left[i] < 0:   # a leaf above the last level: left, down to it
+                    stack.append((i, 2 * at + 1, d + 1))
+                else:
+                    self.feat[t, at], self.thr[t, at] = feat[i], thr[i]
+                    self.always[t, at] = False
+                    stack += [(left[i], 2 * at + 1, d + 1), (right[i], 2 * at + 2, d + 1)]
+        self.tests_net = (self.feat == net) & ~self.always
+        self.feat, self.thr, self.always, self.tests_net, self.leaf = (
+            a.ravel() for a in (self.feat, self.thr, self.always, self.tests_net, self.leaf))
+        self.leaf_at = np.arange(self.n) * (inner + 1)
+        # the leaf of each 16-bit word: node j is bit 15 - j (np.packbits: first is high)
+        words = np.arange(2 ** (inner + 1))
+        at = np.zeros_like(words)
+        for _ in range(self.CODED_DEPTH):
+            at = 2 * at + 2 - ((words >> (inner - at)) & 1)
+        self.lut = (at - inner).astype(np.uint8)
+
+    def boost(self, x) -> list[float]:
+        """The trees' sum for each row of ``x`` (a 2-d array of tree features)."""
+        if not self.coded:
+            return self._walk(x)
+        return self.boost_bits(self.static_bits(x, every=True), 0)
+
+    def static_bits(self, x, every: bool = False):
+        """Each row's node bits (1: left), 16 to a tree, packed: those of the nodes that
+        test ``net`` left 0 unless ``every``."""
+        np = self.np
+        left = (np.take(x, self.feat, axis=1) <= self.thr) | self.always
+        if not every:
+            left &= ~self.tests_net
+        return np.packbits(left, axis=1)
+
+    def net_bits(self, x_net: float):
+        """The bits of the nodes that test ``net`` for a network whose feature is
+        ``x_net``, packed as :meth:`static_bits`."""
+        return self.np.packbits((x_net <= self.thr) & self.tests_net)
+
+    def boost_bits(self, bits, net_bits) -> list[float]:
+        """The trees' sums of kernels whose node bits are ``bits | net_bits``."""
+        np = self.np
+        words = (bits | net_bits).view(">u2")
+        terms = np.empty((len(bits), self.n + 1))
+        terms[:, 0] = self.offset
+        terms[:, 1:] = self.leaf[self.leaf_at + self.lut[words]]
+        return np.add.accumulate(terms, axis=1)[:, -1].tolist()
+
+    def _init_walk(self, forest) -> None:
+        np = self.np
         width = max(len(t[0]) for t in forest)
         shape = (len(forest), width)
-        self.feat = np.zeros(shape, np.int64)
-        self.thr = np.full(shape, np.inf)       # a leaf goes "left" to itself
-        self.left = np.tile(np.arange(width), (len(forest), 1))
-        self.right = self.left.copy()
-        self.value = np.zeros(shape)
+        self.wfeat = np.zeros(shape, np.int64)
+        self.wthr = np.full(shape, np.inf)       # a leaf goes "left" to itself
+        self.wleft = np.tile(np.arange(width), (len(forest), 1))
+        self.wright = self.wleft.copy()
+        self.wvalue = np.zeros(shape)
         for n, (feat, thr, left, right, value) in enumerate(forest):
             for i in range(len(feat)):
-                self.value[n, i] = value[i]
+                self.wvalue[n, i] = value[i]
                 if left[i] >= 0:
-                    self.feat[n, i], self.thr[n, i] = feat[i], thr[i]
-                    self.left[n, i], self.right[n, i] = left[i], right[i]
-        self.depth = _depth(forest)
-        self.base = np.arange(len(forest))[None, :] * width
-        self.left, self.right = self.left + self.base[0][:, None], \
-            self.right + self.base[0][:, None]
-        self.feat, self.thr, self.left, self.right, self.value = (
-            a.ravel() for a in (self.feat, self.thr, self.left, self.right, self.value))
+                    self.wfeat[n, i], self.wthr[n, i] = feat[i], thr[i]
+                    self.wleft[n, i], self.wright[n, i] = left[i], right[i]
+        self.wbase = np.arange(len(forest))[None, :] * width
+        self.wleft, self.wright = self.wleft + self.wbase[0][:, None], \
+            self.wright + self.wbase[0][:, None]
+        self.wfeat, self.wthr, self.wleft, self.wright, self.wvalue = (
+            a.ravel() for a in (self.wfeat, self.wthr, self.wleft, self.wright, self.wvalue))
 
-    def boost(self, xs: list[list[float]]) -> list[float]:
+    def _walk(self, x) -> list[float]:
         np = self.np
-        x = np.array(xs, dtype=np.float64).ravel()
-        offsets = (np.arange(len(xs)) * len(xs[0]))[:, None]
-        at = np.repeat(self.base, len(xs), axis=0)
+        flat = x.ravel()
+        offsets = (np.arange(len(x)) * x.shape[1])[:, None]
+        at = np.repeat(self.wbase, len(x), axis=0)
         for _ in range(self.depth):
-            go_left = x[offsets + self.feat[at]] <= self.thr[at]
-            at = np.where(go_left, self.left[at], self.right[at])
-        terms = np.empty((len(xs), at.shape[1] + 1))
+            go_left = flat[offsets + self.wfeat[at]] <= self.wthr[at]
+            at = np.where(go_left, self.wleft[at], self.wright[at])
+        terms = np.empty((len(x), at.shape[1] + 1))
         terms[:, 0] = self.offset
-        terms[:, 1:] = self.lr * self.value[at]
+        terms[:, 1:] = self.lr * self.wvalue[at]
         return np.add.accumulate(terms, axis=1)[:, -1].tolist()
 
 
@@ -104,11 +180,15 @@ class SweepLatency:
         self._start()
 
     def _start(self) -> None:
-        self._statics = Cache(KERNEL_ENTRIES)
+        self._statics: dict = {}   # kernel id -> (linear model's (type, us), row of _rows)
+        self._rows = None          # the kernels' tree features, a row each (numpy)
         self._fused = Cache(BLOCK_ENTRIES)
         self._times = Cache(KERNEL_ENTRIES)
         self._taps = Cache(BLOCK_ENTRIES)   # the blocks' output shapes -> _outputs
-        self._forest = Forest(self.model.trees) if self.model.trees else None
+        self._forest = Forest(self.model.trees, NET) if self.model.trees else None
+        self._bits = None          # the kernels' node bits (Forest.static_bits), a row each
+        self._ready = 0            # rows of _bits computed
+        self._net_bits: dict = {}  # network-size bucket -> Forest.net_bits
         trees = self.model.trees or {}
         reads_net = len(trees.get("features", ())) > NET and "net_elems" not in FEATURES
         self._thresholds = sorted({thr[i] for feat, thr, left, _, _ in trees.get("trees", ())
@@ -210,42 +290,74 @@ class SweepLatency:
         missing ones computed together (:meth:`_kernel_us`)."""
         bucket = net if self._exact_net else bisect.bisect_left(self._thresholds,
                                                                 math.log1p(net))
-        times, missing = self._times, []
-        found = [times.get((kid, bucket)) for kid, _, _ in kernels]
+        times = self._times
+        recent = times.new.get
+        found = [recent((k[0], bucket)) for k in kernels]
+        missing = []
         for i, t in enumerate(found):
             if t is None:
-                missing.append(i)
+                t = found[i] = times.get((kernels[i][0], bucket))   # the older generation
+                if t is None:
+                    missing.append(i)
         if missing:
-            timed = self._kernel_us([kernels[i] for i in missing], net)
+            timed = self._kernel_us([kernels[i] for i in missing], net, bucket)
             for i, t in zip(missing, timed):
                 found[i] = times.put((kernels[i][0], bucket), t)
         return self.model.total_ms([us for _, us in found])[0]
 
-    def _kernel_us(self, kernels: list, net: int) -> list[tuple[str, float]]:
+    def _kernel_us(self, kernels: list, net: int, bucket=None) -> list[tuple[str, float]]:
         """LatencyModel.kernel_us of each kernel: its linear time memoised per kernel,
         its trees' sum computed for all of them at once by :class:`Forest` (the float
-        boost gives), combined by the model's own kernel_us."""
+        boost gives; from the kernels' own node bits and those of the network's size
+        bucket, where the forest allows), combined by the model's own kernel_us."""
         if self._exact_net:   # the linear model reads the network's size: no shortcut
             return [self.model.kernel_us(type_, {**f, "net_elems": net})
                     for _, type_, f in kernels]
-        rows = [self._static(kid, type_, f) for kid, type_, f in kernels]
+        known, forest = self._statics, self._forest
+        if len(known) + len(kernels) > KERNEL_ENTRIES:   # start the table afresh
+            known.clear()
+        statics = [known.get(kid) or self._static(kid, type_, f) for kid, type_, f in kernels]
         totals = [None] * len(kernels)
-        if self._forest is not None:
+        if forest is not None:
+            rows = [row for _, row in statics]
             x_net = math.log1p(net)
-            xs = [list(x) for _, x in rows]
-            for x in xs:
-                x[NET] = x_net
-            totals = self._forest.boost(xs)
-        return [self.model.kernel_us(type_, None, linear=lin, trees_sum=total)
-                for (lin, _), (_, type_, _), total in zip(rows, kernels, totals)]
+            if forest.coded and bucket is not None:
+                if self._ready < len(known):   # the node bits of the kernels new here
+                    self._bits[self._ready:len(known)] = forest.static_bits(
+                        self._rows[self._ready:len(known)])
+                    self._ready = len(known)
+                net_bits = self._net_bits.get(bucket)
+                if net_bits is None:
+                    net_bits = self._net_bits[bucket] = forest.net_bits(x_net)
+                totals = forest.boost_bits(self._bits[rows], net_bits)
+            else:
+                x = self._rows[rows]
+                x[:, NET] = x_net
+                totals = forest.boost(x)
+        kernel_us = self.model.kernel_us
+        return [kernel_us(type_, None, linear=lin, trees_sum=total)
+                for (lin, _), (_, type_, _), total in zip(statics, kernels, totals)]
 
     def _static(self, kid: int, type_: str, f: dict) -> tuple:
-        """(linear model's (type, us), tree features) of a kernel: neither reads the
-        network's size."""
-        found = self._statics.get(kid)
-        if found is None:
-            x = tree_row(type_, f) if self.model.trees else None
-            found = self._statics.put(kid, (self.model.linear_us(type_, f), x))
+        """(linear model's (type, us), the row of ``_rows`` (and ``_bits``) for the
+        kernel's tree features) of a kernel: neither reads the network's size."""
+        row = None
+        if self._forest is not None:
+            x = tree_row(type_, f)
+            row = len(self._statics)
+            if row == 0:
+                self._ready = 0
+            if self._rows is None or row >= len(self._rows):
+                import numpy as np
+
+                size = max(1024, 2 * row)
+                grown = np.zeros((size, len(x)))
+                bits = np.zeros((size, 2 * self._forest.n), np.uint8)
+                if self._rows is not None:
+                    grown[:row], bits[:row] = self._rows[:row], self._bits[:row]
+                self._rows, self._bits = grown, bits
+            self._rows[row] = x
+        found = self._statics[kid] = (self.model.linear_us(type_, f), row)
         return found
 
 
