@@ -453,20 +453,26 @@ def _samples(coef, n=40, type_="conv.pw.c", noise=0.0, seed=0):
     for _ in range(n):
         f = {"macs": rng.uniform(1e5, 5e7), "in_elems": rng.uniform(1e3, 1e6),
              "out_elems": rng.uniform(1e3, 1e6), "params": rng.uniform(1e2, 1e5),
-             "reorder_elems": rng.choice((0.0, rng.uniform(1e3, 1e5)))}
+             "reorder_elems": rng.choice((0.0, rng.uniform(1e3, 1e5))),
+             "act": rng.choice((0, 1, 2))}
         us = sum(c * x for c, x in zip(coef, row(f))) * (1 + rng.uniform(-noise, noise))
         out.append({"type": type_, "features": f, "us": us})
     return out
 
 
 def test_fit_recovers_known_coefficients_and_rejects_outliers():
-    coef = [3.0, 20.0, 5.0, 2.0, 0.0, 40.0, 0.0, 0.0]
-    samples = _samples(coef)
+    coef = [3.0, 20.0, 5.0, 2.0, 0.0, 40.0, 0.0, 0.0, 4.0]   # act_elems: 4 us per million
+    samples = _samples(coef, type_="conv.dw.k3s1.c")
     samples[0] = {**samples[0], "us": samples[0]["us"] * 5}    # a preempted measurement
     model = fit(samples, [(10, 50.0), (20, 100.0), (40, 200.0)])
-    got = model.coef["conv.pw.c"]
+    got = model.coef["conv.dw.k3s1.c"]
     assert got == pytest.approx(coef, rel=1e-3, abs=1e-3)
-    assert model.stats["conv.pw.c"]["outliers"] == 1
+    assert model.stats["conv.dw.k3s1.c"]["outliers"] == 1
+    # only depthwise convs price the activation (model.ACT_TYPES): a pointwise conv's
+    # act_elems coefficient is held at 0
+    pw = fit(_samples(coef[:8]), [])
+    assert pw.coef["conv.pw.c"][8] == 0.0 and pw.coef["conv.pw.c"][:8] == pytest.approx(
+        coef[:8], rel=1e-3, abs=1e-3)
     assert model.overhead == pytest.approx((0.0, 5.0))
 
 
@@ -486,9 +492,32 @@ def test_spill_features_count_the_working_set_beyond_each_cache_hinge():
     f = {"macs": 0, "in_elems": 600_000, "out_elems": 300_000, "params": 100_000,
          "reorder_elems": 0}
     r = row(f, (500_000, 2_000_000))
-    assert FEATURES[6:] == ("spill_1", "spill_2")
-    assert r[6:] == [pytest.approx(0.5), 0.0]          # 1e6 - 5e5 elements, in millions
-    assert row(f)[6:] == [0.0, 0.0]                      # no hinges: no spill
+    assert FEATURES[6:8] == ("spill_1", "spill_2")
+    assert r[6:8] == [pytest.approx(0.5), 0.0]          # 1e6 - 5e5 elements, in millions
+    assert row(f)[6:8] == [0.0, 0.0]                      # no hinges: no spill
+
+
+def test_act_elems_counts_outputs_through_a_dear_activation_only():
+    f = {"macs": 10, "in_elems": 600_000, "out_elems": 300_000, "params": 100,
+         "reorder_elems": 0}
+    assert FEATURES[8] == "act_elems"
+    assert row(f)[8] == 0.0                                           # no graph: no act
+    assert row({**f, "act": 1})[8] == 0.0                             # relu / relu6: a clip
+    assert row({**f, "act": 2})[8] == pytest.approx(0.3)              # hswish
+    assert row({**f, "act": 3})[8] == pytest.approx(0.3)              # sigmoid, ...
+
+
+def test_a_profile_from_before_act_elems_predicts_as_it_did():
+    d = fake_profile().model.to_dict()
+    d["features"] = d["features"][:8]
+    d["coef"] = {k: v[:8] for k, v in d["coef"].items()}
+    old = LatencyModel.from_dict(d)
+    assert all(len(v) == len(FEATURES) and v[8] == 0.0 for v in old.coef.values())
+    ks = kernels(tiny())
+    assert old.predict(ks).total_ms == fake_profile().model.predict(ks).total_ms
+    d["features"] = d["features"][:7]
+    with pytest.raises(ValueError, match="other features"):
+        LatencyModel.from_dict(d)
 
 
 def test_fit_recovers_a_cache_spill_coefficient():
@@ -496,7 +525,7 @@ def test_fit_recovers_a_cache_spill_coefficient():
 
     rng = random.Random(1)
     hinges = (400_000, 3_200_000)
-    true = [2.0, 10.0, 100.0, 100.0, 0.0, 0.0, 300.0, 0.0]
+    true = [2.0, 10.0, 100.0, 100.0, 0.0, 0.0, 300.0, 0.0, 0.0]
     samples = []
     for _ in range(60):
         f = {"macs": rng.uniform(1e5, 5e7), "in_elems": rng.uniform(1e4, 2e6),
@@ -568,8 +597,8 @@ def test_malformed_trees_in_a_profile_are_a_load_error(tmp_path):
 
 
 def test_predict_sums_kernels_and_overhead():
-    model = LatencyModel({"*": [5.0, 0, 0, 0, 0, 0, 0, 0],
-                          "conv": [1.0, 1.0, 0, 0, 0, 0, 0, 0]},
+    model = LatencyModel({"*": [5.0, 0, 0, 0, 0, 0, 0, 0, 0],
+                          "conv": [1.0, 1.0, 0, 0, 0, 0, 0, 0, 0]},
                          (10.0, 2.0))
     ks = kernels(tiny())
     pred = model.predict(ks)
@@ -767,8 +796,9 @@ def test_kernels_carry_their_activation_class_and_old_trees_ignore_it():
 
 
 def test_trees_that_read_the_activation_learn_its_cost():
-    """Synthetic: hswish kernels cost 1.3x relu6 ones; trees fitted with the activation
-    feature see it, trees fitted without cannot (no timing: generated numbers)."""
+    """Synthetic: hswish kernels cost 1.3x relu6 ones; the linear model (act_elems) sees
+    it, and so do trees fitted with the activation feature; with the activation unknown
+    (samples without ``act``) neither can (no timing: generated numbers)."""
     import random
 
     pytest.importorskip("sklearn")
@@ -782,13 +812,16 @@ def test_trees_that_read_the_activation_learn_its_cost():
              "act": act}
         us = (0.5 + 0.002 * c * hw) * (1.3 if act == 2 else 1.0)
         samples.append({"type": "conv.dw.k3s1.c", "features": f, "us": us, "net": i})
-    seen, blind = (fit(samples, [], n_trees=80, tree_act=a) for a in (True, False))
+    unknown = [{**s, "features": {**s["features"], "act": 0}} for s in samples]
+    linear, seen, blind = fit(samples, []), fit(samples, [], n_trees=80, tree_act=True), \
+        fit(unknown, [], n_trees=80)
     assert seen.trees["features"][-1] == "act" and "act" not in blind.trees["features"]
     f = samples[0]["features"]
 
     def ratio(m):
         return (m.raw_us("conv.dw.k3s1.c", {**f, "act": 2})[1] /
                 m.raw_us("conv.dw.k3s1.c", {**f, "act": 1})[1])
+    assert ratio(linear) == pytest.approx(1.3, abs=0.05)
     assert ratio(seen) == pytest.approx(1.3, abs=0.05) and ratio(blind) == 1.0
     back = LatencyModel.from_dict(json.loads(json.dumps(seen.to_dict())))
     assert ratio(back) == pytest.approx(ratio(seen))

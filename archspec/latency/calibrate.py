@@ -109,6 +109,7 @@ def calibrate(*, threads: int = 1, networks: int = 120, variants: int = 0,
     from ..bench import machine, versions
 
     return {"samples": samples, "overhead": overhead, "nchwc_block": block,
+            "partial_add": "masked",
             "networks_ir": networks_record(graphs, "measured"),
             "machine": machine("onnxruntime"), "versions": versions(),
             "l2_bytes": l2_bytes(), "min_round_ms": min_round_ms,

@@ -120,9 +120,10 @@ class _Fuser:
     """The state of one fusion: the graph, its folded batch norms, and which kernel owns
     each IR node so far."""
 
-    def __init__(self, graph, block: int):
+    def __init__(self, graph, block: int, partial_add: str = "masked"):
         self.g = graph
         self.block = block
+        self.masked = partial_add == "masked"
         self.outputs = set(graph.outputs.values()) | set(graph.taps.values())
         self.folds = bn_folding(graph, self.outputs).convs   # conv -> its folded BN
         self.owner: dict[str, Kernel] = {}
@@ -308,7 +309,7 @@ def _linear(fz: _Fuser, node) -> None:
 def _add(fz: _Fuser, node) -> None:
     """A residual add no conv took in (a partial one is slice + add + concat), or
     ``add.masked``: the ONNX backend's ``a + x * mask`` for ``a + x[:, :cb]``."""
-    if masked_source(fz.g, node) is not None:
+    if fz.masked and masked_source(fz.g, node) is not None:
         _masked_add(fz, node)
         return
     a, b = (fz.g[i].shape for i in node.inputs)
@@ -413,12 +414,21 @@ def _transpose(fz: _Fuser, node) -> None:
     fz.simple(node, "concat.transpose")
 
 
+PARTIAL_ADD_LOWERINGS = ("masked", "concat")
+
+
 @graph_pass("kernel fusion")
-def kernels(graph, nchwc_block: int = 16) -> list[Kernel]:
+def kernels(graph, nchwc_block: int = 16, partial_add: str = "masked") -> list[Kernel]:
     """The kernels onnxruntime runs for ``graph`` (in execution order), each with the IR
     nodes it covers and its figures. ``nchwc_block``: the NCHWc block size of the CPU
-    (16 with AVX-512, 8 with AVX2, 0 to turn the blocked layout off)."""
-    out = _Fuser(graph, nchwc_block).run()
+    (16 with AVX-512, 8 with AVX2, 0 to turn the blocked layout off). ``partial_add``:
+    how the ONNX file spells a partial add of an equally wide tensor's slice --
+    ``masked`` (``a + x * mask``, what archspec writes) or ``concat`` (slice + add +
+    concat, what it wrote before 2026-12-02: the lowering older raw measurements were
+    taken with, which their refits must fuse as measured)."""
+    if partial_add not in PARTIAL_ADD_LOWERINGS:
+        raise ValueError(f"partial_add {partial_add!r}: one of {PARTIAL_ADD_LOWERINGS}")
+    out = _Fuser(graph, nchwc_block, partial_add).run()
     net = sum(k.params + k.out_elems for k in out)
     for k in out:
         k.net_elems = net

@@ -23,8 +23,14 @@ import math
 from dataclasses import dataclass, field
 
 FEATURES = ("one", "macs", "in_elems", "out_elems", "params", "reorder_elems", "spill_1",
-            "spill_2")
-SCALES = (1.0, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6)   # coefficients per million (readable JSON)
+            "spill_2", "act_elems")
+SCALES = (1.0, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6)   # coefficients per million
+# "act_elems": the elements a kernel writes through an activation dearer than a clip
+# (ACT_CLASS >= 2: hswish, hsigmoid, sigmoid, ...; onnxruntime fuses them into the conv,
+# which then computes them per output element), so relu6 and hswish networks differ by
+# a fitted cost per element. Profiles fitted before it existed read the first 8 features
+# (their coefficient for it is 0: they predict as they always did).
+N_HINGE_FEATURES = 2
 # Cache hinges, in multiples of the per-core L2 cache: a kernel whose working set (input +
 # output + weights) outgrows the cache streams from L3 / memory and costs more per element
 # (measured on the EPYC here: ~0.1 ns per element in L2, ~0.3 ns at 10x L2). spill_i is the
@@ -44,9 +50,10 @@ def family(type_: str) -> str:
 def row(features: dict, hinges: tuple = ()) -> list[float]:
     """The feature vector of a kernel; ``hinges``: spill thresholds in elements."""
     ws = features["in_elems"] + features["out_elems"] + features["params"]
-    spill = [max(0.0, ws - h) for h in hinges] + [0.0] * (len(FEATURES) - 6 - len(hinges))
+    spill = [max(0.0, ws - h) for h in hinges] + [0.0] * (N_HINGE_FEATURES - len(hinges))
+    act = features["out_elems"] if features.get("act", 0) >= 2 else 0.0
     return [1.0] + [features[k] / s for k, s in zip(FEATURES[1:6], SCALES[1:6])] + \
-        [x / s for x, s in zip(spill, SCALES[6:])]
+        [x / s for x, s in zip(spill, SCALES[6:8])] + [act / SCALES[8]]
 
 
 # the kernel families the fusion rules start (latency.kernels.FAMILIES, a test keeps them
@@ -184,7 +191,8 @@ class LatencyModel:
     def __init__(self, coef: dict[str, list[float]], overhead: tuple[float, float],
                  stats: dict | None = None, correction: dict | None = None,
                  hinges: tuple = (), trees: dict | None = None):
-        self.coef = coef
+        # coefficients fitted before a feature existed are 0 for it (an older profile)
+        self.coef = {t: list(c) + [0.0] * (len(FEATURES) - len(c)) for t, c in coef.items()}
         self.hinges = tuple(hinges)
         self.trees = trees or {}
         self.overhead = overhead
@@ -248,7 +256,8 @@ class LatencyModel:
 
     @classmethod
     def from_dict(cls, d: dict) -> LatencyModel:
-        if list(d.get("features", [])) != list(FEATURES):
+        feats = list(d.get("features", []))
+        if len(feats) < 8 or feats != list(FEATURES[:len(feats)]):
             raise ValueError("the profile's model uses other features "
                              f"({d.get('features')}); recalibrate with this archspec")
         trees = d.get("trees") or {}
@@ -287,11 +296,22 @@ USES = {  # the features each family's time depends on (others are fixed at 0)
 }
 
 
+# the kernel types that price act_elems: depthwise convs. Measured on the Zen 3 host
+# (2026-12-02, onnxruntime 1.32.0, 1 thread): a chain of 12 fused depthwise 3x3 convs
+# (144 x 56 x 56) ran 1.12x slower with hswish than with relu6, a chain of full 3x3 convs
+# 1.005x -- an activation applied to a compute-bound conv's output blocks is hidden under
+# its MACs. Priced in every conv, the fit (calibration networks draw one activation per
+# block) charged pointwise convs as much as depthwise ones and predicted MobileNetV2 with
+# hswish 1.085x relu6, measured 1.017x; depthwise only: 1.031x (docs/latency.md, Pairs).
+ACT_TYPES = ("conv.dw",)
+
+
 def mask(type_: str) -> list[bool]:
     uses = USES.get(type_.split(".")[0])
     if type_.split(".")[0] not in ("conv", "*") and uses is None:
         uses = ("one", "in_elems", "out_elems", "reorder_elems", "spill_1", "spill_2")
-    return [uses is None or f in uses for f in FEATURES]
+    act = type_.startswith(ACT_TYPES)
+    return [(uses is None or f in uses) and (f != "act_elems" or act) for f in FEATURES]
 
 
 def fit_type(rows_: list[list[float]], ys: list[float], type_: str = "*",
@@ -369,7 +389,12 @@ def fit_trees(model: LatencyModel, samples: list[dict], n_trees: int = 200,
     for s in samples:
         totals[s["net"]] = totals.get(s["net"], 0.0) + s["us"]
     keep = [s for s in samples if s["us"] > 0]
-    X = np.array([tree_row(s["type"], s["features"])[:n_features] for s in keep])
+    # scikit-learn's trees compare float32 copies of the features; the plain-Python trees
+    # compare what they are given: the features are fitted as float32 values, so both
+    # read the same numbers (a float64 value between a float32 one and a threshold would
+    # otherwise go the other way: the export check below caught it with `act`)
+    X = np.array([tree_row(s["type"], s["features"])[:n_features] for s in keep],
+                 dtype=np.float32).astype(np.float64)
     lin = np.array([max(model.linear_us(s["type"], s["features"])[1], LINEAR_FLOOR_US)
                     for s in keep])
     y = np.array([s["us"] for s in keep])

@@ -150,13 +150,21 @@ def _rebuilt_from_seeds(raw: dict) -> list:
     return graphs
 
 
-def _matches(graphs, samples, block: int, networks: int, variants: int):
+def partial_add_lowering(raw: dict) -> str:
+    """How the measured ONNX files spelled MobileNeXt's partial add: ``masked`` when the
+    file says so, ``concat`` (slice + add + concat) for a file from before the masked
+    lowering (2026-12-02), which did not record it."""
+    return raw.get("partial_add", "concat")
+
+
+def _matches(graphs, samples, block: int, networks: int, variants: int,
+             partial_add: str = "masked"):
     """Every network's kernels, if they are the samples' kernels (count, order, type)."""
     from .kernels import kernels as fuse
 
     if len(graphs) != networks + variants:
         return None
-    kernels = [(i, k) for i, g in enumerate(graphs) for k in fuse(g, block)]
+    kernels = [(i, k) for i, g in enumerate(graphs) for k in fuse(g, block, partial_add)]
     ok = len(kernels) == len(samples) and all(
         i == s["net"] and k.type == s["type"] and float(s["us"]) >= 0
         for (i, k), s in zip(kernels, samples))
@@ -179,7 +187,8 @@ def load_raw(path) -> dict:
             graphs = networks_from_record(raw["networks_ir"])
         else:
             graphs = _rebuilt_from_seeds(raw)
-        kernels = _matches(graphs, samples, block, networks, variants)
+        kernels = _matches(graphs, samples, block, networks, variants,
+                           partial_add_lowering(raw))
     except ArchspecError as e:
         raise ArchspecError(f"{path}: {e}") from None
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:

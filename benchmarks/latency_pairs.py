@@ -1,0 +1,193 @@
+"""Predicted against measured *ratios* of network pairs that differ in one design choice
+the latency model has to see (issue 18): the activation (MobileNetV2 with relu6 and with
+hswish everywhere; MobileNetV3-Large as published and with ReLU everywhere, Table 5's
+question) and MobileNeXt's identity tensor multiplier (alpha 1 against 1/2, 1/3 and 1/6,
+Table 7).
+
+    python benchmarks/latency_pairs.py --profile profiles/cpu-ort-1t.json [--rounds 12]
+
+Every network of every pair is measured in the same interleaved rounds (fresh sessions,
+archspec.latency.check.measure), so a slow spell of a shared machine lands on both sides
+of a ratio. Per pair: measured ratio (median of all runs, and the ratio of the per-round
+medians' median), predicted ratio, and the difference in points ((predicted - measured)
+x 100); the target is within 5 points. The figures go into --json and the generated part
+of docs/latency.md ("Pairs").
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from archspec.bench import machine, versions  # noqa: E402
+from archspec.latency import check as chk  # noqa: E402
+from archspec.latency.profile import load as load_profile, warn  # noqa: E402
+from archspec.spec import load  # noqa: E402
+from archspec.spec.loader import SHIPPED  # noqa: E402
+
+BEGIN = "<!-- BEGIN GENERATED: benchmarks/latency_pairs.py -->"
+END = "<!-- END GENERATED: benchmarks/latency_pairs.py -->"
+
+
+def _variant(tmp: Path, name: str, text: str):
+    path = tmp / f"{name}.yaml"
+    path.write_text(text)
+    return load(path).compile()
+
+
+def networks(tmp: Path) -> dict:
+    """name -> IR graph of every network the pairs use (224 x 224, 1000 classes)."""
+    v3 = (SHIPPED / "mobilenetv3_large.yaml").read_text()
+    relu = v3.replace(", HS,", ", RE,").replace("nl: HS", "nl: RE")
+    assert relu.count(", RE,") > v3.count(", RE,")
+    nets = {
+        "mobilenetv2 (relu6)": load("mobilenetv2").compile(),
+        "mobilenetv2, hswish everywhere": _variant(
+            tmp, "mnv2_hswish", f"extends: {SHIPPED / 'mobilenetv2.yaml'}\n"
+            "name: mnv2_hswish\ndefaults: {nl: hswish, k: 3}\n"),
+        "mobilenetv3_large (as published)": load("mobilenetv3_large").compile(),
+        "mobilenetv3_large, relu everywhere": _variant(
+            tmp, "mnv3_relu", relu.replace("name: mobilenetv3_large", "name: mnv3_relu")),
+        "mobilenext (alpha 1)": load("mobilenext").compile()}
+    for label, alpha in (("1/2", 0.5), ("1/3", 1 / 3), ("1/6", 1 / 6)):
+        nets[f"mobilenext, alpha {label}"] = _variant(
+            tmp, f"mnx_{alpha:.3f}", f"extends: {SHIPPED / 'mobilenext.yaml'}\n"
+            f"name: mnx_alpha\ndefaults: {{nl: relu6, alpha: {alpha!r}}}\n")
+    return nets
+
+
+PAIRS = [  # (name, base, other): ratio = other / base
+    ("hswish / relu6, MobileNetV2", "mobilenetv2 (relu6)", "mobilenetv2, hswish everywhere"),
+    ("relu / published, MobileNetV3-Large", "mobilenetv3_large (as published)",
+     "mobilenetv3_large, relu everywhere"),
+    ("alpha 1/2 / alpha 1, MobileNeXt", "mobilenext (alpha 1)", "mobilenext, alpha 1/2"),
+    ("alpha 1/3 / alpha 1, MobileNeXt", "mobilenext (alpha 1)", "mobilenext, alpha 1/3"),
+    ("alpha 1/6 / alpha 1, MobileNeXt", "mobilenext (alpha 1)", "mobilenext, alpha 1/6"),
+]
+
+
+def activations(graph) -> dict:
+    """How many activation ops of each function the graph has (a sanity line)."""
+    out: dict[str, int] = {}
+    for n in graph:
+        if n.kind == "activation":
+            out[n.op.fn] = out.get(n.op.fn, 0) + 1
+    return out
+
+
+def _act_fitted(model: dict) -> str:
+    """How many of the profile's fitted types price act_elems (0: an older profile)."""
+    feats = model.get("features", [])
+    if "act_elems" not in feats:
+        return "none, fitted before the feature"
+    i = feats.index("act_elems")
+    return f"{sum(c[i] > 0 for c in model['coef'].values())} types > 0"
+
+
+def render(doc: dict) -> str:
+    p = doc["profile"]
+    lines = [
+        BEGIN,
+        f"Measured {doc['created']} on {doc['machine']['cpu']} "
+        f"({doc['machine']['logical_cores']} cores), load average {doc['load_before']} "
+        f"before and {doc['load_after']} after, onnxruntime {doc['versions']['onnxruntime']}, "
+        f"numpy {doc['versions']['numpy']}; {doc['rounds']} interleaved rounds of at least "
+        f"{doc['repeats']} runs; profile `{doc['profile_path']}` (created {p['created']}, "
+        f"{p['model_desc']}); `{doc['command']}`.",
+        "",
+        "| network | predicted ms | measured ms | error | round spread |",
+        "|---|---:|---:|---:|---:|"]
+    for r in doc["networks"]:
+        lines.append(f"| {r['name']} | {r['predicted_ms']:.3f} | {r['measured_ms']:.3f} | "
+                     f"{r['error']:+.1%} | {r['spread']:.1%} |")
+    lines += ["", "| pair (other / base) | measured ratio | per-round ratio (median, min-max) "
+              "| predicted ratio | predicted - measured | within 5 points |",
+              "|---|---:|---:|---:|---:|:---:|"]
+    for r in doc["pairs"]:
+        lines.append(
+            f"| {r['pair']} | {r['measured']:.3f} | {r['round_median']:.3f} "
+            f"({r['round_min']:.3f}-{r['round_max']:.3f}) | {r['predicted']:.3f} | "
+            f"{r['points']:+.1f} | {'yes' if abs(r['points']) <= 5 else 'no'} |")
+    lines.append(END)
+    return "\n".join(lines)
+
+
+def write_doc(path: Path, block: str) -> None:
+    text = path.read_text()
+    if BEGIN in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + block + rest.split(END, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n## Pairs\n\n" + block + "\n"
+    path.write_text(text)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--profile", default=str(ROOT / "profiles" / "cpu-ort-1t.json"))
+    ap.add_argument("--rounds", type=int, default=12)
+    ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--json", default=str(ROOT / "benchmarks" / "latency_pairs.json"))
+    ap.add_argument("--doc", default=str(ROOT / "docs" / "latency.md"),
+                    help="the doc whose generated 'Pairs' block is rewritten ('' for none)")
+    args = ap.parse_args(argv)
+    profile = load_profile(args.profile)
+    warn(profile, args.profile)
+    threads = int(profile.settings.get("threads", 1))
+    with tempfile.TemporaryDirectory() as tmp:
+        nets = networks(Path(tmp))
+    for name, g in nets.items():
+        print(f"{name}: activations {activations(g)}", file=sys.stderr)
+    load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    names = list(nets)
+    measured = chk.measure([nets[n] for n in names], threads, rounds=args.rounds,
+                           repeats=args.repeats)
+    load_after = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    got = {n: {"name": n, "predicted_ms": chk.predict(nets[n], profile).total_ms,
+               "measured_ms": med, "spread": spread, "rounds_ms": rounds}
+           for n, (med, spread, rounds) in zip(names, measured)}
+    for r in got.values():
+        r["error"] = r["predicted_ms"] / r["measured_ms"] - 1
+    pairs = []
+    for label, base, other in PAIRS:
+        b, o = got[base], got[other]
+        per_round = [y / x for x, y in zip(b["rounds_ms"], o["rounds_ms"])]
+        measured_ratio = o["measured_ms"] / b["measured_ms"]
+        predicted = o["predicted_ms"] / b["predicted_ms"]
+        pairs.append({"pair": label, "base": base, "other": other,
+                      "measured": measured_ratio, "round_median": statistics.median(per_round),
+                      "round_min": min(per_round), "round_max": max(per_round),
+                      "predicted": predicted, "points": 100 * (predicted - measured_ratio)})
+    p = profile.to_dict()
+    m = p.pop("model")
+    trees = m.get("trees") or {}
+    reads_act = " reading `act`" if "act" in trees.get("features", []) else ""
+    p["model_desc"] = (f"linear (act_elems coefficients: {_act_fitted(m)}) + "
+                       f"{len(trees.get('trees', []))} boosted trees{reads_act} + "
+                       "network-level correction")
+    doc = {"created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+           "command": "python benchmarks/latency_pairs.py " + " ".join(
+               argv if argv is not None else sys.argv[1:]),
+           "machine": machine(), "versions": versions(("onnxruntime", "numpy")),
+           "load_before": load_before, "load_after": load_after, "rounds": args.rounds,
+           "repeats": args.repeats, "profile_path": os.path.relpath(args.profile, ROOT),
+           "profile": p, "networks": list(got.values()), "pairs": pairs}
+    Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
+    if args.doc:
+        write_doc(Path(args.doc), render(doc))
+    for r in pairs:
+        print(f"{r['pair']:<40} measured {r['measured']:.3f}  predicted {r['predicted']:.3f}"
+              f"  ({r['points']:+.1f} points)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
