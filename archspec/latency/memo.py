@@ -120,11 +120,11 @@ class Forest:
     def boost_bits(self, bits, net_bits) -> list[float]:
         """The trees' sums of kernels whose node bits are ``bits | net_bits``."""
         np = self.np
-        words = (bits | net_bits).view(">u2")
-        terms = np.empty((len(bits), self.n + 1))
-        terms[:, 0] = self.offset
-        terms[:, 1:] = self.leaf[self.leaf_at + self.lut[words]]
-        return np.add.accumulate(terms, axis=1)[:, -1].tolist()
+        leaves = np.take(self.lut, (bits | net_bits).view(">u2").T)   # tree x kernel
+        terms = np.empty((self.n + 1, len(bits)))
+        terms[0] = self.offset
+        terms[1:] = np.take(self.leaf, self.leaf_at[:, None] + leaves)
+        return np.add.accumulate(terms, axis=0)[-1].tolist()
 
     def _init_walk(self, forest) -> None:
         np = self.np
@@ -224,10 +224,13 @@ class SweepLatency:
         if outputs is None:
             outputs = self._taps.put(key, self._outputs(chain, resolution))
         kernels, net, layout = [], 0, None
+        fused_cache = self._fused
+        recent = fused_cache.new.get
+        afters = [c for _, _, c in chain[1:]] + [None]
         for i, (entry, shape, _) in enumerate(chain):
-            after = chain[i + 1][2] if i + 1 < len(chain) else None
+            after = afters[i]
             key = (entry.bid, shape, layout, i in outputs, _context(after))
-            fused = self._fused.get(key)
+            fused = recent(key) or fused_cache.get(key)
             if fused is None:
                 fused = self._fused.put(key, self._fuse(
                     entry, shape, layout, i in outputs, after.consumers if after else (),
