@@ -166,15 +166,15 @@ def unmatched_networks(raw: dict) -> list[int]:
     """Networks whose kernels under this archspec's fusion rules are not the measured ones
     (what makes ``load_raw`` refuse the file)."""
     from archspec.latency.kernels import kernels as fuse
-    from archspec.latency.raw import networks_from_record
+    from archspec.latency.raw import networks_from_record, partial_add_lowering
 
     measured: dict[int, list] = {}
     for s in raw["samples"]:
         measured.setdefault(s["net"], []).append(s["type"])
     graphs = networks_from_record(raw["networks_ir"])
-    block = int(raw["nchwc_block"])
+    block, lowering = int(raw["nchwc_block"]), partial_add_lowering(raw)
     return [i for i, g in enumerate(graphs)
-            if [k.type for k in fuse(g, block)] != measured.get(i, [])]
+            if [k.type for k in fuse(g, block, lowering)] != measured.get(i, [])]
 
 
 def read_raw(path) -> dict:

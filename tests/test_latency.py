@@ -377,17 +377,18 @@ REFIT_MAX_REL = 0.03
 REFIT_MEDIAN_REL = 0.0075
 
 
-def test_shipped_profile_is_the_fit_of_the_shipped_measurements():
-    """profiles/cpu-ort-1t.json is `calibrate --from-raw profiles/cpu-ort-1t.raw.json`:
-    always linked to those measurements (digest, seeds, counts, measuring setup) and
-    within the refit tolerance of a refit here; bit for bit the refit where the fit
-    environment (fitting libraries, BLAS kernels, Python, CPU) is the one recorded."""
+@pytest.mark.parametrize("name", ["cpu-ort-1t", "cpu-ort-1t-zen3"])
+def test_shipped_profile_is_the_fit_of_the_shipped_measurements(name):
+    """profiles/NAME.json is `calibrate --from-raw profiles/NAME.raw.json`: always linked
+    to those measurements (digest, seeds, counts, measuring setup) and within the refit
+    tolerance of a refit here; bit for bit the refit where the fit environment (fitting
+    libraries, BLAS kernels, Python, CPU) is the one recorded."""
     import statistics
 
     pytest.importorskip("sklearn")
     root = Path(__file__).resolve().parent.parent / "profiles"
-    shipped = load(root / "cpu-ort-1t.json")
-    raw = rawfile.load_raw(root / "cpu-ort-1t.raw.json")
+    shipped = load(root / f"{name}.json")
+    raw = rawfile.load_raw(root / f"{name}.raw.json")
     c = shipped.calibration
     assert c["raw_sha256"] == rawfile.digest(raw)
     assert (c["networks"], c["variants"], c["seed"], c["kernel_samples"]) == \
