@@ -125,12 +125,14 @@ class _Probe(tuple):
     shapes checks (:func:`_holds`) -- ``("at", src, i, value)`` an item,
     ``("eq", src, other, result)`` two shapes (or slices of them) compared,
     ``("value", src, value)`` anything else (the whole value: iteration, hashing,
-    ordering, printing...). ``src`` is (node name, the slices taken of its shape)."""
+    ordering, printing...). ``src`` is (node name, the slices taken of its shape, each
+    as (start, stop, step))."""
 
     def __getitem__(self, i):
         value = tuple.__getitem__(self, i)
         if isinstance(i, slice):
-            return _probe(value, (self.src[0], (*self.src[1], i)), self.log)
+            part = (i.start, i.stop, i.step)   # hashable (slices are not, before 3.12)
+            return _probe(value, (self.src[0], (*self.src[1], part)), self.log)
         self.log.append(("at", self.src, i, value))
         return value
 
@@ -315,7 +317,7 @@ def _lower_traced(entry: Entry, in_shape: tuple, spec) -> tuple[Graph, str]:
     if any(map(_escaped, (n.op for n in nodes))):   # a shape kept in an op: no template
         return lower_alone(entry, in_shape, spec)
     _TEMPLATES.put((entry.bid, in_shape[0], len(in_shape)),
-                   Template(nodes, tuple(reads), out,
+                   Template(nodes, tuple(dict.fromkeys(reads)), out,
                             tuple(graph[c] for c in graph.consumers("input")), graph.copy()))
     return graph, out
 
@@ -392,7 +394,7 @@ def _replay_cost(template: Template, in_shape: tuple, key: tuple) -> BlockCost |
 def _shape_of(shapes: dict, src: tuple) -> tuple:
     shape = shapes[src[0]]
     for part in src[1]:
-        shape = shape[part]
+        shape = shape[slice(*part)]
     return shape
 
 
