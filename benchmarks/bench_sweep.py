@@ -18,12 +18,13 @@ subprocess with it on PYTHONPATH times that code's own full compile
 (``archspec.analysis.sweep.run``; predicted latency by the loop of its
 ``latency.report.sweep_latency``, serial after the sweep, with its own
 ``profiles/cpu-ort-1t.json`` and without its machine-fingerprint probe) on the same
-variants of the same spec name; each current rate is then printed divided by the
-baseline's full compile in the same column, beside the issue's target ratios (10,000 /
-1,800 = 5.6x cost only, 2,000 / 180 = 11.1x with latency). The revision to give is
-692308d, the parent of the first sweep-memo commit (bbcde32, ``git log --oneline --
-archspec/analysis/memo.py | tail -1``): the last code whose sweep compiled every variant,
-which is what "today" meant when the issue was filed.
+variants of the same spec name, once before today's code is timed and once after (this
+machine's speed drifts by tens of percent within minutes); each current rate is then
+printed divided by the mean of the baseline's two timings in the same column, beside
+the issue's target ratios (10,000 / 1,800 = 5.6x cost only, 2,000 / 180 = 11.1x with
+latency). The revision to give is 692308d, the parent of the first sweep-memo commit
+(bbcde32, ``git log --oneline -- archspec/analysis/memo.py | tail -1``): the last code
+whose sweep compiled every variant, which is what "today" meant when the issue was filed.
 
     .venv/bin/python benchmarks/bench_sweep.py --baseline 692308d
 """
@@ -180,8 +181,9 @@ def main() -> None:
     ap.add_argument("--spec", default="mobilenetv3_large")
     ap.add_argument("--torch-n", type=int, default=10)
     ap.add_argument("--baseline", metavar="REV",
-                    help="also time revision REV's full-compile sweep in this run and print "
-                         "the ratios (692308d: the code before the sweep memo)")
+                    help="also time revision REV's full-compile sweep in this run, before "
+                         "and after, and print the ratios (692308d: the code before the "
+                         "sweep memo)")
     args = ap.parse_args()
     from archspec.latency.memo import SweepLatency
     from archspec.latency.profile import load
@@ -191,6 +193,7 @@ def main() -> None:
     latency = SweepLatency(load(PROFILE))
     cores = os.cpu_count() or 1
     print(machine())
+    olds = [time_baseline(args, variants, cores, "before")] if args.baseline else []
     print(f"spec {args.spec}: {len(variants)} random variants (width, resolution, "
           f"expansion), {cores} cores; load average before: {load_average()}")
     print(header_line(cores) + "   (architectures/s of wall time and of CPU time)")
@@ -227,38 +230,59 @@ def main() -> None:
     print(f"memoised rows equal to the full compile's: {'yes' if same else 'NO'}")
     print(f"load average after: {load_average()}")
     if args.baseline:
-        print_baseline(args, spec, variants, rates, cores)
+        olds.append(time_baseline(args, variants, cores, "after"))
+        print_ratios(args, rates, olds, cores)
 
 
-def print_baseline(args, spec, variants, rates: dict, cores: int) -> None:
-    """Time ``args.baseline``'s full compile now and print every rate above divided by it
-    (same column: 1 process by 1 process, workers by workers, CPU by CPU)."""
-    print(f"\nbaseline {args.baseline} (its own sweep.run, full compile, its own profile), "
-          f"load average before: {load_average()}")
+def time_baseline(args, variants, cores: int, when: str) -> dict:
+    """Time ``args.baseline``'s full compile now and print its rates (module docstring)."""
+    print(f"\nbaseline {args.baseline} {when} (its own sweep.run, full compile, its own "
+          f"profile), load average before: {load_average()}")
     old = baseline(args.baseline, args.spec, variants, args.full_n, args.full_n // 4, cores)
     print(header_line(cores))
     for label in ("cost", "cost + latency"):
         (one, one_cpu), (many, many_cpu) = (old["rates"][f"{label}|{w}"] for w in (1, cores))
         print(f"  {label + ', full compile':32}{one:11,.0f}{one_cpu:11,.0f}{many:11,.0f}"
               f"{many_cpu:11,.0f}")
-        rates[label, "baseline"] = (one, one_cpu, many, many_cpu)
     print(f"load average after: {load_average()}")
+    return old
+
+
+def print_ratios(args, rates: dict, olds: list, cores: int) -> None:
+    """Every rate now divided by the baseline's full compile in the same column (1 process
+    by 1 process, workers by workers, CPU by CPU), the baseline's rate being the mean of
+    its timings before and after ours (the machine's speed drifts)."""
     for label in ("cost", "cost + latency"):
-        ours, theirs = rates[label, "rows"], old["rows"][label]
-        differ = sum(a != b for a, b in zip(ours, theirs))
-        print(f"baseline rows ({label}) equal to the full compile's now: "
-              + ("yes" if not differ and len(ours) == len(theirs) else
-                 f"NO, {differ} of {len(ours)} differ (its spec, profile or rules differ)"))
-    print(f"\nratios: rate now / {args.baseline}'s full compile in the same column "
-          f"(target: issue 19's 10,000/1,800 and 2,000/180)")
+        ours = rates[label, "rows"]
+        for old in olds:
+            theirs = old["rows"][label]
+            figures = ("params", "madds", "elementwise")
+            differ = sum(any(a[k] != b[k] for k in figures) for a, b in zip(ours, theirs))
+            line = (f"baseline rows ({label}): params, MAdds, elementwise "
+                    + ("equal to today's full compile" if not differ and len(ours) ==
+                       len(theirs) else f"differ in {differ} of {len(ours)} rows"))
+            if label != "cost":
+                gaps = [abs(a["latency_ms"] / b["latency_ms"] - 1) for a, b in zip(ours, theirs)]
+                line += (f"; latency_ms (its own profile and model) {max(gaps):.1%} apart at "
+                         "most" if max(gaps) else "; latency_ms equal")
+            print(line)
+            break   # both timings return the same rows
+    print(f"\nratios: rate now / {args.baseline}'s full compile in the same column, its rate "
+          f"the mean of {len(olds)} timings (target: issue 19's 10,000/1,800 and 2,000/180)")
     print(header_line(cores) + f"{'target':>9}")
     for label in ("cost", "cost + latency"):
-        base = rates[label, "baseline"]
+        timed = [[x for pair in (old["rates"][f"{label}|{w}"] for w in (1, cores)) for x in pair]
+                 for old in olds]
+        base = [sum(col) / len(col) for col in zip(*timed)]
         for way in ("full compile", "memoised blocks", "memo warm"):
             cells = "".join(f"{'':>11}" if x is None else f"{x / b:10.1f}x"
                             for x, b in zip(rates[label, way], base))
             target = f"{TARGETS[label]:8.1f}x" if way != "full compile" else ""
             print(f"  {label + ', ' + way:32}{cells}{target}")
+    if len(olds) > 1:
+        drift = max(abs(a / b - 1) for label in ("cost", "cost + latency")
+                    for a, b in zip(*(old["rates"][f"{label}|1"] for old in olds[:2])))
+        print(f"  (the baseline's two timings differ by up to {drift:.0%} in one process)")
 
 
 def header_line(cores: int) -> str:
