@@ -5,9 +5,13 @@ against its replication variant (b)), all through archspec.bench.
 
     .venv/bin/python benchmarks/make_benchmarks_doc.py [--threads 1] [--repeats 15]
         [--warmup 3] [--sweep 32,64,96] [--json benchmarks/results.json]
+    .venv/bin/python benchmarks/make_benchmarks_doc.py --only-sweep-throughput
 
 Defaults keep a run to a few minutes on a 2-core machine. The raw records (every time,
-machine, versions) go to --json when given.
+machine, versions) go to --json when given. The last section, sweep throughput, is not
+measured here: it is copied from the hand-written benchmarks/sweep_throughput.md (the
+figures of benchmarks/bench_sweep.py), and ``--only-sweep-throughput`` replaces just that
+section of the existing document, measuring nothing.
 """
 from __future__ import annotations
 
@@ -26,6 +30,8 @@ from archspec.fsutil import atomic_write_text  # noqa: E402
 from archspec.spec.loader import SHIPPED  # noqa: E402
 
 DOC = ROOT / "docs" / "benchmarks.md"
+SWEEP_THROUGHPUT = ROOT / "benchmarks" / "sweep_throughput.md"   # hand-written
+SWEEP_HEADING = "## Sweep throughput (architectures per second)"
 SWEEP_SPECS = ("mobilenetv2_cifar", "mobilenetv2_replication_b")
 
 
@@ -131,7 +137,23 @@ def render(args, table: list[str], sweep_table: list[str], elapsed: float) -> st
         "",
         *sweep_table,
         "",
+        *sweep_throughput(),
     ])
+
+
+def sweep_throughput() -> list[str]:
+    """The last section: benchmarks/sweep_throughput.md as it is (none if it is absent)."""
+    if not SWEEP_THROUGHPUT.exists():
+        return []
+    return [SWEEP_HEADING, "", SWEEP_THROUGHPUT.read_text().strip(), ""]
+
+
+def splice_sweep_throughput(path: Path) -> None:
+    """Replace the sweep-throughput section of the document at ``path`` (the last one;
+    appended if missing) by benchmarks/sweep_throughput.md, the rest kept as it is."""
+    text = path.read_text()
+    head = text.split("\n" + SWEEP_HEADING + "\n", 1)[0].rstrip("\n")
+    atomic_write_text(path, "\n".join([head, "", *sweep_throughput()]))
 
 
 def main(argv=None) -> None:
@@ -143,7 +165,14 @@ def main(argv=None) -> None:
                         type=lambda s: [int(x) for x in s.split(",")])
     parser.add_argument("--json", type=Path, default=None, help="Write the raw records.")
     parser.add_argument("--output", type=Path, default=DOC)
+    parser.add_argument("--only-sweep-throughput", action="store_true",
+                        help="measure nothing: replace the sweep-throughput section of "
+                             "--output by benchmarks/sweep_throughput.md")
     args = parser.parse_args(argv)
+    if args.only_sweep_throughput:
+        splice_sweep_throughput(args.output)
+        print(f"wrote {args.output}", file=sys.stderr)
+        return
     start = time.perf_counter()
     records: list = []
     table = shipped(args, records)
