@@ -25,8 +25,9 @@ Multi-node spellings are folded back into one IR op, so costs match the spec exa
 ``Concat(Add(Slice(a, 0:c), b), Slice(a, c:))`` is a partial add, and so is
 ``Add(a, Mul(x, mask))`` with a constant 0/1 channel mask that keeps x's first channels
 (a slice of x, then the add: archspec's own lowering of MobileNeXt's shortcut);
-``Concat(x, x, ...)`` (optionally cut by a ``Slice(0:n)``) is a replicate; Reshape, Transpose, Reshape is a
-channel shuffle (perm 0, 2, 1, 3, 4) or an SSD anchor flatten (perm 0, 3, 4, 1, 2).
+``Concat(x, x, ...)`` (optionally cut by a ``Slice(0:n)``) is a replicate; Reshape,
+Transpose, Reshape is a channel shuffle (perm 0, 2, 1, 3, 4) or an SSD anchor flatten
+(perm 0, 3, 4, 1, 2).
 
 Dispatch: :data:`IMPORT` (an ``archspec.ir.dispatch.OpTable``) has one handler per ONNX op
 type, registered with :func:`handles`, which also records its input count (:data:`ARITY`)
@@ -433,10 +434,11 @@ class _Importer:
             if not self.only_reader(m, n):
                 continue
             for x, c in (mul.input, mul.input[::-1]):
-                cb = _mask_width(self.consts.get(c))
-                if cb is not None:
+                mask = self.consts.get(c)
+                cb = _mask_width(mask)
+                if cb is not None and x not in self.consts and a not in self.consts:
                     self.skip.add(id(mul))
-                    self.fused[id(n)] = ("masked", (a, x, cb, mul))
+                    self.fused[id(n)] = ("masked", (a, x, cb, mask.size, mul))
                     return True
         return False
 
@@ -597,12 +599,11 @@ class _Importer:
     def emit_fused(self, n, fused):
         op, inputs = fused
         if op == "masked":  # Add(a, Mul(x, mask)): a slice of x, then a partial add
-            a, x, cb, mul = inputs
-            if self.shape(x)[0] != self.shape(a)[0]:
-                self.fail(mul, f"a channel mask of {self.shape(a)[0]} multiplies a map of "
+            a, x, cb, width, mul = inputs
+            self.add(mul, ops.Slice(0, cb), [x])       # fails if x is not computed
+            if self.shape(x)[0] != width:
+                self.fail(mul, f"a channel mask of {width} multiplies a map of "
                                f"{self.shape(x)[0]} channels")
-            cut = self.add(mul, ops.Slice(0, cb), [x])
-            self.tensor[f"{mul.output[0]}"] = cut
             self.add(n, ops.Add(partial=True), [a, mul.output[0]])
         elif callable(inputs):  # a replicate: (x, channels as a function of x's channels)
             self.add(n, ops.Replicate(inputs(self.shape(op)[0])), [op])

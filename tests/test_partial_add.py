@@ -137,28 +137,60 @@ def test_a_traced_partial_add_is_the_concatenation():
     assert torch.equal(traced(a, b), reference(a, b))
 
 
-def test_the_masked_spelling_imports_back_to_the_spec(tmp_path):
-    """``Add(a, Mul(x, mask))`` reads back as the slice and the partial add it came from:
-    every cost figure, per block, equal to the spec's; a mask that is not ones-then-zeros
-    stays a multiplication by a constant (an error)."""
+def _swap_inputs(proto, op_type: str, suffix: str) -> None:
+    for n in proto.graph.node:
+        if n.op_type == op_type and n.name.endswith(suffix):
+            n.input[0], n.input[1] = n.input[1], n.input[0]
+
+
+@pytest.mark.parametrize("order", ["as written", "Add swapped", "Mul swapped",
+                                   "both swapped", "mask as a Constant node"])
+def test_the_masked_spelling_imports_back_to_the_spec(tmp_path, order):
+    """``Add(a, Mul(x, mask))`` reads back as the slice and the partial add it came from,
+    in any operand order and with the mask an initialiser or a Constant node: every cost
+    figure, per block, equal to the spec's."""
     from archspec.analysis.cost import cost
-    from archspec.errors import ArchspecError
-    from archspec.onnx_import import load_onnx, from_proto
+    from archspec.onnx_import import from_proto
 
     graph = mobilenext(tmp_path, 0.5)
-    backend = get_backend("onnx")
-    path = tmp_path / "m.onnx"
-    model = backend.build(graph, seed=0, check=False, fold_bn=False)
-    backend.save(model, path)
-    want, got = cost(graph), cost(load_onnx(path))
+    proto = get_backend("onnx").build(graph, seed=0, check=False, fold_bn=False).proto
+    adds = [n.name for n in graph if n.kind == "add"]
+    if order in ("Add swapped", "both swapped"):
+        for name in adds:
+            _swap_inputs(proto, "Add", name)
+    if order in ("Mul swapped", "both swapped"):
+        _swap_inputs(proto, "Mul", ".mask")
+    if order == "mask as a Constant node":
+        for t in [t for t in proto.graph.initializer if t.name.endswith(".keep")]:
+            proto.graph.initializer.remove(t)
+            proto.graph.node.insert(0, onnx.helper.make_node("Constant", [], [t.name],
+                                                             value=t))
+    want, got = cost(graph), cost(from_proto(proto, source="m.onnx"))
     figures = ("params", "madds", "elementwise", "mem_bytes")
     assert [(e.name, *(getattr(e, k) for k in figures)) for e in got.blocks] == \
         [(e.name, *(getattr(e, k) for k in figures)) for e in want.blocks]
     assert got.peak_bytes == want.peak_bytes
-    proto = model.proto
+
+
+def test_masks_that_are_not_a_slice_stay_errors(tmp_path):
+    """A mask that is not ones-then-zeros, or one that multiplies a constant, is a
+    multiplication by a constant: a located error, not a partial add or a crash."""
+    from archspec.errors import ArchspecError
+    from archspec.onnx_import import from_proto
+
+    graph = mobilenext(tmp_path, 0.5)
+    backend = get_backend("onnx")
+    proto = backend.build(graph, seed=0, check=False, fold_bn=False).proto
     keep = next(t for t in proto.graph.initializer if t.name.endswith(".keep"))
     values = onnx.numpy_helper.to_array(keep).copy()
     values.reshape(-1)[-1] = 1.0       # ones, zeros, then a one: not a slice
     keep.CopyFrom(onnx.numpy_helper.from_array(values, keep.name))
+    with pytest.raises(ArchspecError, match="constant"):
+        from_proto(proto, source="m.onnx")
+    proto = backend.build(graph, seed=0, check=False, fold_bn=False).proto
+    mul = next(n for n in proto.graph.node if n.op_type == "Mul" and n.name.endswith(".mask"))
+    ones = onnx.numpy_helper.from_array(np.ones_like(values), "ones")
+    proto.graph.initializer.append(ones)
+    mul.input[0] = "ones"             # the mask multiplies a constant tensor
     with pytest.raises(ArchspecError, match="constant"):
         from_proto(proto, source="m.onnx")

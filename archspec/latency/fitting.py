@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as _dt
 
 from .probes import L2_DEFAULT
-from .raw import digest
+from .raw import digest, partial_add_lowering
 
 FIT_LIBRARIES = ("archspec", "scikit-learn", "numpy", "scipy")
 
@@ -79,24 +79,29 @@ def build(raw: dict, n_trees: int = 200, tree_seed: int = 0, tree_act: bool = Fa
     profile = Profile("onnxruntime", settings, raw.get("machine") or {},
                       raw.get("versions") or {}, model, calib, created, fit_environment(),
                       raw.get("fingerprint") or {})
-    profile.validation = validation(profile, raw.get("holdout"))
+    profile.validation = validation(profile, raw.get("holdout"),
+                                    partial_add=partial_add_lowering(raw))
     return profile
 
 
-def validation(profile, holdout: dict | None, tolerance: float = 0.10) -> dict:
+def validation(profile, holdout: dict | None, tolerance: float = 0.10,
+               partial_add: str = "masked") -> dict:
     """The profile's own validation figure: its predictions of the calibration's
     held-out networks (never fitted) against their measured times -- each network's
     fastest round median, the estimator the profile was fitted to (the quiet-machine
     time); ``all_runs``: against the median of all runs, as ``latency --check`` and
     ``benchmarks/latency_check.py`` measure. Empty without held-out networks (a raw file
-    from before they were measured)."""
+    from before they were measured). ``partial_add``: the lowering they were measured
+    with."""
     if not holdout:
         return {}
-    from .check import predict
+    from .kernels import kernels as fuse
     from .raw import networks_from_record
 
     graphs = networks_from_record(holdout["networks_ir"])
-    predicted = [predict(g, profile).total_ms for g in graphs]
+    # fused as they were measured (a raw file records its partial-add lowering)
+    predicted = [profile.model.predict(fuse(g, profile.nchwc_block, partial_add)).total_ms
+                 for g in graphs]
     fastest = [min(r) for r in holdout["round_ms"]] if "round_ms" in holdout else None
     main = _errors(predicted, fastest or holdout["measured_ms"], tolerance)
     return {**main, "estimator": "fastest round median" if fastest else "median of all runs",

@@ -82,12 +82,25 @@ class Kernel:
     hw: int = 0               # output pixels (height x width; 1 for vectors)
     net_elems: int = 0        # the whole network's weights + outputs: what a run touches
                               # between two uses of this kernel's weights (cache context)
+    act: int = 0              # the class of the dearest activation it applies (ACT_CLASS)
 
     def features(self) -> dict:
         return {"macs": self.macs, "in_elems": self.in_elems, "out_elems": self.out_elems,
                 "params": self.params, "reorder_elems": self.reorder_elems,
                 "cin": self.cin, "cout": self.cout, "hw": self.hw,
-                "net_elems": self.net_elems}
+                "net_elems": self.net_elems, "act": self.act}
+
+
+# the class of an activation as the latency model reads it (``act`` and ``act_elems``): 0
+# none, 1 a clip (relu, relu6, leaky_relu: free when fused), 2 piecewise-linear products
+# (hswish, hsigmoid), 3 anything else (a transcendental)
+ACT_CLASS = {"relu": 1, "relu6": 1, "leaky_relu": 1, "hswish": 2, "hsigmoid": 2}
+
+
+def activation_class(graph, nodes) -> int:
+    """The ``act`` of a kernel covering IR ``nodes`` of ``graph``."""
+    return max((ACT_CLASS.get(graph[n].op.fn, 3) for n in nodes
+                if graph[n].kind == "activation"), default=0)
 
 
 def nchwc_ok(op, block: int, input_blocked: bool = False) -> bool:
@@ -189,6 +202,8 @@ class _Fuser:
                 raise CompileError(f"no kernel rule for op kind {node.kind!r} "
                                    f"(node {node.name})")
             RULES[node.kind](self, node)
+        for k in self.kernels:   # every path that fuses sees the activation (act_elems)
+            k.act = activation_class(self.g, k.nodes)
         return self.kernels
 
 

@@ -22,6 +22,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from .kernels import ACT_CLASS, activation_class  # noqa: F401 -- re-exported
+
 FEATURES = ("one", "macs", "in_elems", "out_elems", "params", "reorder_elems", "spill_1",
             "spill_2", "act_elems")
 SCALES = (1.0, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6)   # coefficients per million
@@ -71,25 +73,15 @@ TREE_FEATURES = ("family", "kernel", "stride", "blocked", "log_macs", "log_in", 
 # hswish, hsigmoid, 3 a transcendental), weighted, times out / (MACs + out): what an
 # activation adds to a depthwise conv (few MACs per output) is a large share, to a wide
 # 1x1 conv a small one (the class alone let the trees see ~40% less of it)
-ACT_CLASS = {"relu": 1, "relu6": 1, "leaky_relu": 1, "hswish": 2, "hsigmoid": 2}
 ACT_WEIGHT = (0.0, 0.25, 1.0, 2.0)
 TREES_WITHOUT_ACT = len(TREE_FEATURES) - 1   # what a fit reads unless asked for "act"
 
 
-def activation_class(graph, nodes) -> int:
-    """The ``act`` feature of a kernel covering IR ``nodes`` of ``graph``."""
-    return max((ACT_CLASS.get(graph[n].op.fn, 3) for n in nodes
-                if graph[n].kind == "activation"), default=0)
-
-
 def kernel_features(kernel, graph=None) -> dict:
-    """What the model reads of a kernel: its figures, and with the graph the class of
-    the activation it applies (0 without: what a profile whose trees read no ``act``
-    needs)."""
-    f = kernel.features()
-    if graph is not None:
-        f["act"] = activation_class(graph, kernel.nodes)
-    return f
+    """What the model reads of a kernel: its figures, the class of the activation it
+    applies (``act``: set when the kernel was fused, ``kernels.activation_class``)
+    included. ``graph`` is accepted for older callers and not needed."""
+    return kernel.features()
 
 
 def tree_row(type_: str, f: dict) -> list[float]:

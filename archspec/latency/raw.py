@@ -108,6 +108,8 @@ def digest(raw: dict) -> str:
     """SHA-256 of the measurements and the networks they were taken on (see the module
     docstring); equal for the measured dict and for the file written from it."""
     doc = {k: raw.get(k) for k in DIGEST_KEYS}
+    if "partial_add" in raw:   # what the networks were lowered with (files since 2026-12-02)
+        doc["partial_add"] = raw["partial_add"]
     doc["samples"] = [[s["net"], s["type"], s["us"]] for s in sample_rows(raw)]
     doc["networks_ir"] = raw["networks_ir"]["graphs"]
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
