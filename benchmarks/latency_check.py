@@ -168,13 +168,21 @@ def _repredicted_lines(r: dict | None) -> list[str]:
             f"{r['shift_shipped']['median']:.2%}, max {r['shift_shipped']['max']:.2%})."]
 
 
-def write_doc(path: Path, block: str) -> None:
+def write_doc(path: Path, block: str, begin: str = BEGIN, end: str = END, *,
+              missing: str | None = "") -> None:
+    """Put ``block`` (which starts with ``begin`` and ends with ``end``) in place of the
+    doc's generated block; a doc without one gets ``missing`` + ``block`` appended (an
+    error when ``missing`` is None). The latency benchmarks share it."""
     text = path.read_text() if path.exists() else ""
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1]
+    if begin in text:
+        head, rest = text.split(begin, 1)
+        if end not in rest:
+            raise SystemExit(f"{path}: {begin} without {end}: mend the file by hand")
+        text = head + block + rest.split(end, 1)[1]
+    elif missing is None:
+        raise SystemExit(f"{path}: no {begin} ... {end} block to replace")
     else:
-        text = text.rstrip() + "\n\n" + block + "\n"
+        text = text.rstrip() + "\n\n" + missing + block + "\n"
     path.write_text(text)
 
 

@@ -462,16 +462,6 @@ def render(doc: dict) -> str:
     return "\n".join(lines + ["", END])
 
 
-def write_doc(path: Path, block: str) -> None:
-    text = path.read_text()
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1]
-    else:
-        raise SystemExit(f"{path}: no {BEGIN} ... {END} block to replace")
-    path.write_text(text)
-
-
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--raw", default="profiles/cpu-ort-1t.raw.json")
@@ -502,7 +492,9 @@ def main(argv=None) -> int:
     print("\n".join(table(doc)))
     Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
     if args.doc:
-        write_doc(Path(args.doc), render(doc))
+        import latency_check as lc
+
+        lc.write_doc(Path(args.doc), render(doc), BEGIN, END, missing=None)
     return 0
 
 

@@ -123,18 +123,6 @@ def render(doc: dict) -> str:
     return "\n".join(lines)
 
 
-def write_doc(path: Path, block: str) -> None:
-    text = path.read_text()
-    if BEGIN in text:
-        head, rest = text.split(BEGIN, 1)
-        if END not in rest:
-            raise SystemExit(f"{path}: {BEGIN} without {END}: mend the file by hand")
-        text = head + block + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n## Pairs\n\n" + block + "\n"
-    path.write_text(text)
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default=str(ROOT / "profiles" / "cpu-ort-1t.json"))
@@ -187,7 +175,10 @@ def main(argv=None) -> int:
            "profile": p, "networks": list(got.values()), "pairs": pairs}
     Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
     if args.doc:
-        write_doc(Path(args.doc), render(doc))
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        import latency_check as lc
+
+        lc.write_doc(Path(args.doc), render(doc), BEGIN, END, missing="## Pairs\n\n")
     for r in pairs:
         print(f"{r['pair']:<40} measured {r['measured']:.3f}  predicted {r['predicted']:.3f}"
               f"  ({r['points']:+.1f} points)")
