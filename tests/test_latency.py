@@ -231,14 +231,13 @@ def test_variant_networks_cover_every_shipped_spec_apart_from_the_validation_var
 
 def _fake_raw(networks=3, variants=2):
     """What calibrate() returns, with made-up times (nothing is measured)."""
-    from archspec.latency.model import kernel_features
 
     graphs = nets.calibration_graphs(networks, variants, 0)
     samples, walls = [], []
     for i, g in enumerate(graphs):
         ks = kernels(g)
         for k in ks:
-            samples.append({"type": k.type, "features": kernel_features(k, g), "net": i,
+            samples.append({"type": k.type, "features": k.features(), "net": i,
                             "us": round(2.0 + k.macs / 1e4 + k.in_elems / 1e3, 4)})
         walls.append(sum(s["us"] for s in samples if s["net"] == i) * 1.1)
     return {"samples": samples, "overhead": [(1, 0.0)] * len(graphs), "walls": walls,
@@ -788,12 +787,12 @@ def test_network_correction_recovers_a_known_bias():
 
 # ---- the activation a kernel applies ---------------------------------------------------------
 def test_kernels_carry_their_activation_class_and_old_trees_ignore_it():
-    from archspec.latency.model import TREES_WITHOUT_ACT, kernel_features, tree_row
+    from archspec.latency.model import TREES_WITHOUT_ACT, tree_row
 
     expand = {}
     for act in ("relu6", "hswish", "sigmoid"):
         g = tiny(act=act)
-        feats = {k.name: kernel_features(k, g) for k in kernels(g)}
+        feats = {k.name: k.features() for k in kernels(g)}
         expand[act] = feats["b.expand.conv"]
         assert feats["stem.conv"]["act"] == 2 and feats["b.dw.conv"]["act"] == 1
         assert feats["head.flatten"]["act"] == 0

@@ -161,7 +161,6 @@ def _samples(graphs: list, fused: list, medians: list, counts: list, per_node: f
              walls: list):
     """Per kernel its sample (the profiler's cost taken out, at least a fifth of the
     profiled time kept); per network (kernels, wall minus the kernels' sum)."""
-    from .model import kernel_features
 
     samples, overhead = [], []
     for i, ks in enumerate(fused):
@@ -169,7 +168,7 @@ def _samples(graphs: list, fused: list, medians: list, counts: list, per_node: f
         for j, k in enumerate(ks):
             us = max(medians[i][j] - per_node * counts[i].get(j, 0), 0.2 * medians[i][j])
             total += us
-            samples.append({"type": k.type, "features": kernel_features(k, graphs[i]),
+            samples.append({"type": k.type, "features": k.features(),
                             "us": round(us, 4),
                             "net": i})
         overhead.append((len(ks), walls[i] - total))

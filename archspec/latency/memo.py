@@ -24,8 +24,7 @@ from ..analysis.memo import Cache, _bid, take_lowered
 from ..ir import ops
 from .kernels import Kernel, _Fuser
 from .kernels import kernels as fuse
-from .model import (FEATURES, TREE_FEATURES, kernel_features,
-                    tree_row)
+from .model import FEATURES, TREE_FEATURES, tree_row
 
 BLOCK_ENTRIES = 50_000     # fused blocks kept per process
 KERNEL_ENTRIES = 200_000   # kernel times (per network-size bucket) kept per process
@@ -280,7 +279,7 @@ class SweepLatency:
             return _FULL_GRAPH
         out_kernels = []
         for k in kernels:
-            f = kernel_features(k, graph)
+            f = k.features()
             f.pop("net_elems", None)
             feats = tuple(f.items())
             out_kernels.append((_bid(("kernel", k.type, feats)), k.type, f))

@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from .kernels import ACT_CLASS, activation_class  # noqa: F401 -- re-exported
 
 FEATURES = ("one", "macs", "in_elems", "out_elems", "params", "reorder_elems", "spill_1",
             "spill_2", "act_elems")
@@ -75,13 +74,6 @@ TREE_FEATURES = ("family", "kernel", "stride", "blocked", "log_macs", "log_in", 
 # 1x1 conv a small one (the class alone let the trees see ~40% less of it)
 ACT_WEIGHT = (0.0, 0.25, 1.0, 2.0)
 TREES_WITHOUT_ACT = len(TREE_FEATURES) - 1   # what a fit reads unless asked for "act"
-
-
-def kernel_features(kernel, graph=None) -> dict:
-    """What the model reads of a kernel: its figures, the class of the activation it
-    applies (``act``: set when the kernel was fused, ``kernels.activation_class``)
-    included. ``graph`` is accepted for older callers and not needed."""
-    return kernel.features()
 
 
 def tree_row(type_: str, f: dict) -> list[float]:
@@ -225,10 +217,11 @@ class LatencyModel:
 
     def predict(self, kernels, graph=None) -> Prediction:
         """Per kernel and in total; ``graph`` (the kernels' IR graph) gives the trees
-        the activation each kernel applies (:func:`kernel_features`)."""
+        the activation each kernel applies (accepted for older callers: a kernel carries
+        it since it was fused, ``Kernel.act``)."""
         preds = []
         for k in kernels:
-            t, us = self.kernel_us(k.type, kernel_features(k, graph))
+            t, us = self.kernel_us(k.type, k.features())
             preds.append(KernelPrediction(k.name, k.type, t, us, list(k.nodes), k.block,
                                           k.stage))
         total_ms, overhead_ms = self.total_ms([p.us for p in preds])

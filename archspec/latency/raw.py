@@ -201,8 +201,7 @@ def load_raw(path) -> dict:
                             f"({raw['networks_ir']['source']}) do not match these "
                             "measurements (kernel counts or types differ under this "
                             "archspec's fusion rules): recalibrate")
-    from .model import kernel_features
 
-    for (i, k), s in zip(kernels, samples):
-        s["features"] = kernel_features(k, graphs[i])
+    for (_, k), s in zip(kernels, samples):
+        s["features"] = k.features()
     return raw
