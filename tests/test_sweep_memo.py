@@ -131,15 +131,16 @@ def test_a_kernel_across_blocks_is_predicted_from_the_full_graph():
     shape = memo.input_shape(96)
     graph, out = block_memo.lower_alone(entry, shape, spec)
     channels = graph[out].shape[0]
-    fused = latency._fuse(entry, shape, None, False, ((ops.Activation("relu"), (None,)),),
-                          spec)
+    fused, _ = latency._fuse(entry, shape, None, False,
+                             ((ops.Activation("relu"), (None,)),), spec)
     assert isinstance(fused, FusedBlock) and fused.kernels
     bare = entry._replace(bid=-1, fields={**entry.fields, "bn": False, "nl": "linear"})
-    crossing = latency._fuse(bare, shape, None, False,
-                             ((ops.BatchNorm(channels), (None,)),), spec)
+    crossing, _ = latency._fuse(bare, shape, None, False,
+                                ((ops.BatchNorm(channels), (None,)),), spec)
     assert not isinstance(crossing, FusedBlock)
     assert isinstance(latency._fuse(bare, shape, None, True,
-                                    ((ops.BatchNorm(channels), (None,)),), spec), FusedBlock)
+                                    ((ops.BatchNorm(channels), (None,)),), spec)[0],
+                      FusedBlock)
 
 
 def test_memo_given_up_where_variants_share_few_blocks():

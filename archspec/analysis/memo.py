@@ -355,6 +355,45 @@ def _replay(template: Template, in_shape: tuple, spec) -> tuple[Graph, str] | No
     return None
 
 
+def template_of(entry: Entry, in_shape: tuple, graph: Graph) -> Template | None:
+    """The block's template where ``graph`` (:func:`take_lowered`'s for ``entry`` on
+    ``in_shape``, before anything is added to it) holds its ops, else None."""
+    template = _TEMPLATES.get((entry.bid, in_shape[0], len(in_shape)))
+    if template is None:
+        return None
+    nodes = [n for n in graph if n.name != "input"]
+    if len(nodes) != len(template.nodes) or any(
+            (a.name, a.op, a.inputs) != (b.name, b.op, b.inputs)
+            for a, b in zip(nodes, template.nodes)):
+        return None
+    return template
+
+
+def template_shapes(entry: Entry, in_shape: tuple, template: Template) -> dict | None:
+    """The shapes of ``template``'s nodes (and ``input``) replayed on ``in_shape`` --
+    those the cost memo replayed last, else inferred again -- or None where the template
+    does not hold there (the block lowers to other ops: see :func:`_replay`)."""
+    found = _REPLAYED.get((entry.bid, in_shape))
+    if found is not None and found[0] is template:
+        return found[1]
+    if template.graph.input_shape == in_shape:
+        return {n.name: n.shape for n in template.graph}
+    shapes = {"input": in_shape}
+    try:
+        for n in template.nodes:
+            inputs = n.inputs
+            shape = n.op.infer([shapes[inputs[0]]] if len(inputs) == 1 else
+                               [shapes[i] for i in inputs])
+            if min(shape) < 1:
+                return None
+            shapes[n.name] = shape
+        if all(_holds(shapes, r) for r in template.reads):
+            return shapes
+    except Exception:   # noqa: BLE001 -- lowered again: the lowering reports it
+        pass
+    return None
+
+
 def _replay_cost(template: Template, in_shape: tuple, key: tuple) -> BlockCost | None:
     """What :func:`block_cost` gives for the block of ``template`` on ``in_shape``
     without a graph: each op's shape inferred as ``Graph.add`` infers it (an empty one

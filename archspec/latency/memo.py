@@ -20,8 +20,9 @@ import bisect
 import math
 from typing import NamedTuple
 
-from ..analysis.memo import Cache, _bid, take_lowered
+from ..analysis.memo import Cache, _bid, take_lowered, template_of, template_shapes
 from ..ir import ops
+from . import spatial
 from .kernels import Kernel, _Fuser
 from .kernels import kernels as fuse
 from .model import FEATURES, TREE_FEATURES, tree_row
@@ -36,6 +37,32 @@ class FusedBlock(NamedTuple):
     kernels: tuple      # (kernel id, type, features without net_elems) per kernel
     net_elems: int      # the block's share of the network's net_elems
     layout: str         # the layout of the block's output
+
+
+class SpatialTemplate(NamedTuple):
+    """A block fused once with symbolic heights and widths (latency/spatial.py), for the
+    same block, input channels, layout and surroundings at any input size where its
+    cost-memo template holds and its symbols bind."""
+
+    source: object      # the cost memo's Template (analysis/memo.py) whose ops were fused
+    binding: tuple      # spatial.symbolic_shapes' binding of every node fused
+    stubs: tuple        # the next block's readers (op, input shapes, None: this block's)
+    kernels: tuple | None   # (type, feature names) per kernel; None: a kernel crosses
+                            # the boundary (the full graph is needed)
+    figures: object     # spatial.Figures: the kernels' features in order, then net_elems
+    layout: str         # the layout of the block's output
+
+    def at(self, values: dict):
+        """The :class:`FusedBlock` at the symbols' ``values`` (spatial.bind)."""
+        if self.kernels is None:
+            return _FULL_GRAPH
+        figures = self.figures.at(values)
+        out, i = [], 0
+        for type_, names in self.kernels:
+            f = dict(zip(names, figures[i:i + len(names)]))
+            i += len(names)
+            out.append((_bid(("kernel", type_, tuple(f.items()))), type_, f))
+        return FusedBlock(tuple(out), figures[-1], self.layout)
 
 
 class Forest:
@@ -182,6 +209,7 @@ class SweepLatency:
         self._statics: dict = {}   # kernel id -> (linear model's (type, us), row of _rows)
         self._rows = None          # the kernels' tree features, a row each (numpy)
         self._fused = Cache(BLOCK_ENTRIES)
+        self._spatial = Cache(BLOCK_ENTRIES)   # blocks fused with symbolic sizes
         self._times = Cache(KERNEL_ENTRIES)
         self._taps = Cache(BLOCK_ENTRIES)   # the blocks' output shapes -> _outputs
         self._forest = Forest(self.model.trees, NET) if self.model.trees else None
@@ -231,9 +259,8 @@ class SweepLatency:
             key = (entry.bid, shape, layout, i in outputs, _context(after))
             fused = recent(key) or fused_cache.get(key)
             if fused is None:
-                fused = self._fused.put(key, self._fuse(
-                    entry, shape, layout, i in outputs, after.consumers if after else (),
-                    memo.spec))
+                fused = self._fused.put(key, self._block(
+                    key, entry, shape, after.consumers if after else (), memo.spec))
             if fused is _FULL_GRAPH:
                 return None
             kernels.extend(fused.kernels)
@@ -253,13 +280,35 @@ class SweepLatency:
                 mark_level(shapes, i, resolution)
         return set(shapes.taps.values()) | {len(chain) - 1}
 
+    def _block(self, key: tuple, entry, shape, after: tuple, spec):
+        """The block's :class:`FusedBlock` (or _FULL_GRAPH) under ``key`` (see
+        :meth:`memoised`): from its :class:`SpatialTemplate` at another input size where
+        one holds, else fused (:meth:`_fuse`)."""
+        _, _, layout, is_output, context = key
+        skey = (entry.bid, shape[0], len(shape), layout, is_output, context)
+        template = self._spatial.get(skey)
+        if template is not None:
+            shapes = template_shapes(entry, shape, template.source)
+            if shapes is not None:
+                values = spatial.bind(template.binding,
+                                      _with_stubs(shapes, template, after))
+                if values is not None:
+                    return template.at(values)
+        fused, template = self._fuse(entry, shape, layout, is_output, after, spec)
+        if template is not None:
+            self._spatial.put(skey, template)
+        return fused
+
     def _fuse(self, entry, shape, layout, is_output: bool, after: tuple, spec):
         """The block's kernels fused alone (see the module docstring), or _FULL_GRAPH
-        (a kernel crosses the boundary, or the block cannot be fused alone)."""
+        (a kernel crosses the boundary, or the block cannot be fused alone); with its
+        :class:`SpatialTemplate` where the fusion goes through with symbolic sizes (else
+        None)."""
         try:
             graph, out = take_lowered(entry, shape, spec)
         except Exception:   # noqa: BLE001 -- the full path reports it
-            return _FULL_GRAPH
+            return _FULL_GRAPH, None
+        source = template_of(entry, shape, graph)
         own = [n.name for n in graph if n.name != "input"]
         graph.meta, graph.taps = {}, {}
         graph.outputs = {"output": out} if is_output else {}
@@ -267,24 +316,46 @@ class SweepLatency:
             inputs = [out if s is None else graph.add(f"~next{j}.in{k}", ops.Input(s))
                       for k, s in enumerate(shapes)]
             graph.add(f"~next{j}", op, inputs)
+        template = None
+        if source is not None:
+            symbols, binding = spatial.symbolic_shapes(graph)
+            try:
+                found = self._fused_alone(graph.reshaped(symbols), own, out, layout)
+                template = SpatialTemplate(source, binding, after, *_compiled(found))
+            except Exception:   # noqa: BLE001 -- spatial.Unknown, or any failure: fused
+                template = None  # concretely below, where a failure is the full path's
+        if template is not None:
+            return template.at(spatial.bind(binding, {n.name: n.shape for n in graph})), \
+                template
+        try:
+            found = self._fused_alone(graph, own, out, layout)
+        except Exception:   # noqa: BLE001 -- the full path reports it, named after its pass
+            return _FULL_GRAPH, None
+        if found is None:
+            return _FULL_GRAPH, None
+        kernels, net, out_layout = found
+        out_kernels = []
+        for type_, f in kernels:
+            out_kernels.append((_bid(("kernel", type_, tuple(f.items()))), type_, f))
+        return FusedBlock(tuple(out_kernels), net, out_layout), None
+
+    def _fused_alone(self, graph, own: list, out: str, layout):
+        """(per kernel (type, features without net_elems), the kernels' net_elems share,
+        the output's layout) of the block's own nodes of ``graph`` (with the next
+        block's stubs), or None where a kernel crosses the boundary."""
         fz = _Fuser(graph, self.block)
         if layout is not None:
             fz.owner["input"] = Kernel("input", "", layout=layout)
         mine = set(own)
-        try:
-            kernels = [k for k in fz.run() if k.name in mine]
-        except Exception:   # noqa: BLE001 -- the full path reports it, named after its pass
-            return _FULL_GRAPH
+        kernels = [k for k in fz.run() if k.name in mine]
         if any(n not in mine for k in kernels for n in k.nodes):
-            return _FULL_GRAPH
-        out_kernels = []
+            return None
+        found = []
         for k in kernels:
             f = k.features()
             f.pop("net_elems", None)
-            feats = tuple(f.items())
-            out_kernels.append((_bid(("kernel", k.type, feats)), k.type, f))
-        return FusedBlock(tuple(out_kernels), sum(k.params + k.out_elems for k in kernels),
-                          fz.owner[out].layout)
+            found.append((k.type, f))
+        return found, sum(k.params + k.out_elems for k in kernels), fz.owner[out].layout
 
     def _predict(self, kernels: list, net: int) -> float:
         """The model's prediction for these kernels in a network of ``net`` elements:
@@ -361,6 +432,37 @@ class SweepLatency:
             self._rows[row] = x
         found = self._statics[kid] = (self.model.linear_us(type_, f), row)
         return found
+
+
+def _compiled(found) -> tuple:
+    """SpatialTemplate's (kernels, figures, layout) from
+    :meth:`SweepLatency._fused_alone`'s symbolic answer."""
+    if found is None:
+        return None, None, ""
+    kernels, net, layout = found
+    return (tuple((type_, tuple(f)) for type_, f in kernels),
+            spatial.Figures([v for _, f in kernels for v in f.values()] + [net]), layout)
+
+
+def _with_stubs(shapes: dict, template: SpatialTemplate, after: tuple) -> dict:
+    """``shapes`` (the block's nodes) with those of the next block's stubs as
+    :meth:`SweepLatency._fuse` adds them, where ``after`` reads the block's output as the
+    template's stubs did (else without them: the binding then fails)."""
+    if len(after) != len(template.stubs) or any(
+            a[0] != b[0] or [s is None for s in a[1]] != [s is None for s in b[1]]
+            for a, b in zip(after, template.stubs)):
+        return shapes
+    shapes = dict(shapes)
+    out = shapes[template.source.out]
+    try:
+        for j, (op, ins) in enumerate(after):
+            for k, s in enumerate(ins):
+                if s is not None:
+                    shapes[f"~next{j}.in{k}"] = s
+            shapes[f"~next{j}"] = op.infer([out if s is None else s for s in ins])
+    except Exception:   # noqa: BLE001 -- not bound: fused again
+        return {}
+    return shapes
 
 
 def _context(after) -> int:
