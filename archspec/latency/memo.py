@@ -45,8 +45,9 @@ class SpatialTemplate(NamedTuple):
     cost-memo template holds and its symbols bind."""
 
     source: object      # the cost memo's Template (analysis/memo.py) whose ops were fused
-    binding: tuple      # spatial.symbolic_shapes' binding of every node fused
+    binding: tuple      # spatial.symbolic_shapes' binding of the block's nodes
     stubs: tuple        # the next block's readers (op, input shapes, None: this block's)
+    stub_binding: tuple # and of the nodes fusion added for them (_with_stubs)
     kernels: tuple | None   # (type, feature names) per kernel; None: a kernel crosses
                             # the boundary (the full graph is needed)
     figures: object     # spatial.Figures: the kernels' features in order, then net_elems
@@ -206,7 +207,7 @@ class SweepLatency:
         self._start()
 
     def _start(self) -> None:
-        self._statics: dict = {}   # kernel id -> (linear model's (type, us), row of _rows)
+        self._statics: dict = {}   # kernel id -> (linear (type, us), row of _rows, correction)
         self._rows = None          # the kernels' tree features, a row each (numpy)
         self._fused = Cache(BLOCK_ENTRIES)
         self._spatial = Cache(BLOCK_ENTRIES)   # blocks fused with symbolic sizes
@@ -290,8 +291,10 @@ class SweepLatency:
         if template is not None:
             shapes = template_shapes(entry, shape, template.source)
             if shapes is not None:
-                values = spatial.bind(template.binding,
-                                      _with_stubs(shapes, template, after))
+                values = spatial.bind(template.binding, shapes)
+                if values is not None and template.stub_binding:
+                    values = spatial.bind(template.stub_binding,
+                                          _stub_shapes(shapes, template, after), values)
                 if values is not None:
                     return template.at(values)
         fused, template = self._fuse(entry, shape, layout, is_output, after, spec)
@@ -319,9 +322,11 @@ class SweepLatency:
         template = None
         if source is not None:
             symbols, binding = spatial.symbolic_shapes(graph)
+            stubs = tuple(b for b in binding if b[0].startswith("~next"))
             try:
                 found = self._fused_alone(graph.reshaped(symbols), own, out, layout)
-                template = SpatialTemplate(source, binding, after, *_compiled(found))
+                template = SpatialTemplate(source, binding[:len(binding) - len(stubs)],
+                                           after, stubs, *_compiled(found))
             except Exception:   # noqa: BLE001 -- spatial.Unknown, or any failure: fused
                 template = None  # concretely below, where a failure is the full path's
         if template is not None:
@@ -392,7 +397,7 @@ class SweepLatency:
         statics = [known.get(kid) or self._static(kid, type_, f) for kid, type_, f in kernels]
         totals = [None] * len(kernels)
         if forest is not None:
-            rows = [row for _, row in statics]
+            rows = [row for _, row, _ in statics]
             x_net = math.log1p(net)
             if forest.coded and bucket is not None:
                 if self._ready < len(known):   # the node bits of the kernels new here
@@ -407,13 +412,17 @@ class SweepLatency:
                 x = self._rows[rows]
                 x[:, NET] = x_net
                 totals = forest.boost(x)
-        kernel_us = self.model.kernel_us
-        return [kernel_us(type_, None, linear=lin, trees_sum=total)
-                for (lin, _), (_, type_, _), total in zip(statics, kernels, totals)]
+        corrected = self.model.corrected_us   # LatencyModel.kernel_us's arithmetic
+        if forest is None:
+            return [(t, corrected(c, us)) for (t, us), _, c in statics]
+        boosted = self.model.boosted_us
+        return [(t, corrected(c, boosted(us, total)))
+                for ((t, us), _, c), total in zip(statics, totals)]
 
     def _static(self, kid: int, type_: str, f: dict) -> tuple:
         """(linear model's (type, us), the row of ``_rows`` (and ``_bits``) for the
-        kernel's tree features) of a kernel: neither reads the network's size."""
+        kernel's tree features, its family's correction) of a kernel: none reads the
+        network's size."""
         row = None
         if self._forest is not None:
             x = tree_row(type_, f)
@@ -430,7 +439,9 @@ class SweepLatency:
                     grown[:row], bits[:row] = self._rows[:row], self._bits[:row]
                 self._rows, self._bits = grown, bits
             self._rows[row] = x
-        found = self._statics[kid] = (self.model.linear_us(type_, f), row)
+        model = self.model
+        found = self._statics[kid] = (model.linear_us(type_, f), row,
+                                      model.correction_of(type_))
         return found
 
 
@@ -444,25 +455,24 @@ def _compiled(found) -> tuple:
             spatial.Figures([v for _, f in kernels for v in f.values()] + [net]), layout)
 
 
-def _with_stubs(shapes: dict, template: SpatialTemplate, after: tuple) -> dict:
-    """``shapes`` (the block's nodes) with those of the next block's stubs as
-    :meth:`SweepLatency._fuse` adds them, where ``after`` reads the block's output as the
-    template's stubs did (else without them: the binding then fails)."""
+def _stub_shapes(shapes: dict, template: SpatialTemplate, after: tuple) -> dict:
+    """The shapes of the next block's stubs as :meth:`SweepLatency._fuse` adds them, the
+    block's nodes being of ``shapes``, where ``after`` reads the block's output as the
+    template's stubs did (else none: the binding then fails)."""
     if len(after) != len(template.stubs) or any(
             a[0] != b[0] or [s is None for s in a[1]] != [s is None for s in b[1]]
             for a, b in zip(after, template.stubs)):
-        return shapes
-    shapes = dict(shapes)
-    out = shapes[template.source.out]
+        return {}
+    out, found = shapes[template.source.out], {}
     try:
         for j, (op, ins) in enumerate(after):
             for k, s in enumerate(ins):
                 if s is not None:
-                    shapes[f"~next{j}.in{k}"] = s
-            shapes[f"~next{j}"] = op.infer([out if s is None else s for s in ins])
+                    found[f"~next{j}.in{k}"] = s
+            found[f"~next{j}"] = op.infer([out if s is None else s for s in ins])
     except Exception:   # noqa: BLE001 -- not bound: fused again
         return {}
-    return shapes
+    return found
 
 
 def _context(after) -> int:

@@ -19,6 +19,7 @@ Prediction is plain Python (no numpy): ``archspec cost --profile`` stays light.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -42,6 +43,7 @@ LINEAR_FLOOR_US = 0.05    # the trees scale the linear model's time, kept above 
 OUTLIER_REL = 0.35
 
 
+@functools.lru_cache(maxsize=4096)
 def family(type_: str) -> str:
     """The correction family of a kernel type: ``conv.dw.k3s1.c`` -> ``conv.dw``."""
     parts = type_.split(".")
@@ -205,15 +207,30 @@ class LatencyModel:
         if self.trees:
             if trees_sum is None:
                 trees_sum = boost(self.trees, tree_row(type_, features))
-            us = max(us, LINEAR_FLOOR_US) * math.exp(trees_sum)
+            us = self.boosted_us(us, trees_sum)
         return t, us
+
+    @staticmethod
+    def boosted_us(linear_us: float, trees_sum: float) -> float:
+        """The linear model's time scaled by the trees' log-ratio."""
+        return max(linear_us, LINEAR_FLOOR_US) * math.exp(trees_sum)
 
     def kernel_us(self, type_: str, features: dict | None, *, linear: tuple | None = None,
                   trees_sum: float | None = None) -> tuple[str, float]:
         """The kernel's predicted time: :meth:`raw_us` (same arguments) corrected."""
         t, us = self.raw_us(type_, features, linear=linear, trees_sum=trees_sum)
-        scale, shift = self.correction.get(family(type_), (1.0, 0.0))
-        return t, max(scale * us + shift, 0.1 * us)
+        return t, self.corrected_us(self.correction_of(type_), us)
+
+    def correction_of(self, type_: str) -> tuple[float, float]:
+        """(scale, shift) of the kernel type's family (:meth:`corrected_us`)."""
+        return self.correction.get(family(type_), (1.0, 0.0))
+
+    @staticmethod
+    def corrected_us(correction: tuple[float, float], us: float) -> float:
+        """A first-stage time corrected by its family's (scale, shift), kept above a
+        tenth of itself."""
+        scale, shift = correction
+        return max(scale * us + shift, 0.1 * us)
 
     def predict(self, kernels, graph=None) -> Prediction:
         """Per kernel and in total; ``graph`` (the kernels' IR graph) gives the trees

@@ -85,9 +85,14 @@ class Poly:
     def __mul__(self, other):
         if type(other) is int:
             return Poly({m: c * other for m, c in self.terms.items()} if other else {})._simple()
+        other = Poly._of(other).terms
+        if len(self.terms) == 1 and len(other) == 1:   # a product of sizes: most uses
+            (m1, c1), = self.terms.items()
+            (m2, c2), = other.items()
+            return Poly({tuple(sorted(m1 + m2)): c1 * c2})
         terms: dict = {}
         for m1, c1 in self.terms.items():
-            for m2, c2 in Poly._of(other).terms.items():
+            for m2, c2 in other.items():
                 m = tuple(sorted(m1 + m2))
                 c = terms.get(m, 0) + c1 * c2
                 if c:
@@ -153,11 +158,12 @@ def symbolic_shapes(graph) -> tuple[dict, tuple]:
     return shapes, tuple(binding)
 
 
-def bind(binding: tuple, shapes: dict) -> dict | None:
-    """The value of each symbol at the sizes ``shapes`` (node name -> concrete shape), or
-    None where the nodes of one symbol now differ in size (or a node is missing or of
-    another rank)."""
-    values: dict = {}
+def bind(binding: tuple, shapes: dict, values: dict | None = None) -> dict | None:
+    """The value of each symbol at the sizes ``shapes`` (node name -> concrete shape)
+    (added to ``values``, bound before), or None where the nodes of one symbol now differ
+    in size (or a node is missing or of another rank)."""
+    if values is None:
+        values = {}
     get = values.get
     for name, hs, ws in binding:
         shape = shapes.get(name)
