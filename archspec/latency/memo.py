@@ -6,7 +6,11 @@ archspec.analysis.memo), with what fusion can see of its surroundings: the layou
 input (and whether a kernel computed it), whether its output is a graph output or tap, and
 the ops of the next block that read its output, added after it as stubs. A block whose
 kernel takes in a stub crosses the boundary: that variant is predicted from its full
-graph. A kernel's predicted time depends on the whole network only through the trees'
+graph. A block is fused once per (block, input channels, layout, surroundings) with its
+heights and widths as symbols (:class:`SpatialTemplate`, latency/spatial.py) and its kernels'
+figures evaluated at the other input sizes of the sweep; a fusion that reads a size
+otherwise than as a product is fused concretely at each size. A kernel's predicted time
+depends on the whole network only through the trees'
 ``log_net`` feature, compared with the trees' thresholds, so it is memoised per bucket
 between two thresholds, and the missing times of a variant are boosted together
 (:class:`Forest`: numpy, the same floats as the model's own loop). The
