@@ -82,8 +82,10 @@ def cost(spec: Spec,
              "--format", "-f", rich_help_panel=OUTPUT,
              help=FORMAT_HELP.format(suffixes=".json, .md, .csv"))] = None,
          width: Width = None, resolution: Resolution = None, classes: Classes = None,
-         batch: Annotated[int, typer.Option(
-             min=1, max=1_000_000, help="Batch size the byte figures assume.")] = 1,
+         batch: Annotated[Optional[int], typer.Option(
+             min=1, max=1_000_000, show_default=False,
+             help="Batch size the byte figures assume [default: 1; with --profile, the "
+             "profile's batch, and another is an error]")] = None,
          dtype: Dtype = None, budget: Budget = None, output: Output = None,
          profile_path: Profile = None) -> None:
     """Parameters, multiply-adds, elementwise work and memory access, per stage/block/layer."""
@@ -94,12 +96,16 @@ def cost(spec: Spec,
     fmt = output_format(fmt, output, ("json", "markdown", "csv"))
     graph = load(spec, width, resolution, classes).compile()
     dtype = model_dtype(dtype, graph)
-    report = run_cost(graph, batch=batch, dtype=dtype)
     lat = None
-    if profile_path is not None:  # docs/latency.md
+    if profile_path is not None:  # docs/latency.md ("Batch": the profile's, or an error)
         from .latency.report import latency_column
 
         lat = latency_column(graph, per, profile_path, batch=batch, dtype=dtype)
+        if batch is None:
+            from .latency.report import profile_for
+
+            batch = profile_for(profile_path).batch
+    report = run_cost(graph, batch=batch or 1, dtype=dtype)
     extra = [lat.column()] if lat else []
     if fmt == "json":
         emit_json("cost", lat.apply(report.to_dict(per)) if lat else report.to_dict(per),

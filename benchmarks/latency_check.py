@@ -5,10 +5,10 @@
 Models: every shipped spec plus ``--random`` variants drawn with ``sweep --random``'s
 sampler (archspec.analysis.sweep.random_variants + vary), spread evenly over the specs.
 Each model is predicted from its spec alone and measured with onnxruntime under the
-profile's settings, in interleaved rounds (archspec.latency.check), in chunks of
-``--chunk`` models. The figures (fraction within +-10% of the measured median, the
-measurement's own round-to-round spread) go into the generated part of docs/latency.md
-and, with every model, into ``--json``.
+profile's settings (its threads and batch), in interleaved rounds
+(archspec.latency.check), in chunks of ``--chunk`` models. The figures (fraction
+within +-10% of the measured median, the measurement's own round-to-round spread) go
+into the generated part of docs/latency.md and, with every model, into ``--json``.
 
     python benchmarks/latency_check.py --repredict OLD_PROFILE --profile NEW_PROFILE
 
@@ -105,7 +105,8 @@ def render(doc: dict) -> str:
                 f"{2 * doc['quiet_range']:.0%} ({doc['redone']} chunk(s) re-measured)."
                 if doc["probes"] else "no quiet check (--quiet-range 0)."), "",
              f"- profile: `{doc['profile_path']}` ({p['backend']}, "
-             f"{p['settings']['threads']} thread(s), NCHWc block "
+             f"{p['settings']['threads']} thread(s), batch {p['settings'].get('batch', 1)}, "
+             f"NCHWc block "
              f"{p['settings']['nchwc_block']}), measured "
              f"{p['calibration'].get('measured', p['created'])} on {p['machine']['cpu']} "
              f"with onnxruntime {p['versions']['onnxruntime']}, fitted {p['created']}"
@@ -262,6 +263,10 @@ def repredict(args) -> int:
     """Recompute the saved measurements' predictions with --profile (module docstring)."""
     doc = json.loads(Path(args.json).read_text())
     old, new = load_profile(args.repredict), load_profile(args.profile)
+    measured_batch = doc.get("batch", old.batch)
+    if new.batch != measured_batch:
+        sys.exit(f"{args.profile} predicts batch {new.batch}; the saved measurements are of "
+                 f"batch {measured_batch}: measure again with that profile")
     saved = parser().parse_args(shlex.split(doc["argv"]))
     graphs = dict(named_models(saved.random, saved.seed, saved.calib_nets,
                                old.calibration.get("seed", 0)))
@@ -317,6 +322,7 @@ def main(argv=None) -> int:
                 w, r = wait_for_quiet(args.quiet_range, args.max_wait)
                 waited += w
                 probes.append(r)
+            # measured with the profile's threads and batch (what it predicts)
             got = chk.check(chunk, profile, rounds=args.rounds, repeats=args.repeats)
             spread = sorted(x.spread for x in got)[len(got) // 2]
             after = probe() if args.quiet_range > 0 else 0.0
@@ -338,7 +344,7 @@ def main(argv=None) -> int:
            "argv": " ".join(argv if argv is not None else sys.argv[1:]),
            "seconds": time.perf_counter() - t0, "load_before": load_before,
            "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-           "rounds": args.rounds, "repeats": args.repeats,
+           "rounds": args.rounds, "repeats": args.repeats, "batch": profile.batch,
            "quiet_range": args.quiet_range, "waited_s": waited, "probes": probes,
            "redone": redone, "chunk_spread": args.chunk_spread}
     summary = write(doc, results, args.profile, profile, args)

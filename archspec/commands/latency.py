@@ -38,6 +38,11 @@ def calibrate(ctx: typer.Context,
                   "--backend", "-b", help="What runs the kernels.")] = "onnxruntime",
               threads: Annotated[int, typer.Option(
                   min=1, max=256, help="CPU threads.", rich_help_panel=MEASURING)] = 1,
+              batch: Annotated[int, typer.Option(
+                  min=1, max=4096, rich_help_panel=MEASURING,
+                  help="Images per run: every network is timed on a batch of this many, and "
+                  "the profile predicts that batch (and no other; docs/latency.md, "
+                  "Batch).")] = 1,
               networks: Annotated[int, typer.Option(
                   min=4, max=10_000, rich_help_panel=MEASURING,
                   help="Random calibration networks (sampling plan: docs/latency.md).")] = 120,
@@ -104,8 +109,8 @@ def calibrate(ctx: typer.Context,
 
     if from_raw is not None:
         given = [f"--{n.replace('_', '-')}" for n in
-                 ("threads", "networks", "variants", "repeats", "rounds", "seed", "save_raw",
-                  "holdout", "quick")
+                 ("threads", "batch", "networks", "variants", "repeats", "rounds", "seed",
+                  "save_raw", "holdout", "quick")
                  if ctx.get_parameter_source(n).name == "COMMANDLINE"]
         if given:
             raise typer.BadParameter(f"--from-raw refits saved measurements; "
@@ -114,7 +119,8 @@ def calibrate(ctx: typer.Context,
         profile = fitted(raw)
         profile.save(output)
         print(f"wrote {output}: refitted from {from_raw} ({len(raw['samples'])} kernel "
-              f"samples, measured in {raw['seconds']:.0f} s)", file=sys.stderr)
+              f"samples, measured in {raw['seconds']:.0f} s, batch {profile.batch})",
+              file=sys.stderr)
         print(_validation_line(profile), file=sys.stderr)
         return
 
@@ -126,16 +132,18 @@ def calibrate(ctx: typer.Context,
                  rounds=rounds, holdout=holdout)
     ctx, advance = _bar((plan["networks"] + plan["variants"] + plan["holdout"])
                         * plan["rounds"], f"calibrating {backend}, {threads} thread(s)"
+                        + (f", batch {batch}" if batch != 1 else "")
                         + (" (quick)" if quick else ""), no_progress or not sys.stderr.isatty())
     with ctx:
-        raw = cal.calibrate(threads=threads, seed=seed, progress=advance, **plan)
+        raw = cal.calibrate(threads=threads, seed=seed, progress=advance, batch=batch,
+                            **plan)
     profile = fitted(raw)
     profile.save(output)
     if save_raw is not None:   # after the profile: a failed write here loses no profile
         rawfile.save_raw(raw, save_raw)
     c = profile.calibration
     print(f"wrote {output}: {c['kernel_samples']} kernel samples from {c['networks']} "
-          f"networks and {c['variants']} spec variants "
+          f"networks and {c['variants']} spec variants at batch {profile.batch} "
           f"in {c['seconds']:.0f} s; run-to-run spread (between rounds) median "
           f"{c['round_spread_median']}, p90 {c['round_spread_p90']}", file=sys.stderr)
     print(_fingerprint_line(profile), file=sys.stderr)
@@ -197,11 +205,12 @@ def _validation_line(profile) -> str:
             f"{v.get('spread_median', 0):.0%} (stored in the profile)")
 
 
-def _table(name: str, pred, per: str):
+def _table(name: str, pred, per: str, batch: int = 1):
     from rich.table import Table
 
     t = Table(per, "type", "model", "ms", title=f"{name}: predicted {pred.total_ms:.3f} ms "
-              f"(overhead {pred.overhead_ms:.3f} ms)", title_justify="left")
+              f"for a batch of {batch} (overhead {pred.overhead_ms:.3f} ms)",
+              title_justify="left")
     if per == "kernel":
         for k in pred.kernels:
             t.add_row(k.name, k.type, k.model, f"{k.us / 1000:.4f}")
@@ -223,6 +232,11 @@ def latency(spec: Spec,
                 min=1, max=1000, help="--check: interleaved measurement rounds.")] = 5,
             repeats: Annotated[int, typer.Option(
                 min=1, max=10_000, help="--check: timed runs per round.")] = 10,
+            batch: Annotated[Optional[int], typer.Option(
+                min=1, max=1_000_000, show_default=False,
+                help="The batch to predict (and --check to measure) [default: the "
+                "profile's]; a profile predicts only the batch it was calibrated with, "
+                "another is an error (calibrate --batch N).")] = None,
             no_probe: Annotated[bool, typer.Option(
                 "--no-probe", help="Do not time the probe kernels that check this machine "
                 "against the profile's fingerprint (also: ARCHSPEC_NO_PROBE=1); versions "
@@ -230,12 +244,15 @@ def latency(spec: Spec,
             fmt: TableOrJson = "table",
             width: Width = None, resolution: Resolution = None, classes: Classes = None
             ) -> None:
-    """Predicted latency of SPEC per kernel (as the backend fuses them) and in total."""
+    """Predicted latency of SPEC per kernel (as the backend fuses them) and in total, for
+    a run of the profile's batch."""
     from ..latency import check as chk
     from ..latency.profile import load as load_profile
     from ..latency.profile import warn
+    from ..latency.report import batch_mismatch
 
     profile = load_profile(profile_path)
+    batch_mismatch(profile, batch, profile_path.name)
     machine = warn(profile, profile_path.name, skip="skipped (--no-probe)" if no_probe
                    else None)
     s = load(spec, width, resolution, classes)
@@ -243,6 +260,7 @@ def latency(spec: Spec,
     pred = chk.predict(graph, profile)
     doc = {"schema": "archspec.latency/1", "spec": s.name, "profile": str(profile_path),
            "backend": profile.backend, "threads": profile.settings.get("threads"),
+           "batch": profile.batch,
            **pred.to_dict(), "machine_check": machine.to_dict()}
     result = None
     if check:
@@ -255,8 +273,9 @@ def latency(spec: Spec,
         emit_json("latency", doc)
         return
     con = console()
-    con.print(_table(s.name, pred, per))
+    con.print(_table(s.name, pred, per, profile.batch))
     if result is not None:
-        con.print(f"measured {result.measured_ms:.3f} ms (median of {rounds}x{repeats} runs, "
+        con.print(f"measured {result.measured_ms:.3f} ms (median of {rounds}x{repeats} runs "
+                  f"of a batch of {profile.batch}, "
                   f"round-to-round spread {result.spread:.1%}); prediction error "
                   f"{result.error:+.1%}")

@@ -13,15 +13,16 @@ decides the NCHWc layout). These are not the shipped specs: validation
 (``benchmarks/latency_check.py``) runs on those and on their random variants.
 
 Measurement. Each network is built with the ONNX backend and run by onnxruntime with the
-session options of ``archspec bench`` plus the profiler; every node's time is attributed
-to the kernel of the IR node it computes (:mod:`.attribution`), per run; a kernel's
-sample is its median over the repeats. The same network is also timed without the
-profiler (:mod:`.timing`, as ``archspec bench`` times); wall median minus the kernels'
-sum is the per-model overhead sample. Repeats are split into ``rounds`` passes over all
-networks (interleaved), so slow spells of a shared machine hit every network a little;
-the spread between rounds is recorded in the profile. The measurements keep the IR of
-every network measured (:mod:`.raw`), so a refit never rebuilds them from the current
-specs.
+session options of ``archspec bench`` plus the profiler, on ``batch`` images
+(``calibrate --batch``; the ONNX files have a dynamic batch axis; the profile predicts
+that batch); every node's time is attributed to the kernel of the IR node it computes
+(:mod:`.attribution`), per run; a kernel's sample is its median over the repeats. The
+same network is also timed without the profiler (:mod:`.timing`, as ``archspec bench``
+times); wall median minus the kernels' sum is the per-model overhead sample. Repeats are
+split into ``rounds`` passes over all networks (interleaved), so slow spells of a shared
+machine hit every network a little; the spread between rounds is recorded in the
+profile. The measurements keep the IR of every network measured (:mod:`.raw`), so a
+refit never rebuilds them from the current specs.
 
 Fingerprint and validation. The probe kernels (:func:`.probes.probe`) are timed before,
 during (after the calibration networks) and after the campaign: the profile's
@@ -68,23 +69,28 @@ class _Round:
     per_round: int       # timed runs at least
     min_round_ms: float  # and at least this long
     seed: int
+    batch: int = 1       # images per run
 
 
 def calibrate(*, threads: int = 1, networks: int = 120, variants: int = 0,
               repeats: int = 12, rounds: int = 4, warmup: int = 2, seed: int = 0,
-              min_round_ms: float = 20.0, holdout: int = 0, probe=run_probe,
-              progress=lambda n=1: None) -> dict:
+              min_round_ms: float = 20.0, holdout: int = 0, batch: int = 1,
+              probe=run_probe, progress=lambda n=1: None) -> dict:
     """Measure the calibration networks (``networks`` random motif networks and
     ``variants`` random variants of the shipped specs), then ``holdout`` networks kept
     out of the fit; the probe kernels before, between and after (``probe``: threads ->
-    us per kernel). Returns the raw samples (see :func:`~archspec.latency.fitting.build`)."""
+    us per kernel). Every network runs on ``batch`` images (the kernels' features are
+    for that many: :meth:`~archspec.latency.kernels.Kernel.features`). Returns the raw
+    samples (see :func:`~archspec.latency.fitting.build`)."""
+    if batch < 1:
+        raise ValueError(f"batch {batch}: at least 1")
     block = nchwc_block()
     t0 = time.perf_counter()
     probes = [probe(threads)]
     graphs = calibration_graphs(networks, variants, seed)
     variants = len(graphs) - networks          # a variant its spec cannot take is left out
     fused = [fuse(g, block) for g in graphs]
-    how = _Round(threads, warmup, max(1, repeats // rounds), min_round_ms, seed)
+    how = _Round(threads, warmup, max(1, repeats // rounds), min_round_ms, seed, batch)
     # net -> kernel -> per-round medians of its profiled time (us)
     kernel_rounds = [[[] for _ in ks] for ks in fused]
     round_medians = [[] for _ in graphs]                  # net -> per-round wall medians
@@ -105,7 +111,7 @@ def calibrate(*, threads: int = 1, networks: int = 120, variants: int = 0,
     walls = [min(m) for m in round_medians]
     medians = [[min(r) for r in net] for net in kernel_rounds]
     per_node = profiler_cost(medians, counts, walls)
-    samples, overhead = _samples(graphs, fused, medians, counts, per_node, walls)
+    samples, overhead = _samples(graphs, fused, medians, counts, per_node, walls, batch)
     from ..bench import machine, versions
 
     return {"samples": samples, "overhead": overhead, "nchwc_block": block,
@@ -119,7 +125,7 @@ def calibrate(*, threads: int = 1, networks: int = 120, variants: int = 0,
             "profiler_us_per_node": round(per_node, 3),
             "networks": networks, "variants": variants, "repeats": how.per_round * rounds,
             "rounds": rounds,
-            "warmup": warmup, "seed": seed, "threads": threads,
+            "warmup": warmup, "seed": seed, "threads": threads, "batch": batch,
             "seconds": round(time.perf_counter() - t0, 1),
             "fingerprint": fingerprint("onnxruntime", threads, probes),
             **({"holdout": held} if held else {}), **_spread(round_medians)}
@@ -133,7 +139,8 @@ def _holdout(n: int, how: _Round, rounds: int, progress) -> dict | None:
         return None
     graphs = holdout_networks(n, how.seed)
     out = measure(graphs, how.threads, rounds=rounds, repeats=how.per_round,
-                  warmup=how.warmup, progress=progress, min_round_ms=how.min_round_ms)
+                  warmup=how.warmup, progress=progress, min_round_ms=how.min_round_ms,
+                  batch=how.batch)
     return {"networks_ir": networks_record(graphs, "measured"), "rounds": rounds,
             "measured_ms": [round(m, 4) for m, _, _ in out],
             "round_ms": [[round(x, 4) for x in r] for _, _, r in out],
@@ -146,11 +153,11 @@ def _measure(graph, kernels: list, how: _Round) -> tuple[float, list[float], dic
     owner = {n: j for j, k in enumerate(kernels) for n in k.nodes}
     # unprofiled wall time first, measured as `latency --check` measures: a fresh
     # session, warm-up, then at least per_round runs and min_round_ms
-    step = wall_step(graph, how.threads)
+    step = wall_step(graph, how.threads, how.batch)
     warm = time_runs(step, how.warmup)
     n = runs_per_round([w / 1000.0 for w in warm], how.per_round, how.min_round_ms)
     wall = statistics.median(time_runs(step, n))
-    sess, feed = session(graph, how.threads, profile=True, seed=how.seed)
+    sess, feed = session(graph, how.threads, profile=True, seed=how.seed, batch=how.batch)
     events = profile_events(sess, feed, how.warmup + n)
     runs = attribute(events, owner, how.warmup)
     medians = [statistics.median(r.get(j, 0.0) for r in runs) for j in range(len(kernels))]
@@ -158,9 +165,10 @@ def _measure(graph, kernels: list, how: _Round) -> tuple[float, list[float], dic
 
 
 def _samples(graphs: list, fused: list, medians: list, counts: list, per_node: float,
-             walls: list):
+             walls: list, batch: int = 1):
     """Per kernel its sample (the profiler's cost taken out, at least a fifth of the
-    profiled time kept); per network (kernels, wall minus the kernels' sum)."""
+    profiled time kept; its features for ``batch`` images); per network (kernels, wall
+    minus the kernels' sum)."""
 
     samples, overhead = [], []
     for i, ks in enumerate(fused):
@@ -168,7 +176,7 @@ def _samples(graphs: list, fused: list, medians: list, counts: list, per_node: f
         for j, k in enumerate(ks):
             us = max(medians[i][j] - per_node * counts[i].get(j, 0), 0.2 * medians[i][j])
             total += us
-            samples.append({"type": k.type, "features": k.features(),
+            samples.append({"type": k.type, "features": k.features(batch),
                             "us": round(us, 4),
                             "net": i})
         overhead.append((len(ks), walls[i] - total))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as _dt
 
 from .probes import L2_DEFAULT
-from .raw import digest, partial_add_lowering
+from .raw import digest, partial_add_lowering, raw_batch
 
 FIT_LIBRARIES = ("archspec", "scikit-learn", "numpy", "scipy")
 
@@ -57,7 +57,8 @@ def build(raw: dict, n_trees: int = 200, tree_seed: int = 0, tree_act: bool = Fa
     elsewhere must not claim its own), the environment of the fit
     (:func:`fit_environment`) and its link to the measurements (seeds, counts,
     :func:`~archspec.latency.raw.digest`); ``tree_act``: the trees also read each
-    kernel's activation class."""
+    kernel's activation class. The profile's batch is the measurements' (the samples'
+    features are for it: :func:`~archspec.latency.raw.load_raw`)."""
     from .model import HINGES_L2, fit
     from .profile import Profile
 
@@ -65,7 +66,8 @@ def build(raw: dict, n_trees: int = 200, tree_seed: int = 0, tree_act: bool = Fa
         model = fit(raw["samples"], raw["overhead"], raw.get("walls"),
                     hinges=tuple(h * raw.get("l2_bytes", L2_DEFAULT) // 4 for h in HINGES_L2),
                     n_trees=n_trees, tree_seed=tree_seed, tree_act=tree_act)
-    settings = {"threads": raw["threads"], "batch": 1, "nchwc_block": raw["nchwc_block"],
+    settings = {"threads": raw["threads"], "batch": raw_batch(raw),
+                "nchwc_block": raw["nchwc_block"],
                 "l2_bytes": raw.get("l2_bytes", L2_DEFAULT),
                 "graph_optimization": "all", "execution_mode": "sequential",
                 "inter_op_threads": 1, "dtype": "fp32"}
@@ -99,7 +101,8 @@ def validation(profile, holdout: dict | None, tolerance: float = 0.10,
     from .raw import networks_from_record
 
     graphs = networks_from_record(holdout["networks_ir"])
-    # fused as they were measured (a raw file records its partial-add lowering)
+    # fused as they were measured (a raw file records its partial-add lowering), for
+    # the profile's batch (the model's: Profile sets it)
     predicted = [profile.model.predict(fuse(g, profile.nchwc_block, partial_add)).total_ms
                  for g in graphs]
     fastest = [min(r) for r in holdout["round_ms"]] if "round_ms" in holdout else None

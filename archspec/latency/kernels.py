@@ -83,12 +83,28 @@ class Kernel:
     net_elems: int = 0        # the whole network's weights + outputs: what a run touches
                               # between two uses of this kernel's weights (cache context)
     act: int = 0              # the class of the dearest activation it applies (ACT_CLASS)
+    net_params: int = 0       # the whole network's weights (net_elems' part a batch shares)
 
-    def features(self) -> dict:
-        return {"macs": self.macs, "in_elems": self.in_elems, "out_elems": self.out_elems,
-                "params": self.params, "reorder_elems": self.reorder_elems,
-                "cin": self.cin, "cout": self.cout, "hw": self.hw,
-                "net_elems": self.net_elems, "act": self.act}
+    def features(self, batch: int = 1) -> dict:
+        """The figures the latency model reads, for a run of ``batch`` images: the one
+        place a profile's batch enters (calibration samples, refits, predictions and
+        sweeps all read them here). Work and data per image (:data:`PER_IMAGE`) are
+        times ``batch``, and the activations' part of ``net_elems``; weights, channels,
+        ``hw`` (the map's size: a shape, as the kernel loops over the images) and the
+        activation class are not. ``batch`` 1: the per-image figures, untouched."""
+        f = {"macs": self.macs, "in_elems": self.in_elems, "out_elems": self.out_elems,
+             "params": self.params, "reorder_elems": self.reorder_elems,
+             "cin": self.cin, "cout": self.cout, "hw": self.hw,
+             "net_elems": self.net_elems, "act": self.act}
+        if batch != 1:
+            for key in PER_IMAGE:
+                f[key] = batch * f[key]
+            f["net_elems"] = self.net_params + batch * (self.net_elems - self.net_params)
+        return f
+
+
+# the figures of a kernel that grow with the batch (Kernel.features)
+PER_IMAGE = ("macs", "in_elems", "out_elems", "reorder_elems")
 
 
 # the class of an activation as the latency model reads it (``act`` and ``act_elems``): 0
@@ -444,7 +460,8 @@ def kernels(graph, nchwc_block: int = 16, partial_add: str = "masked") -> list[K
     if partial_add not in PARTIAL_ADD_LOWERINGS:
         raise ValueError(f"partial_add {partial_add!r}: one of {PARTIAL_ADD_LOWERINGS}")
     out = _Fuser(graph, nchwc_block, partial_add).run()
-    net = sum(k.params + k.out_elems for k in out)
+    params = sum(k.params for k in out)
+    net = params + sum(k.out_elems for k in out)
     for k in out:
-        k.net_elems = net
+        k.net_elems, k.net_params = net, params
     return out

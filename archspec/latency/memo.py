@@ -208,6 +208,7 @@ class SweepLatency:
 
     def __init__(self, profile):
         self.model, self.block = profile.model, profile.nchwc_block
+        self.batch = self.model.batch   # the profile's (Profile sets the model's)
         self._start()
 
     def _start(self) -> None:
@@ -229,7 +230,7 @@ class SweepLatency:
         self._exact_net = "net_elems" in FEATURES
 
     def __getstate__(self):
-        return {"model": self.model, "block": self.block}
+        return {"model": self.model, "block": self.block, "batch": self.batch}
 
     def __setstate__(self, state):
         self.__dict__.update(state)
@@ -351,7 +352,8 @@ class SweepLatency:
     def _fused_alone(self, graph, own: list, out: str, layout):
         """(per kernel (type, features without net_elems), the kernels' net_elems share,
         the output's layout) of the block's own nodes of ``graph`` (with the next
-        block's stubs), or None where a kernel crosses the boundary."""
+        block's stubs), or None where a kernel crosses the boundary; figures for the
+        profile's batch (Kernel.features, as LatencyModel.predict reads them)."""
         fz = _Fuser(graph, self.block)
         if layout is not None:
             fz.owner["input"] = Kernel("input", "", layout=layout)
@@ -359,12 +361,14 @@ class SweepLatency:
         kernels = [k for k in fz.run() if k.name in mine]
         if any(n not in mine for k in kernels for n in k.nodes):
             return None
-        found = []
+        found, batch = [], self.batch
         for k in kernels:
-            f = k.features()
+            f = k.features(batch)
             f.pop("net_elems", None)
             found.append((k.type, f))
-        return found, sum(k.params + k.out_elems for k in kernels), fz.owner[out].layout
+        net = sum(k.params + k.out_elems for k in kernels) if batch == 1 else \
+            sum(k.params + batch * k.out_elems for k in kernels)
+        return found, net, fz.owner[out].layout
 
     def _predict(self, kernels: list, net: int) -> float:
         """The model's prediction for these kernels in a network of ``net`` elements:

@@ -184,6 +184,9 @@ class LatencyModel:
         self.overhead = overhead
         self.stats = stats or {}
         self.correction = correction or {}   # family -> [scale, shift us]
+        # the images a run of the profile processes (its settings' batch, set by Profile):
+        # predict reads each kernel's features for that many (Kernel.features)
+        self.batch = 1
 
     def model_for(self, type_: str) -> str:
         for t in ancestors(type_):
@@ -235,10 +238,12 @@ class LatencyModel:
     def predict(self, kernels, graph=None) -> Prediction:
         """Per kernel and in total; ``graph`` (the kernels' IR graph) gives the trees
         the activation each kernel applies (accepted for older callers: a kernel carries
-        it since it was fused, ``Kernel.act``)."""
+        it since it was fused, ``Kernel.act``). The kernels are those of one image
+        (latency.kernels); their features are read for :attr:`batch` images."""
         preds = []
+        batch = self.batch
         for k in kernels:
-            t, us = self.kernel_us(k.type, k.features())
+            t, us = self.kernel_us(k.type, k.features(batch))
             preds.append(KernelPrediction(k.name, k.type, t, us, list(k.nodes), k.block,
                                           k.stage))
         total_ms, overhead_ms = self.total_ms([p.us for p in preds])

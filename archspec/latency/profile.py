@@ -40,9 +40,18 @@ class Profile:
     fingerprint: dict = field(default_factory=dict)   # probes.fingerprint()
     validation: dict = field(default_factory=dict)    # calibrate.validation_figure()
 
+    def __post_init__(self):
+        self.model.batch = self.batch   # the model predicts the profile's batch
+
     @property
     def nchwc_block(self) -> int:
         return int(self.settings.get("nchwc_block", 0))
+
+    @property
+    def batch(self) -> int:
+        """The images per run the profile was measured with, and predicts (profiles
+        made before it was a setting: 1)."""
+        return int(self.settings.get("batch", 1))
 
     def to_dict(self) -> dict:
         return {"schema": SCHEMA, "created": self.created, "backend": self.backend,
@@ -72,6 +81,10 @@ def load(path) -> Profile:
         model = LatencyModel.from_dict(d["model"])
     except (KeyError, ValueError, TypeError) as e:
         raise ArchspecError(f"{path}: broken profile model ({e})") from None
+    batch = d["settings"].get("batch", 1) if isinstance(d.get("settings"), dict) else 1
+    if type(batch) is not int or batch < 1:
+        raise ArchspecError(f"{path}: broken profile settings (batch {batch!r}; a positive "
+                            "integer expected)")
     fingerprint = d.get("fingerprint") or {}
     if fingerprint and not _well_formed(fingerprint):
         raise ArchspecError(f"{path}: broken machine fingerprint (kernels: name -> us and "

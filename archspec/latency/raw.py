@@ -6,7 +6,8 @@ walls and the settings, it records **what was measured**: the IR graph of every
 calibration network (``networks_ir``), compactly -- per node its op kind, the op's field
 values and its inputs as back-offsets; node names are not kept (fusion and features do
 not read them), taps and outputs are. A refit rebuilds the graphs from that record and
-recomputes every kernel's features with this archspec's fusion rules, so neither a new
+recomputes every kernel's features with this archspec's fusion rules (for the ``batch``
+measured: 1 when a file does not record it), so neither a new
 shipped spec nor a change to a spec's rules moves the networks under the samples. A
 file written before the record existed is read by rebuilding the networks from their
 seeds and the specs as they are now (once: ``save_raw(load_raw(p), p)`` writes the
@@ -110,6 +111,8 @@ def digest(raw: dict) -> str:
     doc = {k: raw.get(k) for k in DIGEST_KEYS}
     if "partial_add" in raw:   # what the networks were lowered with (files since 2026-12-02)
         doc["partial_add"] = raw["partial_add"]
+    if "batch" in raw:         # the images per run (files since batch became a setting)
+        doc["batch"] = raw["batch"]
     doc["samples"] = [[s["net"], s["type"], s["us"]] for s in sample_rows(raw)]
     doc["networks_ir"] = raw["networks_ir"]["graphs"]
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
@@ -159,6 +162,15 @@ def partial_add_lowering(raw: dict) -> str:
     return raw.get("partial_add", "concat")
 
 
+def raw_batch(raw: dict) -> int:
+    """The images per run the measurements were taken with (1 for a file from before
+    ``calibrate --batch``, which did not record it)."""
+    batch = raw.get("batch", 1)
+    if type(batch) is not int or batch < 1:
+        raise ValueError(f"batch {batch!r}: a positive integer expected")
+    return batch
+
+
 def _matches(graphs, samples, block: int, networks: int, variants: int,
              partial_add: str = "masked"):
     """Every network's kernels, if they are the samples' kernels (count, order, type)."""
@@ -182,6 +194,7 @@ def load_raw(path) -> dict:
     try:
         networks, variants = int(raw["networks"]), int(raw.get("variants", 0))
         block, samples = int(raw["nchwc_block"]), raw["samples"]
+        batch = raw_batch(raw)
         if not isinstance(samples, list) or not samples or not raw["walls"]:
             raise ValueError("no samples or no walls")
         float(raw["seconds"])
@@ -203,5 +216,5 @@ def load_raw(path) -> dict:
                             "archspec's fusion rules): recalibrate")
 
     for (_, k), s in zip(kernels, samples):
-        s["features"] = k.features()
+        s["features"] = k.features(batch)   # for the batch measured
     return raw

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from ..errors import ArchspecError
 from .kernels import kernels as fuse
 from .profile import Profile, load, warn
 
@@ -54,13 +55,25 @@ def _profile(path: Path):
     return profile
 
 
-def latency_column(graph, per: str, profile_path, *, batch: int = 1,
+def batch_mismatch(profile: Profile, batch: int | None, name) -> None:
+    """An error (exit 2) when asked for another batch than the profile's: a profile
+    predicts the batch it was calibrated with, and no other (``batch`` None: the
+    profile's)."""
+    if batch is not None and batch != profile.batch:
+        raise ArchspecError(
+            f"profile {name} predicts batch {profile.batch}, not batch {batch}: calibrate a "
+            f"profile for it with `archspec calibrate --batch {batch} -o PROFILE.json` "
+            f"(or ask for batch {profile.batch})")
+
+
+def latency_column(graph, per: str, profile_path, *, batch: int | None = None,
                    dtype: str = "fp32") -> LatencyColumn:
+    """The predicted latency of ``graph`` per ``per`` row, for the profile's batch
+    (``batch``: the batch asked for; another than the profile's is an error)."""
     profile = profile_for(profile_path)
-    if batch != profile.settings.get("batch", 1) or dtype != profile.settings.get("dtype",
-                                                                                  "fp32"):
-        print(f"archspec: warning: the profile predicts batch "
-              f"{profile.settings.get('batch', 1)} {profile.settings.get('dtype', 'fp32')}, "
-              f"not batch {batch} {dtype}", file=sys.stderr)
+    batch_mismatch(profile, batch, Path(profile_path).name)
+    if dtype != profile.settings.get("dtype", "fp32"):
+        print(f"archspec: warning: the profile predicts "
+              f"{profile.settings.get('dtype', 'fp32')}, not {dtype}", file=sys.stderr)
     pred = profile.model.predict(fuse(graph, profile.nchwc_block), graph)
     return LatencyColumn(pred.per(per), pred.total_ms, pred.overhead_ms)

@@ -1,13 +1,15 @@
 """Timing on onnxruntime: a session of an IR graph with ``archspec bench``'s options
-(profiled or not), a timed step as ``archspec bench`` runs it, wall-clock timing of
-repeated runs, the profiler's trace, and the nodes onnxruntime runs after optimising."""
+(profiled or not; a feed of the profile's batch), a timed step as ``archspec bench``
+runs it, wall-clock timing of repeated runs, the profiler's trace, and the nodes
+onnxruntime runs after optimising."""
 from __future__ import annotations
 
 import time
 
 
-def session(graph, threads: int, *, profile: bool, seed: int = 0):
-    """An onnxruntime session for ``graph`` with ``archspec bench``'s options, and a feed."""
+def session(graph, threads: int, *, profile: bool, seed: int = 0, batch: int = 1):
+    """An onnxruntime session for ``graph`` with ``archspec bench``'s options, and a feed
+    of ``batch`` images (the ONNX backend writes a dynamic batch axis)."""
     import numpy as np
     import onnxruntime as ort
 
@@ -17,15 +19,16 @@ def session(graph, threads: int, *, profile: bool, seed: int = 0):
     model = get_backend("onnx").build(graph, seed=seed, check=False)
     opts = ort_session_options(threads, profile=profile)
     sess = ort.InferenceSession(model.serialize(), opts, providers=["CPUExecutionProvider"])
-    x = np.random.default_rng(seed).standard_normal((1, *graph.input_shape))
+    x = np.random.default_rng(seed).standard_normal((batch, *graph.input_shape))
     return sess, {sess.get_inputs()[0].name: x.astype(np.float32)}
 
 
-def wall_step(graph, threads: int):
-    """One unprofiled run of ``graph`` as ``archspec bench`` times it (a fresh session)."""
+def wall_step(graph, threads: int, batch: int = 1):
+    """One unprofiled run of ``graph`` on ``batch`` images as ``archspec bench`` times it
+    (a fresh session)."""
     from ..bench import Settings, make_step
 
-    return make_step(graph, Settings("onnxruntime", threads, 1, (), False, 1, 0, 0))
+    return make_step(graph, Settings("onnxruntime", threads, batch, (), False, 1, 0, 0))
 
 
 def time_runs(step, n: int, *, clock=time.perf_counter, unit: float = 1e6) -> list[float]:
