@@ -840,3 +840,29 @@ def test_trees_that_read_the_activation_learn_its_cost():
     assert ratio(seen) == pytest.approx(1.3, abs=0.05) and ratio(blind) == 1.0
     back = LatencyModel.from_dict(json.loads(json.dumps(seen.to_dict())))
     assert ratio(back) == pytest.approx(ratio(seen))
+
+
+def test_a_kernel_type_never_timed_fits_zero_without_warnings_or_nan():
+    """reshape has no onnxruntime kernel of its own, so all its samples are 0 us: its
+    coefficients are 0 and its fit figures null (a NaN there made the profile invalid
+    JSON and numpy warn on every calibrate)."""
+    import warnings
+
+    from archspec.latency.model import fit_type
+
+    rows_ = [[1.0] + [float(i)] * (len(FEATURES) - 1) for i in range(12)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        coef, stats = fit_type(rows_, [0.0] * 12, "reshape")
+    assert coef == [0.0] * len(FEATURES)
+    assert stats == {"n": 0, "outliers": 0, "median_abs_rel_err": None,
+                     "within_10pct": None}
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parent.parent / "profiles").glob("*.json")),
+                         ids=lambda p: p.name)
+def test_shipped_profiles_are_strict_json(path):
+    def refuse(token):
+        raise AssertionError(f"{path.name}: {token} is not JSON")
+
+    json.loads(path.read_text(), parse_constant=refuse)

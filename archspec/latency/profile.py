@@ -64,7 +64,7 @@ class Profile:
     def save(self, path) -> None:
         from ..fsutil import atomic_write_text
 
-        atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=1) + "\n")
+        atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n")
 
 
 def load(path) -> Profile:
