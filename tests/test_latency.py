@@ -859,8 +859,9 @@ def test_a_kernel_type_never_timed_fits_zero_without_warnings_or_nan():
                      "within_10pct": None}
 
 
-@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parent.parent / "profiles").glob("*.json")),
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", sorted((Path(__file__).resolve().parent.parent / "profiles").glob("*.json")),
+    ids=lambda p: p.name)
 def test_shipped_profiles_are_strict_json(path):
     def refuse(token):
         raise AssertionError(f"{path.name}: {token} is not JSON")
