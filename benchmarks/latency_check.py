@@ -1,6 +1,6 @@
 """Validate a latency profile against measurement and write docs/latency.md's results.
 
-    python benchmarks/latency_check.py --profile profiles/cpu-ort-1t.json
+    python benchmarks/latency_check.py --profile profiles/cpu-ort-1t-zen3.json
 
 Models: every shipped spec plus ``--random`` variants drawn with ``sweep --random``'s
 sampler (archspec.analysis.sweep.random_variants + vary), spread evenly over the specs.
@@ -189,7 +189,7 @@ def write_doc(path: Path, block: str, begin: str = BEGIN, end: str = END, *,
 
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--profile", default="profiles/cpu-ort-1t.json")
+    ap.add_argument("--profile", default="profiles/cpu-ort-1t-zen3.json")
     ap.add_argument("--random", type=int, default=102, help="random variants (>= 100)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--rounds", type=int, default=8)

@@ -1,8 +1,8 @@
 """Leave one architecture family out of a calibration and predict that family (issue 18's
 "families never seen in calibration"), measuring nothing.
 
-    python benchmarks/latency_lofo.py --raw profiles/cpu-ort-1t.raw.json \\
-        --check benchmarks/latency_check.json --profile profiles/cpu-ort-1t.json
+    python benchmarks/latency_lofo.py --raw profiles/cpu-ort-1t-zen3.raw.json \\
+        --check benchmarks/latency_check.json --profile profiles/cpu-ort-1t-zen3.json
 
 For each family F (``FAMILIES``: every shipped spec, heads with their backbone's family)
 the profile is refitted exactly as ``archspec calibrate --from-raw`` refits it
@@ -464,9 +464,9 @@ def render(doc: dict) -> str:
 
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--raw", default="profiles/cpu-ort-1t.raw.json")
+    ap.add_argument("--raw", default="profiles/cpu-ort-1t-zen3.raw.json")
     ap.add_argument("--check", default="benchmarks/latency_check.json")
-    ap.add_argument("--profile", default="profiles/cpu-ort-1t.json",
+    ap.add_argument("--profile", default="profiles/cpu-ort-1t-zen3.json",
                     help="the profile --check was predicted with (verifies the rebuilt "
                          "models; its fit settings are the refits')")
     ap.add_argument("--families", default=None, help="comma-separated subset of FAMILIES")

@@ -4,7 +4,7 @@ hswish everywhere; MobileNetV3-Large as published and with ReLU everywhere, Tabl
 question) and MobileNeXt's identity tensor multiplier (alpha 1 against 1/2, 1/3 and 1/6,
 Table 7).
 
-    python benchmarks/latency_pairs.py --profile profiles/cpu-ort-1t.json [--rounds 12]
+    python benchmarks/latency_pairs.py --profile profiles/cpu-ort-1t-zen3.json [--rounds 12]
 
 Every network of every pair is measured in the same interleaved rounds (fresh sessions,
 archspec.latency.check.measure), so a slow spell of a shared machine lands on both sides
@@ -125,7 +125,7 @@ def render(doc: dict) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--profile", default=str(ROOT / "profiles" / "cpu-ort-1t.json"))
+    ap.add_argument("--profile", default=str(ROOT / "profiles" / "cpu-ort-1t-zen3.json"))
     ap.add_argument("--rounds", type=int, default=12)
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "latency_pairs.json"))
