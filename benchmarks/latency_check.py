@@ -203,10 +203,10 @@ def parser() -> argparse.ArgumentParser:
                          "is at most this (0: do not wait)")
     ap.add_argument("--max-wait", type=float, default=900.0,
                     help="seconds to wait for quiet per chunk before measuring anyway")
-    ap.add_argument("--chunk-spread", type=float, default=0.30,
+    ap.add_argument("--chunk-spread", type=float, default=0.12,
                     help="re-measure a chunk whose models' median round-to-round spread "
                          "exceeds this (a noisy spell during the chunk)")
-    ap.add_argument("--retries", type=int, default=2,
+    ap.add_argument("--retries", type=int, default=3,
                     help="times a noisy chunk is measured again before it is kept as is")
     ap.add_argument("--doc", default=str(ROOT / "docs" / "latency.md"))
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "latency_check.json"))
