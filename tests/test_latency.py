@@ -376,7 +376,7 @@ REFIT_MAX_REL = 0.03
 REFIT_MEDIAN_REL = 0.0075
 
 
-@pytest.mark.parametrize("name", ["cpu-ort-1t", "cpu-ort-1t-zen3"])
+@pytest.mark.parametrize("name", ["cpu-ort-1t", "cpu-ort-1t-zen3", "cpu-ort-2t-zen3"])
 def test_shipped_profile_is_the_fit_of_the_shipped_measurements(name):
     """profiles/NAME.json is `calibrate --from-raw profiles/NAME.raw.json`: always linked
     to those measurements (digest, seeds, counts, measuring setup) and within the refit
