@@ -31,6 +31,7 @@ from archspec.spec import load as load_spec
 from archspec.spec.loader import SHIPPED
 
 SPECS = sorted(SHIPPED.glob("*.yaml"))
+PROFILES = Path(__file__).resolve().parent.parent / "profiles"
 
 
 # ---- helpers ---------------------------------------------------------------------------------
@@ -376,7 +377,8 @@ REFIT_MAX_REL = 0.03
 REFIT_MEDIAN_REL = 0.0075
 
 
-@pytest.mark.parametrize("name", ["cpu-ort-1t", "cpu-ort-1t-zen3", "cpu-ort-2t-zen3"])
+@pytest.mark.parametrize("name", sorted(p.name.removesuffix(".raw.json")
+                                         for p in PROFILES.glob("*.raw.json")))
 def test_shipped_profile_is_the_fit_of_the_shipped_measurements(name):
     """profiles/NAME.json is `calibrate --from-raw profiles/NAME.raw.json`: always linked
     to those measurements (digest, seeds, counts, measuring setup) and within the refit
@@ -385,7 +387,7 @@ def test_shipped_profile_is_the_fit_of_the_shipped_measurements(name):
     import statistics
 
     pytest.importorskip("sklearn")
-    root = Path(__file__).resolve().parent.parent / "profiles"
+    root = PROFILES
     shipped = load(root / f"{name}.json")
     raw = rawfile.load_raw(root / f"{name}.raw.json")
     c = shipped.calibration
@@ -859,9 +861,7 @@ def test_a_kernel_type_never_timed_fits_zero_without_warnings_or_nan():
                      "within_10pct": None}
 
 
-@pytest.mark.parametrize(
-    "path", sorted((Path(__file__).resolve().parent.parent / "profiles").glob("*.json")),
-    ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(PROFILES.glob("*.json")), ids=lambda p: p.name)
 def test_shipped_profiles_are_strict_json(path):
     def refuse(token):
         raise AssertionError(f"{path.name}: {token} is not JSON")
