@@ -43,6 +43,19 @@ from archspec.spec.loader import SHIPPED  # noqa: E402
 
 BEGIN = "<!-- BEGIN GENERATED: benchmarks/latency_check.py -->"
 END = "<!-- END GENERATED -->"
+# a torch eager profile's run has a block of its own (and --json default of its own)
+TORCH_BEGIN = "<!-- BEGIN GENERATED: benchmarks/latency_check.py torch -->"
+TORCH_END = "<!-- END GENERATED: benchmarks/latency_check.py torch -->"
+TORCH_HEADING = "## Torch eager: latency_check\n\n"
+
+
+def default_json(backend: str) -> str:
+    return str(ROOT / "benchmarks" / ("latency_check_torch.json" if backend == "torch"
+                                      else "latency_check.json"))
+
+
+def markers(backend: str) -> tuple[str, str]:
+    return (TORCH_BEGIN, TORCH_END) if backend == "torch" else (BEGIN, END)
 
 
 def models(n_random: int, seed: int) -> list[tuple[str, object]]:
@@ -92,7 +105,8 @@ def wait_for_quiet(max_range: float, max_wait_s: float) -> tuple[float, float]:
 
 def render(doc: dict) -> str:
     s, p = doc["summary"], doc["profile"]
-    lines = [BEGIN, "",
+    begin, end = markers(p["backend"])
+    lines = [begin, "",
              f"Generated {doc['created']} by `python benchmarks/latency_check.py "
              f"{doc['argv']}` in {doc['seconds']:.0f} s; load average "
              f"{doc['load_before']} before, {doc['load_after']} after (2 cores, shared); "
@@ -109,7 +123,7 @@ def render(doc: dict) -> str:
              f"NCHWc block "
              f"{p['settings']['nchwc_block']}), measured "
              f"{p['calibration'].get('measured', p['created'])} on {p['machine']['cpu']} "
-             f"with onnxruntime {p['versions']['onnxruntime']}, fitted {p['created']}"
+             f"with {p['backend']} {p['versions'][p['backend']]}, fitted {p['created']}"
              + (f" with scikit-learn {p['fitted_with']['scikit-learn']}, numpy "
                 f"{p['fitted_with']['numpy']}, {', '.join(p['fitted_with']['blas'])}"
                 if p.get("fitted_with") else "") + ": "
@@ -152,7 +166,7 @@ def render(doc: dict) -> str:
     for r in doc["results"]:
         lines.append(f"| {r['name']} | {r['predicted_ms']:.3f} | {r['measured_ms']:.3f} | "
                      f"{r['error']:+.1%} | {r['spread']:.1%} |")
-    lines += ["", "</details>", "", END]
+    lines += ["", "</details>", "", end]
     return "\n".join(lines)
 
 
@@ -209,7 +223,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--retries", type=int, default=3,
                     help="times a noisy chunk is measured again before it is kept as is")
     ap.add_argument("--doc", default=str(ROOT / "docs" / "latency.md"))
-    ap.add_argument("--json", default=str(ROOT / "benchmarks" / "latency_check.json"))
+    ap.add_argument("--json", default=None, help="every model's figures [default: "
+                    "benchmarks/latency_check.json; latency_check_torch.json for a torch "
+                    "profile]")
     ap.add_argument("--repredict", metavar="OLD_PROFILE", default=None,
                     help="measure nothing: recompute the predictions saved in --json with "
                          "--profile (OLD_PROFILE: the profile they were predicted with)")
@@ -249,8 +265,11 @@ def write(doc: dict, results: list, profile_path: str, profile, args) -> dict:
     doc["model_desc"] = (f"linear{' + cache hinges' if m.get('hinges_elems') else ''} + "
                          f"{len((m.get('trees') or {}).get('trees', []))} boosted trees + "
                          "network-level correction")
+    args.json = args.json or default_json(profile.backend)
     Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
-    write_doc(Path(args.doc), render(doc))
+    begin, end = markers(profile.backend)
+    write_doc(Path(args.doc), render(doc), begin, end,
+              missing=TORCH_HEADING if profile.backend == "torch" else "")
     return summary
 
 
@@ -261,8 +280,9 @@ def _shift(pairs) -> dict:
 
 def repredict(args) -> int:
     """Recompute the saved measurements' predictions with --profile (module docstring)."""
-    doc = json.loads(Path(args.json).read_text())
     old, new = load_profile(args.repredict), load_profile(args.profile)
+    args.json = args.json or default_json(new.backend)
+    doc = json.loads(Path(args.json).read_text())
     measured_batch = doc.get("batch", old.batch)
     if new.batch != measured_batch:
         sys.exit(f"{args.profile} predicts batch {new.batch}; the saved measurements are of "

@@ -207,7 +207,7 @@ def test_probe_takes_each_kernels_fastest_round_median_with_fresh_sessions(monke
         return [50.0, 10.0, 60.0] if i == 2 else [100.0 * i + 1, 100.0 * i + 2, 1e4]
 
     monkeypatch.setattr(probes, "_probe_step",
-                        lambda name, threads: built.append(name) or name)
+                        lambda name, threads, backend: built.append(name) or name)
     monkeypatch.setattr(timing, "time_runs", fake_time_runs)
     out = probes.probe(1, rounds=3)
     # round medians 102, 50, 302: the second round's is the kernel's time

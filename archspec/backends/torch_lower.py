@@ -272,11 +272,26 @@ def lower(graph: Graph, features=None) -> tuple[fx.Graph, dict[str, nn.Module]]:
     env = {}
     for node in graph:
         if node.name in live:
+            tail = _last(low.fxg)
             env[node.name] = TORCH[node.kind](low, node, [env[i] for i in node.inputs])
+            _tag(low.fxg, tail, node.name)
     low.fxg.output(env[outputs["output"]] if list(outputs) == ["output"] and features is None
                    else {key: env[name] for key, name in outputs.items()})
     low.fxg.lint()
     return low.fxg, low.modules
+
+
+def _last(fxg: fx.Graph):
+    return next(iter(reversed(fxg.nodes)), None)
+
+
+def _tag(fxg: fx.Graph, tail, name: str) -> None:
+    """Record in ``meta["ir"]`` the IR node that the fx nodes after ``tail`` compute
+    (what latency calibration times a torch model by)."""
+    for n in reversed(fxg.nodes):
+        if n is tail:
+            return
+        n.meta["ir"] = name
 
 
 def module_tree(graph: Graph, modules: dict[str, nn.Module]) -> nn.Module:

@@ -34,8 +34,10 @@ def calibrate(ctx: typer.Context,
               output: Annotated[Path, typer.Option(
                   "--output", "-o", dir_okay=False, rich_help_panel=OUTPUT,
                   help="Profile file to write (JSON).")],
-              backend: Annotated[Literal["onnxruntime"], typer.Option(
-                  "--backend", "-b", help="What runs the kernels.")] = "onnxruntime",
+              backend: Annotated[Literal["onnxruntime", "torch"], typer.Option(
+                  "--backend", "-b", help="What runs the kernels: onnxruntime (CPU "
+                  "execution provider, all graph optimisations) or torch (eager, "
+                  "inference mode, on the CPU: what you train with).")] = "onnxruntime",
               threads: Annotated[int, typer.Option(
                   min=1, max=256, help="CPU threads.", rich_help_panel=MEASURING)] = 1,
               batch: Annotated[int, typer.Option(
@@ -110,7 +112,7 @@ def calibrate(ctx: typer.Context,
     if from_raw is not None:
         given = [f"--{n.replace('_', '-')}" for n in
                  ("threads", "batch", "networks", "variants", "repeats", "rounds", "seed",
-                  "save_raw", "holdout", "quick")
+                  "save_raw", "holdout", "quick", "backend")
                  if ctx.get_parameter_source(n).name == "COMMANDLINE"]
         if given:
             raise typer.BadParameter(f"--from-raw refits saved measurements; "
@@ -124,10 +126,7 @@ def calibrate(ctx: typer.Context,
         print(_validation_line(profile), file=sys.stderr)
         return
 
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        raise ArchspecError("calibrate needs onnxruntime: pip install onnxruntime") from None
+    _check_runtime(backend)
     plan = _plan(ctx, quick, networks=networks, variants=variants, repeats=repeats,
                  rounds=rounds, holdout=holdout)
     ctx, advance = _bar((plan["networks"] + plan["variants"] + plan["holdout"])
@@ -136,7 +135,7 @@ def calibrate(ctx: typer.Context,
                         + (" (quick)" if quick else ""), no_progress or not sys.stderr.isatty())
     with ctx:
         raw = cal.calibrate(threads=threads, seed=seed, progress=advance, batch=batch,
-                            **plan)
+                            backend=backend, **plan)
     profile = fitted(raw)
     profile.save(output)
     if save_raw is not None:   # after the profile: a failed write here loses no profile
@@ -148,6 +147,18 @@ def calibrate(ctx: typer.Context,
           f"{c['round_spread_median']}, p90 {c['round_spread_p90']}", file=sys.stderr)
     print(_fingerprint_line(profile), file=sys.stderr)
     print(_validation_line(profile), file=sys.stderr)
+
+
+def _check_runtime(backend: str) -> None:
+    """Refuse, before any measuring, a backend whose packages are missing (onnxruntime
+    calibration also writes ONNX files)."""
+    import importlib.util
+
+    need = ("onnxruntime", "onnx") if backend == "onnxruntime" else ("torch",)
+    missing = [m for m in need if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ArchspecError(f"calibrate --backend {backend} needs {' and '.join(missing)}: "
+                            f"pip install {' '.join(missing)}")
 
 
 def _check_writable(option: str, path: Path) -> None:

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 
 from .attribution import attribute, profiler_cost
 from .check import measure, runs_per_round
-from .kernels import kernels as fuse
+from .kernels import backend_kernels
 from .networks import calibration_graphs, holdout_networks
 from .probes import fingerprint, l2_bytes, nchwc_block
 from .probes import probe as run_probe
@@ -70,12 +70,13 @@ class _Round:
     min_round_ms: float  # and at least this long
     seed: int
     batch: int = 1       # images per run
+    backend: str = "onnxruntime"
 
 
 def calibrate(*, threads: int = 1, networks: int = 120, variants: int = 0,
               repeats: int = 12, rounds: int = 4, warmup: int = 2, seed: int = 0,
               min_round_ms: float = 20.0, holdout: int = 0, batch: int = 1,
-              probe=run_probe, progress=lambda n=1: None) -> dict:
+              backend: str = "onnxruntime", probe=None, progress=lambda n=1: None) -> dict:
     """Measure the calibration networks (``networks`` random motif networks and
     ``variants`` random variants of the shipped specs), then ``holdout`` networks kept
     out of the fit; the probe kernels before, between and after (``probe``: threads ->
@@ -84,13 +85,17 @@ def calibrate(*, threads: int = 1, networks: int = 120, variants: int = 0,
     samples (see :func:`~archspec.latency.fitting.build`)."""
     if batch < 1:
         raise ValueError(f"batch {batch}: at least 1")
-    block = nchwc_block()
+    if probe is None:
+        def probe(threads):
+            return run_probe(threads, backend=backend)
+    block = nchwc_block() if backend == "onnxruntime" else 0
     t0 = time.perf_counter()
     probes = [probe(threads)]
     graphs = calibration_graphs(networks, variants, seed)
     variants = len(graphs) - networks          # a variant its spec cannot take is left out
-    fused = [fuse(g, block) for g in graphs]
-    how = _Round(threads, warmup, max(1, repeats // rounds), min_round_ms, seed, batch)
+    fused = [backend_kernels(g, backend, block) for g in graphs]
+    how = _Round(threads, warmup, max(1, repeats // rounds), min_round_ms, seed, batch,
+                 backend)
     # net -> kernel -> per-round medians of its profiled time (us)
     kernel_rounds = [[[] for _ in ks] for ks in fused]
     round_medians = [[] for _ in graphs]                  # net -> per-round wall medians
@@ -114,10 +119,11 @@ def calibrate(*, threads: int = 1, networks: int = 120, variants: int = 0,
     samples, overhead = _samples(graphs, fused, medians, counts, per_node, walls, batch)
     from ..bench import machine, versions
 
-    return {"samples": samples, "overhead": overhead, "nchwc_block": block,
-            "partial_add": "masked",
+    return {"backend": backend, "samples": samples, "overhead": overhead,
+            "nchwc_block": block,
+            **({"partial_add": "masked"} if backend == "onnxruntime" else {}),
             "networks_ir": networks_record(graphs, "measured"),
-            "machine": machine("onnxruntime"), "versions": versions(),
+            "machine": machine(backend), "versions": versions(),
             "l2_bytes": l2_bytes(), "min_round_ms": min_round_ms,
             "measured": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "walls": walls, "estimator": "fastest round median",
@@ -127,7 +133,7 @@ def calibrate(*, threads: int = 1, networks: int = 120, variants: int = 0,
             "rounds": rounds,
             "warmup": warmup, "seed": seed, "threads": threads, "batch": batch,
             "seconds": round(time.perf_counter() - t0, 1),
-            "fingerprint": fingerprint("onnxruntime", threads, probes),
+            "fingerprint": fingerprint(backend, threads, probes),
             **({"holdout": held} if held else {}), **_spread(round_medians)}
 
 
@@ -140,7 +146,7 @@ def _holdout(n: int, how: _Round, rounds: int, progress) -> dict | None:
     graphs = holdout_networks(n, how.seed)
     out = measure(graphs, how.threads, rounds=rounds, repeats=how.per_round,
                   warmup=how.warmup, progress=progress, min_round_ms=how.min_round_ms,
-                  batch=how.batch)
+                  batch=how.batch, backend=how.backend)
     return {"networks_ir": networks_record(graphs, "measured"), "rounds": rounds,
             "measured_ms": [round(m, 4) for m, _, _ in out],
             "round_ms": [[round(x, 4) for x in r] for _, _, r in out],
@@ -153,15 +159,36 @@ def _measure(graph, kernels: list, how: _Round) -> tuple[float, list[float], dic
     owner = {n: j for j, k in enumerate(kernels) for n in k.nodes}
     # unprofiled wall time first, measured as `latency --check` measures: a fresh
     # session, warm-up, then at least per_round runs and min_round_ms
-    step = wall_step(graph, how.threads, how.batch)
+    step = wall_step(graph, how.threads, how.batch, how.backend)
     warm = time_runs(step, how.warmup)
     n = runs_per_round([w / 1000.0 for w in warm], how.per_round, how.min_round_ms)
     wall = statistics.median(time_runs(step, n))
+    if how.backend == "torch":
+        return (wall, *_ticked(graph, owner, len(kernels), how, n))
     sess, feed = session(graph, how.threads, profile=True, seed=how.seed, batch=how.batch)
     events = profile_events(sess, feed, how.warmup + n)
     runs = attribute(events, owner, how.warmup)
     medians = [statistics.median(r.get(j, 0.0) for r in runs) for j in range(len(kernels))]
     return wall, medians, attribute(events, owner, how.warmup, value=lambda e: 1)[0]
+
+
+def _ticked(graph, owner: dict, n_kernels: int, how: _Round, n: int):
+    """Every kernel's median ticked time (us) over ``n`` runs of ``graph``'s torch model
+    and its ticked nodes (:mod:`.torch_timing`)."""
+    from .torch_timing import node_runs
+
+    runs, nodes = node_runs(graph, how.threads, runs=n, warmup=how.warmup, seed=how.seed,
+                            batch=how.batch)
+    per_kernel = [dict() for _ in runs]
+    for run, out in zip(runs, per_kernel):
+        for name, us in run.items():
+            j = owner[name]
+            out[j] = out.get(j, 0.0) + us
+    counts: dict = {}
+    for name, c in nodes.items():
+        counts[owner[name]] = counts.get(owner[name], 0) + c
+    return [statistics.median(r.get(j, 0.0) for r in per_kernel)
+            for j in range(n_kernels)], counts
 
 
 def _samples(graphs: list, fused: list, medians: list, counts: list, per_node: float,

@@ -15,7 +15,6 @@ import statistics
 import time
 from dataclasses import asdict, dataclass
 
-from .kernels import kernels as fuse
 from .timing import time_runs
 
 
@@ -48,27 +47,25 @@ def runs_per_round(warm_ms: list[float], at_least: int, min_round_ms: float) -> 
 def predict(graph, profile):
     """The profile's :class:`~archspec.latency.model.Prediction` for ``graph`` (a run of
     the profile's batch)."""
-    return profile.model.predict(fuse(graph, profile.nchwc_block), graph)
+    return profile.model.predict(profile.kernels(graph), graph)
 
 
 def measure(graphs: list, threads: int, *, rounds: int = 5, repeats: int = 6,
             warmup: int = 2, clock=time.perf_counter, make_step=None,
-            progress=lambda n=1: None, min_round_ms: float = 20.0, batch: int = 1
-            ) -> list[tuple[float, float, list]]:
+            progress=lambda n=1: None, min_round_ms: float = 20.0, batch: int = 1,
+            backend: str = "onnxruntime") -> list[tuple[float, float, list]]:
     """(median ms, spread, round medians) per graph, measured in interleaved rounds.
     A round runs a model at least ``repeats`` times and at least ``min_round_ms`` long
     (judged by its warm-up runs, a fresh session's slow first run included), so a 0.3 ms
     model gets 20-35 runs a round, not 6: the
     median of a handful of sub-millisecond runs moves with every timer tick. A run
-    feeds ``batch`` images."""
+    feeds ``batch`` images to ``backend`` (onnxruntime, or torch eager: a fresh model
+    each round)."""
     if make_step is None:
-        from ..bench import Settings
-        from ..bench import make_step as bench_step
-
-        settings = Settings("onnxruntime", threads, batch, (), False, repeats, warmup, 0)
+        from .timing import wall_step
 
         def make_step(g):
-            return bench_step(g, settings)
+            return wall_step(g, threads, batch, backend)
     times = [[] for _ in graphs]
     medians = [[] for _ in graphs]
     for _ in range(rounds):
@@ -96,7 +93,8 @@ def check(named_graphs: list[tuple[str, object]], profile, *, rounds: int = 5,
     threads = int(profile.settings.get("threads", 1))
     measured = measure([g for _, g in named_graphs], threads, rounds=rounds, repeats=repeats,
                        warmup=warmup, progress=progress, make_step=make_step, clock=clock,
-                       min_round_ms=min_round_ms, batch=profile.batch)
+                       min_round_ms=min_round_ms, batch=profile.batch,
+                       backend=profile.backend)
     return [Checked(name, predict(g, profile).total_ms, med, spread, rounds, repeats)
             for (name, g), (med, spread, _) in zip(named_graphs, measured)]
 

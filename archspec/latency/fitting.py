@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import datetime as _dt
 
+from .kernels import backend_kernels
 from .probes import L2_DEFAULT
-from .raw import digest, partial_add_lowering, raw_batch
+from .raw import digest, partial_add_lowering, raw_backend, raw_batch
 
 FIT_LIBRARIES = ("archspec", "scikit-learn", "numpy", "scipy")
 
@@ -66,10 +67,13 @@ def build(raw: dict, n_trees: int = 200, tree_seed: int = 0, tree_act: bool = Fa
         model = fit(raw["samples"], raw["overhead"], raw.get("walls"),
                     hinges=tuple(h * raw.get("l2_bytes", L2_DEFAULT) // 4 for h in HINGES_L2),
                     n_trees=n_trees, tree_seed=tree_seed, tree_act=tree_act)
+    backend = raw_backend(raw)
     settings = {"threads": raw["threads"], "batch": raw_batch(raw),
                 "nchwc_block": raw["nchwc_block"],
                 "l2_bytes": raw.get("l2_bytes", L2_DEFAULT),
-                "graph_optimization": "all", "execution_mode": "sequential",
+                **({"graph_optimization": "all", "execution_mode": "sequential"}
+                   if backend == "onnxruntime" else
+                   {"mode": "eager", "grad": "inference_mode"}),
                 "inter_op_threads": 1, "dtype": "fp32"}
     calib = {k: raw.get(k, 0) for k in ("networks", "variants", "repeats", "rounds", "warmup",
                                         "seed", "seconds", "round_spread_median",
@@ -78,7 +82,7 @@ def build(raw: dict, n_trees: int = 200, tree_seed: int = 0, tree_act: bool = Fa
     calib["kernel_samples"] = len(raw["samples"])
     calib["raw_sha256"] = digest(raw)
     created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    profile = Profile("onnxruntime", settings, raw.get("machine") or {},
+    profile = Profile(backend, settings, raw.get("machine") or {},
                       raw.get("versions") or {}, model, calib, created, fit_environment(),
                       raw.get("fingerprint") or {})
     profile.validation = validation(profile, raw.get("holdout"),
@@ -97,13 +101,13 @@ def validation(profile, holdout: dict | None, tolerance: float = 0.10,
     with."""
     if not holdout:
         return {}
-    from .kernels import kernels as fuse
     from .raw import networks_from_record
 
     graphs = networks_from_record(holdout["networks_ir"])
     # fused as they were measured (a raw file records its partial-add lowering), for
     # the profile's batch (the model's: Profile sets it)
-    predicted = [profile.model.predict(fuse(g, profile.nchwc_block, partial_add)).total_ms
+    predicted = [profile.model.predict(backend_kernels(g, profile.backend, profile.nchwc_block,
+                                                       partial_add)).total_ms
                  for g in graphs]
     fastest = [min(r) for r in holdout["round_ms"]] if "round_ms" in holdout else None
     main = _errors(predicted, fastest or holdout["measured_ms"], tolerance)

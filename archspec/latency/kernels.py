@@ -465,3 +465,68 @@ def kernels(graph, nchwc_block: int = 16, partial_add: str = "masked") -> list[K
     for k in out:
         k.net_elems, k.net_params = net, params
     return out
+
+
+# ---- torch eager: every IR node is its own kernel ------------------------------------------
+BACKENDS = ("onnxruntime", "torch")
+
+
+@graph_pass("eager kernels")
+def eager_kernels(graph) -> list[Kernel]:
+    """The kernels torch runs for ``graph`` in eager mode on the CPU (``archspec bench
+    --backend torch``: ``model.eval()`` under ``torch.inference_mode``): nothing is fused,
+    so every IR node but the input is one call -- a conv (``conv.*.p``: the plain layout;
+    oneDNN's reorders happen inside the call), its batch norm (``bn.p``) and its
+    activation (``act.<fn>``) apart, squeeze-excite as its pool, convs, activations and
+    ``mul``, a partial add as ``add_partial`` (a copy and an add into the first
+    channels), a slice a view (``slice``), a flatten or dropout (identity in eval) a
+    ``reshape``. The figures are those of :func:`kernels` with no blocked layout."""
+    fz = _Fuser(graph, 0, "concat")
+    for node in graph:
+        if node.kind == "input":
+            continue
+        fz.simple(node, _eager_type(fz, node))
+        if node.kind == "conv2d":
+            k = fz.kernels[-1]
+            k.macs, k.params = fz.work(node.name)
+    for k in fz.kernels:
+        k.act = activation_class(graph, k.nodes)
+    params = sum(k.params for k in fz.kernels)
+    net = params + sum(k.out_elems for k in fz.kernels)
+    for k in fz.kernels:
+        k.net_elems, k.net_params = net, params
+    return fz.kernels
+
+
+_EAGER_TYPES = {"batchnorm": "bn.p", "global_pool": "pool", "flatten": "reshape",
+                "dropout": "reshape", "linear": "linear", "mul": "mul", "concat": "concat",
+                "replicate": "replicate", "slice": "slice", "resize": "replicate.resize",
+                "channel_shuffle": "concat.transpose", "anchor_flatten": "concat.transpose"}
+
+
+def _eager_type(fz: _Fuser, node) -> str:
+    kind, op = node.kind, node.op
+    if kind == "conv2d":
+        return conv_type(op, False)
+    if kind == "activation":
+        return f"act.{op.fn}"
+    if kind == "add":
+        a, b = (fz.g[i].shape for i in node.inputs)
+        return "add_partial" if op.partial and a != b else "add"
+    if kind in ("avg_pool", "max_pool"):
+        return f"pool.{kind[:3]}.k{op.kernel[0]}s{op.stride[0]}"
+    if kind not in _EAGER_TYPES:
+        raise CompileError(f"no eager kernel rule for op kind {kind!r} (node {node.name})")
+    return _EAGER_TYPES[kind]
+
+
+def backend_kernels(graph, backend: str = "onnxruntime", nchwc_block: int = 16,
+                    partial_add: str = "masked") -> list[Kernel]:
+    """The kernels ``backend`` runs for ``graph``: :func:`kernels` for onnxruntime,
+    :func:`eager_kernels` for torch (which has no blocked layout or partial-add
+    lowerings to choose)."""
+    if backend == "torch":
+        return eager_kernels(graph)
+    if backend != "onnxruntime":
+        raise ValueError(f"backend {backend!r}: one of {BACKENDS}")
+    return kernels(graph, nchwc_block, partial_add)

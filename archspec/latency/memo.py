@@ -27,9 +27,10 @@ from typing import NamedTuple
 from ..analysis.memo import Cache, _bid, take_lowered, template_of, template_shapes
 from ..ir import ops
 from . import spatial
-from .kernels import Kernel, _Fuser
-from .kernels import kernels as fuse
+from .kernels import Kernel, _Fuser, backend_kernels
 from .model import FEATURES, TREE_FEATURES, tree_row
+
+ORT = "onnxruntime"
 
 BLOCK_ENTRIES = 50_000     # fused blocks kept per process
 KERNEL_ENTRIES = 200_000   # kernel times (per network-size bucket) kept per process
@@ -209,6 +210,9 @@ class SweepLatency:
     def __init__(self, profile):
         self.model, self.block = profile.model, profile.nchwc_block
         self.batch = self.model.batch   # the profile's (Profile sets the model's)
+        # torch eager runs every node alone: no block memo (it mirrors onnxruntime's
+        # fusion); every variant's full graph is predicted
+        self.backend = profile.backend
         self._start()
 
     def _start(self) -> None:
@@ -230,19 +234,21 @@ class SweepLatency:
         self._exact_net = "net_elems" in FEATURES
 
     def __getstate__(self):
-        return {"model": self.model, "block": self.block, "batch": self.batch}
+        return {"model": self.model, "block": self.block, "batch": self.batch,
+                "backend": self.backend}
 
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._start()
 
     def __call__(self, memo, spec, v, row: dict) -> None:
-        ms = self.memoised(memo, v) if memo is not None else None
+        ms = self.memoised(memo, v) if memo is not None and self.backend == ORT else None
         if ms is None:
             from ..analysis.variants import vary
 
             graph = vary(spec, v).compile()
-            ms = self.model.predict(fuse(graph, self.block), graph).total_ms
+            ms = self.model.predict(backend_kernels(graph, self.backend, self.block),
+                                    graph).total_ms
         row["latency_ms"] = round(ms, 4)
 
     # ---- from memoised blocks ---------------------------------------------------------

@@ -84,7 +84,41 @@ def probe_model(name: str) -> bytes:
     return model.SerializeToString()
 
 
-def _probe_step(name: str, threads: int):
+def _torch_probe_step(name: str, threads: int):
+    """Probe kernel ``name`` as torch eager runs it (the same shapes and ops: conv2d,
+    depthwise conv2d, hardswish, a permuting copy, linear), under inference mode."""
+    import torch
+    import torch.nn.functional as F
+
+    from .torch_timing import pin_threads
+
+    pin_threads(threads)
+    op, shape, arg = PROBE_KERNELS[name]
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(*shape, generator=gen)
+    if op == "Conv" and arg == "dw":
+        w = torch.randn(shape[1], 1, 3, 3, generator=gen)
+        fn = lambda: F.conv2d(x, w, padding=1, groups=shape[1])   # noqa: E731
+    elif op == "Conv":
+        w = torch.randn(arg, shape[1], 1, 1, generator=gen)
+        fn = lambda: F.conv2d(x, w)   # noqa: E731
+    elif op == "Gemm":
+        w = torch.randn(arg, shape[1], generator=gen)
+        fn = lambda: F.linear(x, w)   # noqa: E731
+    elif op == "Transpose":
+        fn = lambda: x.permute(0, 2, 3, 1).contiguous()   # noqa: E731
+    else:
+        fn = lambda: F.hardswish(x)   # noqa: E731
+
+    def step():
+        with torch.inference_mode():
+            fn()
+    return step
+
+
+def _probe_step(name: str, threads: int, backend: str = "onnxruntime"):
+    if backend == "torch":
+        return _torch_probe_step(name, threads)
     import numpy as np
     import onnxruntime as ort
 
@@ -98,11 +132,12 @@ def _probe_step(name: str, threads: int):
 
 
 def probe(threads: int = 1, *, rounds: int = 6, round_ms: float = 12.0,
-          warmup: int = 3) -> dict:
+          warmup: int = 3, backend: str = "onnxruntime") -> dict:
     """Time every probe kernel (us) in interleaved rounds, each with a fresh session
     (sessions of one model differ by up to ~15%), warm-up runs, then at least 5 runs and
     ``round_ms``; a kernel's time is its fastest round's median (slow spells of a shared
-    machine only ever slow a run down). About a second on one thread."""
+    machine only ever slow a run down). About a second on one thread. ``backend``:
+    onnxruntime (each kernel a one-node model) or torch (eager)."""
     import statistics
 
     from .check import runs_per_round
@@ -111,7 +146,7 @@ def probe(threads: int = 1, *, rounds: int = 6, round_ms: float = 12.0,
     best: dict[str, float] = {}
     for _ in range(rounds):
         for name in PROBE_KERNELS:
-            step = _probe_step(name, threads)
+            step = _probe_step(name, threads, backend)
             warm = time_runs(step, warmup, unit=1000.0)
             med = statistics.median(time_runs(step, runs_per_round(warm, 5, round_ms)))
             best[name] = min(best.get(name, med), med)

@@ -17,6 +17,7 @@ Reading a profile imports neither numpy nor onnxruntime (``archspec cost --profi
 """
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,12 @@ class Profile:
         """The images per run the profile was measured with, and predicts (profiles
         made before it was a setting: 1)."""
         return int(self.settings.get("batch", 1))
+
+    def kernels(self, graph) -> list:
+        """The kernels this profile's backend runs for ``graph`` (what it predicts)."""
+        from .kernels import backend_kernels
+
+        return backend_kernels(graph, self.backend, self.nchwc_block)
 
     def to_dict(self) -> dict:
         return {"schema": SCHEMA, "created": self.created, "backend": self.backend,
@@ -89,6 +96,11 @@ def load(path) -> Profile:
     if fingerprint and not _well_formed(fingerprint):
         raise ArchspecError(f"{path}: broken machine fingerprint (kernels: name -> us and "
                             "env expected); recalibrate")
+    from .kernels import BACKENDS
+
+    if d.get("backend") not in BACKENDS:
+        raise ArchspecError(f"{path}: broken profile (backend {d.get('backend')!r}; one "
+                            f"of {', '.join(BACKENDS)} expected)")
     return Profile(d["backend"], d["settings"], d["machine"], d["versions"], model,
                    d.get("calibration", {}), d.get("created", ""), d.get("fitted_with", {}),
                    fingerprint, d.get("validation") or {})
@@ -108,7 +120,7 @@ def setup_warnings(profile: Profile, machine: dict, versions: dict,
         if profile.machine.get(key) != machine.get(key):
             out.append(f"profile measured on {key}={profile.machine.get(key)!r}, this "
                        f"machine has {machine.get(key)!r}")
-    for package in ("onnxruntime", "numpy"):
+    for package in (profile.backend, "numpy"):
         if profile.versions.get(package) != versions.get(package):
             out.append(f"profile measured with {package} {profile.versions.get(package)}, "
                        f"this setup has {versions.get(package)}")
@@ -149,6 +161,13 @@ CALIBRATE_HINT = ("for a profile of this machine run `archspec calibrate --quick
                   "(about 10 min)")
 
 
+def calibrate_hint(backend: str = "onnxruntime") -> str:
+    """What to run for a profile of this machine on ``backend``."""
+    if backend == "onnxruntime":
+        return CALIBRATE_HINT
+    return CALIBRATE_HINT.replace("calibrate ", f"calibrate --backend {backend} ")
+
+
 @dataclass
 class MachineCheck:
     """This machine against a profile's fingerprint: the probe ratio (this machine's
@@ -161,6 +180,7 @@ class MachineCheck:
     ratio: float | None = None
     kernels: dict = field(default_factory=dict)
     probe: str = "not run"          # measured | cached (age N s) | skipped (why) | not run
+    backend: str = "onnxruntime"
 
     @property
     def speed_differs(self) -> bool:
@@ -182,13 +202,14 @@ class MachineCheck:
             also = f" (also: {'; '.join(self.differences)})" if self.differences else ""
             return (f"profile {self.profile} has no machine fingerprint (made before "
                     f"archspec recorded one), so whether it fits this machine cannot be "
-                    f"checked{also}; {CALIBRATE_HINT}, and it will be")
+                    f"checked{also}; {calibrate_hint(self.backend)}, and it will be")
         if self.matches:
             return None
         items = ([self._speed()] if self.speed_differs else []) + self.differences
         much = " by as much" if self.speed_differs else ""
         return (f"profile {self.profile} was made on another machine or setup: "
-                f"{'; '.join(items)}; its predictions may be off{much}: {CALIBRATE_HINT}")
+                f"{'; '.join(items)}; its predictions may be off{much}: "
+                f"{calibrate_hint(self.backend)}")
 
     def to_dict(self) -> dict:
         return {"profile": self.profile, "fingerprinted": self.fingerprinted,
@@ -239,13 +260,14 @@ def machine_check(profile: Profile, name: str, *, threads: int | None = None,
     fp = profile.fingerprint
     if not fp:
         return MachineCheck(name, False, setup_warnings(profile, machine(), versions(),
-                                                        threads))
+                                                        threads), backend=profile.backend)
     want = int(fp["env"].get("threads", profile.settings.get("threads", 1)))
     if env is None:
         from .probes import timing_env
 
         env = timing_env(profile.backend, threads or want)
-    check = MachineCheck(name, True, env_differences(fp["env"], env))
+    check = MachineCheck(name, True, env_differences(fp["env"], env),
+                         backend=profile.backend)
     skip = skip or _no_probe()
     if skip:
         check.probe = skip
@@ -256,7 +278,8 @@ def machine_check(profile: Profile, name: str, *, threads: int | None = None,
         check.probe = f"not run (profile probe version {fp.get('version')})"
         return check
     try:
-        _compare(check, fp["kernels"], want, run_probe or cached_probe)
+        _compare(check, fp["kernels"], want,
+                 run_probe or functools.partial(cached_probe, backend=profile.backend))
     except Exception as e:   # noqa: BLE001 -- advisory: a failed probe must not stop a prediction
         check.ratio, check.kernels = None, {}
         check.probe = f"not run (the probe failed: {type(e).__name__}: {e})"
@@ -287,37 +310,43 @@ def _cache_file(key: str):
     return None if base is None else base.parent / "probe" / f"{key}.json"
 
 
-def probe_key(threads: int) -> str:
+def probe_key(threads: int, backend: str = "onnxruntime") -> str:
     """The cache key of this machine's probe: the probe's version, this machine's
-    timing environment and host (a profile's own identity does not enter: every profile
-    of the same threads compares with the same probe)."""
+    timing environment on ``backend`` and host (a profile's own identity does not enter:
+    every profile of the same backend and threads compares with the same probe)."""
     import hashlib
 
     from ..bench import machine
     from .probes import PROBE_VERSION, timing_env
 
-    ident = {"v": PROBE_VERSION, "env": timing_env("onnxruntime", threads),
+    ident = {"v": PROBE_VERSION, "env": timing_env(backend, threads),
              "host": machine()["hostname_hash"]}
+    if backend != "onnxruntime":   # the onnxruntime key as it always was
+        ident["backend"] = backend
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:24]
 
 
 def cached_probe(threads: int, *, now: float | None = None, run=None,
-                 fresh: bool = False) -> tuple[dict, str]:
+                 fresh: bool = False, backend: str = "onnxruntime") -> tuple[dict, str]:
     """This machine's probe (kernel -> us) and where it came from: this process's,
     the cache folder's (``$ARCHSPEC_CACHE_DIR/probe``, else ``~/.cache/archspec/probe``;
     reused for ``PROBE_TTL_S``), or measured now by ``run`` (default
     :func:`~archspec.latency.probes.probe`). ``fresh``: measure now, and keep the
-    faster of this and a cached result per kernel."""
+    faster of this and a cached result per kernel. ``backend``: the runtime the probe
+    kernels run on."""
     import time
 
     now = time.time() if now is None else now
-    key = probe_key(threads)
+    key = probe_key(threads, backend)
     hit = _PROBED.get(key) or _read_cached(_cache_file(key))
     live = hit if hit and 0 <= now - hit["time"] <= PROBE_TTL_S else None
     if live and not fresh:
         return hit["kernels"], f"cached (age {now - hit['time']:.0f} s)"
     if run is None:
-        from .probes import probe as run
+        from .probes import probe
+
+        def run(threads):
+            return probe(threads, backend=backend)
     kernels = run(threads)
     if live:
         kernels = {k: min(us, live["kernels"].get(k, us)) for k, us in kernels.items()}

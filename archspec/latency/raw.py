@@ -113,6 +113,8 @@ def digest(raw: dict) -> str:
         doc["partial_add"] = raw["partial_add"]
     if "batch" in raw:         # the images per run (files since batch became a setting)
         doc["batch"] = raw["batch"]
+    if raw.get("backend", "onnxruntime") != "onnxruntime":   # torch eager (2026-12-03)
+        doc["backend"] = raw["backend"]
     doc["samples"] = [[s["net"], s["type"], s["us"]] for s in sample_rows(raw)]
     doc["networks_ir"] = raw["networks_ir"]["graphs"]
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
@@ -162,6 +164,17 @@ def partial_add_lowering(raw: dict) -> str:
     return raw.get("partial_add", "concat")
 
 
+def raw_backend(raw: dict) -> str:
+    """What ran the measurements: onnxruntime (files before torch calibration did not
+    record it) or torch."""
+    from .kernels import BACKENDS
+
+    backend = raw.get("backend", "onnxruntime")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend {backend!r}: one of {', '.join(BACKENDS)} expected")
+    return backend
+
+
 def raw_batch(raw: dict) -> int:
     """The images per run the measurements were taken with (1 for a file from before
     ``calibrate --batch``, which did not record it)."""
@@ -172,13 +185,14 @@ def raw_batch(raw: dict) -> int:
 
 
 def _matches(graphs, samples, block: int, networks: int, variants: int,
-             partial_add: str = "masked"):
+             partial_add: str = "masked", backend: str = "onnxruntime"):
     """Every network's kernels, if they are the samples' kernels (count, order, type)."""
-    from .kernels import kernels as fuse
+    from .kernels import backend_kernels
 
     if len(graphs) != networks + variants:
         return None
-    kernels = [(i, k) for i, g in enumerate(graphs) for k in fuse(g, block, partial_add)]
+    kernels = [(i, k) for i, g in enumerate(graphs)
+               for k in backend_kernels(g, backend, block, partial_add)]
     ok = len(kernels) == len(samples) and all(
         i == s["net"] and k.type == s["type"] and float(s["us"]) >= 0
         for (i, k), s in zip(kernels, samples))
@@ -203,7 +217,7 @@ def load_raw(path) -> dict:
         else:
             graphs = _rebuilt_from_seeds(raw)
         kernels = _matches(graphs, samples, block, networks, variants,
-                           partial_add_lowering(raw))
+                           partial_add_lowering(raw), raw_backend(raw))
     except ArchspecError as e:
         raise ArchspecError(f"{path}: {e}") from None
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:

@@ -8,7 +8,6 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..errors import ArchspecError
-from .kernels import kernels as fuse
 from .profile import Profile, load, warn
 
 
@@ -75,5 +74,5 @@ def latency_column(graph, per: str, profile_path, *, batch: int | None = None,
     if dtype != profile.settings.get("dtype", "fp32"):
         print(f"archspec: warning: the profile predicts "
               f"{profile.settings.get('dtype', 'fp32')}, not {dtype}", file=sys.stderr)
-    pred = profile.model.predict(fuse(graph, profile.nchwc_block), graph)
+    pred = profile.model.predict(profile.kernels(graph), graph)
     return LatencyColumn(pred.per(per), pred.total_ms, pred.overhead_ms)

@@ -23,12 +23,16 @@ def session(graph, threads: int, *, profile: bool, seed: int = 0, batch: int = 1
     return sess, {sess.get_inputs()[0].name: x.astype(np.float32)}
 
 
-def wall_step(graph, threads: int, batch: int = 1):
-    """One unprofiled run of ``graph`` on ``batch`` images as ``archspec bench`` times it
-    (a fresh session)."""
+def wall_step(graph, threads: int, batch: int = 1, backend: str = "onnxruntime"):
+    """One unprofiled run of ``graph`` on ``batch`` images as ``archspec bench --backend
+    backend`` times it (a fresh session or model)."""
     from ..bench import Settings, make_step
 
-    return make_step(graph, Settings("onnxruntime", threads, batch, (), False, 1, 0, 0))
+    if backend == "torch":
+        from .torch_timing import pin_threads
+
+        pin_threads(threads)
+    return make_step(graph, Settings(backend, threads, batch, (), False, 1, 0, 0))
 
 
 def time_runs(step, n: int, *, clock=time.perf_counter, unit: float = 1e6) -> list[float]:

@@ -84,10 +84,8 @@ def _profile(path: str):
 
 def latency_ms(graph, profile_path) -> float:
     """Predicted latency (ms) of a compiled graph on the profile."""
-    from ..latency.kernels import kernels
-
     profile = _profile(str(Path(profile_path).resolve()))
-    return profile.model.predict(kernels(graph, profile.nchwc_block), graph).total_ms
+    return profile.model.predict(profile.kernels(graph), graph).total_ms
 
 
 def figures(spec, names, *, profile=None, proxy=None, text: str = "") -> dict:
