@@ -4,7 +4,9 @@ per input resolution, forward only or forward + backward.
 A measurement builds the model once per resolution, runs ``warmup`` untimed steps (for
 torch.compile the first one compiles; its time is reported as ``first_step_s``), then
 ``repeats`` timed steps, each timed alone with ``time.perf_counter`` (CUDA steps end with
-``torch.cuda.synchronize``). Reported: every time, median, p90, min, mean and standard
+``torch.cuda.synchronize``); for the torch backends glibc malloc's thresholds are fixed
+first (:func:`settle_allocator`: else a run's time depends on what the process freed
+before). Reported: every time, median, p90, min, mean and standard
 deviation in milliseconds, and images per second at the median. Threads are pinned before
 anything runs (``torch.set_num_threads``, onnxruntime's ``intra_op_num_threads`` with one
 inter-op thread and sequential execution).
@@ -100,9 +102,49 @@ def summarize(m: Measurement) -> Measurement:
 
 
 # ---- runners: one step of work each ------------------------------------------------------
+# glibc malloc's mmap and trim thresholds as archspec sets them for torch (see
+# settle_allocator); None where the C library is not glibc
+MMAP_THRESHOLD = 32 * 1024 * 1024     # glibc's largest (its dynamic threshold's ceiling)
+TRIM_THRESHOLD = 1024 ** 3
+
+
+def settle_allocator() -> str | None:
+    """Fix glibc malloc's mmap threshold at its ceiling (32 MiB) and its trim threshold
+    at 1 GiB in this process, and say so (None: not glibc, nothing set). With glibc's
+    defaults a torch eager model's activations are mapped and unmapped, or the heap is
+    trimmed, on every run, depending on what the process freed before: the same
+    MobileNetV2 took 20 ms or 26-32 ms per run here (docs/latency.md, Torch eager), a
+    fresh process's first model the slower. Fixed, a run's time no longer depends on the
+    process's history; a long-running process usually reaches the same state."""
+    import ctypes
+    import ctypes.util
+
+    if allocator_note() is None:
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        m_trim, m_mmap = -1, -3        # M_TRIM_THRESHOLD, M_MMAP_THRESHOLD (malloc.h)
+        if libc.mallopt(m_mmap, MMAP_THRESHOLD) != 1 or libc.mallopt(m_trim,
+                                                                       TRIM_THRESHOLD) != 1:
+            return None
+    except (OSError, AttributeError):
+        return None
+    return allocator_note()
+
+
+def allocator_note() -> str | None:
+    """What :func:`settle_allocator` sets on this platform (None: nothing, not glibc),
+    without setting it."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    return (f"glibc mallopt M_MMAP_THRESHOLD={MMAP_THRESHOLD // 2 ** 20} MiB, "
+            f"M_TRIM_THRESHOLD={TRIM_THRESHOLD // 2 ** 30} GiB")
+
+
 def _pin_threads(settings: Settings) -> None:
     if settings.backend == "onnxruntime":
         return  # set on the session
+    settle_allocator()
     import torch
 
     torch.set_num_threads(settings.threads)
@@ -251,6 +293,8 @@ def run(spec, settings: Settings, advance=lambda n=1: None) -> dict:
         "settings": {**asdict(settings), "resolutions": resolutions},
         "machine": machine(settings.backend),
         "versions": versions(),
+        # torch: glibc malloc's thresholds as archspec fixed them (settle_allocator)
+        **({"allocator": settle_allocator()} if settings.backend != "onnxruntime" else {}),
         "results": results,
     }
 

@@ -48,6 +48,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 BEGIN = "<!-- BEGIN GENERATED: benchmarks/latency_lofo.py -->"
 END = "<!-- END GENERATED: benchmarks/latency_lofo.py -->"
+# a torch eager calibration's figures: a block (and --json default) of their own
+TORCH_BEGIN = "<!-- BEGIN GENERATED: benchmarks/latency_lofo.py torch -->"
+TORCH_END = "<!-- END GENERATED: benchmarks/latency_lofo.py torch -->"
 TOLERANCE = 0.10
 
 # Every shipped spec's architecture family. A detection / segmentation spec belongs to its
@@ -165,16 +168,18 @@ def family_networks(raw: dict) -> dict:
 def unmatched_networks(raw: dict) -> list[int]:
     """Networks whose kernels under this archspec's fusion rules are not the measured ones
     (what makes ``load_raw`` refuse the file)."""
-    from archspec.latency.kernels import kernels as fuse
-    from archspec.latency.raw import networks_from_record, partial_add_lowering
+    from archspec.latency.kernels import backend_kernels
+    from archspec.latency.raw import networks_from_record, partial_add_lowering, raw_backend
 
     measured: dict[int, list] = {}
     for s in raw["samples"]:
         measured.setdefault(s["net"], []).append(s["type"])
     graphs = networks_from_record(raw["networks_ir"])
     block, lowering = int(raw["nchwc_block"]), partial_add_lowering(raw)
+    backend = raw_backend(raw)
     return [i for i, g in enumerate(graphs)
-            if [k.type for k in fuse(g, block, lowering)] != measured.get(i, [])]
+            if [k.type for k in backend_kernels(g, backend, block, lowering)]
+            != measured.get(i, [])]
 
 
 def read_raw(path) -> dict:
@@ -368,7 +373,8 @@ def run(args) -> dict:
         "revision": revision(),
         "raw": {"path": args.raw, "measured": raw.get("measured"),
                 "cpu": (raw.get("machine") or {}).get("cpu"),
-                "onnxruntime": (raw.get("versions") or {}).get("onnxruntime"),
+                "backend": raw.get("backend", "onnxruntime"),
+                "version": (raw.get("versions") or {}).get(raw.get("backend", "onnxruntime")),
                 "networks": int(raw["networks"]), "variants": int(raw.get("variants", 0)),
                 "holdout": len(held), "sha256_is_profiles": same_raw,
                 "unmatched_skipped": len(unmatched), "unmatched_specs": unmatched_names},
@@ -428,12 +434,14 @@ def _counts(names) -> str:
 def render(doc: dict) -> str:
     r, c = doc["raw"], doc["check"]
     held = [f for f in doc["families"] if f.get("holdout_left_out", {}).get("models")]
-    lines = [BEGIN, "",
+    torch = r.get("backend") == "torch"
+    lines = [TORCH_BEGIN if torch else BEGIN, "",
              f"Generated {doc['created']} by `{doc['command']}` in {doc['seconds']:.0f} s "
              f"(refits only, nothing measured; archspec {doc['revision']}; load average "
              f"{doc['load_before']} before). "
              f"Calibration: `{r['path']}`, measured {r['measured']} on {r['cpu']} with "
-             f"onnxruntime {r['onnxruntime']} ({r['networks']} motif networks + "
+             f"{r.get('backend', 'onnxruntime')} {r.get('version', r.get('onnxruntime'))} "
+             f"({r['networks']} motif networks + "
              f"{r['variants']} spec variants"
              + (f"; {r['unmatched_skipped']} networks left out of every fit because this "
                 f"archspec no longer fuses them to the measured kernels: "
@@ -459,7 +467,7 @@ def render(doc: dict) -> str:
         for f in held:
             lines.append(f"| {f['family']} | {_cells(f['holdout_left_out'])} | "
                          f"{f['holdout_none_left_out']['share_within']:.0%} |")
-    return "\n".join(lines + ["", END])
+    return "\n".join(lines + ["", TORCH_END if torch else END])
 
 
 def parser() -> argparse.ArgumentParser:
@@ -477,7 +485,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--tree-seed", type=int, default=None, help="default: the profile's")
     ap.add_argument("--tree-act", action=argparse.BooleanOptionalAction, default=None,
                     help="default: whether the profile's trees read `act`")
-    ap.add_argument("--json", default=str(ROOT / "benchmarks" / "latency_lofo.json"))
+    ap.add_argument("--json", default=None, help="[default: benchmarks/latency_lofo.json; "
+                    "latency_lofo_torch.json for a torch calibration]")
     ap.add_argument("--doc", default=str(ROOT / "docs" / "latency.md"),
                     help="'' writes no doc block")
     return ap
@@ -490,11 +499,18 @@ def main(argv=None) -> int:
     args.load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
     doc = run(args)
     print("\n".join(table(doc)))
+    torch = doc["raw"]["backend"] == "torch"
+    args.json = args.json or str(ROOT / "benchmarks" / (
+        "latency_lofo_torch.json" if torch else "latency_lofo.json"))
     Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
     if args.doc:
         import latency_check as lc
 
-        lc.write_doc(Path(args.doc), render(doc), BEGIN, END, missing=None)
+        if torch:
+            lc.write_doc(Path(args.doc), render(doc), TORCH_BEGIN, TORCH_END,
+                         missing="## Torch eager: leave one family out\n\n")
+        else:
+            lc.write_doc(Path(args.doc), render(doc), BEGIN, END, missing=None)
     return 0
 
 

@@ -36,6 +36,9 @@ from archspec.spec.loader import SHIPPED  # noqa: E402
 
 BEGIN = "<!-- BEGIN GENERATED: benchmarks/latency_pairs.py -->"
 END = "<!-- END GENERATED: benchmarks/latency_pairs.py -->"
+# a torch eager profile's pairs: a block (and --json default) of their own
+TORCH_BEGIN = "<!-- BEGIN GENERATED: benchmarks/latency_pairs.py torch -->"
+TORCH_END = "<!-- END GENERATED: benchmarks/latency_pairs.py torch -->"
 
 
 def _variant(tmp: Path, name: str, text: str):
@@ -97,11 +100,13 @@ def _act_fitted(model: dict) -> str:
 
 def render(doc: dict) -> str:
     p = doc["profile"]
+    backend = p["backend"]
+    begin, end = (TORCH_BEGIN, TORCH_END) if backend == "torch" else (BEGIN, END)
     lines = [
-        BEGIN,
+        begin,
         f"Measured {doc['created']} on {doc['machine']['cpu']} "
         f"({doc['machine']['logical_cores']} cores), load average {doc['load_before']} "
-        f"before and {doc['load_after']} after, onnxruntime {doc['versions']['onnxruntime']}, "
+        f"before and {doc['load_after']} after, {backend} {doc['versions'][backend]}, "
         f"numpy {doc['versions']['numpy']}; {doc['rounds']} interleaved rounds of at least "
         f"{doc['repeats']} runs; profile `{doc['profile_path']}` (created {p['created']}, "
         f"{p['model_desc']}); `{doc['command']}`.",
@@ -119,7 +124,7 @@ def render(doc: dict) -> str:
             f"| {r['pair']} | {r['measured']:.3f} | {r['round_median']:.3f} "
             f"({r['round_min']:.3f}-{r['round_max']:.3f}) | {r['predicted']:.3f} | "
             f"{r['points']:+.1f} | {'yes' if abs(r['points']) <= 5 else 'no'} |")
-    lines.append(END)
+    lines.append(end)
     return "\n".join(lines)
 
 
@@ -128,7 +133,8 @@ def main(argv=None) -> int:
     ap.add_argument("--profile", default=str(ROOT / "profiles" / "cpu-ort-1t-zen3.json"))
     ap.add_argument("--rounds", type=int, default=12)
     ap.add_argument("--repeats", type=int, default=10)
-    ap.add_argument("--json", default=str(ROOT / "benchmarks" / "latency_pairs.json"))
+    ap.add_argument("--json", default=None, help="[default: benchmarks/latency_pairs.json; "
+                    "latency_pairs_torch.json for a torch profile]")
     ap.add_argument("--doc", default=str(ROOT / "docs" / "latency.md"),
                     help="the doc whose generated 'Pairs' block is rewritten ('' for none)")
     args = ap.parse_args(argv)
@@ -142,7 +148,7 @@ def main(argv=None) -> int:
     load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
     names = list(nets)
     measured = chk.measure([nets[n] for n in names], threads, rounds=args.rounds,
-                           repeats=args.repeats)
+                           repeats=args.repeats, backend=profile.backend)
     load_after = " ".join(f"{x:.2f}" for x in os.getloadavg())
     got = {n: {"name": n, "predicted_ms": chk.predict(nets[n], profile).total_ms,
                "measured_ms": med, "spread": spread, "rounds_ms": rounds}
@@ -169,16 +175,21 @@ def main(argv=None) -> int:
     doc = {"created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
            "command": "python benchmarks/latency_pairs.py " + " ".join(
                argv if argv is not None else sys.argv[1:]),
-           "machine": machine(), "versions": versions(("onnxruntime", "numpy")),
+           "machine": machine(), "versions": versions((profile.backend, "numpy")),
            "load_before": load_before, "load_after": load_after, "rounds": args.rounds,
            "repeats": args.repeats, "profile_path": os.path.relpath(args.profile, ROOT),
            "profile": p, "networks": list(got.values()), "pairs": pairs}
+    torch = profile.backend == "torch"
+    args.json = args.json or str(ROOT / "benchmarks" / (
+        "latency_pairs_torch.json" if torch else "latency_pairs.json"))
     Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
     if args.doc:
         sys.path.insert(0, str(ROOT / "benchmarks"))
         import latency_check as lc
 
-        lc.write_doc(Path(args.doc), render(doc), BEGIN, END, missing="## Pairs\n\n")
+        lc.write_doc(Path(args.doc), render(doc), *((TORCH_BEGIN, TORCH_END) if torch
+                                                    else (BEGIN, END)),
+                     missing="## Torch eager: pairs\n\n" if torch else "## Pairs\n\n")
     for r in pairs:
         print(f"{r['pair']:<40} measured {r['measured']:.3f}  predicted {r['predicted']:.3f}"
               f"  ({r['points']:+.1f} points)")

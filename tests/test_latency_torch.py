@@ -221,3 +221,44 @@ def test_from_raw_refuses_a_backend_option(tmp_path):
                 "--backend", "torch", "-o", str(tmp_path / "x.json"))
     assert r.returncode == 2 and "--backend" in r.stderr
     assert not (tmp_path / "x.json").exists()
+
+
+def _bench_module(name):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_latency_check_keeps_a_torch_run_in_a_block_and_file_of_its_own(tmp_path):
+    lc = _bench_module("latency_check")
+    doc = tmp_path / "latency.md"
+    doc.write_text(f"# x\n\n{lc.BEGIN}\nonnxruntime figures\n{lc.END}\n")
+    begin, end = lc.markers("torch")
+    lc.write_doc(doc, f"{begin}\ntorch run 1\n{end}", begin, end, missing=lc.TORCH_HEADING)
+    lc.write_doc(doc, f"{begin}\ntorch run 2\n{end}", begin, end, missing=lc.TORCH_HEADING)
+    text = doc.read_text()
+    assert "onnxruntime figures" in text and "torch run 2" in text
+    assert "torch run 1" not in text and text.count(lc.TORCH_HEADING.strip()) == 1
+    assert lc.markers("onnxruntime") == (lc.BEGIN, lc.END)
+    assert lc.default_json("torch").endswith("latency_check_torch.json")
+    assert lc.default_json("onnxruntime").endswith("latency_check.json")
+
+
+def test_torch_measurements_fix_glibcs_malloc_thresholds_and_record_it():
+    import platform
+
+    from archspec.bench import allocator_note, settle_allocator
+    from archspec.latency.probes import timing_env
+
+    glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    note = allocator_note()
+    assert (note is not None) == glibc
+    assert settle_allocator() == note
+    if glibc:
+        assert "M_MMAP_THRESHOLD=32 MiB" in note and "M_TRIM_THRESHOLD=1 GiB" in note
+    env = timing_env("torch", 1)
+    assert env["allocator"] == note and "LD_PRELOAD" in env
+    assert "allocator" not in timing_env("onnxruntime", 1)

@@ -18,7 +18,11 @@ session options of ``archspec bench`` plus the profiler, on ``batch`` images
 that batch); every node's time is attributed to the kernel of the IR node it computes
 (:mod:`.attribution`), per run; a kernel's sample is its median over the repeats. The
 same network is also timed without the profiler (:mod:`.timing`, as ``archspec bench``
-times); wall median minus the kernels' sum is the per-model overhead sample. Repeats are
+times); wall median minus the kernels' sum is the per-model overhead sample. With
+``backend="torch"`` (``calibrate --backend torch``) the networks are the torch backend's
+models run eagerly, each IR node its own kernel (:func:`.kernels.eager_kernels`), timed
+by a ticked copy of the model's forward (:mod:`.torch_timing`) and, unticked, as
+``archspec bench --backend torch`` times them. Repeats are
 split into ``rounds`` passes over all networks (interleaved), so slow spells of a shared
 machine hit every network a little; the spread between rounds is recorded in the
 profile. The measurements keep the IR of every network measured (:mod:`.raw`), so a
@@ -117,7 +121,7 @@ def calibrate(*, threads: int = 1, networks: int = 120, variants: int = 0,
     medians = [[min(r) for r in net] for net in kernel_rounds]
     per_node = profiler_cost(medians, counts, walls)
     samples, overhead = _samples(graphs, fused, medians, counts, per_node, walls, batch)
-    from ..bench import machine, versions
+    from ..bench import machine, settle_allocator, versions
 
     return {"backend": backend, "samples": samples, "overhead": overhead,
             "nchwc_block": block,
@@ -134,6 +138,7 @@ def calibrate(*, threads: int = 1, networks: int = 120, variants: int = 0,
             "warmup": warmup, "seed": seed, "threads": threads, "batch": batch,
             "seconds": round(time.perf_counter() - t0, 1),
             "fingerprint": fingerprint(backend, threads, probes),
+            **({"allocator": settle_allocator()} if backend == "torch" else {}),
             **({"holdout": held} if held else {}), **_spread(round_medians)}
 
 

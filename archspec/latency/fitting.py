@@ -73,7 +73,8 @@ def build(raw: dict, n_trees: int = 200, tree_seed: int = 0, tree_act: bool = Fa
                 "l2_bytes": raw.get("l2_bytes", L2_DEFAULT),
                 **({"graph_optimization": "all", "execution_mode": "sequential"}
                    if backend == "onnxruntime" else
-                   {"mode": "eager", "grad": "inference_mode"}),
+                   {"mode": "eager", "grad": "inference_mode",
+                    "allocator": raw.get("allocator")}),
                 "inter_op_threads": 1, "dtype": "fp32"}
     calib = {k: raw.get(k, 0) for k in ("networks", "variants", "repeats", "rounds", "warmup",
                                         "seed", "seconds", "round_spread_median",

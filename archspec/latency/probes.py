@@ -197,6 +197,11 @@ def timing_env(backend: str, threads: int) -> dict:
            "usable_cores": m["usable_cores"], **versions(packages), "threads": threads}
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env[var] = os.environ.get(var)
+    if backend == "torch":   # what allocates the activations (docs/latency.md, Torch eager)
+        from ..bench import allocator_note
+
+        env["allocator"] = allocator_note()
+        env["LD_PRELOAD"] = os.environ.get("LD_PRELOAD")
     return env
 
 
