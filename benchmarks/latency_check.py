@@ -136,7 +136,7 @@ def render(doc: dict) -> str:
              f"- models: {s['models']} ({doc['shipped']} shipped specs + "
              f"{s['models'] - doc['shipped']} random variants), each measured in "
              f"{doc['rounds']} interleaved rounds x at least {doc['repeats']} runs and 20 ms, a "
-             "fresh session per round", "",
+             f"fresh {'model' if p['backend'] == 'torch' else 'session'} per round", "",
              "| figure | value |", "|---|---|",
              f"| **within +-10% of the measured median** | **{s['within']:.1%}** "
              f"({round(s['within'] * s['models'])} of {s['models']}) |",
