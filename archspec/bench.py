@@ -24,6 +24,7 @@ library versions and settings, so files from different runs can be compared.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import math
 import os
 import platform
@@ -116,13 +117,10 @@ def settle_allocator() -> str | None:
     MobileNetV2 took 20 ms or 26-32 ms per run here (docs/latency.md, Torch eager), a
     fresh process's first model the slower. Fixed, a run's time no longer depends on the
     process's history; a long-running process usually reaches the same state."""
-    import ctypes
-    import ctypes.util
-
     if allocator_note() is None:
         return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = _libc()
         m_trim, m_mmap = -1, -3        # M_TRIM_THRESHOLD, M_MMAP_THRESHOLD (malloc.h)
         if libc.mallopt(m_mmap, MMAP_THRESHOLD) != 1 or libc.mallopt(m_trim,
                                                                        TRIM_THRESHOLD) != 1:
@@ -130,6 +128,15 @@ def settle_allocator() -> str | None:
     except (OSError, AttributeError):
         return None
     return allocator_note()
+
+
+@functools.cache
+def _libc():
+    """This process's C library (glibc here: :func:`allocator_note` said so). Once per
+    process: ``ctypes.util.find_library`` runs ``ldconfig``."""
+    import ctypes
+
+    return ctypes.CDLL(None)
 
 
 def allocator_note() -> str | None:

@@ -4,8 +4,8 @@
 
 Models: every shipped spec plus ``--random`` variants drawn with ``sweep --random``'s
 sampler (archspec.analysis.sweep.random_variants + vary), spread evenly over the specs.
-Each model is predicted from its spec alone and measured with onnxruntime under the
-profile's settings (its threads and batch), in interleaved rounds
+Each model is predicted from its spec alone and measured on the profile's runtime under the
+profile's settings (its backend, threads and batch), in interleaved rounds
 (archspec.latency.check), in chunks of ``--chunk`` models. The figures (fraction
 within +-10% of the measured median, the measurement's own round-to-round spread) go
 into the generated part of docs/latency.md and, with every model, into ``--json``.
@@ -72,9 +72,11 @@ def models(n_random: int, seed: int) -> list[tuple[str, object]]:
     return out + extra[:max(n_random, 0)] if len(extra) >= n_random else out + extra
 
 
-def probe(sessions: int = 4, runs: int = 10) -> float:
+def probe(backend: str = "onnxruntime", threads: int = 1, sessions: int = 4,
+          runs: int = 10) -> float:
     """The machine's current noise: (max - min) / median of the run medians of a
-    reference model (MobileNetV2 at 160 px) over fresh sessions."""
+    reference model (MobileNetV2 at 160 px) over fresh sessions (torch: fresh models) of
+    the profile's backend and threads."""
     import statistics
 
     from archspec.latency.timing import time_runs as _time, wall_step as _wall_step
@@ -82,20 +84,21 @@ def probe(sessions: int = 4, runs: int = 10) -> float:
     g = load("mobilenetv2").with_(resolution=160).compile()
     meds = []
     for _ in range(sessions):
-        step = _wall_step(g, 1)
+        step = _wall_step(g, threads, 1, backend)
         _time(step, 2)
         meds.append(statistics.median(_time(step, runs)))
     return (max(meds) - min(meds)) / statistics.median(meds)
 
 
-def wait_for_quiet(max_range: float, max_wait_s: float) -> tuple[float, float]:
+def wait_for_quiet(max_range: float, max_wait_s: float, backend: str = "onnxruntime",
+                   threads: int = 1) -> tuple[float, float]:
     """Wait (up to max_wait_s) until the probe's range is <= max_range, as a benchmark
     harness checks the system before timing: other tenants of this VM's host slow runs
     by 10-40% for minutes at a time, invisibly to the load average. Returns (seconds
     waited, last probe range)."""
     t0 = time.perf_counter()
     while True:
-        r = probe()
+        r = probe(backend, threads)
         waited = time.perf_counter() - t0
         if r <= max_range or waited >= max_wait_s:
             return waited, r
@@ -335,17 +338,19 @@ def main(argv=None) -> int:
         order.insert(min(len(order), j * (step + 1)), i)
     named = [named[i] for i in order]
     results, probes, waited, redone = [], [], 0.0, 0
+    threads = int(profile.settings.get("threads", 1))
     for i in range(0, len(named), args.chunk):
         chunk = named[i:i + args.chunk]
         for attempt in range(args.retries + 1):
             if args.quiet_range > 0:
-                w, r = wait_for_quiet(args.quiet_range, args.max_wait)
+                w, r = wait_for_quiet(args.quiet_range, args.max_wait, profile.backend,
+                                      threads)
                 waited += w
                 probes.append(r)
             # measured with the profile's threads and batch (what it predicts)
             got = chk.check(chunk, profile, rounds=args.rounds, repeats=args.repeats)
             spread = sorted(x.spread for x in got)[len(got) // 2]
-            after = probe() if args.quiet_range > 0 else 0.0
+            after = probe(profile.backend, threads) if args.quiet_range > 0 else 0.0
             # a chunk counts when the machine was quiet before, during (the chunk's own
             # median round-to-round spread) and after it; otherwise it is measured again
             if args.quiet_range <= 0 or (spread <= args.chunk_spread

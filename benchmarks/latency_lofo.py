@@ -313,13 +313,23 @@ def revision() -> str:
 
 def run(args) -> dict:
     from archspec.latency.profile import load as load_profile
-    from archspec.latency.raw import digest
+    from archspec.latency.raw import digest, raw_backend
 
     t0 = time.perf_counter()
     profile = load_profile(args.profile)
     fit = fit_settings(profile, args)
     raw = read_raw(args.raw)
+    check = json.loads(Path(args.check).read_text())
     same_raw = profile.calibration.get("raw_sha256") == digest(raw)
+    backends = {"--raw": raw_backend(raw), "--profile": profile.backend,
+                "--check": (check.get("profile") or {}).get("backend", "onnxruntime")}
+    if len(set(backends.values())) > 1:
+        raise SystemExit("the inputs are of different backends ("
+                         + ", ".join(f"{k} {v}" for k, v in backends.items())
+                         + "): give the raw file, profile and latency_check JSON of one "
+                         "calibration (a torch one: --raw profiles/cpu-torch-1t-zen3.raw.json "
+                         "--profile profiles/cpu-torch-1t-zen3.json --check "
+                         "benchmarks/latency_check_torch.json)")
     unmatched = unmatched_networks(raw)
     if unmatched and not args.skip_unmatched:
         raise SystemExit(f"{args.raw}: {len(unmatched)} calibration networks no longer fuse "
@@ -329,7 +339,6 @@ def run(args) -> dict:
     base = drop_networks(raw, unmatched)
     by_family = family_networks(base)
 
-    check = json.loads(Path(args.check).read_text())
     rows, skipped = check_models(check, profile)
     held = holdout_rows(raw)
     wanted = [f.strip() for f in args.families.split(",")] if args.families else \

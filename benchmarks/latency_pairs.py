@@ -148,7 +148,8 @@ def main(argv=None) -> int:
     load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
     names = list(nets)
     measured = chk.measure([nets[n] for n in names], threads, rounds=args.rounds,
-                           repeats=args.repeats, backend=profile.backend)
+                           repeats=args.repeats, backend=profile.backend,
+                           batch=profile.batch)
     load_after = " ".join(f"{x:.2f}" for x in os.getloadavg())
     got = {n: {"name": n, "predicted_ms": chk.predict(nets[n], profile).total_ms,
                "measured_ms": med, "spread": spread, "rounds_ms": rounds}

@@ -74,7 +74,33 @@ def test_a_faster_machine_warns_with_the_ratio_and_the_commands():
     assert d["matches"] is False and d["ratio"] == pytest.approx(0.5556, abs=1e-4)
     assert d["kernels"]["conv1x1"]["ratio"] == pytest.approx(1 / 1.8, abs=1e-4)
     assert d["warning"] == msg and d["thresholds"] == {"faster": prof.PROBE_FASTER,
-                                                       "slower": prof.PROBE_SLOWER}
+                                                       "slower": prof.PROBE_SLOWER,
+                                                       "shape": prof.PROBE_SHAPE}
+    assert d["shape"] == pytest.approx(1.0)
+
+
+def test_kernels_far_apart_warn_though_the_mean_is_in_bounds():
+    # measured 2026-12-03: an AMX Xeon against the Zen 3 host's ORT fingerprint (same
+    # versions): 1x1 conv 1.9x faster, the copy 2.3x slower, geometric mean 1.41 (in bounds)
+    this = {"conv1x1": 280.0 * 0.533, "dwconv3x3": 200.0 * 1.273, "hswish": 135.0 * 2.027,
+            "copy": 76.0 * 2.278, "gemm": 70.0 * 1.796}
+    c = check(fingerprinted(), this)
+    assert 1 / prof.PROBE_FASTER <= c.ratio <= prof.PROBE_SLOWER and not c.speed_differs
+    assert c.shape == pytest.approx(2.278 / 0.533, rel=1e-3) and c.shape_differs
+    assert not c.matches and c.probe == "measured, measured again"
+    msg = c.message()
+    assert "the probe kernels run 4.3x apart" in msg
+    assert "copy 2.3x slower" in msg and "conv1x1 1.9x faster" in msg
+    assert msg.index("copy 2.3x") < msg.index("conv1x1 1.9x")     # slowest first
+    assert "archspec calibrate --quick" in msg and "by as much" in msg
+
+
+def test_a_slow_spell_on_the_memory_bound_kernels_alone_is_not_another_machine():
+    # the worst spell seen on the calibrating host: HardSwish and the copy up to 1.7x
+    # slower, the convolutions and the Gemm as calibrated
+    c = check(fingerprinted(), {**KERNELS, "hswish": 135.0 * 1.7, "copy": 76.0 * 1.45})
+    assert c.shape == pytest.approx(1.7) and not c.shape_differs
+    assert c.matches and c.message() is None
 
 
 def test_a_much_slower_machine_warns_and_a_busy_spell_does_not():

@@ -105,3 +105,15 @@ def test_doc_block_is_in_place(lofo):
     text = (ROOT / "docs" / "latency.md").read_text()
     assert text.count(lofo.BEGIN) == 1 and text.count(lofo.END) == 1
     assert text.index(lofo.BEGIN) < text.index(lofo.END)
+
+
+def test_inputs_of_different_backends_are_refused(lofo):
+    """A torch raw file scored against onnxruntime's check (the script's defaults are
+    onnxruntime's) would refit eager kernels and predict onnxruntime times: refused."""
+    args = lofo.parser().parse_args([
+        "--raw", str(ROOT / "profiles" / "cpu-torch-1t-zen3.raw.json"),
+        "--profile", str(ROOT / "profiles" / "cpu-ort-1t-zen3.json"),
+        "--check", str(ROOT / "benchmarks" / "latency_check.json")])
+    with pytest.raises(SystemExit, match="different backends.*--raw torch, --profile "
+                                         "onnxruntime, --check onnxruntime"):
+        lofo.run(args)

@@ -262,3 +262,108 @@ def test_torch_measurements_fix_glibcs_malloc_thresholds_and_record_it():
     env = timing_env("torch", 1)
     assert env["allocator"] == note and "LD_PRELOAD" in env
     assert "allocator" not in timing_env("onnxruntime", 1)
+
+
+def test_the_torch_probe_leaves_torchs_threads_as_it_found_them():
+    # the probe runs with the profile's threads inside search / adapt, which go on to
+    # train their proxies with their own
+    from archspec.latency.probes import probe
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        probe(1, rounds=1, round_ms=0, warmup=1, backend="torch")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_glibcs_mmap_threshold_is_what_settle_allocator_says():
+    import ctypes
+    import platform
+
+    from archspec.bench import MMAP_THRESHOLD, settle_allocator
+
+    if not (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"):
+        pytest.skip("glibc only")
+    settle_allocator()
+    libc = ctypes.CDLL(None)
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(n, ctypes.c_size_t) for n in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+            "uordblks", "fordblks", "keepcost")]
+    libc.mallinfo2.restype = MallInfo2
+    libc.malloc.restype = ctypes.c_void_p
+    libc.free.argtypes = [ctypes.c_void_p]
+
+    def mapped_after_malloc(n):   # bytes glibc mapped for one block of n bytes
+        before = libc.mallinfo2().hblkhd
+        p = libc.malloc(n)
+        try:
+            return libc.mallinfo2().hblkhd - before
+        finally:
+            libc.free(p)
+    assert mapped_after_malloc(MMAP_THRESHOLD // 4) == 0        # from the heap: reused
+    assert mapped_after_malloc(MMAP_THRESHOLD + 2 ** 20) >= MMAP_THRESHOLD
+
+
+def test_latency_check_with_a_torch_profile_and_no_torch_is_a_users_error(raw_torch,
+                                                                           tmp_path):
+    import subprocess
+    import sys
+
+    raw, _, _ = raw_torch
+    path = tmp_path / "torch.json"
+    fitting.build(raw, n_trees=0).save(path)
+    hide = ("import importlib.util as u; f = u.find_spec; "
+            "u.find_spec = lambda n, *a: None if n == 'torch' else f(n, *a); "
+            "from archspec.cli import main; "
+            f"main(['latency', 'mobilenetv3_small', '-p', {str(path)!r}, '--check'])")
+    r = subprocess.run([sys.executable, "-c", hide], capture_output=True, text=True,
+                       timeout=120, env={**os.environ, "ARCHSPEC_NO_PROBE": "1"})
+    assert r.returncode == 2, r.stderr
+    assert "latency --check with a torch profile" in r.stderr
+    assert "pip install torch" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_torch_profile_without_fingerprint_compares_torchs_version():
+    from archspec.latency.profile import setup_warnings
+
+    raw_profile = load(ROOT / "profiles" / "cpu-torch-1t-zen3.json")
+    here = dict(raw_profile.versions)
+    assert not [w for w in setup_warnings(raw_profile, raw_profile.machine, here)]
+    here["torch"] = "9.9.9"
+    here["onnxruntime"] = "0.0.1"        # not what a torch profile runs on
+    warned = setup_warnings(raw_profile, raw_profile.machine, here)
+    assert warned == [f"profile measured with torch {raw_profile.versions['torch']}, "
+                      "this setup has 9.9.9"]
+
+
+def test_the_hint_for_a_torch_profile_gives_torchs_times():
+    from archspec.latency.profile import calibrate_hint
+
+    hint = calibrate_hint("torch")
+    assert "(about 2 min)" in hint and "(about 13 min)" in hint
+    assert "(about 90 s)" in calibrate_hint() and "(about 10 min)" in calibrate_hint()
+
+
+def test_sweep_and_cost_with_a_torch_profile_predict_what_latency_does(raw_torch, tmp_path):
+    raw, _, _ = raw_torch
+    path = tmp_path / "torch.json"
+    fitting.build(raw, n_trees=0).save(path)
+    env = {**os.environ, "ARCHSPEC_NO_PROBE": "1"}
+    lat = run_cli("latency", "mobilenetv3_small", "-p", str(path), "--resolution", "96",
+                  "--format", "json", env=env)
+    assert lat.returncode == 0, lat.stderr
+    want = json.loads(lat.stdout)["total_ms"]
+    cost = run_cli("cost", "mobilenetv3_small", "-p", str(path), "--resolution", "96",
+                   "--format", "json", env=env)
+    assert cost.returncode == 0, cost.stderr
+    assert json.loads(cost.stdout)["latency"]["total_ms"] == want
+    sweep = run_cli("sweep", "mobilenetv3_small", "--resolution", "96,128", "-p", str(path),
+                    "--format", "json", env=env)
+    assert sweep.returncode == 0, sweep.stderr
+    rows = json.loads(sweep.stdout)["front"]
+    at96 = [r for r in rows if r["resolution"] == 96]
+    assert at96 and at96[0]["latency_ms"] == pytest.approx(want, abs=1e-3)

@@ -126,7 +126,7 @@ def calibrate(ctx: typer.Context,
         print(_validation_line(profile), file=sys.stderr)
         return
 
-    _check_runtime(backend)
+    _check_runtime(backend, f"calibrate --backend {backend}")
     plan = _plan(ctx, quick, networks=networks, variants=variants, repeats=repeats,
                  rounds=rounds, holdout=holdout)
     ctx, advance = _bar((plan["networks"] + plan["variants"] + plan["holdout"])
@@ -149,15 +149,15 @@ def calibrate(ctx: typer.Context,
     print(_validation_line(profile), file=sys.stderr)
 
 
-def _check_runtime(backend: str) -> None:
+def _check_runtime(backend: str, what: str) -> None:
     """Refuse, before any measuring, a backend whose packages are missing (onnxruntime
-    calibration also writes ONNX files)."""
+    runs ONNX files archspec writes with onnx)."""
     import importlib.util
 
     need = ("onnxruntime", "onnx") if backend == "onnxruntime" else ("torch",)
     missing = [m for m in need if importlib.util.find_spec(m) is None]
     if missing:
-        raise ArchspecError(f"calibrate --backend {backend} needs {' and '.join(missing)}: "
+        raise ArchspecError(f"{what} needs {' and '.join(missing)}: "
                             f"pip install {' '.join(missing)}")
 
 
@@ -264,6 +264,9 @@ def latency(spec: Spec,
 
     profile = load_profile(profile_path)
     batch_mismatch(profile, batch, profile_path.name)
+    if check:   # measuring runs the profile's backend: refuse before predicting
+        _check_runtime(profile.backend, f"latency --check with a {profile.backend} profile "
+                                        f"({profile_path.name})")
     machine = warn(profile, profile_path.name, skip="skipped (--no-probe)" if no_probe
                    else None)
     s = load(spec, width, resolution, classes)

@@ -143,14 +143,29 @@ def probe(threads: int = 1, *, rounds: int = 6, round_ms: float = 12.0,
     from .check import runs_per_round
     from .timing import time_runs
 
+    restore = _torch_threads() if backend == "torch" else (lambda: None)
     best: dict[str, float] = {}
-    for _ in range(rounds):
-        for name in PROBE_KERNELS:
-            step = _probe_step(name, threads, backend)
-            warm = time_runs(step, warmup, unit=1000.0)
-            med = statistics.median(time_runs(step, runs_per_round(warm, 5, round_ms)))
-            best[name] = min(best.get(name, med), med)
+    try:
+        for _ in range(rounds):
+            for name in PROBE_KERNELS:
+                step = _probe_step(name, threads, backend)
+                warm = time_runs(step, warmup, unit=1000.0)
+                med = statistics.median(time_runs(step, runs_per_round(warm, 5, round_ms)))
+                best[name] = min(best.get(name, med), med)
+    finally:
+        restore()
     return {name: round(us, 3) for name, us in best.items()}
+
+
+def _torch_threads():
+    """A function that puts torch's intra-op thread count back as it is now: the probe
+    runs with the profile's threads, in a process (search, adapt) that may go on to train
+    with its own. (The malloc thresholds the probe settles stay: they only keep freed
+    memory for reuse, and the calibration's probe ran with them.)"""
+    import torch
+
+    before = torch.get_num_threads()
+    return lambda: torch.set_num_threads(before)
 
 
 def cpu_flags() -> list[str]:

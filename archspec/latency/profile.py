@@ -155,6 +155,11 @@ def current_warnings(profile: Profile, threads: int | None = None) -> list[str]:
 # fingerprint taken in such a spell made a later quiet probe look 1.16x faster.
 PROBE_FASTER = 1.25     # this machine faster by more than this: another machine
 PROBE_SLOWER = 1.5      # slower by more than this: another machine (or a very busy one)
+# Kernels apart by more than this (slowest kernel ratio over fastest): another machine,
+# whatever the mean says. A slow spell slows the memory-bound kernels (up to 1.7x) and
+# leaves the compute-bound 1x1 conv alone; a Sapphire-Rapids-class Xeon against the Zen 3
+# host ran the 1x1 conv 1.9x faster and the copy 2.3x slower (mean 1.41x: in bounds).
+PROBE_SHAPE = 2.0
 PROBE_TTL_S = 600       # a probe result is reused for 10 minutes
 CALIBRATE_HINT = ("for a profile of this machine run `archspec calibrate --quick -o "
                   "my-profile.json` (about 90 s) or `archspec calibrate -o my-profile.json` "
@@ -162,10 +167,12 @@ CALIBRATE_HINT = ("for a profile of this machine run `archspec calibrate --quick
 
 
 def calibrate_hint(backend: str = "onnxruntime") -> str:
-    """What to run for a profile of this machine on ``backend``."""
+    """What to run for a profile of this machine on ``backend`` (the times as measured
+    on the project's 2-core hosts: docs/latency.md)."""
     if backend == "onnxruntime":
         return CALIBRATE_HINT
-    return CALIBRATE_HINT.replace("calibrate ", f"calibrate --backend {backend} ")
+    return (CALIBRATE_HINT.replace("calibrate ", f"calibrate --backend {backend} ")
+            .replace("about 90 s", "about 2 min").replace("about 10 min", "about 13 min"))
 
 
 @dataclass
@@ -187,8 +194,19 @@ class MachineCheck:
         return self.ratio is not None and not 1 / PROBE_FASTER <= self.ratio <= PROBE_SLOWER
 
     @property
+    def shape(self) -> float | None:
+        """The slowest probe kernel's ratio over the fastest's (1: all alike)."""
+        ratios = [k["ratio"] for k in self.kernels.values() if k.get("ratio")]
+        return max(ratios) / min(ratios) if ratios else None
+
+    @property
+    def shape_differs(self) -> bool:
+        return self.ratio is not None and (self.shape or 1.0) > PROBE_SHAPE
+
+    @property
     def matches(self) -> bool:
-        return self.fingerprinted and not self.differences and not self.speed_differs
+        return (self.fingerprinted and not self.differences and not self.speed_differs
+                and not self.shape_differs)
 
     def _speed(self) -> str:
         if self.ratio < 1:
@@ -196,6 +214,15 @@ class MachineCheck:
         else:
             how = f"{self.ratio:.1f}x slower than (a busy machine also looks slower)"
         return f"this machine runs the probe kernels {how} the one that calibrated it"
+
+    def _kernels(self) -> str:
+        """The probe kernel by kernel, slowest ratio first."""
+        def one(name, r):
+            return f"{name} {1 / r:.1f}x faster" if r < 1 else f"{name} {r:.1f}x slower"
+        ks = sorted(self.kernels.items(), key=lambda kv: -kv[1]["ratio"])
+        return (f"the probe kernels run {self.shape:.1f}x apart against the profile's "
+                f"({', '.join(one(n, k['ratio']) for n, k in ks)}), a machine of another "
+                f"kind")
 
     def message(self) -> str | None:
         if not self.fingerprinted:
@@ -205,8 +232,9 @@ class MachineCheck:
                     f"checked{also}; {calibrate_hint(self.backend)}, and it will be")
         if self.matches:
             return None
-        items = ([self._speed()] if self.speed_differs else []) + self.differences
-        much = " by as much" if self.speed_differs else ""
+        items = (([self._speed()] if self.speed_differs else [])
+                 + ([self._kernels()] if self.shape_differs else []) + self.differences)
+        much = " by as much" if self.speed_differs or self.shape_differs else ""
         return (f"profile {self.profile} was made on another machine or setup: "
                 f"{'; '.join(items)}; its predictions may be off{much}: "
                 f"{calibrate_hint(self.backend)}")
@@ -215,7 +243,9 @@ class MachineCheck:
         return {"profile": self.profile, "fingerprinted": self.fingerprinted,
                 "matches": self.matches, "probe": self.probe,
                 "ratio": None if self.ratio is None else round(self.ratio, 4),
-                "thresholds": {"faster": PROBE_FASTER, "slower": PROBE_SLOWER},
+                "shape": None if self.shape is None else round(self.shape, 4),
+                "thresholds": {"faster": PROBE_FASTER, "slower": PROBE_SLOWER,
+                               "shape": PROBE_SHAPE},
                 "kernels": self.kernels, "differences": self.differences,
                 "warning": self.message()}
 
@@ -293,7 +323,7 @@ def _compare(check: MachineCheck, profile_us: dict, threads: int, run) -> None:
     shared host is not another machine)."""
     this_us, check.probe = run(threads)
     check.ratio, check.kernels = probe_ratio(profile_us, this_us)
-    if check.speed_differs:
+    if check.speed_differs or check.shape_differs:
         again, _ = run(threads, fresh=True)
         this_us = {k: min(us, again.get(k, us)) for k, us in this_us.items()}
         check.ratio, check.kernels = probe_ratio(profile_us, this_us)
