@@ -225,7 +225,8 @@ def parser() -> argparse.ArgumentParser:
                          "exceeds this (a noisy spell during the chunk)")
     ap.add_argument("--retries", type=int, default=3,
                     help="times a noisy chunk is measured again before it is kept as is")
-    ap.add_argument("--doc", default=str(ROOT / "docs" / "latency.md"))
+    ap.add_argument("--doc", default=str(ROOT / "docs" / "latency.md"),
+                    help="'' writes no doc block")
     ap.add_argument("--json", default=None, help="every model's figures [default: "
                     "benchmarks/latency_check.json; latency_check_torch.json for a torch "
                     "profile]")
@@ -271,8 +272,9 @@ def write(doc: dict, results: list, profile_path: str, profile, args) -> dict:
     args.json = args.json or default_json(profile.backend)
     Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
     begin, end = markers(profile.backend)
-    write_doc(Path(args.doc), render(doc), begin, end,
-              missing=TORCH_HEADING if profile.backend == "torch" else "")
+    if args.doc:   # '' writes the JSON alone (another machine's run, a trial)
+        write_doc(Path(args.doc), render(doc), begin, end,
+                  missing=TORCH_HEADING if profile.backend == "torch" else "")
     return summary
 
 
@@ -366,7 +368,7 @@ def main(argv=None) -> int:
         print(f"{done}/{len(named)} measured, {ok / done:.1%} within +-10% so far "
               f"(load {os.getloadavg()[0]:.2f})", file=sys.stderr)
     doc = {"created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-           "argv": " ".join(argv if argv is not None else sys.argv[1:]),
+           "argv": shlex.join(argv if argv is not None else sys.argv[1:]),
            "seconds": time.perf_counter() - t0, "load_before": load_before,
            "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg()),
            "rounds": args.rounds, "repeats": args.repeats, "batch": profile.batch,
