@@ -107,23 +107,29 @@ def summarize(m: Measurement) -> Measurement:
 # settle_allocator); None where the C library is not glibc
 MMAP_THRESHOLD = 32 * 1024 * 1024     # glibc's largest (its dynamic threshold's ceiling)
 TRIM_THRESHOLD = 1024 ** 3
+MMAP_MAX = 0                          # no mmap at all: blocks past 32 MiB from the heap too
 
 
 def settle_allocator() -> str | None:
-    """Fix glibc malloc's mmap threshold at its ceiling (32 MiB) and its trim threshold
-    at 1 GiB in this process, and say so (None: not glibc, nothing set). With glibc's
-    defaults a torch eager model's activations are mapped and unmapped, or the heap is
-    trimmed, on every run, depending on what the process freed before: the same
-    MobileNetV2 took 20 ms or 26-32 ms per run here (docs/latency.md, Torch eager), a
-    fresh process's first model the slower. Fixed, a run's time no longer depends on the
-    process's history; a long-running process usually reaches the same state."""
+    """Fix glibc malloc's mmap threshold at its ceiling (32 MiB), its trim threshold at
+    1 GiB and its mmap count at 0 (no block is mapped, whatever its size) in this
+    process, and say so (None: not glibc, nothing set). With glibc's defaults a torch
+    eager model's activations are mapped and unmapped, or the heap is trimmed, on every
+    run, depending on what the process freed before: the same MobileNetV2 took 20 ms or
+    26-32 ms per run (docs/latency.md, Torch eager), a fresh process's first model the
+    slower. A block past the 32 MiB ceiling was still mapped afresh, and its pages
+    faulted in, on every run unless the heap happened to have room: ~245 us per MiB on
+    the Xeon host (a 64 MiB ReLU 26 ms instead of 10), most of a 1024x2048 segmentation
+    model's time. Fixed, a run's time no longer depends on the process's history and
+    activations are reused as onnxruntime's arena reuses them."""
     if allocator_note() is None:
         return None
     try:
         libc = _libc()
-        m_trim, m_mmap = -1, -3        # M_TRIM_THRESHOLD, M_MMAP_THRESHOLD (malloc.h)
-        if libc.mallopt(m_mmap, MMAP_THRESHOLD) != 1 or libc.mallopt(m_trim,
-                                                                       TRIM_THRESHOLD) != 1:
+        # M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_MMAP_MAX (malloc.h)
+        m_trim, m_mmap, m_mmap_max = -1, -3, -4
+        if any(libc.mallopt(what, value) != 1 for what, value in (
+                (m_mmap, MMAP_THRESHOLD), (m_trim, TRIM_THRESHOLD), (m_mmap_max, MMAP_MAX))):
             return None
     except (OSError, AttributeError):
         return None
@@ -145,7 +151,7 @@ def allocator_note() -> str | None:
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return None
     return (f"glibc mallopt M_MMAP_THRESHOLD={MMAP_THRESHOLD // 2 ** 20} MiB, "
-            f"M_TRIM_THRESHOLD={TRIM_THRESHOLD // 2 ** 30} GiB")
+            f"M_TRIM_THRESHOLD={TRIM_THRESHOLD // 2 ** 30} GiB, M_MMAP_MAX={MMAP_MAX}")
 
 
 def _pin_threads(settings: Settings) -> None:
