@@ -121,7 +121,11 @@ def settle_allocator() -> str | None:
     faulted in, on every run unless the heap happened to have room: ~245 us per MiB on
     the Xeon host (a 64 MiB ReLU 26 ms instead of 10), most of a 1024x2048 segmentation
     model's time. Fixed, a run's time no longer depends on the process's history and
-    activations are reused as onnxruntime's arena reuses them."""
+    activations are reused as onnxruntime's arena reuses them. The mmap count holds for
+    the main arena, the one a single-threaded measurement (this process's main thread)
+    allocates from; glibc's per-thread arenas still map blocks past their own size
+    (64 MiB). The settings last for the rest of the process: freed memory stays in the
+    heap, so its resident size stays at its peak."""
     if allocator_note() is None:
         return None
     try:

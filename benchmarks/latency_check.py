@@ -114,7 +114,7 @@ def render(doc: dict) -> str:
              f"{doc['argv']}` in {doc['seconds']:.0f} s; load average "
              f"{doc['load_before']} before, {doc['load_after']} after (2 cores, shared); "
              + (f"before each chunk of models the machine's noise was probed (reference "
-                f"model, 4 fresh sessions) and the chunk waited for a range <= "
+                f"model, 4 fresh {'models' if p['backend'] == 'torch' else 'sessions'}) and the chunk waited for a range <= "
                 f"{doc['quiet_range']:.0%}: {doc['waited_s']:.0f} s waited in all, probe "
                 f"ranges {', '.join(f'{r:.1%}' for r in doc['probes'])}; a chunk was "
                 f"measured again when its models' median round-to-round spread exceeded "

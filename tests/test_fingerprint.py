@@ -103,6 +103,23 @@ def test_a_slow_spell_on_the_memory_bound_kernels_alone_is_not_another_machine()
     assert c.matches and c.message() is None
 
 
+def test_kernels_apart_in_a_first_probe_that_clear_when_measured_again_match():
+    # a first probe whose copy ran in a slow spell (3x), then a quiet one: the faster
+    # of the two per kernel is kept, and the machine is the profile's
+    first = {**KERNELS, "copy": 76.0 * 3.0}
+    c = check(fingerprinted(), first, again=scaled(1.02))
+    assert c.probe == "measured, measured again"
+    assert c.shape == pytest.approx(1.0, abs=0.03) and c.matches and c.message() is None
+
+
+def test_a_kernel_ratio_rounded_to_zero_does_not_break_the_warning():
+    c = prof.MachineCheck("p.json", True, ratio=1.0,
+                          kernels={"conv1x1": {"ratio": 0.0}, "copy": {"ratio": 3.0},
+                                   "gemm": {"ratio": 1.0}})
+    assert c.shape == pytest.approx(3.0) and c.shape_differs
+    assert "copy 3.0x slower" in c.message() and "conv1x1" not in c.message()
+
+
 def test_a_much_slower_machine_warns_and_a_busy_spell_does_not():
     assert "1.6x slower" in check(fingerprinted(), scaled(1.6)).message()
     # the worst slow spell seen on the calibrating machine (~1.4x) stays silent

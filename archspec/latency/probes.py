@@ -160,8 +160,11 @@ def probe(threads: int = 1, *, rounds: int = 6, round_ms: float = 12.0,
 def _torch_threads():
     """A function that puts torch's intra-op thread count back as it is now: the probe
     runs with the profile's threads, in a process (search, adapt) that may go on to train
-    with its own. (The malloc thresholds the probe settles stay: they only keep freed
-    memory for reuse, and the calibration's probe ran with them.)"""
+    with its own. What is not put back: the malloc settings the probe settles
+    (:func:`archspec.bench.settle_allocator`: freed memory then stays in the heap, so a
+    search or adapt process's resident size stays at its peak; the calibration's probe
+    ran with them, so a probe without them would compare unlike with like) and torch's
+    inter-op thread count (1), which torch lets a process set once only."""
     import torch
 
     before = torch.get_num_threads()
