@@ -366,14 +366,17 @@ def test_calibrate_from_raw_fits_a_profile_without_measuring(tmp_path):
     assert r.returncode == 2 and "--seed" in r.stderr and not (tmp_path / "q.json").exists()
 
 
-# A refit of the shipped raw file elsewhere (another CPU's BLAS kernels, another release of
-# scikit-learn or numpy) moves the boosted trees a little; how far was measured on the
-# shipped specs (docs/latency.md, "Refitting"): OpenBLAS's Haswell, Sandybridge and Katmai
-# kernels instead of SkylakeX moved predictions by at most 1.1% (median 0.15-0.28%), and
-# refits with tree seeds 0-4 differ pairwise by at most 2.45% (medians 0.18-0.37%); a
-# perturbed refit is another draw of the same kind. The bounds sit above every pair seen,
-# and far below the +-10% accuracy bar and the 13% median measurement spread.
-REFIT_MAX_REL = 0.03
+# A refit of the shipped raw file elsewhere (another CPU's BLAS and SIMD kernels, another
+# release of scikit-learn or numpy) is another draw of the boosted trees: the last bits of
+# the linear fit flip near-tied splits. How far that moves the 46 shipped specs was
+# measured (docs/latency.md, "Raw measurements and refits"): refits with tree seeds 0-4
+# differ pairwise by a median of at most 0.65%, a 90th percentile of at most 2.5%, and at
+# most 12.5% on one spec (the full-size segmentation models, which the trees extrapolate
+# to); the Zen 3 profiles refitted on an AMX Xeon (2026-12-03) moved by medians of
+# 0.19-0.26%, at most 8.1%. The bounds sit above every pair seen; the median and the 90th
+# percentile are the ones a drifting fit would cross.
+REFIT_MAX_REL = 0.15
+REFIT_P90_REL = 0.035
 REFIT_MEDIAN_REL = 0.0075
 
 
@@ -402,7 +405,9 @@ def test_shipped_profile_is_the_fit_of_the_shipped_measurements(name):
     graphs = [load_spec(p).compile() for p in SPECS]
     moved = [abs(chk.predict(g, refit).total_ms / chk.predict(g, shipped).total_ms - 1)
              for g in graphs]
-    assert max(moved) <= REFIT_MAX_REL and statistics.median(moved) <= REFIT_MEDIAN_REL
+    p90 = sorted(moved)[int(0.9 * (len(moved) - 1))]
+    assert max(moved) <= REFIT_MAX_REL and p90 <= REFIT_P90_REL, moved
+    assert statistics.median(moved) <= REFIT_MEDIAN_REL, moved
     if shipped.fitted_with == fitting.fit_environment():
         assert json.loads(json.dumps(refit.model.to_dict())) == shipped.model.to_dict()
 
