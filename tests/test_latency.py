@@ -866,6 +866,29 @@ def test_a_kernel_type_never_timed_fits_zero_without_warnings_or_nan():
                      "within_10pct": None}
 
 
+def test_a_feature_too_few_kernels_have_is_not_fitted():
+    """A cache spill that two of a type's calibration kernels reach sets no slope: fitted
+    from two points, the Xeon profile's full-conv spill slope (16.8 ns per element) put
+    the 1024x2048 stem of LR-ASPP at 253 ms, measured 7.3 ms (docs/latency.md, "Sparse
+    features"); from enough kernels the slope is fitted."""
+    from archspec.latency.model import MIN_SAMPLES, fit_type
+
+    spill = FEATURES.index("spill_2")
+
+    def fitted(n_spilled):
+        rows_, ys = [], []
+        for i in range(40):
+            r = [1.0] + [0.0] * (len(FEATURES) - 1)
+            r[FEATURES.index("macs")] = 1.0 + i
+            r[spill] = 0.5 + 0.1 * i if i < n_spilled else 0.0
+            rows_.append(r)
+            ys.append(2.0 + 3.0 * r[1] + 40.0 * r[spill])
+        return fit_type(rows_, ys, "conv.full.c")[0]
+
+    assert fitted(MIN_SAMPLES - 1)[spill] == 0.0
+    assert fitted(MIN_SAMPLES)[spill] == pytest.approx(40.0, rel=1e-6)
+
+
 @pytest.mark.parametrize("path", sorted(PROFILES.glob("*.json")), ids=lambda p: p.name)
 def test_shipped_profiles_are_strict_json(path):
     def refuse(token):

@@ -334,6 +334,12 @@ def fit_type(rows_: list[list[float]], ys: list[float], type_: str = "*",
     if not len(y):   # a type onnxruntime never times (reshape: no kernel of its own)
         return [0.0] * X.shape[1], {"n": 0, "outliers": 0, "median_abs_rel_err": None,
                                     "within_10pct": None}
+    # a feature fewer than MIN_SAMPLES of the type's kernels have (a cache spill that two
+    # calibration kernels reach) is not fitted: a slope set by one or two points
+    # extrapolates without bound (docs/latency.md, "Sparse features")
+    sparse = (X != 0).sum(axis=0) < MIN_SAMPLES
+    sparse[0] = False
+    X[:, sparse] = 0.0
     w = None if weights is None else np.asarray(weights, float)[keep]
     coef = _nnls_rel(X, y, w)
     rel = X @ coef / y - 1
