@@ -418,6 +418,9 @@ def test_fit_environment_names_the_fitting_libraries_and_blas():
     env = fitting.fit_environment()
     assert env["numpy"] == numpy.__version__ and "scikit-learn" in env and env["python"]
     assert env["blas"] and all(isinstance(b, str) for b in env["blas"])
+    # the fitting rules' version: a profile fitted by older rules is never taken for
+    # this archspec's fit (its refit is compared within the tolerance only)
+    assert env["fit_rules"] == fitting.FIT_RULES >= 2
 
 
 # ---- attribution of profiler events ----------------------------------------------------------

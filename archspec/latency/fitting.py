@@ -10,6 +10,11 @@ from .probes import L2_DEFAULT
 from .raw import digest, partial_add_lowering, raw_backend, raw_batch
 
 FIT_LIBRARIES = ("archspec", "scikit-learn", "numpy", "scipy")
+# The version of archspec's fitting rules, raised whenever a change to the fit (not to the
+# measuring) changes a profile fitted from the same measurements; recorded in
+# ``fitted_with``, so that a profile fitted by older rules is not taken for this
+# archspec's fit. 2: a feature too few kernels have is not fitted (2026-12-03).
+FIT_RULES = 2
 
 
 def _blas() -> list[str]:
@@ -25,7 +30,8 @@ def _blas() -> list[str]:
 
 
 def fit_environment() -> dict:
-    """What decides a fit's bits, besides the measurements: the fitting libraries'
+    """What decides a fit's bits, besides the measurements: archspec's fitting rules
+    (:data:`FIT_RULES`), the fitting libraries'
     versions (scikit-learn's trees; numpy's least squares; scipy under scikit-learn), the
     BLAS kernels they run (:func:`_blas`), the Python and the CPU. Equal environments
     refit a raw file to the same profile, bit for bit."""
@@ -35,8 +41,8 @@ def fit_environment() -> dict:
 
     from ..bench import machine, versions
 
-    return {**versions(FIT_LIBRARIES), "python": platform.python_version(),
-            "cpu": machine()["cpu"], "blas": _blas()}
+    return {**versions(FIT_LIBRARIES), "fit_rules": FIT_RULES,
+            "python": platform.python_version(), "cpu": machine()["cpu"], "blas": _blas()}
 
 
 def _one_blas_thread():
