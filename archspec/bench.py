@@ -23,6 +23,7 @@ library versions and settings, so files from different runs can be compared.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import functools
 import math
@@ -149,6 +150,59 @@ def _libc():
     return ctypes.CDLL(None)
 
 
+# x86-64 MXCSR: flush-to-zero (bit 15: denormal results become 0) and denormals-are-zero
+# (bit 6: denormal inputs read as 0); glibc's x86-64 fenv_t holds MXCSR at byte 28
+_FTZ_DAZ = 0x8040
+_FENV_MXCSR = 28
+_FENV_BYTES = 64          # fenv_t is 32 bytes there; room to spare
+
+
+def denormals_note() -> str | None:
+    """What :func:`flush_denormals` does on this platform (None: nothing, not x86-64
+    Linux with glibc)."""
+    if allocator_note() is None or platform.machine().lower() not in ("x86_64", "amd64"):
+        return None
+    return "flushed while timing (x86 MXCSR FTZ+DAZ; onnxruntime set_denormal_as_zero)"
+
+
+@contextlib.contextmanager
+def flush_denormals():
+    """Time with denormal floats flushed to zero on this thread (x86-64 MXCSR FTZ and
+    DAZ), restored after. A network with random weights is not a trained one: the
+    Kaiming fan-out initialisation (torchvision's) and eval-mode batch norms with unit
+    statistics shrink the activations layer by layer (ReXNet-plain's reach ~1e-20 by
+    its last stages), and onnxruntime's sigmoid then computes denormal intermediates,
+    which Intel CPUs handle in microcode: a swish on 50k such elements took 1.1 ms
+    instead of 16 us on the Xeon host, ReXNet-plain 8.4 ms a run instead of 7.0 ms
+    (docs/latency.md, "Denormals"). A trained network's activations stay far from
+    denormal, so flushed timings are what it costs; where no denormal occurs the flag
+    changes nothing. onnxruntime's own threads are set by the session option
+    (:func:`ort_session_options`)."""
+    if denormals_note() is None:
+        yield
+        return
+    import ctypes
+    import struct
+
+    try:
+        libc = _libc()
+        buf = (ctypes.c_char * _FENV_BYTES)()
+        if libc.fegetenv(buf) != 0:
+            raise OSError("fegetenv failed")
+        saved = bytes(buf)
+        mxcsr = struct.unpack_from("<I", buf, _FENV_MXCSR)[0]
+        struct.pack_into("<I", buf, _FENV_MXCSR, mxcsr | _FTZ_DAZ)
+        if libc.fesetenv(buf) != 0:
+            raise OSError("fesetenv failed")
+    except (OSError, AttributeError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        libc.fesetenv((ctypes.c_char * _FENV_BYTES).from_buffer_copy(saved))
+
+
 def allocator_note() -> str | None:
     """What :func:`settle_allocator` sets on this platform (None: nothing, not glibc),
     without setting it."""
@@ -235,6 +289,8 @@ def ort_session_options(threads: int, *, profile: bool = False):
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.enable_profiling = profile
     opts.log_severity_level = 3
+    # its pool threads flush denormals (the calling thread: flush_denormals)
+    opts.add_session_config_entry("session.set_denormal_as_zero", "1")
     return opts
 
 
@@ -279,17 +335,18 @@ def measure(graph, settings: Settings, advance=lambda n=1: None) -> Measurement:
     t0 = time.perf_counter()
     step = make_step(graph, settings)
     m.build_s = time.perf_counter() - t0
-    for i in range(settings.warmup):
-        t = time.perf_counter()
-        step()
-        if i == 0:
-            m.first_step_s = time.perf_counter() - t
-        advance()
-    for _ in range(settings.repeats):
-        t = time.perf_counter()
-        step()
-        m.times_ms.append((time.perf_counter() - t) * 1000.0)
-        advance()
+    with flush_denormals():
+        for i in range(settings.warmup):
+            t = time.perf_counter()
+            step()
+            if i == 0:
+                m.first_step_s = time.perf_counter() - t
+            advance()
+        for _ in range(settings.repeats):
+            t = time.perf_counter()
+            step()
+            m.times_ms.append((time.perf_counter() - t) * 1000.0)
+            advance()
     return summarize(m)
 
 
@@ -312,6 +369,7 @@ def run(spec, settings: Settings, advance=lambda n=1: None) -> dict:
         "versions": versions(),
         # torch: glibc malloc's thresholds as archspec fixed them (settle_allocator)
         **({"allocator": settle_allocator()} if settings.backend != "onnxruntime" else {}),
+        "denormals": denormals_note(),
         "results": results,
     }
 

@@ -121,7 +121,7 @@ def calibrate(*, threads: int = 1, networks: int = 120, variants: int = 0,
     medians = [[min(r) for r in net] for net in kernel_rounds]
     per_node = profiler_cost(medians, counts, walls)
     samples, overhead = _samples(graphs, fused, medians, counts, per_node, walls, batch)
-    from ..bench import machine, settle_allocator, versions
+    from ..bench import denormals_note, machine, settle_allocator, versions
 
     return {"backend": backend, "samples": samples, "overhead": overhead,
             "nchwc_block": block,
@@ -139,6 +139,7 @@ def calibrate(*, threads: int = 1, networks: int = 120, variants: int = 0,
             "seconds": round(time.perf_counter() - t0, 1),
             "fingerprint": fingerprint(backend, threads, probes),
             **({"allocator": settle_allocator()} if backend == "torch" else {}),
+            "denormals": denormals_note(),
             **({"holdout": held} if held else {}), **_spread(round_medians)}
 
 

@@ -81,7 +81,8 @@ def build(raw: dict, n_trees: int = 200, tree_seed: int = 0, tree_act: bool = Fa
                    if backend == "onnxruntime" else
                    {"mode": "eager", "grad": "inference_mode",
                     "allocator": raw.get("allocator")}),
-                "inter_op_threads": 1, "dtype": "fp32"}
+                "inter_op_threads": 1, "dtype": "fp32",
+                **({"denormals": raw["denormals"]} if raw.get("denormals") else {})}
     calib = {k: raw.get(k, 0) for k in ("networks", "variants", "repeats", "rounds", "warmup",
                                         "seed", "seconds", "round_spread_median",
                                         "round_spread_p90", "profiler_us_per_node",

@@ -215,6 +215,9 @@ def timing_env(backend: str, threads: int) -> dict:
            "usable_cores": m["usable_cores"], **versions(packages), "threads": threads}
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env[var] = os.environ.get(var)
+    from ..bench import denormals_note
+
+    env["denormals"] = denormals_note()   # flushed while timing (docs/latency.md, Denormals)
     if backend == "torch":   # what allocates the activations (docs/latency.md, Torch eager)
         from ..bench import allocator_note
 

@@ -115,6 +115,8 @@ def digest(raw: dict) -> str:
         doc["batch"] = raw["batch"]
     if raw.get("backend", "onnxruntime") != "onnxruntime":   # torch eager (2026-12-03)
         doc["backend"] = raw["backend"]
+    if raw.get("denormals"):   # flushed while timing (files since 2026-12-03 evening)
+        doc["denormals"] = raw["denormals"]
     doc["samples"] = [[s["net"], s["type"], s["us"]] for s in sample_rows(raw)]
     doc["networks_ir"] = raw["networks_ir"]["graphs"]
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"))

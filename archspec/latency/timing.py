@@ -37,11 +37,14 @@ def wall_step(graph, threads: int, batch: int = 1, backend: str = "onnxruntime")
 
 def time_runs(step, n: int, *, clock=time.perf_counter, unit: float = 1e6) -> list[float]:
     """The times of ``n`` calls of ``step``, in 1/``unit`` seconds (default us)."""
+    from ..bench import flush_denormals
+
     out = []
-    for _ in range(n):
-        t = clock()
-        step()
-        out.append((clock() - t) * unit)
+    with flush_denormals():
+        for _ in range(n):
+            t = clock()
+            step()
+            out.append((clock() - t) * unit)
     return out
 
 
@@ -50,8 +53,11 @@ def profile_events(sess, feed, n: int) -> list[dict]:
     import json
     import os
 
-    for _ in range(n):
-        sess.run(None, feed)
+    from ..bench import flush_denormals
+
+    with flush_denormals():
+        for _ in range(n):
+            sess.run(None, feed)
     path = sess.end_profiling()
     try:
         with open(path, encoding="utf-8") as f:

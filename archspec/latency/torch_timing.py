@@ -75,8 +75,10 @@ def node_runs(graph, threads: int, *, runs: int, warmup: int, seed: int = 0,
         owners.append(last)
         if last is not None:
             counts[last] = counts.get(last, 0) + 1
+    from ..bench import flush_denormals
+
     out = []
-    with torch.inference_mode():
+    with torch.inference_mode(), flush_denormals():
         for i in range(warmup + runs):
             _TICKS.clear()
             timed(x)
