@@ -869,6 +869,32 @@ def test_a_kernel_type_never_timed_fits_zero_without_warnings_or_nan():
                      "within_10pct": None}
 
 
+def test_act_elems_counts_the_in_cache_share_of_the_working_set():
+    """Fit rules 3: a dear activation on a kernel whose working set outgrows L2 hides
+    under its memory traffic (MobileNetV2 with hswish: +6.0 points over the measured
+    ratio on the Xeon host with every element counted, docs/latency.md "Activations");
+    older profiles read act_elems as they were fitted."""
+    from archspec.latency.model import HINGES_L2, LatencyModel
+
+    l2 = 1000.0
+    hinges = tuple(h * l2 for h in HINGES_L2)
+    act = FEATURES.index("act_elems")
+    f = {"macs": 9e5, "in_elems": 400.0, "out_elems": 400.0, "params": 200.0,
+         "reorder_elems": 0.0, "act": 2}
+    assert row(f, hinges, True)[act] == row(f, hinges)[act] == 400 / 1e6    # fits in L2
+    big = {**f, "in_elems": 2000.0, "out_elems": 1800.0}                    # 4x L2
+    assert row(big, hinges)[act] == 1800 / 1e6
+    assert row(big, hinges, True)[act] == pytest.approx(1800 / 4 / 1e6)
+    assert row({**big, "act": 1}, hinges, True)[act] == 0.0                  # a clip: none
+    m = LatencyModel({"*": [0.0] * len(FEATURES)}, (0.0, 0.0), hinges=hinges)
+    assert "act_in_cache" not in m.to_dict()
+    assert not LatencyModel.from_dict(m.to_dict()).act_in_cache
+    m.act_in_cache = True
+    assert LatencyModel.from_dict(json.loads(json.dumps(m.to_dict()))).act_in_cache
+    older = load(PROFILES / "cpu-ort-1t-zen3.json")          # fitted before fit rules 3
+    assert not older.model.act_in_cache
+
+
 def test_a_feature_too_few_kernels_have_is_not_fitted():
     """A cache spill that two of a type's calibration kernels reach sets no slope: fitted
     from two points, the Xeon profile's full-conv spill slope (16.8 ns per element) put

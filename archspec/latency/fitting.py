@@ -13,8 +13,9 @@ FIT_LIBRARIES = ("archspec", "scikit-learn", "numpy", "scipy")
 # The version of archspec's fitting rules, raised whenever a change to the fit (not to the
 # measuring) changes a profile fitted from the same measurements; recorded in
 # ``fitted_with``, so that a profile fitted by older rules is not taken for this
-# archspec's fit. 2: a feature too few kernels have is not fitted (2026-12-03).
-FIT_RULES = 2
+# archspec's fit. 2: a feature too few kernels have is not fitted (2026-12-03); 3:
+# act_elems counts the in-cache share of a kernel's working set (2026-12-04).
+FIT_RULES = 3
 
 
 def _blas() -> list[str]:

@@ -50,11 +50,17 @@ def family(type_: str) -> str:
     return ".".join(parts[:2]) if parts[0] == "conv" else parts[0]
 
 
-def row(features: dict, hinges: tuple = ()) -> list[float]:
-    """The feature vector of a kernel; ``hinges``: spill thresholds in elements."""
+def row(features: dict, hinges: tuple = (), act_in_cache: bool = False) -> list[float]:
+    """The feature vector of a kernel; ``hinges``: spill thresholds in elements;
+    ``act_in_cache``: ``act_elems`` counts the elements written through a dear activation
+    in proportion to the share of the working set that fits in L2 (the rest of the
+    activation's work hides under the memory traffic: docs/latency.md, "Activations"),
+    as models fitted since fit rules 3 read it; else all of them."""
     ws = features["in_elems"] + features["out_elems"] + features["params"]
     spill = [max(0.0, ws - h) for h in hinges] + [0.0] * (N_HINGE_FEATURES - len(hinges))
     act = features["out_elems"] if features.get("act", 0) >= 2 else 0.0
+    if act and act_in_cache and hinges and ws > 0:
+        act *= min(1.0, hinges[0] / HINGES_L2[0] / ws)
     return [1.0] + [features[k] / s for k, s in zip(FEATURES[1:6], SCALES[1:6])] + \
         [x / s for x, s in zip(spill, SCALES[6:8])] + [act / SCALES[8]]
 
@@ -176,10 +182,11 @@ class LatencyModel:
 
     def __init__(self, coef: dict[str, list[float]], overhead: tuple[float, float],
                  stats: dict | None = None, correction: dict | None = None,
-                 hinges: tuple = (), trees: dict | None = None):
+                 hinges: tuple = (), trees: dict | None = None, act_in_cache: bool = False):
         # coefficients fitted before a feature existed are 0 for it (an older profile)
         self.coef = {t: list(c) + [0.0] * (len(FEATURES) - len(c)) for t, c in coef.items()}
         self.hinges = tuple(hinges)
+        self.act_in_cache = act_in_cache   # how row() counts act_elems (fit rules 3 on)
         self.trees = trees or {}
         self.overhead = overhead
         self.stats = stats or {}
@@ -197,7 +204,8 @@ class LatencyModel:
     def linear_us(self, type_: str, features: dict) -> tuple[str, float]:
         """The linear per-type model alone."""
         t = self.model_for(type_)
-        return t, sum(c * x for c, x in zip(self.coef[t], row(features, self.hinges)))
+        return t, sum(c * x for c, x in zip(self.coef[t], row(features, self.hinges,
+                                                              self.act_in_cache)))
 
     def raw_us(self, type_: str, features: dict | None, *, linear: tuple | None = None,
                trees_sum: float | None = None) -> tuple[str, float]:
@@ -259,7 +267,8 @@ class LatencyModel:
         return {"features": list(FEATURES), "feature_scale": list(SCALES),
                 "coef": self.coef, "overhead_us": list(self.overhead),
                 "correction": self.correction, "hinges_elems": list(self.hinges),
-                "trees": self.trees, "fit": self.stats}
+                "trees": self.trees, "fit": self.stats,
+                **({"act_in_cache": True} if self.act_in_cache else {})}
 
     @classmethod
     def from_dict(cls, d: dict) -> LatencyModel:
@@ -272,7 +281,7 @@ class LatencyModel:
             _check_trees(trees)
         return cls({k: list(v) for k, v in d["coef"].items()}, tuple(d["overhead_us"]),
                    d.get("fit", {}), {k: list(v) for k, v in d.get("correction", {}).items()},
-                   tuple(d.get("hinges_elems", ())), trees)
+                   tuple(d.get("hinges_elems", ())), trees, bool(d.get("act_in_cache", False)))
 
 
 # ---- fitting (numpy) -----------------------------------------------------------------------
@@ -464,7 +473,7 @@ def fit(samples: list[dict], overhead_samples: list[tuple[int, float]],
     for t, group in sorted(groups.items()):
         if len(group) < MIN_SAMPLES and t != "*":
             continue
-        coef[t], stats[t] = fit_type([row(s["features"], hinges) for s in group],
+        coef[t], stats[t] = fit_type([row(s["features"], hinges, True) for s in group],
                                      [s["us"] for s in group], t)
     if overhead_samples:  # robust on a busy machine: the median overhead per kernel
         per = sorted(us / max(n, 1) for n, us in overhead_samples)
@@ -473,7 +482,7 @@ def fit(samples: list[dict], overhead_samples: list[tuple[int, float]],
         overhead = (0.0, 0.0)
     if "*" not in coef:
         raise ValueError("no kernel samples to fit")
-    model = LatencyModel(coef, overhead, stats, hinges=hinges)
+    model = LatencyModel(coef, overhead, stats, hinges=hinges, act_in_cache=True)
     if n_trees:
         n_features = len(TREE_FEATURES) if tree_act else TREES_WITHOUT_ACT
         model.trees, stats["trees"] = fit_trees(model, samples, n_trees, seed=tree_seed,
