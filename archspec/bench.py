@@ -176,31 +176,45 @@ def flush_denormals():
     instead of 16 us on the Xeon host, ReXNet-plain 8.4 ms a run instead of 7.0 ms
     (docs/latency.md, "Denormals"). A trained network's activations stay far from
     denormal, so flushed timings are what it costs; where no denormal occurs the flag
-    changes nothing. onnxruntime's own threads are set by the session option
-    (:func:`ort_session_options`)."""
+    changes nothing. onnxruntime's own threads flush by its session option
+    (:func:`ort_session`); torch's OpenMP workers (more than one thread) keep the flags
+    they started with."""
+    with _fenv(flush=True):
+        yield
+
+
+@contextlib.contextmanager
+def _fenv(flush: bool):
+    """This thread's floating-point environment kept across the block (and, ``flush``:
+    denormals flushed inside it); nothing where :func:`denormals_note` says None."""
     if denormals_note() is None:
         yield
         return
     import ctypes
     import struct
 
+    saved = None
     try:
         libc = _libc()
         buf = (ctypes.c_char * _FENV_BYTES)()
-        if libc.fegetenv(buf) != 0:
-            raise OSError("fegetenv failed")
-        saved = bytes(buf)
-        mxcsr = struct.unpack_from("<I", buf, _FENV_MXCSR)[0]
-        struct.pack_into("<I", buf, _FENV_MXCSR, mxcsr | _FTZ_DAZ)
-        if libc.fesetenv(buf) != 0:
-            raise OSError("fesetenv failed")
+        if libc.fegetenv(buf) == 0:
+            saved = bytes(buf)
+            if flush:
+                mxcsr = struct.unpack_from("<I", buf, _FENV_MXCSR)[0]
+                struct.pack_into("<I", buf, _FENV_MXCSR, mxcsr | _FTZ_DAZ)
+                libc.fesetenv(buf)
     except (OSError, AttributeError):
-        yield
-        return
+        saved = None
     try:
         yield
     finally:
-        libc.fesetenv((ctypes.c_char * _FENV_BYTES).from_buffer_copy(saved))
+        if saved is not None:
+            libc.fesetenv((ctypes.c_char * _FENV_BYTES).from_buffer_copy(saved))
+
+
+def _qualified(note: str | None) -> str | None:
+    """The denormal note for torch on several threads: the timing thread only."""
+    return None if note is None else note + " on the timing thread only"
 
 
 def allocator_note() -> str | None:
@@ -289,24 +303,34 @@ def ort_session_options(threads: int, *, profile: bool = False):
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.enable_profiling = profile
     opts.log_severity_level = 3
-    # its pool threads flush denormals (the calling thread: flush_denormals)
-    opts.add_session_config_entry("session.set_denormal_as_zero", "1")
     return opts
+
+
+def ort_session(model: bytes, opts):
+    """An onnxruntime CPU session whose own threads flush denormals (its
+    ``session.set_denormal_as_zero`` option, where :func:`flush_denormals` flushes this
+    thread); the option would also flush the thread that builds the session for good,
+    so this thread's floating-point environment is put back after."""
+    import onnxruntime as ort
+
+    if denormals_note() is not None:
+        opts.add_session_config_entry("session.set_denormal_as_zero", "1")
+    with _fenv(flush=False):
+        return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
 
 
 def _ort_step(graph, settings: Settings):
     import numpy as np
 
     try:
-        import onnxruntime as ort
+        import onnxruntime  # noqa: F401  (ort_session builds the session)
     except ImportError:
         raise BackendError("bench: --backend onnxruntime needs `onnxruntime`: "
                            "pip install onnxruntime") from None
     from .backends import get_backend
 
     model = get_backend("onnx").build(graph, seed=settings.seed, check=False)
-    sess = ort.InferenceSession(model.serialize(), ort_session_options(settings.threads),
-                                providers=["CPUExecutionProvider"])
+    sess = ort_session(model.serialize(), ort_session_options(settings.threads))
     rng = np.random.default_rng(settings.seed)
     feed = {sess.get_inputs()[0].name:
             rng.standard_normal((settings.batch, *graph.input_shape)).astype(np.float32)}
@@ -369,7 +393,9 @@ def run(spec, settings: Settings, advance=lambda n=1: None) -> dict:
         "versions": versions(),
         # torch: glibc malloc's thresholds as archspec fixed them (settle_allocator)
         **({"allocator": settle_allocator()} if settings.backend != "onnxruntime" else {}),
-        "denormals": denormals_note(),
+        "denormals": (None if settings.backend == "cuda" else denormals_note()
+                      if settings.backend == "onnxruntime" or settings.threads == 1
+                      else _qualified(denormals_note())),
         "results": results,
     }
 

@@ -28,8 +28,8 @@ from archspec import bench  # noqa: E402
 
 
 def _unflushed():
-    """The opposite of bench.flush_denormals: FTZ and DAZ cleared on this thread (and
-    onnxruntime's pool-thread option off), whatever the process had."""
+    """The opposite of bench.flush_denormals: FTZ and DAZ cleared on this thread,
+    whatever the process had (the sessions here run on this thread: one thread)."""
     libc = ctypes.CDLL(None)
     buf = (ctypes.c_char * 64)()
     libc.fegetenv(buf)

@@ -374,7 +374,9 @@ def test_calibrate_from_raw_fits_a_profile_without_measuring(tmp_path):
 # most 12.5% on one spec (the full-size segmentation models, which the trees extrapolate
 # to); the Zen 3 profiles refitted on an AMX Xeon (2026-12-03) moved by medians of
 # 0.19-0.26%, at most 8.1%. The bounds sit above every pair seen; the median and the 90th
-# percentile are the ones a drifting fit would cross.
+# percentile are the ones a drifting fit would cross. Each profile is refitted with the
+# fitting rules that made it (fitted_with.fit_rules; none recorded: rules 1), so on its
+# own host the refit is bit for bit.
 REFIT_MAX_REL = 0.15
 REFIT_P90_REL = 0.035
 REFIT_MEDIAN_REL = 0.0075
@@ -401,18 +403,22 @@ def test_shipped_profile_is_the_fit_of_the_shipped_measurements(name):
     assert (shipped.versions, shipped.machine) == (raw["versions"], raw["machine"])
     assert {"onnxruntime", "onnx", "torch", "numpy"} <= set(shipped.versions)
     assert {"scikit-learn", "numpy", "scipy", "blas", "cpu"} <= set(shipped.fitted_with)
-    refit = fitting.build(raw)
+    rules = shipped.fitted_with.get("fit_rules", 1)     # the rules that fitted it
+    refit = fitting.build(raw, rules=rules)
+    assert refit.model.act_in_cache == shipped.model.act_in_cache == (rules >= 3)
     graphs = [load_spec(p).compile() for p in SPECS]
     moved = [abs(chk.predict(g, refit).total_ms / chk.predict(g, shipped).total_ms - 1)
              for g in graphs]
     p90 = sorted(moved)[int(0.9 * (len(moved) - 1))]
     assert max(moved) <= REFIT_MAX_REL and p90 <= REFIT_P90_REL, moved
     assert statistics.median(moved) <= REFIT_MEDIAN_REL, moved
-    if shipped.fitted_with == fitting.fit_environment():
+    if shipped.fitted_with == fitting.fit_environment(rules):
         assert json.loads(json.dumps(refit.model.to_dict())) == shipped.model.to_dict()
 
 
 def test_fit_environment_names_the_fitting_libraries_and_blas():
+    import inspect
+
     import numpy
 
     env = fitting.fit_environment()
@@ -420,7 +426,9 @@ def test_fit_environment_names_the_fitting_libraries_and_blas():
     assert env["blas"] and all(isinstance(b, str) for b in env["blas"])
     # the fitting rules' version: a profile fitted by older rules is never taken for
     # this archspec's fit (its refit is compared within the tolerance only)
-    assert env["fit_rules"] == fitting.FIT_RULES >= 2
+    assert env["fit_rules"] == fitting.FIT_RULES >= 3
+    assert "fit_rules" not in fitting.fit_environment(1)     # as rules 1 recorded it
+    assert inspect.signature(fit).parameters["rules"].default == fitting.FIT_RULES
 
 
 # ---- attribution of profiler events ----------------------------------------------------------

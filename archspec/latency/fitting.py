@@ -30,7 +30,7 @@ def _blas() -> list[str]:
                    for i in threadpool_info() if i.get("user_api") == "blas"})
 
 
-def fit_environment() -> dict:
+def fit_environment(rules: int = FIT_RULES) -> dict:
     """What decides a fit's bits, besides the measurements: archspec's fitting rules
     (:data:`FIT_RULES`), the fitting libraries'
     versions (scikit-learn's trees; numpy's least squares; scipy under scikit-learn), the
@@ -42,7 +42,7 @@ def fit_environment() -> dict:
 
     from ..bench import machine, versions
 
-    return {**versions(FIT_LIBRARIES), "fit_rules": FIT_RULES,
+    return {**versions(FIT_LIBRARIES), **({"fit_rules": rules} if rules >= 2 else {}),
             "python": platform.python_version(), "cpu": machine()["cpu"], "blas": _blas()}
 
 
@@ -57,7 +57,8 @@ def _one_blas_thread():
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def build(raw: dict, n_trees: int = 200, tree_seed: int = 0, tree_act: bool = False):
+def build(raw: dict, n_trees: int = 200, tree_seed: int = 0, tree_act: bool = False,
+          rules: int = FIT_RULES):
     """The :class:`~archspec.latency.profile.Profile` fitted to
     :func:`~archspec.latency.calibrate.calibrate`'s samples (or
     :func:`~archspec.latency.raw.load_raw`'s). It records the setup the measurements
@@ -65,7 +66,8 @@ def build(raw: dict, n_trees: int = 200, tree_seed: int = 0, tree_act: bool = Fa
     elsewhere must not claim its own), the environment of the fit
     (:func:`fit_environment`) and its link to the measurements (seeds, counts,
     :func:`~archspec.latency.raw.digest`); ``tree_act``: the trees also read each
-    kernel's activation class. The profile's batch is the measurements' (the samples'
+    kernel's activation class; ``rules``: the fitting rules' version (an older one
+    refits a profile those rules fitted). The profile's batch is the measurements' (the samples'
     features are for it: :func:`~archspec.latency.raw.load_raw`)."""
     from .model import HINGES_L2, fit
     from .profile import Profile
@@ -73,7 +75,7 @@ def build(raw: dict, n_trees: int = 200, tree_seed: int = 0, tree_act: bool = Fa
     with _one_blas_thread():
         model = fit(raw["samples"], raw["overhead"], raw.get("walls"),
                     hinges=tuple(h * raw.get("l2_bytes", L2_DEFAULT) // 4 for h in HINGES_L2),
-                    n_trees=n_trees, tree_seed=tree_seed, tree_act=tree_act)
+                    n_trees=n_trees, tree_seed=tree_seed, tree_act=tree_act, rules=rules)
     backend = raw_backend(raw)
     settings = {"threads": raw["threads"], "batch": raw_batch(raw),
                 "nchwc_block": raw["nchwc_block"],
@@ -92,7 +94,7 @@ def build(raw: dict, n_trees: int = 200, tree_seed: int = 0, tree_act: bool = Fa
     calib["raw_sha256"] = digest(raw)
     created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     profile = Profile(backend, settings, raw.get("machine") or {},
-                      raw.get("versions") or {}, model, calib, created, fit_environment(),
+                      raw.get("versions") or {}, model, calib, created, fit_environment(rules),
                       raw.get("fingerprint") or {})
     profile.validation = validation(profile, raw.get("holdout"),
                                     partial_add=partial_add_lowering(raw))

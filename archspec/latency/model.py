@@ -331,9 +331,11 @@ def mask(type_: str) -> list[bool]:
 
 
 def fit_type(rows_: list[list[float]], ys: list[float], type_: str = "*",
-             weights: list[float] | None = None) -> tuple[list[float], dict]:
+             weights: list[float] | None = None, sparse_rule: bool = True
+             ) -> tuple[list[float], dict]:
     """Coefficients for one kernel type, with outlier rejection; and fit statistics.
-    ``weights``: per-sample row weights (default 1/y: relative error)."""
+    ``weights``: per-sample row weights (default 1/y: relative error); ``sparse_rule``:
+    a feature too few rows have is not fitted (fit rules 2 on)."""
     import numpy as np
 
     m = np.asarray(mask(type_))
@@ -346,9 +348,10 @@ def fit_type(rows_: list[list[float]], ys: list[float], type_: str = "*",
     # a feature fewer than MIN_SAMPLES of the type's kernels have (a cache spill that two
     # calibration kernels reach) is not fitted: a slope set by one or two points
     # extrapolates without bound (docs/latency.md, "Sparse features")
-    sparse = (X != 0).sum(axis=0) < MIN_SAMPLES
-    sparse[0] = False
-    X[:, sparse] = 0.0
+    if sparse_rule:
+        sparse = (X != 0).sum(axis=0) < MIN_SAMPLES
+        sparse[0] = False
+        X[:, sparse] = 0.0
     w = None if weights is None else np.asarray(weights, float)[keep]
     coef = _nnls_rel(X, y, w)
     rel = X @ coef / y - 1
@@ -457,12 +460,16 @@ def fit_trees(model: LatencyModel, samples: list[dict], n_trees: int = 200,
 
 def fit(samples: list[dict], overhead_samples: list[tuple[int, float]],
         walls: list[float] | None = None, hinges: tuple = (),
-        n_trees: int = 0, tree_seed: int = 0, tree_act: bool = False) -> LatencyModel:
+        n_trees: int = 0, tree_seed: int = 0, tree_act: bool = False,
+        rules: int = 3) -> LatencyModel:
     """``samples``: {type, features, us, net}; ``overhead_samples``: (kernels, us) per
     network; ``walls``: each calibration network's unprofiled median wall time (us),
     which enables the second-stage correction; ``tree_seed``: the boosted trees' random
     state (their row subsampling); ``tree_act``: the trees also read the activation
-    class (``act``)."""
+    class (``act``); ``rules``: the fitting rules' version
+    (:data:`archspec.latency.fitting.FIT_RULES`: 2 the sparse-feature rule, 3 the
+    in-cache share of ``act_elems``; an older version refits a profile fitted by it)."""
+    in_cache = rules >= 3
     import numpy as np
 
     groups: dict[str, list[dict]] = {}
@@ -473,8 +480,8 @@ def fit(samples: list[dict], overhead_samples: list[tuple[int, float]],
     for t, group in sorted(groups.items()):
         if len(group) < MIN_SAMPLES and t != "*":
             continue
-        coef[t], stats[t] = fit_type([row(s["features"], hinges, True) for s in group],
-                                     [s["us"] for s in group], t)
+        coef[t], stats[t] = fit_type([row(s["features"], hinges, in_cache) for s in group],
+                                     [s["us"] for s in group], t, sparse_rule=rules >= 2)
     if overhead_samples:  # robust on a busy machine: the median overhead per kernel
         per = sorted(us / max(n, 1) for n, us in overhead_samples)
         overhead = (0.0, float(np.median(per)))   # may be negative: a correction
@@ -482,7 +489,7 @@ def fit(samples: list[dict], overhead_samples: list[tuple[int, float]],
         overhead = (0.0, 0.0)
     if "*" not in coef:
         raise ValueError("no kernel samples to fit")
-    model = LatencyModel(coef, overhead, stats, hinges=hinges, act_in_cache=True)
+    model = LatencyModel(coef, overhead, stats, hinges=hinges, act_in_cache=in_cache)
     if n_trees:
         n_features = len(TREE_FEATURES) if tree_act else TREES_WITHOUT_ACT
         model.trees, stats["trees"] = fit_trees(model, samples, n_trees, seed=tree_seed,

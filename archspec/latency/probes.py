@@ -120,12 +120,10 @@ def _probe_step(name: str, threads: int, backend: str = "onnxruntime"):
     if backend == "torch":
         return _torch_probe_step(name, threads)
     import numpy as np
-    import onnxruntime as ort
 
-    from ..bench import ort_session_options
+    from ..bench import ort_session, ort_session_options
 
-    sess = ort.InferenceSession(probe_model(name), ort_session_options(threads),
-                                providers=["CPUExecutionProvider"])
+    sess = ort_session(probe_model(name), ort_session_options(threads))
     feed = {"x": np.random.default_rng(1).standard_normal(PROBE_KERNELS[name][1])
             .astype(np.float32)}
     return lambda: sess.run(None, feed)

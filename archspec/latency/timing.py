@@ -11,14 +11,13 @@ def session(graph, threads: int, *, profile: bool, seed: int = 0, batch: int = 1
     """An onnxruntime session for ``graph`` with ``archspec bench``'s options, and a feed
     of ``batch`` images (the ONNX backend writes a dynamic batch axis)."""
     import numpy as np
-    import onnxruntime as ort
 
     from ..backends import get_backend
-    from ..bench import ort_session_options
+    from ..bench import ort_session, ort_session_options
 
     model = get_backend("onnx").build(graph, seed=seed, check=False)
     opts = ort_session_options(threads, profile=profile)
-    sess = ort.InferenceSession(model.serialize(), opts, providers=["CPUExecutionProvider"])
+    sess = ort_session(model.serialize(), opts)
     x = np.random.default_rng(seed).standard_normal((batch, *graph.input_shape))
     return sess, {sess.get_inputs()[0].name: x.astype(np.float32)}
 
