@@ -37,6 +37,9 @@ N_HINGE_FEATURES = 2
 # output + weights) outgrows the cache streams from L3 / memory and costs more per element
 # (measured on the EPYC here: ~0.1 ns per element in L2, ~0.3 ns at 10x L2). spill_i is the
 # working set beyond hinge i, in elements.
+# row(act_in_cache=True) reads L2 back as hinges[0] / HINGES_L2[0] from a profile's stored
+# hinges (in elements): changing HINGES_L2[0] would move every fit-rules-3 profile's
+# predictions, so such a change must store L2 in the model and raise FIT_RULES
 HINGES_L2 = (2.0, 8.0)
 MIN_SAMPLES = 8
 LINEAR_FLOOR_US = 0.05    # the trees scale the linear model's time, kept above this
