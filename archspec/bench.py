@@ -212,9 +212,15 @@ def _fenv(flush: bool):
             libc.fesetenv((ctypes.c_char * _FENV_BYTES).from_buffer_copy(saved))
 
 
-def _qualified(note: str | None) -> str | None:
-    """The denormal note for torch on several threads: the timing thread only."""
-    return None if note is None else note + " on the timing thread only"
+def _denormals_record(settings) -> str | None:
+    """The bench JSON's denormal note: none on CUDA; torch on several threads flushes
+    the timing thread only (its OpenMP workers keep their flags)."""
+    note = denormals_note()
+    if note is None or settings.backend == "cuda":
+        return None
+    if settings.backend != "onnxruntime" and settings.threads > 1:
+        return note + " on the timing thread only"
+    return note
 
 
 def allocator_note() -> str | None:
@@ -393,9 +399,7 @@ def run(spec, settings: Settings, advance=lambda n=1: None) -> dict:
         "versions": versions(),
         # torch: glibc malloc's thresholds as archspec fixed them (settle_allocator)
         **({"allocator": settle_allocator()} if settings.backend != "onnxruntime" else {}),
-        "denormals": (None if settings.backend == "cuda" else denormals_note()
-                      if settings.backend == "onnxruntime" or settings.threads == 1
-                      else _qualified(denormals_note())),
+        "denormals": _denormals_record(settings),
         "results": results,
     }
 

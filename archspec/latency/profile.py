@@ -261,9 +261,8 @@ def env_differences(there: dict, here: dict) -> list[str]:
 
 
 def _same(key: str, value):
-    """What a timing-env entry means for the comparison: the denormal note's wording
-    changed (2026-12-04: onnxruntime's session option dropped) while its meaning, flushed
-    while timing or not, did not."""
+    """What a timing-env entry means for the comparison: for the denormal note, whether
+    timings were flushed, not how the note words the mechanism (which may change)."""
     if key == "denormals" and isinstance(value, str):
         return value.startswith("flushed")
     return value
