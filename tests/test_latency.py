@@ -479,7 +479,7 @@ def _samples(coef, n=40, type_="conv.pw.c", noise=0.0, seed=0):
 
 
 def test_fit_recovers_known_coefficients_and_rejects_outliers():
-    coef = [3.0, 20.0, 5.0, 2.0, 0.0, 40.0, 0.0, 0.0, 4.0]   # act_elems: 4 us per million
+    coef = [3.0, 20.0, 5.0, 2.0, 0.0, 40.0, 0.0, 0.0, 4.0, 0.0]   # act_elems: 4 us per M
     samples = _samples(coef, type_="conv.dw.k3s1.c")
     samples[0] = {**samples[0], "us": samples[0]["us"] * 5}    # a preempted measurement
     model = fit(samples, [(10, 50.0), (20, 100.0), (40, 200.0)])
@@ -503,6 +503,70 @@ def test_fit_coefficients_are_non_negative_and_sparse_types_fall_back():
     assert model.model_for("linear") == "*"
     assert ancestors("conv.dw.k3s1.c") == ["conv.dw.k3s1.c", "conv.dw.k3s1", "conv.dw",
                                            "conv", "*"]
+
+
+def test_conv_taps_split_a_blocked_convs_macs_as_onnxruntime_computes_them():
+    from archspec.ir.graph import Graph
+    from archspec.ir.ops import Conv2d, Input
+    from archspec.latency.kernels import conv_taps
+
+    def taps(h, cin, cout, k=3, s=1, d=1, groups=1):
+        g = Graph("t", {"resolution": h, "channels": cin})
+        x = g.add("input", Input((cin, h, h)))
+        g.outputs["output"] = g.add("c", Conv2d(cin, cout, k, s, groups, d), [x])
+        (ker,) = kernels(g, 16)
+        return ker
+
+    # 3x3, dilation 1 on 33 x 33: the 31 inner columns run the fast loop over the rows
+    # inside (97 of 99 row taps); the 2 border columns their 2 taps inside
+    k = taps(33, 256, 256)
+    assert k.type == "conv.full.c"
+    assert k.taps == pytest.approx((97 / 99 * 31 / 33, 97 / 99 * 4 / 99))
+    # DeepLabv3's ASPP: rate 36 on 33 x 33 leaves only the centre tap inside, on the edge
+    # path; rate 12 two thirds of the rows and columns
+    assert taps(33, 960, 256, d=36).taps == pytest.approx((0.0, 1 / 9))
+    assert sum(taps(33, 960, 256, d=12).taps) == pytest.approx((75 / 99) ** 2)
+    # TensorFlow "same" padding (bottom / right only) and a stride count their own taps
+    op = Conv2d(16, 16, 3, 2, pad_mode="same")
+    inner, edge = conv_taps(op, 8, 8, 4, 4)
+    assert (inner, edge) == pytest.approx((11 / 12 * 3 / 4, 11 / 12 * 2 / 12))
+    # only blocked full / grouped convs carry taps (depthwise, pointwise and plain-layout
+    # convs compute every MAC); features() passes them on, row() reads them only when asked
+    assert taps(33, 64, 64, groups=64).taps is None
+    assert taps(33, 64, 128, k=1).taps is None
+    assert taps(33, 66, 66).taps is None and taps(33, 66, 66).type == "conv.full.p"
+    f = k.features()
+    assert (f["taps_int"], f["taps_edge"]) == k.taps
+    macs = f["macs"] / 1e6
+    assert FEATURES[9] == "edge_macs"
+    assert row(f)[1] == macs and row(f)[9] == 0.0
+    assert row(f, conv_taps=True)[1] == pytest.approx(macs * k.taps[0])
+    assert row(f, conv_taps=True)[9] == pytest.approx(macs * k.taps[1])
+
+
+def test_fit_rules_4_price_edge_taps_and_older_rules_fit_what_they_had():
+    import random
+
+    rng = random.Random(1)
+    true = [2.0, 10.0, 0, 0, 0, 0, 0, 0, 0, 18.0]   # edge taps 1.8x the interior's cost
+    samples = []
+    for _ in range(60):
+        inner = rng.uniform(0.0, 1.0)
+        f = {"macs": rng.uniform(1e6, 5e8), "in_elems": 1e3, "out_elems": 1e3,
+             "params": 10.0, "reorder_elems": 0.0, "act": 0,
+             "taps_int": inner, "taps_edge": rng.uniform(0.02, 1.0 - inner)}
+        samples.append({"type": "conv.full.c", "features": f,
+                        "us": sum(c * x for c, x in zip(true, row(f, conv_taps=True)))})
+    new = fit(samples, [])
+    assert new.conv_taps and new.to_dict()["conv_taps"] is True
+    assert new.coef["conv.full.c"][1] == pytest.approx(10.0, rel=1e-3)
+    assert new.coef["conv.full.c"][9] == pytest.approx(18.0, rel=1e-3)
+    assert LatencyModel.from_dict(new.to_dict()).conv_taps
+    old = fit(samples, [], rules=3)
+    assert not old.conv_taps and "conv_taps" not in old.to_dict()
+    assert old.coef["conv.full.c"][9] == 0.0
+    assert old.linear_us("conv.full.c", samples[0]["features"])[1] == pytest.approx(
+        sum(c * x for c, x in zip(old.coef["conv.full.c"], row(samples[0]["features"]))))
 
 
 def test_spill_features_count_the_working_set_beyond_each_cache_hinge():
@@ -552,7 +616,7 @@ def test_fit_recovers_a_cache_spill_coefficient():
 
     rng = random.Random(1)
     hinges = (400_000, 3_200_000)
-    true = [2.0, 10.0, 100.0, 100.0, 0.0, 0.0, 300.0, 0.0, 0.0]
+    true = [2.0, 10.0, 100.0, 100.0, 0.0, 0.0, 300.0, 0.0, 0.0, 0.0]
     samples = []
     for _ in range(60):
         f = {"macs": rng.uniform(1e5, 5e7), "in_elems": rng.uniform(1e4, 2e6),

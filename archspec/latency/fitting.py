@@ -14,8 +14,10 @@ FIT_LIBRARIES = ("archspec", "scikit-learn", "numpy", "scipy")
 # measuring) changes a profile fitted from the same measurements; recorded in
 # ``fitted_with``, so that a profile fitted by older rules is not taken for this
 # archspec's fit. 2: a feature too few kernels have is not fitted (2026-12-03); 3:
-# act_elems counts the in-cache share of a kernel's working set (2026-12-04).
-FIT_RULES = 3
+# act_elems counts the in-cache share of a kernel's working set (2026-12-04); 4: a
+# blocked full / grouped conv's MACs are split by taps, interior and edge (edge_macs), the
+# taps in the padding not counted (2026-12-04).
+FIT_RULES = 4
 
 
 def _blas() -> list[str]:

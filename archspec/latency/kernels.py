@@ -84,6 +84,8 @@ class Kernel:
                               # between two uses of this kernel's weights (cache context)
     act: int = 0              # the class of the dearest activation it applies (ACT_CLASS)
     net_params: int = 0       # the whole network's weights (net_elems' part a batch shares)
+    taps: tuple | None = None  # a blocked full / grouped conv's (interior, edge) tap shares:
+                               # conv_taps; None for every other kernel
 
     def features(self, batch: int = 1) -> dict:
         """The figures the latency model reads, for a run of ``batch`` images: the one
@@ -96,6 +98,8 @@ class Kernel:
              "params": self.params, "reorder_elems": self.reorder_elems,
              "cin": self.cin, "cout": self.cout, "hw": self.hw,
              "net_elems": self.net_elems, "act": self.act}
+        if self.taps is not None:
+            f["taps_int"], f["taps_edge"] = self.taps
         if batch != 1:
             for key in PER_IMAGE:
                 f[key] = batch * f[key]
@@ -133,6 +137,36 @@ def nchwc_ok(op, block: int, input_blocked: bool = False) -> bool:
         return op.in_channels % 4 == 0 or (op.groups == 1 and op.in_channels < block)
     return (op.out_channels % block == 0 and cin_g % block == 0
             and (op.out_channels // op.groups) % block == 0)
+
+
+def _axis_taps(size: int, out: int, pad: int, k: int, s: int, d: int) -> tuple[int, int]:
+    """Along one axis of a conv: (outputs whose k taps all fall inside the input, taps
+    inside the input of the other outputs)."""
+    interior = edge = 0
+    for j in range(out):
+        inside = sum(1 for t in range(k) if 0 <= j * s - pad + t * d < size)
+        if inside == k:
+            interior += 1
+        else:
+            edge += inside
+    return interior, edge
+
+
+def conv_taps(op, h: int, w: int, ho: int, wo: int) -> tuple[float, float]:
+    """The shares of a conv's MACs that onnxruntime's blocked (NCHWc) conv computes on an
+    ``h`` x ``w`` input (``ho`` x ``wo`` output), as (interior, edge): it skips the kernel
+    rows that fall in the padding, runs the outputs whose kernel columns all fall inside
+    the input in its fast loop (interior) and the others one by one over their columns
+    inside the input (edge, dearer per MAC). A dilated conv on a small map (DeepLabv3's
+    ASPP, rates 12 / 24 / 36 on 33 x 33) computes a fraction of its MACs, most of them on
+    the edge path (docs/latency.md, "Dilated convs"). Read by fit rules 4 on
+    (:func:`archspec.latency.model.row`)."""
+    top, left, _, _ = op.pads(h, w)
+    k, s, d = op.kernel, op.stride, op.dilation
+    inner_r, edge_r = _axis_taps(h, ho, top, k, s, d)
+    inner, edge = _axis_taps(w, wo, left, k, s, d)
+    rows = (inner_r * k + edge_r) / (ho * k)
+    return rows * inner / wo, rows * edge / (wo * k)
 
 
 def conv_type(op, nchwc: bool) -> str:
@@ -276,6 +310,8 @@ def _conv(fz: _Fuser, node) -> None:
     k.reorder_elems = in_elems if fz.layout_of(src) != wants else 0
     k.layout = NCHWC if nchwc else PLAIN
     k.cin, k.cout, k.hw = op.in_channels, out[0], numel(out[1:])
+    if nchwc and k.type.startswith(("conv.full", "conv.group")):
+        k.taps = conv_taps(op, *g[src].shape[1:], *g[node.name].shape[1:])
 
 
 def _se_nodes(fz: _Fuser, pool) -> list[str] | None:

@@ -25,13 +25,19 @@ from dataclasses import dataclass, field
 
 
 FEATURES = ("one", "macs", "in_elems", "out_elems", "params", "reorder_elems", "spill_1",
-            "spill_2", "act_elems")
-SCALES = (1.0, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6)   # coefficients per million
+            "spill_2", "act_elems", "edge_macs")
+SCALES = (1.0, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6)   # coefficients per million
 # "act_elems": the elements a kernel writes through an activation dearer than a clip
 # (ACT_CLASS >= 2: hswish, hsigmoid, sigmoid, ...; onnxruntime fuses them into the conv,
 # which then computes them per output element), so relu6 and hswish networks differ by
 # a fitted cost per element. Profiles fitted before it existed read the first 8 features
 # (their coefficient for it is 0: they predict as they always did).
+# "edge_macs" (fit rules 4 on, models that say ``conv_taps``): a blocked full or grouped
+# conv's MACs split as onnxruntime's NCHWc conv computes them (latency.kernels.conv_taps):
+# ``macs`` counts the interior outputs' taps over the kernel rows inside the input,
+# ``edge_macs`` the taps inside the input of the outputs whose window crosses the padding
+# (a slower loop); the taps in the padding are not computed. Other kernels: macs as they
+# are, edge_macs 0. Older models read macs whole and have no coefficient for edge_macs.
 N_HINGE_FEATURES = 2
 # Cache hinges, in multiples of the per-core L2 cache: a kernel whose working set (input +
 # output + weights) outgrows the cache streams from L3 / memory and costs more per element
@@ -53,19 +59,26 @@ def family(type_: str) -> str:
     return ".".join(parts[:2]) if parts[0] == "conv" else parts[0]
 
 
-def row(features: dict, hinges: tuple = (), act_in_cache: bool = False) -> list[float]:
+def row(features: dict, hinges: tuple = (), act_in_cache: bool = False,
+        conv_taps: bool = False) -> list[float]:
     """The feature vector of a kernel; ``hinges``: spill thresholds in elements;
     ``act_in_cache``: ``act_elems`` counts the elements written through a dear activation
     in proportion to the share of the working set that fits in L2 (the rest of the
     activation's work hides under the memory traffic: docs/latency.md, "Activations"),
-    as models fitted since fit rules 3 read it; else all of them."""
+    as models fitted since fit rules 3 read it; else all of them; ``conv_taps``: a
+    blocked full / grouped conv's MACs are split into interior and edge taps
+    (``edge_macs``, fit rules 4 on), else ``macs`` is all of them and ``edge_macs`` 0."""
     ws = features["in_elems"] + features["out_elems"] + features["params"]
     spill = [max(0.0, ws - h) for h in hinges] + [0.0] * (N_HINGE_FEATURES - len(hinges))
     act = features["out_elems"] if features.get("act", 0) >= 2 else 0.0
     if act and act_in_cache and hinges and ws > 0:
         act *= min(1.0, hinges[0] / HINGES_L2[0] / ws)
-    return [1.0] + [features[k] / s for k, s in zip(FEATURES[1:6], SCALES[1:6])] + \
-        [x / s for x, s in zip(spill, SCALES[6:8])] + [act / SCALES[8]]
+    macs, edge = features["macs"], 0.0
+    if conv_taps and "taps_int" in features:
+        macs, edge = macs * features["taps_int"], macs * features["taps_edge"]
+    return [1.0, macs / SCALES[1]] + \
+        [features[k] / s for k, s in zip(FEATURES[2:6], SCALES[2:6])] + \
+        [x / s for x, s in zip(spill, SCALES[6:8])] + [act / SCALES[8], edge / SCALES[9]]
 
 
 # the kernel families the fusion rules start (latency.kernels.FAMILIES, a test keeps them
@@ -185,11 +198,13 @@ class LatencyModel:
 
     def __init__(self, coef: dict[str, list[float]], overhead: tuple[float, float],
                  stats: dict | None = None, correction: dict | None = None,
-                 hinges: tuple = (), trees: dict | None = None, act_in_cache: bool = False):
+                 hinges: tuple = (), trees: dict | None = None, act_in_cache: bool = False,
+                 conv_taps: bool = False):
         # coefficients fitted before a feature existed are 0 for it (an older profile)
         self.coef = {t: list(c) + [0.0] * (len(FEATURES) - len(c)) for t, c in coef.items()}
         self.hinges = tuple(hinges)
         self.act_in_cache = act_in_cache   # how row() counts act_elems (fit rules 3 on)
+        self.conv_taps = conv_taps         # row() splits conv MACs by taps (fit rules 4 on)
         self.trees = trees or {}
         self.overhead = overhead
         self.stats = stats or {}
@@ -208,7 +223,8 @@ class LatencyModel:
         """The linear per-type model alone."""
         t = self.model_for(type_)
         return t, sum(c * x for c, x in zip(self.coef[t], row(features, self.hinges,
-                                                              self.act_in_cache)))
+                                                              self.act_in_cache,
+                                                              self.conv_taps)))
 
     def raw_us(self, type_: str, features: dict | None, *, linear: tuple | None = None,
                trees_sum: float | None = None) -> tuple[str, float]:
@@ -271,7 +287,8 @@ class LatencyModel:
                 "coef": self.coef, "overhead_us": list(self.overhead),
                 "correction": self.correction, "hinges_elems": list(self.hinges),
                 "trees": self.trees, "fit": self.stats,
-                **({"act_in_cache": True} if self.act_in_cache else {})}
+                **({"act_in_cache": True} if self.act_in_cache else {}),
+                **({"conv_taps": True} if self.conv_taps else {})}
 
     @classmethod
     def from_dict(cls, d: dict) -> LatencyModel:
@@ -284,7 +301,8 @@ class LatencyModel:
             _check_trees(trees)
         return cls({k: list(v) for k, v in d["coef"].items()}, tuple(d["overhead_us"]),
                    d.get("fit", {}), {k: list(v) for k, v in d.get("correction", {}).items()},
-                   tuple(d.get("hinges_elems", ())), trees, bool(d.get("act_in_cache", False)))
+                   tuple(d.get("hinges_elems", ())), trees, bool(d.get("act_in_cache", False)),
+                   bool(d.get("conv_taps", False)))
 
 
 # ---- fitting (numpy) -----------------------------------------------------------------------
@@ -341,8 +359,8 @@ def fit_type(rows_: list[list[float]], ys: list[float], type_: str = "*",
     a feature too few rows have is not fitted (fit rules 2 on)."""
     import numpy as np
 
-    m = np.asarray(mask(type_))
-    X, y = np.asarray(rows_, float) * m, np.asarray(ys, float)
+    X, y = np.asarray(rows_, float), np.asarray(ys, float)
+    X = X * np.asarray(mask(type_))[:X.shape[1]]
     keep = y > 0
     X, y = X[keep], y[keep]
     if not len(y):   # a type onnxruntime never times (reshape: no kernel of its own)
@@ -464,15 +482,19 @@ def fit_trees(model: LatencyModel, samples: list[dict], n_trees: int = 200,
 def fit(samples: list[dict], overhead_samples: list[tuple[int, float]],
         walls: list[float] | None = None, hinges: tuple = (),
         n_trees: int = 0, tree_seed: int = 0, tree_act: bool = False,
-        rules: int = 3) -> LatencyModel:
+        rules: int = 4) -> LatencyModel:
     """``samples``: {type, features, us, net}; ``overhead_samples``: (kernels, us) per
     network; ``walls``: each calibration network's unprofiled median wall time (us),
     which enables the second-stage correction; ``tree_seed``: the boosted trees' random
     state (their row subsampling); ``tree_act``: the trees also read the activation
     class (``act``); ``rules``: the fitting rules' version
     (:data:`archspec.latency.fitting.FIT_RULES`: 2 the sparse-feature rule, 3 the
-    in-cache share of ``act_elems``; an older version refits a profile fitted by it)."""
-    in_cache = rules >= 3
+    in-cache share of ``act_elems``, 4 conv MACs split by taps (``edge_macs``); an older
+    version refits a profile fitted by it)."""
+    in_cache, taps = rules >= 3, rules >= 4
+    # rules before 4 fit the features they had (not a column of zeros: the solver's bits
+    # would move), their models read edge_macs' coefficient as 0
+    width = len(FEATURES) if taps else FEATURES.index("edge_macs")
     import numpy as np
 
     groups: dict[str, list[dict]] = {}
@@ -483,7 +505,8 @@ def fit(samples: list[dict], overhead_samples: list[tuple[int, float]],
     for t, group in sorted(groups.items()):
         if len(group) < MIN_SAMPLES and t != "*":
             continue
-        coef[t], stats[t] = fit_type([row(s["features"], hinges, in_cache) for s in group],
+        coef[t], stats[t] = fit_type([row(s["features"], hinges, in_cache, taps)[:width]
+                                      for s in group],
                                      [s["us"] for s in group], t, sparse_rule=rules >= 2)
     if overhead_samples:  # robust on a busy machine: the median overhead per kernel
         per = sorted(us / max(n, 1) for n, us in overhead_samples)
@@ -492,7 +515,8 @@ def fit(samples: list[dict], overhead_samples: list[tuple[int, float]],
         overhead = (0.0, 0.0)
     if "*" not in coef:
         raise ValueError("no kernel samples to fit")
-    model = LatencyModel(coef, overhead, stats, hinges=hinges, act_in_cache=in_cache)
+    model = LatencyModel(coef, overhead, stats, hinges=hinges, act_in_cache=in_cache,
+                         conv_taps=taps)
     if n_trees:
         n_features = len(TREE_FEATURES) if tree_act else TREES_WITHOUT_ACT
         model.trees, stats["trees"] = fit_trees(model, samples, n_trees, seed=tree_seed,
