@@ -479,7 +479,7 @@ def _samples(coef, n=40, type_="conv.pw.c", noise=0.0, seed=0):
 
 
 def test_fit_recovers_known_coefficients_and_rejects_outliers():
-    coef = [3.0, 20.0, 5.0, 2.0, 0.0, 40.0, 0.0, 0.0, 4.0, 0.0]   # act_elems: 4 us per M
+    coef = [3.0, 20.0, 5.0, 2.0, 0.0, 40.0, 0.0, 0.0, 4.0, 0.0, 0.0]   # act_elems: 4 us/M
     samples = _samples(coef, type_="conv.dw.k3s1.c")
     samples[0] = {**samples[0], "us": samples[0]["us"] * 5}    # a preempted measurement
     model = fit(samples, [(10, 50.0), (20, 100.0), (40, 200.0)])
@@ -548,7 +548,7 @@ def test_fit_rules_4_price_edge_taps_and_older_rules_fit_what_they_had():
     import random
 
     rng = random.Random(1)
-    true = [2.0, 10.0, 0, 0, 0, 0, 0, 0, 0, 18.0]   # edge taps 1.8x the interior's cost
+    true = [2.0, 10.0, 0, 0, 0, 0, 0, 0, 0, 18.0, 0]   # edge taps: 1.8x the interior
     samples = []
     for _ in range(60):
         inner = rng.uniform(0.0, 1.0)
@@ -567,6 +567,53 @@ def test_fit_rules_4_price_edge_taps_and_older_rules_fit_what_they_had():
     assert old.coef["conv.full.c"][9] == 0.0
     assert old.linear_us("conv.full.c", samples[0]["features"])[1] == pytest.approx(
         sum(c * x for c, x in zip(old.coef["conv.full.c"], row(samples[0]["features"]))))
+
+
+def test_activation_pass_follows_onnxruntimes_conv_kernels():
+    def conv_kernel(cin, act, groups=1):
+        g = Graph("t", {"resolution": 28, "channels": cin})
+        x = g.add("input", Input((cin, 28, 28)))
+        y = g.add("c.conv", Conv2d(cin, cin, 3 if groups > 1 else 1, 1, groups), [x])
+        y = g.add("c.bn", BatchNorm(cin), [y])
+        if act:
+            y = g.add("c.act", Activation(act), [y])
+        g.outputs["output"] = y
+        return kernels(g, 16)[0]   # the conv (swish runs as a kernel of its own)
+
+    # blocked: ReLU inside the kernel, every other activation in a pass of its own
+    assert conv_kernel(32, "relu").type == "conv.pw.c"
+    assert [conv_kernel(32, a).act_pass for a in (None, "relu", "relu6", "leaky_relu",
+                                                  "hswish", "swish")] == \
+        [False, False, True, True, True, False]   # swish is a kernel of its own
+    assert conv_kernel(32, "relu6", groups=32).act_pass      # depthwise too
+    # plain: clips as it writes, the dearer activations apart
+    assert conv_kernel(18, "relu6").type == "conv.pw.p"
+    assert [conv_kernel(18, a).act_pass for a in ("relu", "relu6", "hswish")] == \
+        [False, False, True]
+    f = conv_kernel(32, "relu6").features()
+    assert f["act_pass"] == 1 and "act_pass" not in conv_kernel(32, "relu").features()
+    assert FEATURES[10] == "pass_elems"
+    assert row(f)[10] == 0.0 and row(f, act_pass=True)[10] == f["out_elems"] / 1e6
+
+
+def test_fit_rules_5_price_the_activation_pass_and_rules_4_do_not():
+    import random
+
+    rng = random.Random(2)
+    true = [1.0, 12.0, 0, 30.0, 0, 0, 0, 0, 0, 0, 150.0]
+    samples = []
+    for _ in range(60):
+        f = {"macs": rng.uniform(1e6, 5e7), "in_elems": rng.uniform(1e4, 1e6),
+             "out_elems": rng.uniform(1e4, 1e6), "params": 1e3, "reorder_elems": 0.0,
+             "act": 1, **({"act_pass": 1} if rng.random() < 0.5 else {})}
+        samples.append({"type": "conv.pw.c", "features": f,
+                        "us": sum(c * x for c, x in zip(true, row(f, act_pass=True)))})
+    new = fit(samples, [])
+    assert new.act_pass and LatencyModel.from_dict(new.to_dict()).act_pass
+    assert new.coef["conv.pw.c"][10] == pytest.approx(150.0, rel=1e-3)
+    old = fit(samples, [], rules=4)
+    assert not old.act_pass and old.coef["conv.pw.c"][10] == 0.0
+    assert "act_pass" not in old.to_dict()
 
 
 def test_spill_features_count_the_working_set_beyond_each_cache_hinge():
@@ -616,7 +663,7 @@ def test_fit_recovers_a_cache_spill_coefficient():
 
     rng = random.Random(1)
     hinges = (400_000, 3_200_000)
-    true = [2.0, 10.0, 100.0, 100.0, 0.0, 0.0, 300.0, 0.0, 0.0, 0.0]
+    true = [2.0, 10.0, 100.0, 100.0, 0.0, 0.0, 300.0, 0.0, 0.0, 0.0, 0.0]
     samples = []
     for _ in range(60):
         f = {"macs": rng.uniform(1e5, 5e7), "in_elems": rng.uniform(1e4, 2e6),

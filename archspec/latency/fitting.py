@@ -16,8 +16,9 @@ FIT_LIBRARIES = ("archspec", "scikit-learn", "numpy", "scipy")
 # archspec's fit. 2: a feature too few kernels have is not fitted (2026-12-03); 3:
 # act_elems counts the in-cache share of a kernel's working set (2026-12-04); 4: a
 # blocked full / grouped conv's MACs are split by taps, interior and edge (edge_macs), the
-# taps in the padding not counted (2026-12-04).
-FIT_RULES = 4
+# taps in the padding not counted (2026-12-04); 5: a conv's activation applied in a pass
+# of its own is priced per output element (pass_elems, 2026-12-04).
+FIT_RULES = 5
 
 
 def _blas() -> list[str]:

@@ -86,6 +86,8 @@ class Kernel:
     net_params: int = 0       # the whole network's weights (net_elems' part a batch shares)
     taps: tuple | None = None  # a blocked full / grouped conv's (interior, edge) tap shares:
                                # conv_taps; None for every other kernel
+    act_pass: bool = False    # a conv whose activation onnxruntime applies in a pass of its
+                              # own over the output (activation_pass)
 
     def features(self, batch: int = 1) -> dict:
         """The figures the latency model reads, for a run of ``batch`` images: the one
@@ -100,6 +102,8 @@ class Kernel:
              "net_elems": self.net_elems, "act": self.act}
         if self.taps is not None:
             f["taps_int"], f["taps_edge"] = self.taps
+        if self.act_pass:
+            f["act_pass"] = 1
         if batch != 1:
             for key in PER_IMAGE:
                 f[key] = batch * f[key]
@@ -121,6 +125,21 @@ def activation_class(graph, nodes) -> int:
     """The ``act`` of a kernel covering IR ``nodes`` of ``graph``."""
     return max((ACT_CLASS.get(graph[n].op.fn, 3) for n in nodes
                 if graph[n].kind == "activation"), default=0)
+
+
+def activation_pass(graph, nodes, blocked: bool) -> bool:
+    """Does onnxruntime apply the activation of a conv kernel covering IR ``nodes`` in a
+    pass over the output of its own? Its blocked (NCHWc) conv applies a ReLU inside the
+    kernel and any other activation (relu6 = Clip, leaky_relu, hswish, ...) afterwards
+    over the output; its plain conv clips (relu, relu6) as it writes and runs the dearer
+    activations (hswish, hsigmoid, transcendentals) apart. Measured on the Xeon host
+    (2026-12-04, onnxruntime 1.32.0, 1 thread): a blocked 1x1 conv 16 -> 64 on 112 x 112
+    took 244 us bare, 247 with relu, 370 with relu6, 384 with leaky_relu, 376 with hswish;
+    a plain one 18 -> 64: 291, 295, 299, 330, 833 (docs/latency.md, "Activation pass")."""
+    fns = [graph[n].op.fn for n in nodes if graph[n].kind == "activation"]
+    if blocked:
+        return any(fn != "relu" for fn in fns)
+    return any(ACT_CLASS.get(fn, 3) >= 2 for fn in fns)
 
 
 def nchwc_ok(op, block: int, input_blocked: bool = False) -> bool:
@@ -159,7 +178,7 @@ def conv_taps(op, h: int, w: int, ho: int, wo: int) -> tuple[float, float]:
     the input in its fast loop (interior) and the others one by one over their columns
     inside the input (edge, dearer per MAC). A dilated conv on a small map (DeepLabv3's
     ASPP, rates 12 / 24 / 36 on 33 x 33) computes a fraction of its MACs, most of them on
-    the edge path (docs/latency.md, "Dilated convs"). Read by fit rules 4 on
+    the edge path (docs/latency.md, "Dilated convs: conv taps"). Read by fit rules 4 on
     (:func:`archspec.latency.model.row`)."""
     top, left, _, _ = op.pads(h, w)
     k, s, d = op.kernel, op.stride, op.dilation
@@ -312,6 +331,7 @@ def _conv(fz: _Fuser, node) -> None:
     k.cin, k.cout, k.hw = op.in_channels, out[0], numel(out[1:])
     if nchwc and k.type.startswith(("conv.full", "conv.group")):
         k.taps = conv_taps(op, *g[src].shape[1:], *g[node.name].shape[1:])
+    k.act_pass = activation_pass(g, nodes, nchwc)
 
 
 def _se_nodes(fz: _Fuser, pool) -> list[str] | None:

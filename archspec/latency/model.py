@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 
 
 FEATURES = ("one", "macs", "in_elems", "out_elems", "params", "reorder_elems", "spill_1",
-            "spill_2", "act_elems", "edge_macs")
-SCALES = (1.0, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6)   # coefficients per million
+            "spill_2", "act_elems", "edge_macs", "pass_elems")
+SCALES = (1.0, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6)   # per million
 # "act_elems": the elements a kernel writes through an activation dearer than a clip
 # (ACT_CLASS >= 2: hswish, hsigmoid, sigmoid, ...; onnxruntime fuses them into the conv,
 # which then computes them per output element), so relu6 and hswish networks differ by
@@ -38,6 +38,11 @@ SCALES = (1.0, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6)   # coefficients per
 # ``edge_macs`` the taps inside the input of the outputs whose window crosses the padding
 # (a slower loop); the taps in the padding are not computed. Other kernels: macs as they
 # are, edge_macs 0. Older models read macs whole and have no coefficient for edge_macs.
+# "pass_elems" (fit rules 5 on, models that say ``act_pass``): the elements a conv writes
+# whose activation onnxruntime applies in a pass of its own (latency.kernels
+# .activation_pass: in its blocked convs every activation but ReLU, relu6 included), for
+# every conv type. act_elems stays what it was (the dearer activations' extra in
+# depthwise convs).
 N_HINGE_FEATURES = 2
 # Cache hinges, in multiples of the per-core L2 cache: a kernel whose working set (input +
 # output + weights) outgrows the cache streams from L3 / memory and costs more per element
@@ -60,14 +65,16 @@ def family(type_: str) -> str:
 
 
 def row(features: dict, hinges: tuple = (), act_in_cache: bool = False,
-        conv_taps: bool = False) -> list[float]:
+        conv_taps: bool = False, act_pass: bool = False) -> list[float]:
     """The feature vector of a kernel; ``hinges``: spill thresholds in elements;
     ``act_in_cache``: ``act_elems`` counts the elements written through a dear activation
     in proportion to the share of the working set that fits in L2 (the rest of the
     activation's work hides under the memory traffic: docs/latency.md, "Activations"),
     as models fitted since fit rules 3 read it; else all of them; ``conv_taps``: a
     blocked full / grouped conv's MACs are split into interior and edge taps
-    (``edge_macs``, fit rules 4 on), else ``macs`` is all of them and ``edge_macs`` 0."""
+    (``edge_macs``, fit rules 4 on), else ``macs`` is all of them and ``edge_macs`` 0;
+    ``act_pass``: ``pass_elems`` counts the output of a conv whose activation runs as a
+    pass of its own (fit rules 5 on), else 0."""
     ws = features["in_elems"] + features["out_elems"] + features["params"]
     spill = [max(0.0, ws - h) for h in hinges] + [0.0] * (N_HINGE_FEATURES - len(hinges))
     act = features["out_elems"] if features.get("act", 0) >= 2 else 0.0
@@ -78,7 +85,8 @@ def row(features: dict, hinges: tuple = (), act_in_cache: bool = False,
         macs, edge = macs * features["taps_int"], macs * features["taps_edge"]
     return [1.0, macs / SCALES[1]] + \
         [features[k] / s for k, s in zip(FEATURES[2:6], SCALES[2:6])] + \
-        [x / s for x, s in zip(spill, SCALES[6:8])] + [act / SCALES[8], edge / SCALES[9]]
+        [x / s for x, s in zip(spill, SCALES[6:8])] + [act / SCALES[8], edge / SCALES[9]] + \
+        [features["out_elems"] / SCALES[10] if act_pass and features.get("act_pass") else 0.0]
 
 
 # the kernel families the fusion rules start (latency.kernels.FAMILIES, a test keeps them
@@ -199,12 +207,13 @@ class LatencyModel:
     def __init__(self, coef: dict[str, list[float]], overhead: tuple[float, float],
                  stats: dict | None = None, correction: dict | None = None,
                  hinges: tuple = (), trees: dict | None = None, act_in_cache: bool = False,
-                 conv_taps: bool = False):
+                 conv_taps: bool = False, act_pass: bool = False):
         # coefficients fitted before a feature existed are 0 for it (an older profile)
         self.coef = {t: list(c) + [0.0] * (len(FEATURES) - len(c)) for t, c in coef.items()}
         self.hinges = tuple(hinges)
         self.act_in_cache = act_in_cache   # how row() counts act_elems (fit rules 3 on)
         self.conv_taps = conv_taps         # row() splits conv MACs by taps (fit rules 4 on)
+        self.act_pass = act_pass           # row() counts pass_elems (fit rules 5 on)
         self.trees = trees or {}
         self.overhead = overhead
         self.stats = stats or {}
@@ -224,7 +233,8 @@ class LatencyModel:
         t = self.model_for(type_)
         return t, sum(c * x for c, x in zip(self.coef[t], row(features, self.hinges,
                                                               self.act_in_cache,
-                                                              self.conv_taps)))
+                                                              self.conv_taps,
+                                                              self.act_pass)))
 
     def raw_us(self, type_: str, features: dict | None, *, linear: tuple | None = None,
                trees_sum: float | None = None) -> tuple[str, float]:
@@ -288,7 +298,8 @@ class LatencyModel:
                 "correction": self.correction, "hinges_elems": list(self.hinges),
                 "trees": self.trees, "fit": self.stats,
                 **({"act_in_cache": True} if self.act_in_cache else {}),
-                **({"conv_taps": True} if self.conv_taps else {})}
+                **({"conv_taps": True} if self.conv_taps else {}),
+                **({"act_pass": True} if self.act_pass else {})}
 
     @classmethod
     def from_dict(cls, d: dict) -> LatencyModel:
@@ -302,7 +313,7 @@ class LatencyModel:
         return cls({k: list(v) for k, v in d["coef"].items()}, tuple(d["overhead_us"]),
                    d.get("fit", {}), {k: list(v) for k, v in d.get("correction", {}).items()},
                    tuple(d.get("hinges_elems", ())), trees, bool(d.get("act_in_cache", False)),
-                   bool(d.get("conv_taps", False)))
+                   bool(d.get("conv_taps", False)), bool(d.get("act_pass", False)))
 
 
 # ---- fitting (numpy) -----------------------------------------------------------------------
@@ -482,19 +493,21 @@ def fit_trees(model: LatencyModel, samples: list[dict], n_trees: int = 200,
 def fit(samples: list[dict], overhead_samples: list[tuple[int, float]],
         walls: list[float] | None = None, hinges: tuple = (),
         n_trees: int = 0, tree_seed: int = 0, tree_act: bool = False,
-        rules: int = 4) -> LatencyModel:
+        rules: int = 5) -> LatencyModel:
     """``samples``: {type, features, us, net}; ``overhead_samples``: (kernels, us) per
     network; ``walls``: each calibration network's unprofiled median wall time (us),
     which enables the second-stage correction; ``tree_seed``: the boosted trees' random
     state (their row subsampling); ``tree_act``: the trees also read the activation
     class (``act``); ``rules``: the fitting rules' version
     (:data:`archspec.latency.fitting.FIT_RULES`: 2 the sparse-feature rule, 3 the
-    in-cache share of ``act_elems``, 4 conv MACs split by taps (``edge_macs``); an older
+    in-cache share of ``act_elems``, 4 conv MACs split by taps (``edge_macs``), 5 the
+    activation pass (``pass_elems``); an older
     version refits a profile fitted by it)."""
-    in_cache, taps = rules >= 3, rules >= 4
-    # rules before 4 fit the features they had (not a column of zeros: the solver's bits
-    # would move), their models read edge_macs' coefficient as 0
-    width = len(FEATURES) if taps else FEATURES.index("edge_macs")
+    in_cache, taps, act_pass = rules >= 3, rules >= 4, rules >= 5
+    # older rules fit the features they had (not a column of zeros: the solver's bits
+    # would move), their models read the later features' coefficients as 0
+    width = len(FEATURES) if act_pass else FEATURES.index("pass_elems") if taps else \
+        FEATURES.index("edge_macs")
     import numpy as np
 
     groups: dict[str, list[dict]] = {}
@@ -505,7 +518,8 @@ def fit(samples: list[dict], overhead_samples: list[tuple[int, float]],
     for t, group in sorted(groups.items()):
         if len(group) < MIN_SAMPLES and t != "*":
             continue
-        coef[t], stats[t] = fit_type([row(s["features"], hinges, in_cache, taps)[:width]
+        coef[t], stats[t] = fit_type([row(s["features"], hinges, in_cache, taps,
+                                          act_pass)[:width]
                                       for s in group],
                                      [s["us"] for s in group], t, sparse_rule=rules >= 2)
     if overhead_samples:  # robust on a busy machine: the median overhead per kernel
@@ -516,7 +530,7 @@ def fit(samples: list[dict], overhead_samples: list[tuple[int, float]],
     if "*" not in coef:
         raise ValueError("no kernel samples to fit")
     model = LatencyModel(coef, overhead, stats, hinges=hinges, act_in_cache=in_cache,
-                         conv_taps=taps)
+                         conv_taps=taps, act_pass=act_pass)
     if n_trees:
         n_features = len(TREE_FEATURES) if tree_act else TREES_WITHOUT_ACT
         model.trees, stats["trees"] = fit_trees(model, samples, n_trees, seed=tree_seed,
