@@ -12,6 +12,12 @@ of a ratio. Per pair: measured ratio (median of all runs, and the ratio of the p
 medians' median), predicted ratio, and the difference in points ((predicted - measured)
 x 100); the target is within 5 points. The figures go into --json and the generated part
 of docs/latency.md ("Pairs").
+
+    python benchmarks/latency_pairs.py --repredict OLD_PROFILE --profile NEW --json SAVED
+
+measures nothing: the saved measurements of --json (which OLD_PROFILE predicted: every
+saved prediction is checked) are predicted again by --profile (a refit), --json and the
+doc block rewritten with a line that says so.
 """
 from __future__ import annotations
 
@@ -124,8 +130,85 @@ def render(doc: dict) -> str:
             f"| {r['pair']} | {r['measured']:.3f} | {r['round_median']:.3f} "
             f"({r['round_min']:.3f}-{r['round_max']:.3f}) | {r['predicted']:.3f} | "
             f"{r['points']:+.1f} | {'yes' if abs(r['points']) <= 5 else 'no'} |")
+    if doc.get("repredicted"):
+        r = doc["repredicted"]
+        lines.append("")
+        lines.append(f"Predictions recomputed {r['created']} (`--repredict`, nothing "
+                     f"measured) with the profile created {r['profile_created']}; the "
+                     f"measurements were predicted by the profile created "
+                     f"{r['previous_created']}.")
     lines.append(end)
     return "\n".join(lines)
+
+
+def _pairs(got: dict) -> list[dict]:
+    """Per pair of PAIRS: measured and predicted ratio, and their difference in points."""
+    pairs = []
+    for label, base, other in PAIRS:
+        b, o = got[base], got[other]
+        per_round = [y / x for x, y in zip(b["rounds_ms"], o["rounds_ms"])]
+        measured_ratio = o["measured_ms"] / b["measured_ms"]
+        predicted = o["predicted_ms"] / b["predicted_ms"]
+        pairs.append({"pair": label, "base": base, "other": other,
+                      "measured": measured_ratio, "round_median": statistics.median(per_round),
+                      "round_min": min(per_round), "round_max": max(per_round),
+                      "predicted": predicted, "points": 100 * (predicted - measured_ratio)})
+    return pairs
+
+
+def _profile_record(profile) -> dict:
+    p = profile.to_dict()
+    m = p.pop("model")
+    trees = m.get("trees") or {}
+    reads_act = " reading `act`" if "act" in trees.get("features", []) else ""
+    p["model_desc"] = (f"linear (act_elems coefficients: {_act_fitted(m)}) + "
+                       f"{len(trees.get('trees', []))} boosted trees{reads_act} + "
+                       "network-level correction")
+    return p
+
+
+def _write(doc: dict, args, torch: bool) -> None:
+    Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
+    if args.doc:
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        import latency_check as lc
+
+        lc.write_doc(Path(args.doc), render(doc), *((TORCH_BEGIN, TORCH_END) if torch
+                                                    else (BEGIN, END)),
+                     missing="## Torch eager: pairs\n\n" if torch else "## Pairs\n\n")
+    for r in doc["pairs"]:
+        print(f"{r['pair']:<40} measured {r['measured']:.3f}  predicted {r['predicted']:.3f}"
+              f"  ({r['points']:+.1f} points)")
+
+
+def repredict(args) -> int:
+    """The saved measurements of --json predicted again by --profile (module docstring)."""
+    import math
+
+    old, new = load_profile(args.repredict), load_profile(args.profile)
+    doc = json.loads(Path(args.json).read_text())
+    if old.backend != new.backend or new.batch != old.batch:
+        sys.exit(f"{args.profile} predicts {new.backend} at batch {new.batch}; the saved "
+                 f"measurements were predicted for {old.backend} at batch {old.batch}")
+    with tempfile.TemporaryDirectory() as tmp:
+        nets = networks(Path(tmp))
+    for r in doc["networks"]:
+        was = chk.predict(nets[r["name"]], old).total_ms
+        if not math.isclose(was, r["predicted_ms"], rel_tol=1e-9):
+            sys.exit(f"{r['name']}: {args.repredict} predicts {was}, the saved prediction is "
+                     f"{r['predicted_ms']}: not the profile (or the network) measured")
+        r["predicted_ms"] = chk.predict(nets[r["name"]], new).total_ms
+        r["error"] = r["predicted_ms"] / r["measured_ms"] - 1
+    got = {r["name"]: r for r in doc["networks"]}
+    doc["pairs"] = _pairs(got)
+    doc["repredicted"] = {
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": "python benchmarks/latency_pairs.py " + " ".join(args.argv),
+        "profile_created": new.created, "previous_created": old.created}
+    doc["profile_path"] = os.path.relpath(args.profile, ROOT)
+    doc["profile"] = _profile_record(new)
+    _write(doc, args, new.backend == "torch")
+    return 0
 
 
 def main(argv=None) -> int:
@@ -137,7 +220,15 @@ def main(argv=None) -> int:
                     "latency_pairs_torch.json for a torch profile]")
     ap.add_argument("--doc", default=str(ROOT / "docs" / "latency.md"),
                     help="the doc whose generated 'Pairs' block is rewritten ('' for none)")
+    ap.add_argument("--repredict", metavar="OLD_PROFILE", default=None,
+                    help="measure nothing: predict the measurements saved in --json with "
+                         "--profile (OLD_PROFILE: the profile they were predicted with)")
     args = ap.parse_args(argv)
+    args.argv = list(argv if argv is not None else sys.argv[1:])
+    if args.repredict:
+        if not args.json:
+            ap.error("--repredict needs --json (the saved measurements)")
+        return repredict(args)
     profile = load_profile(args.profile)
     warn(profile, args.profile)
     threads = int(profile.settings.get("threads", 1))
@@ -156,44 +247,18 @@ def main(argv=None) -> int:
            for n, (med, spread, rounds) in zip(names, measured)}
     for r in got.values():
         r["error"] = r["predicted_ms"] / r["measured_ms"] - 1
-    pairs = []
-    for label, base, other in PAIRS:
-        b, o = got[base], got[other]
-        per_round = [y / x for x, y in zip(b["rounds_ms"], o["rounds_ms"])]
-        measured_ratio = o["measured_ms"] / b["measured_ms"]
-        predicted = o["predicted_ms"] / b["predicted_ms"]
-        pairs.append({"pair": label, "base": base, "other": other,
-                      "measured": measured_ratio, "round_median": statistics.median(per_round),
-                      "round_min": min(per_round), "round_max": max(per_round),
-                      "predicted": predicted, "points": 100 * (predicted - measured_ratio)})
-    p = profile.to_dict()
-    m = p.pop("model")
-    trees = m.get("trees") or {}
-    reads_act = " reading `act`" if "act" in trees.get("features", []) else ""
-    p["model_desc"] = (f"linear (act_elems coefficients: {_act_fitted(m)}) + "
-                       f"{len(trees.get('trees', []))} boosted trees{reads_act} + "
-                       "network-level correction")
+    pairs = _pairs(got)
     doc = {"created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-           "command": "python benchmarks/latency_pairs.py " + " ".join(
-               argv if argv is not None else sys.argv[1:]),
+           "command": "python benchmarks/latency_pairs.py " + " ".join(args.argv),
            "machine": machine(), "versions": versions((profile.backend, "numpy")),
            "load_before": load_before, "load_after": load_after, "rounds": args.rounds,
            "repeats": args.repeats, "profile_path": os.path.relpath(args.profile, ROOT),
-           "profile": p, "networks": list(got.values()), "pairs": pairs}
+           "profile": _profile_record(profile), "networks": list(got.values()),
+           "pairs": pairs}
     torch = profile.backend == "torch"
     args.json = args.json or str(ROOT / "benchmarks" / (
         "latency_pairs_torch.json" if torch else "latency_pairs.json"))
-    Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
-    if args.doc:
-        sys.path.insert(0, str(ROOT / "benchmarks"))
-        import latency_check as lc
-
-        lc.write_doc(Path(args.doc), render(doc), *((TORCH_BEGIN, TORCH_END) if torch
-                                                    else (BEGIN, END)),
-                     missing="## Torch eager: pairs\n\n" if torch else "## Pairs\n\n")
-    for r in pairs:
-        print(f"{r['pair']:<40} measured {r['measured']:.3f}  predicted {r['predicted']:.3f}"
-              f"  ({r['points']:+.1f} points)")
+    _write(doc, args, torch)
     return 0
 
 

@@ -1010,7 +1010,7 @@ def test_act_elems_counts_the_in_cache_share_of_the_working_set():
     assert not LatencyModel.from_dict(m.to_dict()).act_in_cache
     m.act_in_cache = True
     assert LatencyModel.from_dict(json.loads(json.dumps(m.to_dict()))).act_in_cache
-    older = load(PROFILES / "cpu-ort-1t-zen3.json")          # fitted before fit rules 3
+    older = load(PROFILES / "cpu-ort-1t.json")               # fitted before fit rules 3
     assert not older.model.act_in_cache
 
 

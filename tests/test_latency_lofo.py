@@ -117,3 +117,49 @@ def test_inputs_of_different_backends_are_refused(lofo):
     with pytest.raises(SystemExit, match="different backends.*--raw torch, --profile "
                                          "onnxruntime, --check onnxruntime"):
         lofo.run(args)
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    spec = importlib.util.spec_from_file_location(
+        "latency_pairs", ROOT / "benchmarks" / "latency_pairs.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_pairs_repredict_checks_the_saved_predictions_and_measures_nothing(pairs, tmp_path,
+                                                                           monkeypatch):
+    """latency_pairs.py --repredict: the saved measurements, predicted by another profile
+    (a refit), with the ratios recomputed; a wrong OLD_PROFILE is refused."""
+    import json
+    import shutil
+    import tempfile
+
+    from archspec.latency import check as chk
+    from archspec.latency.profile import load
+
+    saved = tmp_path / "pairs.json"
+    shutil.copy(ROOT / "benchmarks" / "latency_pairs.json", saved)
+    before = json.loads(saved.read_text())
+    monkeypatch.setattr(chk, "measure", lambda *a, **k: pytest.fail("measured"))
+    old = ROOT / "profiles" / "cpu-ort-1t-zen3.json"     # what the saved file was predicted by
+    new = ROOT / "profiles" / "cpu-ort-1t-xeon.json"
+    assert pairs.main(["--repredict", str(old), "--profile", str(new), "--json", str(saved),
+                       "--doc", ""]) == 0
+    after = json.loads(saved.read_text())
+    assert [r["measured_ms"] for r in after["networks"]] == \
+        [r["measured_ms"] for r in before["networks"]]
+    xeon = load(new)
+    with tempfile.TemporaryDirectory() as tmp:
+        nets = pairs.networks(Path(tmp))
+    first = after["networks"][0]
+    assert first["predicted_ms"] == chk.predict(nets[first["name"]], xeon).total_ms
+    ratio = after["networks"][1]["predicted_ms"] / first["predicted_ms"]
+    assert after["pairs"][0]["predicted"] == pytest.approx(ratio)
+    assert after["repredicted"]["profile_created"] == xeon.created
+    assert "Predictions recomputed" in pairs.render(after)
+    # the file now holds the Xeon profile's predictions: the Zen 3 one did not make them
+    with pytest.raises(SystemExit, match="not the profile"):
+        pairs.main(["--repredict", str(old), "--profile", str(new), "--json", str(saved),
+                    "--doc", ""])

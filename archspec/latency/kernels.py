@@ -135,7 +135,7 @@ def activation_pass(graph, nodes, blocked: bool) -> bool:
     activations (hswish, hsigmoid, transcendentals) apart. Measured on the Xeon host
     (2026-12-04, onnxruntime 1.32.0, 1 thread): a blocked 1x1 conv 16 -> 64 on 112 x 112
     took 244 us bare, 247 with relu, 370 with relu6, 384 with leaky_relu, 376 with hswish;
-    a plain one 18 -> 64: 291, 295, 299, 330, 833 (docs/latency.md, "Activation pass")."""
+    a plain one 18 -> 64: 291, 295, 299, 330, 833 (docs/latency.md, "The activation pass")."""
     fns = [graph[n].op.fn for n in nodes if graph[n].kind == "activation"]
     if blocked:
         return any(fn != "relu" for fn in fns)
