@@ -616,6 +616,27 @@ def test_fit_rules_5_price_the_activation_pass_and_rules_4_do_not():
     assert "act_pass" not in old.to_dict()
 
 
+def test_fit_rules_6_fall_back_to_the_conv_family_in_its_layout():
+    """A plain-layout depthwise conv of a kernel size calibration has too few of (MixNet's
+    9x9 and 11x11 on odd channel counts) is predicted by the plain depthwise convs, not by
+    every depthwise conv of that size or all of them, which are mostly blocked and run
+    another algorithm (docs/latency.md, "Layout fallback")."""
+    assert ancestors("conv.dw.k9s2.p", layout=True) == [
+        "conv.dw.k9s2.p", "conv.dw.p", "conv.dw.k9s2", "conv.dw", "conv", "*"]
+    assert ancestors("conv.pw.c", layout=True) == ancestors("conv.pw.c")
+    assert ancestors("se", layout=True) == ["se", "*"]
+    # blocked ones at 1 us, plain ones at 10 us: the plain family learns the plain time
+    samples = _samples([1.0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], n=30, type_="conv.dw.k3s1.c") + \
+        _samples([10.0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], n=10, type_="conv.dw.k3s1.p") + \
+        _samples([10.0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], n=4, type_="conv.dw.k9s2.p")
+    f = samples[-1]["features"]
+    new = fit(samples, [])
+    assert new.model_for("conv.dw.k9s2.p") == "conv.dw.p"
+    assert new.linear_us("conv.dw.k9s2.p", f)[1] == pytest.approx(10.0, rel=1e-6)
+    old = fit(samples, [], rules=5)
+    assert "conv.dw.p" not in old.coef and old.model_for("conv.dw.k9s2.p") == "conv.dw"
+
+
 def test_spill_features_count_the_working_set_beyond_each_cache_hinge():
     f = {"macs": 0, "in_elems": 600_000, "out_elems": 300_000, "params": 100_000,
          "reorder_elems": 0}

@@ -17,8 +17,10 @@ FIT_LIBRARIES = ("archspec", "scikit-learn", "numpy", "scipy")
 # act_elems counts the in-cache share of a kernel's working set (2026-12-04); 4: a
 # blocked full / grouped conv's MACs are split by taps, interior and edge (edge_macs), the
 # taps in the padding not counted (2026-12-04); 5: a conv's activation applied in a pass
-# of its own is priced per output element (pass_elems, 2026-12-04).
-FIT_RULES = 5
+# of its own is priced per output element (pass_elems, 2026-12-04); 6: a kernel type
+# too rare to fit falls back to its conv family in its layout first (conv.dw.p,
+# 2026-12-04).
+FIT_RULES = 6
 
 
 def _blas() -> list[str]:

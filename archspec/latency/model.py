@@ -163,10 +163,16 @@ def _check_trees(trees: dict) -> None:
         raise ValueError(f"the profile's trees are malformed ({e})") from None
 
 
-def ancestors(type_: str) -> list[str]:
-    """``conv.dw.k3s1.c`` -> the type itself, then its prefixes, then ``*``."""
+def ancestors(type_: str, layout: bool = False) -> list[str]:
+    """``conv.dw.k3s1.c`` -> the type itself, then its prefixes, then ``*``; ``layout``:
+    a conv type with a kernel size and a layout also has its family in that layout next
+    (``conv.dw.k9s2.p`` -> ``conv.dw.p`` -> ``conv.dw.k9s2`` -> ``conv.dw`` ...: fit rules
+    6 on; a model fitted before has no such type and predicts as it did)."""
     parts = type_.split(".")
-    return [".".join(parts[:i]) for i in range(len(parts), 0, -1)] + ["*"]
+    out = [".".join(parts[:i]) for i in range(len(parts), 0, -1)] + ["*"]
+    if layout and len(parts) == 4 and parts[0] == "conv" and parts[3] in ("c", "p"):
+        out.insert(1, f"{parts[0]}.{parts[1]}.{parts[3]}")
+    return out
 
 
 @dataclass
@@ -223,7 +229,7 @@ class LatencyModel:
         self.batch = 1
 
     def model_for(self, type_: str) -> str:
-        for t in ancestors(type_):
+        for t in ancestors(type_, layout=True):
             if t in self.coef:
                 return t
         raise KeyError(f"the profile has no model for kernel type {type_!r}")
@@ -493,7 +499,7 @@ def fit_trees(model: LatencyModel, samples: list[dict], n_trees: int = 200,
 def fit(samples: list[dict], overhead_samples: list[tuple[int, float]],
         walls: list[float] | None = None, hinges: tuple = (),
         n_trees: int = 0, tree_seed: int = 0, tree_act: bool = False,
-        rules: int = 5) -> LatencyModel:
+        rules: int = 6) -> LatencyModel:
     """``samples``: {type, features, us, net}; ``overhead_samples``: (kernels, us) per
     network; ``walls``: each calibration network's unprofiled median wall time (us),
     which enables the second-stage correction; ``tree_seed``: the boosted trees' random
@@ -501,7 +507,8 @@ def fit(samples: list[dict], overhead_samples: list[tuple[int, float]],
     class (``act``); ``rules``: the fitting rules' version
     (:data:`archspec.latency.fitting.FIT_RULES`: 2 the sparse-feature rule, 3 the
     in-cache share of ``act_elems``, 4 conv MACs split by taps (``edge_macs``), 5 the
-    activation pass (``pass_elems``); an older
+    activation pass (``pass_elems``), 6 a conv family per layout between a kernel type and
+    its kernel size (``conv.dw.p``: :func:`ancestors`); an older
     version refits a profile fitted by it)."""
     in_cache, taps, act_pass = rules >= 3, rules >= 4, rules >= 5
     # older rules fit the features they had (not a column of zeros: the solver's bits
@@ -512,7 +519,7 @@ def fit(samples: list[dict], overhead_samples: list[tuple[int, float]],
 
     groups: dict[str, list[dict]] = {}
     for s in samples:
-        for t in ancestors(s["type"]):
+        for t in ancestors(s["type"], layout=rules >= 6):
             groups.setdefault(t, []).append(s)
     coef, stats = {}, {}
     for t, group in sorted(groups.items()):
