@@ -13,6 +13,8 @@ from archspec.analysis.sweep import Variant, evaluate, random_variants, run, var
 from archspec.ir import ops
 
 PROFILE = Path(__file__).resolve().parents[1] / "profiles" / "cpu-ort-1t.json"
+# fit rules 6: conv taps, the activation pass, layout fallback (features the legacy one lacks)
+PROFILE_RULES6 = Path(__file__).resolve().parents[1] / "profiles" / "cpu-ort-1t-xeon.json"
 SPECS = ("mobilenetv3_large", "mobilenetv3_small", "rexnet", "mobilenext", "ghostnet_100",
          "efficientnet_b0", "mobilenetv2")
 
@@ -62,14 +64,17 @@ def test_walk_blocks_of_some_rows_are_those_of_the_whole_walk():
         assert {rows.index(b[0]) for b in some} == picked
 
 
-@pytest.mark.parametrize("name", ["mobilenetv3_large", "rexnet", "mobilenext",
-                                  "efficientnet_b0", "ghostnet_100"])
-def test_memo_latency_equals_full_prediction(name):
+@pytest.mark.parametrize("name,path", [
+    ("mobilenetv3_large", PROFILE), ("rexnet", PROFILE), ("mobilenext", PROFILE),
+    ("efficientnet_b0", PROFILE), ("ghostnet_100", PROFILE),
+    ("mobilenetv2", PROFILE_RULES6), ("mixnet_s", PROFILE_RULES6),
+    ("mobilenetv2_cifar", PROFILE_RULES6), ("resnet50", PROFILE_RULES6)])
+def test_memo_latency_equals_full_prediction(name, path):
     from archspec.latency.kernels import kernels
     from archspec.latency.memo import SweepLatency
     from archspec.latency.profile import load
 
-    profile = load(PROFILE)
+    profile = load(path)
     spec, variants = _samples(name, n=15)
     latency, memo = SweepLatency(profile), SweepMemo(spec)
     for v in variants:
