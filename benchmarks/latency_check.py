@@ -237,10 +237,12 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
-def named_models(n_random: int, seed: int, calib_nets: int, calib_seed: int) -> list:
-    """The validation models and the in-sample calibration networks, by name."""
+def named_models(n_random: int, seed: int, calib_nets: int, calib_seed: int,
+                 sampler: int = 1) -> list:
+    """The validation models and the in-sample calibration networks (as version
+    ``sampler`` of the sampling plan drew them: the profile's), by name."""
     return models(n_random, seed) + [(f"calibration network {i}",
-                                      random_network(calib_seed * 100_000 + i))
+                                      random_network(calib_seed * 100_000 + i, sampler))
                                      for i in range(calib_nets)]
 
 
@@ -295,7 +297,8 @@ def repredict(args) -> int:
                  f"batch {measured_batch}: measure again with that profile")
     saved = parser().parse_args(shlex.split(doc["argv"]))
     graphs = dict(named_models(saved.random, saved.seed, saved.calib_nets,
-                               old.calibration.get("seed", 0)))
+                               old.calibration.get("seed", 0),
+                               old.calibration.get("sampler", 1)))
     rows = doc["results"] + doc["in_sample_results"]
     results, pairs, shipped_pairs = [], [], []
     for r in rows:
@@ -333,7 +336,8 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
     named = named_models(args.random, args.seed, args.calib_nets,
-                         profile.calibration.get("seed", 0))
+                         profile.calibration.get("seed", 0),
+                         profile.calibration.get("sampler", 1))
     # spread the in-sample networks over the chunks, so each time window has some
     order = list(range(len(named) - args.calib_nets))
     step = max(1, len(order) // max(args.calib_nets, 1))

@@ -76,7 +76,7 @@ def figures(name: str, settings: dict, profile) -> dict:
            "peak_best_schedule": memory.best_schedule(graph).peak_bytes,
            "by_resolution": memory.by_resolution(graph),
            "training_bytes": training(graph).peak_bytes}
-    pred = profile.model.predict(kernels(graph, profile.nchwc_block))
+    pred = profile.model.predict(profile.kernels(graph))
     out["latency_ms"] = round(pred.total_ms, 9)
     out["latency_kernels"] = _digest([[k.name, k.type, round(k.us, 6)] for k in pred.kernels])
     return out

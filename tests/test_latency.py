@@ -17,7 +17,7 @@ import pytest
 from archspec.analysis.cost import cost
 from archspec.errors import ArchspecError
 from archspec.ir.graph import Graph
-from archspec.ir.ops import (Activation, Add, BatchNorm, Conv2d, Dropout, Flatten,
+from archspec.ir.ops import (Activation, Add, BatchNorm, Concat, Conv2d, Dropout, Flatten,
                              GlobalAvgPool, Input, Linear, Mul)
 from archspec.latency import attribution, fitting, probes
 from archspec.latency import networks as nets
@@ -27,6 +27,7 @@ from archspec.latency.kernels import kernels, nchwc_ok
 from conftest import ort_kernel_runs  # noqa: E402
 from archspec.latency.model import FEATURES, LatencyModel, ancestors, fit, row
 from archspec.latency.profile import Profile, load, setup_warnings
+from archspec.latency.timing import optimized_nodes
 from archspec.spec import load as load_spec
 from archspec.spec.loader import SHIPPED
 
@@ -178,6 +179,58 @@ def test_fusion_rules_match_onnxruntime(name):
     assert seen == {k.name for k in ks}
 
 
+def _ghost_like(c: int) -> Graph:
+    """A 1x1 conv's and a depthwise conv's outputs (``c`` channels each) concatenated and
+    read by a 1x1 conv: GhostNet's ghost module."""
+    g = Graph("ghost", {"resolution": 28, "channels": 16})
+    x = g.add("input", Input((16, 28, 28)))
+    x = g.add("s.conv", Conv2d(16, 16, 1, 1, 1, 1, False), [x])
+    a = g.add("a.conv", Conv2d(16, c, 1, 1, 1, 1, False), [x])
+    b = g.add("b.conv", Conv2d(c, c, 3, 1, c, 1, False), [a])
+    y = g.add("cat", Concat(), [a, b])
+    y = g.add("c.conv", Conv2d(2 * c, 32, 1, 1, 1, 1, False), [y])
+    g.outputs["output"] = g.add("p", GlobalAvgPool(), [y])
+    return g
+
+
+@pytest.mark.parametrize("fill", [True, False])
+def test_concat_of_blocked_tensors_stays_blocked_when_they_fill_blocks(fill):
+    """onnxruntime concatenates NCHWc tensors in NCHWc when each input's channels fill
+    whole blocks, and else reorders each to NCHW and the result back: the fusion (fit
+    rules 7 on) says the same; the older fusion reorders every concat."""
+    pytest.importorskip("onnxruntime")
+    block = probes.nchwc_block()
+    if not block:
+        pytest.skip("no NCHWc layout on this CPU")
+    g = _ghost_like(block if fill else block + 4)
+    ks = {k.name: k for k in kernels(g, block)}
+    reorders = [op for _, op, _ in optimized_nodes(g) if op.startswith("Reorder")]
+    # the input's ReorderInput and the output's ReorderOutput, + 2 out and 1 back
+    assert len(reorders) == (2 if fill else 5)
+    assert (ks["cat"].layout == "nchwc") == fill
+    assert (ks["cat"].reorder_elems == 0) == fill
+    assert (ks["c.conv"].reorder_elems == 0) == fill
+    old = {k.name: k for k in kernels(g, block, blocked_concat=False)}
+    assert old["cat"].layout == "nchw" and old["cat"].reorder_elems > 0
+    assert old["c.conv"].reorder_elems > 0
+
+
+def test_a_profile_fuses_concats_as_its_model_was_fitted():
+    """A profile fitted before fit rules 7 predicts the older fusion (every concat
+    reorders: its predictions do not move); one fitted since, the blocked concat; the
+    flag survives the file."""
+    profile = load(PROFILES / "cpu-ort-1t-xeon.json")
+    assert profile.fitted_with["fit_rules"] < 7 and not profile.model.blocked_concat
+    g = _ghost_like(profile.nchwc_block)
+    cat = {k.name: k for k in profile.kernels(g)}["cat"]
+    assert cat.layout == "nchw" and cat.reorder_elems
+    profile.model.blocked_concat = True
+    cat = {k.name: k for k in profile.kernels(g)}["cat"]
+    assert cat.layout == "nchwc" and not cat.reorder_elems
+    again = LatencyModel.from_dict(json.loads(json.dumps(profile.model.to_dict())))
+    assert again.blocked_concat
+
+
 def test_random_calibration_networks_are_seeded_and_cover_the_kernel_types():
     a, b = nets.random_network(3), nets.random_network(3)
     assert [(n.name, n.shape) for n in a] == [(n.name, n.shape) for n in b]
@@ -185,7 +238,7 @@ def test_random_calibration_networks_are_seeded_and_cover_the_kernel_types():
                                      else "")
              for i in range(40) for k in kernels(nets.random_network(i))}
     assert {"conv.dw", "conv.pw", "conv.full", "conv.group", "se", "add_partial", "act",
-            "bn", "replicate", "pool", "linear"} <= types
+            "bn", "replicate", "pool", "linear", "concat"} <= types
 
 
 def test_variant_networks_cover_every_shipped_spec_apart_from_the_validation_variants():

@@ -80,7 +80,7 @@ def test_memo_latency_equals_full_prediction(name, path):
     for v in variants:
         ms = latency.memoised(memo, v)
         graph = vary(spec, v).compile()
-        full = profile.model.predict(kernels(graph, profile.nchwc_block), graph).total_ms
+        full = profile.model.predict(profile.kernels(graph), graph).total_ms
         assert ms == full, v
 
 

@@ -125,7 +125,7 @@ def test_a_fusion_that_reads_a_size_is_fused_concretely(monkeypatch):
     memo = SweepMemo(spec)
     for v in variants:
         graph = vary(spec, v).compile()
-        full = profile.model.predict(kernels(graph, profile.nchwc_block), graph).total_ms
+        full = profile.model.predict(profile.kernels(graph), graph).total_ms
         assert latency.memoised(memo, v) == full
     assert None in templates                          # blocks whose fusion meets an add
     assert any(t is not None for t in templates)      # the others keep their templates

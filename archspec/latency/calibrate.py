@@ -5,7 +5,8 @@ in, what is in cache), so kernels are measured *in context*: ``networks`` random
 MobileNet-like IR graphs are drawn (seeded) from the motifs the blocks compile to --
 inverted residuals with expansion t in {1..6}, depthwise k in {3,5,7}, stride 1/2,
 optional squeeze-excite with relu/hsigmoid/sigmoid gates, full and partial residual adds,
-sandglass blocks, plain and grouped convs, channel replication, and MobileNetV2 and
+sandglass blocks, plain and grouped convs, channel replication, ghost bottlenecks (a
+1x1 conv's and a depthwise conv's outputs concatenated: since 2026-12-04), and MobileNetV2 and
 MobileNetV3 heads -- with activations drawn from relu/relu6/hswish/swish, resolutions
 from 64 to 256, a stride-1 stem in 15% of them (CIFAR-style: large maps) and channel
 counts rounded to multiples of 16, 8 or not at all (which
@@ -52,7 +53,7 @@ from dataclasses import dataclass
 from .attribution import attribute, profiler_cost
 from .check import measure, runs_per_round
 from .kernels import backend_kernels
-from .networks import calibration_graphs, holdout_networks
+from .networks import SAMPLER, calibration_graphs, holdout_networks
 from .probes import fingerprint, l2_bytes, nchwc_block
 from .probes import probe as run_probe
 from .raw import networks_record
@@ -135,8 +136,8 @@ def calibrate(*, threads: int = 1, networks: int = 120, variants: int = 0,
             "profiler_us_per_node": round(per_node, 3),
             "networks": networks, "variants": variants, "repeats": how.per_round * rounds,
             "rounds": rounds,
-            "warmup": warmup, "seed": seed, "threads": threads, "batch": batch,
-            "seconds": round(time.perf_counter() - t0, 1),
+            "warmup": warmup, "seed": seed, "sampler": SAMPLER, "threads": threads,
+            "batch": batch, "seconds": round(time.perf_counter() - t0, 1),
             "fingerprint": fingerprint(backend, threads, probes),
             **({"allocator": settle_allocator()} if backend == "torch" else {}),
             "denormals": denormals_note(),

@@ -19,8 +19,10 @@ FIT_LIBRARIES = ("archspec", "scikit-learn", "numpy", "scipy")
 # taps in the padding not counted (2026-12-04); 5: a conv's activation applied in a pass
 # of its own is priced per output element (pass_elems, 2026-12-04); 6: a kernel type
 # too rare to fit falls back to its conv family in its layout first (conv.dw.p,
-# 2026-12-04).
-FIT_RULES = 6
+# 2026-12-04); 7: a concat of blocked tensors whose channels fill whole blocks stays
+# blocked, as onnxruntime's NCHWc transformer runs it (the samples' features are those of
+# that fusion: :func:`build` fuses older rules' samples as they were, 2026-12-04).
+FIT_RULES = 7
 
 
 def _blas() -> list[str]:
@@ -77,8 +79,9 @@ def build(raw: dict, n_trees: int = 200, tree_seed: int = 0, tree_act: bool = Fa
     from .model import HINGES_L2, fit
     from .profile import Profile
 
+    samples = raw["samples"] if rules >= 7 else _older_fusion(raw)
     with _one_blas_thread():
-        model = fit(raw["samples"], raw["overhead"], raw.get("walls"),
+        model = fit(samples, raw["overhead"], raw.get("walls"),
                     hinges=tuple(h * raw.get("l2_bytes", L2_DEFAULT) // 4 for h in HINGES_L2),
                     n_trees=n_trees, tree_seed=tree_seed, tree_act=tree_act, rules=rules)
     backend = raw_backend(raw)
@@ -96,6 +99,9 @@ def build(raw: dict, n_trees: int = 200, tree_seed: int = 0, tree_act: bool = Fa
                                         "round_spread_p90", "profiler_us_per_node",
                                         "min_round_ms", "measured")}
     calib["kernel_samples"] = len(raw["samples"])
+    # the random networks' sampling plan (latency.networks.SAMPLER): files before it
+    # was recorded drew version 1
+    calib["sampler"] = raw.get("sampler", 1)
     calib["raw_sha256"] = digest(raw)
     created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     profile = Profile(backend, settings, raw.get("machine") or {},
@@ -104,6 +110,23 @@ def build(raw: dict, n_trees: int = 200, tree_seed: int = 0, tree_act: bool = Fa
     profile.validation = validation(profile, raw.get("holdout"),
                                     partial_add=partial_add_lowering(raw))
     return profile
+
+
+def _older_fusion(raw: dict) -> list[dict]:
+    """The samples with the features of the fusion before fit rules 7 (every concat
+    reorders its blocked inputs): what a profile fitted by older rules was fitted on.
+    ``raw``'s own samples (:func:`~archspec.latency.raw.load_raw`'s, or a calibration's)
+    carry this archspec's fusion."""
+    from .raw import networks_from_record
+
+    graphs = networks_from_record(raw["networks_ir"])
+    backend, block, batch = raw_backend(raw), int(raw["nchwc_block"]), raw_batch(raw)
+    lowering = partial_add_lowering(raw)
+    features = [k.features(batch) for g in graphs
+                for k in backend_kernels(g, backend, block, lowering, blocked_concat=False)]
+    if len(features) != len(raw["samples"]):
+        raise ValueError("the networks' kernels are not the samples'")
+    return [{**s, "features": f} for s, f in zip(raw["samples"], features)]
 
 
 def validation(profile, holdout: dict | None, tolerance: float = 0.10,
@@ -122,8 +145,7 @@ def validation(profile, holdout: dict | None, tolerance: float = 0.10,
     graphs = networks_from_record(holdout["networks_ir"])
     # fused as they were measured (a raw file records its partial-add lowering), for
     # the profile's batch (the model's: Profile sets it)
-    predicted = [profile.model.predict(backend_kernels(g, profile.backend, profile.nchwc_block,
-                                                       partial_add)).total_ms
+    predicted = [profile.model.predict(profile.kernels(g, partial_add)).total_ms
                  for g in graphs]
     fastest = [min(r) for r in holdout["round_ms"]] if "round_ms" in holdout else None
     main = _errors(predicted, fastest or holdout["measured_ms"], tolerance)

@@ -213,13 +213,17 @@ class LatencyModel:
     def __init__(self, coef: dict[str, list[float]], overhead: tuple[float, float],
                  stats: dict | None = None, correction: dict | None = None,
                  hinges: tuple = (), trees: dict | None = None, act_in_cache: bool = False,
-                 conv_taps: bool = False, act_pass: bool = False):
+                 conv_taps: bool = False, act_pass: bool = False,
+                 blocked_concat: bool = False):
         # coefficients fitted before a feature existed are 0 for it (an older profile)
         self.coef = {t: list(c) + [0.0] * (len(FEATURES) - len(c)) for t, c in coef.items()}
         self.hinges = tuple(hinges)
         self.act_in_cache = act_in_cache   # how row() counts act_elems (fit rules 3 on)
         self.conv_taps = conv_taps         # row() splits conv MACs by taps (fit rules 4 on)
         self.act_pass = act_pass           # row() counts pass_elems (fit rules 5 on)
+        # its kernels are fused with block-aligned concats kept blocked (fit rules 7 on;
+        # latency.kernels.kernels' blocked_concat)
+        self.blocked_concat = blocked_concat
         self.trees = trees or {}
         self.overhead = overhead
         self.stats = stats or {}
@@ -305,7 +309,8 @@ class LatencyModel:
                 "trees": self.trees, "fit": self.stats,
                 **({"act_in_cache": True} if self.act_in_cache else {}),
                 **({"conv_taps": True} if self.conv_taps else {}),
-                **({"act_pass": True} if self.act_pass else {})}
+                **({"act_pass": True} if self.act_pass else {}),
+                **({"blocked_concat": True} if self.blocked_concat else {})}
 
     @classmethod
     def from_dict(cls, d: dict) -> LatencyModel:
@@ -319,7 +324,8 @@ class LatencyModel:
         return cls({k: list(v) for k, v in d["coef"].items()}, tuple(d["overhead_us"]),
                    d.get("fit", {}), {k: list(v) for k, v in d.get("correction", {}).items()},
                    tuple(d.get("hinges_elems", ())), trees, bool(d.get("act_in_cache", False)),
-                   bool(d.get("conv_taps", False)), bool(d.get("act_pass", False)))
+                   bool(d.get("conv_taps", False)), bool(d.get("act_pass", False)),
+                   bool(d.get("blocked_concat", False)))
 
 
 # ---- fitting (numpy) -----------------------------------------------------------------------
@@ -499,7 +505,7 @@ def fit_trees(model: LatencyModel, samples: list[dict], n_trees: int = 200,
 def fit(samples: list[dict], overhead_samples: list[tuple[int, float]],
         walls: list[float] | None = None, hinges: tuple = (),
         n_trees: int = 0, tree_seed: int = 0, tree_act: bool = False,
-        rules: int = 6) -> LatencyModel:
+        rules: int = 7) -> LatencyModel:
     """``samples``: {type, features, us, net}; ``overhead_samples``: (kernels, us) per
     network; ``walls``: each calibration network's unprofiled median wall time (us),
     which enables the second-stage correction; ``tree_seed``: the boosted trees' random
@@ -508,7 +514,9 @@ def fit(samples: list[dict], overhead_samples: list[tuple[int, float]],
     (:data:`archspec.latency.fitting.FIT_RULES`: 2 the sparse-feature rule, 3 the
     in-cache share of ``act_elems``, 4 conv MACs split by taps (``edge_macs``), 5 the
     activation pass (``pass_elems``), 6 a conv family per layout between a kernel type and
-    its kernel size (``conv.dw.p``: :func:`ancestors`); an older
+    its kernel size (``conv.dw.p``: :func:`ancestors`), 7 the samples' kernels fused with
+    block-aligned concats kept blocked (the samples' features must be so: the model
+    says ``blocked_concat`` and predicts kernels fused that way); an older
     version refits a profile fitted by it)."""
     in_cache, taps, act_pass = rules >= 3, rules >= 4, rules >= 5
     # older rules fit the features they had (not a column of zeros: the solver's bits
@@ -537,7 +545,7 @@ def fit(samples: list[dict], overhead_samples: list[tuple[int, float]],
     if "*" not in coef:
         raise ValueError("no kernel samples to fit")
     model = LatencyModel(coef, overhead, stats, hinges=hinges, act_in_cache=in_cache,
-                         conv_taps=taps, act_pass=act_pass)
+                         conv_taps=taps, act_pass=act_pass, blocked_concat=rules >= 7)
     if n_trees:
         n_features = len(TREE_FEATURES) if tree_act else TREES_WITHOUT_ACT
         model.trees, stats["trees"] = fit_trees(model, samples, n_trees, seed=tree_seed,

@@ -8,10 +8,15 @@ from __future__ import annotations
 import random
 
 from ..ir.graph import Graph
-from ..ir.ops import (Activation, Add, BatchNorm, Conv2d, Dropout, Flatten, GlobalAvgPool,
-                      Input, Linear, Mul, Replicate)
+from ..ir.ops import (Activation, Add, BatchNorm, Concat, Conv2d, Dropout, Flatten,
+                      GlobalAvgPool, Input, Linear, Mul, Replicate)
 
 ACTS = ("relu", "relu6", "hswish", "swish")
+# The version of the random networks' sampling plan (:func:`random_network`), recorded in
+# raw files and profiles (``calibration.sampler``): 1 until 2026-12-04; 2 adds the ghost
+# bottleneck (concats). A seed draws the same network under the same version, so a check
+# can rebuild the calibration networks of a profile made by an older one.
+SAMPLER = 2
 
 
 # ---- sampling plan: random networks --------------------------------------------------------
@@ -83,6 +88,31 @@ class _Net:
                       block=block)
         return y
 
+    def ghost_module(self, x, c, act, block):
+        """GhostNet's ghost module: a 1x1 conv to half the width, a 3x3 depthwise conv
+        of that, the two concatenated (channels that fill NCHWc blocks or not)."""
+        g = self.g
+        h = self.conv(x, max(2, c // 2), act=act, block=block)
+        ghosts = self.conv(h, g[h].shape[0], 3, 1, g[h].shape[0], act=act, block=block)
+        return g.add(f"{block}.concat{self.i}", Concat(), [h, ghosts], block=block)
+
+    def ghost(self, x, cout, s, block):
+        """GhostNet's ghost bottleneck: an expanding ghost module (+ a strided depthwise
+        conv, + SE), a linear projecting one, the residual add where shapes allow."""
+        rng, g = self.rng, self.g
+        cin = g[x].shape[0]
+        h = self.ghost_module(x, self.ch(cin * rng.choice((2, 3, 4, 6))),
+                              rng.choice(("relu", "relu", "hswish")), block)
+        c = g[h].shape[0]
+        if s == 2:
+            h = self.conv(h, c, rng.choice((3, 5)), 2, c, block=block)
+        if rng.random() < 0.3:
+            h = self.se(h, block, "hsigmoid")
+        y = self.ghost_module(h, cout, None, block)
+        if s == 1 and g[y].shape[0] == cin:
+            y = g.add(f"{block}.add", Add(), [y, x], block=block)
+        return y
+
     def replicated(self, x, cout, s, block):
         g = self.g
         cin = g[x].shape[0]
@@ -122,8 +152,11 @@ class _Net:
         return g
 
 
-def random_network(seed: int) -> Graph:
-    """One calibration network (the sampling plan in the module docstring)."""
+def random_network(seed: int, sampler: int = SAMPLER) -> Graph:
+    """One calibration network (the sampling plan in the module docstring), as version
+    ``sampler`` of the plan draws it (:data:`SAMPLER`)."""
+    if sampler not in (1, 2):
+        raise ValueError(f"sampler {sampler!r}: 1 or 2 expected")
     rng = random.Random(seed)
     res = rng.choice(range(64, 257, 16))
     net = _Net(f"calib{seed}", res, rng)
@@ -133,7 +166,8 @@ def random_network(seed: int) -> Graph:
     c = float(net.g[x].shape[0])
     n_blocks = rng.randint(5, 16)
     downs = sorted(rng.sample(range(n_blocks), min(n_blocks, rng.randint(2, 5))))
-    motifs = (net.inverted,) * 6 + (net.sandglass, net.replicated) + (net.plain,) * 2
+    motifs = (net.inverted,) * 6 + (net.sandglass, net.replicated) + \
+        ((net.ghost,) if sampler >= 2 else ()) + (net.plain,) * 2
     for b in range(n_blocks):
         h = net.g[x].shape[1]
         s = 2 if b in downs and h >= 6 else 1
@@ -183,11 +217,12 @@ def variant_networks(n: int, seed: int = 0, offset: int = VARIANT_SEED) -> list[
     return [g for _, _, g in sorted(drawn, key=lambda x: (x[0], rank[x[0]][x[1]]))][:n]
 
 
-def calibration_graphs(networks: int, variants: int, seed: int) -> list[Graph]:
-    """The calibration networks, in measuring order: the random motif networks, then the
-    spec variants (recorded in the raw file; rebuilt from the seeds only for a raw file
-    that predates the record)."""
-    return [random_network(seed * 100_000 + i) for i in range(networks)] + \
+def calibration_graphs(networks: int, variants: int, seed: int,
+                       sampler: int = SAMPLER) -> list[Graph]:
+    """The calibration networks, in measuring order: the random motif networks (version
+    ``sampler`` of the plan), then the spec variants (recorded in the raw file; rebuilt
+    from the seeds only for a raw file that predates the record: version 1)."""
+    return [random_network(seed * 100_000 + i, sampler) for i in range(networks)] + \
         variant_networks(variants, seed)
 
 

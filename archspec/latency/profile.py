@@ -54,11 +54,15 @@ class Profile:
         made before it was a setting: 1)."""
         return int(self.settings.get("batch", 1))
 
-    def kernels(self, graph) -> list:
-        """The kernels this profile's backend runs for ``graph`` (what it predicts)."""
+    def kernels(self, graph, partial_add: str = "masked") -> list:
+        """The kernels this profile's backend runs for ``graph`` (what it predicts),
+        fused as its model was fitted (``blocked_concat``: fit rules 7 on);
+        ``partial_add``: the lowering of a partial add (a calibration's held-out
+        networks are fused as they were measured)."""
         from .kernels import backend_kernels
 
-        return backend_kernels(graph, self.backend, self.nchwc_block)
+        return backend_kernels(graph, self.backend, self.nchwc_block, partial_add,
+                               self.model.blocked_concat)
 
     def to_dict(self) -> dict:
         return {"schema": SCHEMA, "created": self.created, "backend": self.backend,
