@@ -330,7 +330,10 @@ def repredict(args) -> int:
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     if args.repredict:
-        return repredict(args)
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from latency_pairs import _refusing_bad_files
+
+        return _refusing_bad_files(repredict, args)
     profile = load_profile(args.profile)
     warn(profile, args.profile)
     t0 = time.perf_counter()

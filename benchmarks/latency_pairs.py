@@ -211,6 +211,20 @@ def repredict(args) -> int:
     return 0
 
 
+def _refusing_bad_files(fn, args) -> int:
+    """``fn(args)``, with a missing or broken profile or --json file an error message
+    (exit 1), not a traceback."""
+    from archspec.errors import ArchspecError
+
+    try:
+        return fn(args)
+    except ArchspecError as e:
+        sys.exit(f"error: {e}")
+    except (OSError, ValueError, KeyError) as e:
+        sys.exit(f"error: {args.json}: cannot read the saved measurements "
+                 f"({type(e).__name__}: {e})")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default=str(ROOT / "profiles" / "cpu-ort-1t-zen3.json"))
@@ -228,7 +242,7 @@ def main(argv=None) -> int:
     if args.repredict:
         if not args.json:
             ap.error("--repredict needs --json (the saved measurements)")
-        return repredict(args)
+        return _refusing_bad_files(repredict, args)
     profile = load_profile(args.profile)
     warn(profile, args.profile)
     threads = int(profile.settings.get("threads", 1))

@@ -63,7 +63,6 @@ def figures(name: str, settings: dict, profile) -> dict:
     from archspec.analysis import memory
     from archspec.analysis.cost import cost
     from archspec.backends.torch_rules import training
-    from archspec.latency.kernels import kernels
 
     graph = archspec.load(name, **settings).compile()
     report = cost(graph)

@@ -219,8 +219,9 @@ def test_a_profile_fuses_concats_as_its_model_was_fitted():
     """A profile fitted before fit rules 7 predicts the older fusion (every concat
     reorders: its predictions do not move); one fitted since, the blocked concat; the
     flag survives the file."""
-    profile = load(PROFILES / "cpu-ort-1t-xeon.json")
-    assert profile.fitted_with["fit_rules"] < 7 and not profile.model.blocked_concat
+    profile = load(PROFILES / "cpu-ort-1t.json")    # fit rules 1, NCHWc block 16
+    assert profile.fitted_with.get("fit_rules", 1) < 7 and not profile.model.blocked_concat
+    assert profile.nchwc_block == 16
     g = _ghost_like(profile.nchwc_block)
     cat = {k.name: k for k in profile.kernels(g)}["cat"]
     assert cat.layout == "nchw" and cat.reorder_elems
@@ -229,6 +230,28 @@ def test_a_profile_fuses_concats_as_its_model_was_fitted():
     assert cat.layout == "nchwc" and not cat.reorder_elems
     again = LatencyModel.from_dict(json.loads(json.dumps(profile.model.to_dict())))
     assert again.blocked_concat
+
+
+@pytest.mark.parametrize("change, says", [
+    (lambda d: d["model"].update(conv_taps="no"), "true or false expected"),
+    (lambda d: d["model"].pop("conv_taps"), "coefficients for edge_macs without conv_taps"),
+    (lambda d: d["model"].update(act_pass=None), "true or false expected"),
+    (lambda d: d["model"].update(features=d["model"]["features"][:9],
+                                 coef={t: c[:9] for t, c in d["model"]["coef"].items()}),
+     "conv_taps without the feature edge_macs"),
+    (lambda d: d["model"].update(coef={t: c[:9] for t, c in d["model"]["coef"].items()}),
+     "coefficients for 11 features expected"),
+    (lambda d: d["fitted_with"].update(fit_rules=99), "newer than this archspec's"),
+    (lambda d: d["fitted_with"].update(fit_rules=2), "disagree with its fitting rules"),
+    (lambda d: d["model"].update(blocked_concat=not d["model"].get("blocked_concat", False)),
+     "blocked_concat disagree"),
+])
+def test_a_profile_whose_flags_or_rules_do_not_hold_is_refused(tmp_path, change, says):
+    d = json.loads((PROFILES / "cpu-ort-1t-xeon.json").read_text())
+    change(d)
+    (tmp_path / "p.json").write_text(json.dumps(d))
+    with pytest.raises(ArchspecError, match=says):
+        load(tmp_path / "p.json")
 
 
 def test_random_calibration_networks_are_seeded_and_cover_the_kernel_types():
@@ -300,7 +323,8 @@ def _fake_raw(networks=3, variants=2):
             "variants": variants, "seed": 0, "threads": 1, "repeats": 12, "rounds": 3,
             "warmup": 2, "seconds": 1.0, "round_spread_median": 0.01,
             "round_spread_p90": 0.02, "profiler_us_per_node": 1.0, "min_round_ms": 20.0,
-            "versions": {"onnxruntime": "1.0"}, "machine": {"cpu": "test"}}
+            "versions": {"onnxruntime": "1.0"}, "machine": {"cpu": "test"},
+            "sampler": nets.SAMPLER}
 
 
 def _graph_signature(g):
@@ -618,8 +642,16 @@ def test_fit_rules_4_price_edge_taps_and_older_rules_fit_what_they_had():
     old = fit(samples, [], rules=3)
     assert not old.conv_taps and "conv_taps" not in old.to_dict()
     assert old.coef["conv.full.c"][9] == 0.0
-    assert old.linear_us("conv.full.c", samples[0]["features"])[1] == pytest.approx(
-        sum(c * x for c, x in zip(old.coef["conv.full.c"], row(samples[0]["features"]))))
+    # the older model reads the MACs whole (not split by taps), and is saved with the
+    # features rules 3 fitted (a refit by them writes the file they wrote)
+    f0 = samples[0]["features"]
+    assert old.linear_us("conv.full.c", f0)[1] == pytest.approx(
+        sum(c * x for c, x in zip(old.coef["conv.full.c"], row(f0))))
+    assert old.linear_us("conv.full.c", f0)[1] != pytest.approx(
+        sum(c * x for c, x in zip(old.coef["conv.full.c"], row(f0, conv_taps=True))))
+    assert old.to_dict()["features"] == list(FEATURES[:9])
+    assert len(old.to_dict()["coef"]["conv.full.c"]) == 9
+    assert new.to_dict()["features"] == list(FEATURES)
 
 
 def test_activation_pass_follows_onnxruntimes_conv_kernels():
@@ -724,7 +756,7 @@ def test_a_profile_from_before_act_elems_predicts_as_it_did():
         t = old.model_for(k.type)
         assert p.us == pytest.approx(sum(c * x for c, x in zip(d["coef"][t],
                                                               row(k.features())[:8])))
-    dear = LatencyModel.from_dict({**d, "features": list(FEATURES),
+    dear = LatencyModel.from_dict({**d, "features": list(FEATURES[:9]),
                                    "coef": {k: v + [50.0] for k, v in d["coef"].items()}})
     assert dear.predict(ks).total_ms > pred.total_ms
     d["features"] = d["features"][:7]

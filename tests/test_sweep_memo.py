@@ -70,7 +70,6 @@ def test_walk_blocks_of_some_rows_are_those_of_the_whole_walk():
     ("mobilenetv2", PROFILE_RULES6), ("mixnet_s", PROFILE_RULES6),
     ("mobilenetv2_cifar", PROFILE_RULES6), ("resnet50", PROFILE_RULES6)])
 def test_memo_latency_equals_full_prediction(name, path):
-    from archspec.latency.kernels import kernels
     from archspec.latency.memo import SweepLatency
     from archspec.latency.profile import load
 

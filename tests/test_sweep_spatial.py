@@ -13,7 +13,6 @@ from archspec.analysis.memo import SweepMemo
 from archspec.analysis.sweep import random_variants, vary
 from archspec.latency import kernels as fusion
 from archspec.latency import memo as latency_memo
-from archspec.latency.kernels import kernels
 from archspec.latency.profile import load
 from archspec.latency.spatial import Figures, Poly, Unknown, bind, symbolic_shapes
 

@@ -6,7 +6,8 @@ MobileNet-like IR graphs are drawn (seeded) from the motifs the blocks compile t
 inverted residuals with expansion t in {1..6}, depthwise k in {3,5,7}, stride 1/2,
 optional squeeze-excite with relu/hsigmoid/sigmoid gates, full and partial residual adds,
 sandglass blocks, plain and grouped convs, channel replication, ghost bottlenecks (a
-1x1 conv's and a depthwise conv's outputs concatenated: since 2026-12-04), and MobileNetV2 and
+1x1 conv's and a depthwise conv's outputs concatenated) and dilated 3x3 full and
+depthwise convs (rates 2 to 36, DeepLab's; both since 2026-12-04), and MobileNetV2 and
 MobileNetV3 heads -- with activations drawn from relu/relu6/hswish/swish, resolutions
 from 64 to 256, a stride-1 stem in 15% of them (CIFAR-style: large maps) and channel
 counts rounded to multiples of 16, 8 or not at all (which

@@ -43,6 +43,11 @@ SCALES = (1.0, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6)   # per million
 # .activation_pass: in its blocked convs every activation but ReLU, relu6 included), for
 # every conv type. act_elems stays what it was (the dearer activations' extra in
 # depthwise convs).
+# how a model reads kernels, each set by a fitting rule (fitting.FIT_RULES): act_elems's
+# in-cache share (3 on), conv taps (4 on), the activation pass (5 on), blocked concats
+# (7 on); a profile file says the ones that are true
+MODEL_FLAGS = ("act_in_cache", "conv_taps", "act_pass", "blocked_concat")
+RULE_OF_FLAG = {"act_in_cache": 3, "conv_taps": 4, "act_pass": 5, "blocked_concat": 7}
 N_HINGE_FEATURES = 2
 # Cache hinges, in multiples of the per-core L2 cache: a kernel whose working set (input +
 # output + weights) outgrows the cache streams from L3 / memory and costs more per element
@@ -215,7 +220,10 @@ class LatencyModel:
                  hinges: tuple = (), trees: dict | None = None, act_in_cache: bool = False,
                  conv_taps: bool = False, act_pass: bool = False,
                  blocked_concat: bool = False):
-        # coefficients fitted before a feature existed are 0 for it (an older profile)
+        # coefficients fitted before a feature existed are 0 for it (an older profile);
+        # the model is saved with the features it was fitted with (a refit by older
+        # rules writes the file those rules wrote, bit for bit)
+        self.n_features = max((len(c) for c in coef.values()), default=len(FEATURES))
         self.coef = {t: list(c) + [0.0] * (len(FEATURES) - len(c)) for t, c in coef.items()}
         self.hinges = tuple(hinges)
         self.act_in_cache = act_in_cache   # how row() counts act_elems (fit rules 3 on)
@@ -303,8 +311,9 @@ class LatencyModel:
         return sum(kernel_us) / 1000.0 + overhead_ms, overhead_ms
 
     def to_dict(self) -> dict:
-        return {"features": list(FEATURES), "feature_scale": list(SCALES),
-                "coef": self.coef, "overhead_us": list(self.overhead),
+        n = self.n_features
+        return {"features": list(FEATURES[:n]), "feature_scale": list(SCALES[:n]),
+                "coef": {t: c[:n] for t, c in self.coef.items()}, "overhead_us": list(self.overhead),
                 "correction": self.correction, "hinges_elems": list(self.hinges),
                 "trees": self.trees, "fit": self.stats,
                 **({"act_in_cache": True} if self.act_in_cache else {}),
@@ -321,11 +330,26 @@ class LatencyModel:
         trees = d.get("trees") or {}
         if trees:
             _check_trees(trees)
-        return cls({k: list(v) for k, v in d["coef"].items()}, tuple(d["overhead_us"]),
+        flags = {f: d.get(f, False) for f in MODEL_FLAGS}
+        bad = [f for f, v in flags.items() if type(v) is not bool]
+        if bad:
+            raise ValueError(f"{', '.join(bad)}: true or false expected")
+        coef = {k: list(v) for k, v in d["coef"].items()}
+        if any(len(c) != len(feats) for c in coef.values()):
+            raise ValueError(f"coefficients for {len(feats)} features expected per type")
+        for flag, feature in (("conv_taps", "edge_macs"), ("act_pass", "pass_elems")):
+            i = FEATURES.index(feature)
+            if flags[flag] and feature not in feats:
+                raise ValueError(f"{flag} without the feature {feature}")
+            if not flags[flag] and feature in feats and any(c[i] for c in coef.values()):
+                raise ValueError(f"coefficients for {feature} without {flag}")
+        return cls(coef, tuple(d["overhead_us"]),
                    d.get("fit", {}), {k: list(v) for k, v in d.get("correction", {}).items()},
-                   tuple(d.get("hinges_elems", ())), trees, bool(d.get("act_in_cache", False)),
-                   bool(d.get("conv_taps", False)), bool(d.get("act_pass", False)),
-                   bool(d.get("blocked_concat", False)))
+                   tuple(d.get("hinges_elems", ())), trees, **flags)
+
+    def flags(self) -> dict:
+        """The fitting rules' choices this model predicts by (:data:`MODEL_FLAGS`)."""
+        return {f: getattr(self, f) for f in MODEL_FLAGS}
 
 
 # ---- fitting (numpy) -----------------------------------------------------------------------

@@ -14,7 +14,7 @@ from ..ir.ops import (Activation, Add, BatchNorm, Concat, Conv2d, Dropout, Flatt
 ACTS = ("relu", "relu6", "hswish", "swish")
 # The version of the random networks' sampling plan (:func:`random_network`), recorded in
 # raw files and profiles (``calibration.sampler``): 1 until 2026-12-04; 2 adds the ghost
-# bottleneck (concats). A seed draws the same network under the same version, so a check
+# bottleneck (concats) and dilated 3x3 convs (DeepLab's). A seed draws the same network under the same version, so a check
 # can rebuild the calibration networks of a profile made by an older one.
 SAMPLER = 2
 
@@ -32,12 +32,14 @@ class _Net:
         r = self.round if self.rng.random() < 0.8 else self.rng.choice((1, 8, 16))
         return max(r, int(round(c / r)) * r) if r > 1 else max(4, int(round(c)))
 
-    def conv(self, x, cout, k=1, s=1, groups=1, act=None, bn=True, bias=False, block=""):
+    def conv(self, x, cout, k=1, s=1, groups=1, act=None, bn=True, bias=False, block="",
+             dilation=1):
         g = self.g
         cin = g[x].shape[0]
         n = f"{block}.c{self.i}"
         self.i += 1
-        y = g.add(f"{n}.conv", Conv2d(cin, cout, k, s, groups, 1, bias), [x], block=block)
+        y = g.add(f"{n}.conv", Conv2d(cin, cout, k, s, groups, dilation, bias), [x],
+                  block=block)
         if bn:
             y = g.add(f"{n}.bn", BatchNorm(cout), [y], block=block)
         if act:
@@ -113,6 +115,18 @@ class _Net:
             y = g.add(f"{block}.add", Add(), [y, x], block=block)
         return y
 
+    def dilated(self, x, cout, s, block):
+        """A dilated 3x3 conv (DeepLab: the ASPP's full convs at rates up to past the
+        map, the backbone's depthwise convs at output stride 16), stride 1: onnxruntime
+        computes only the taps inside the input (latency.kernels.conv_taps)."""
+        rng, g = self.rng, self.g
+        cin = g[x].shape[0]
+        d = rng.choice((2, 2, 4, 6, 12, 18, 24, 36))
+        act = rng.choice(("relu", "relu", "relu6", "hswish"))
+        if rng.random() < 0.4:
+            return self.conv(x, cin, 3, 1, cin, act=act, block=block, dilation=d)
+        return self.conv(x, cout, 3, 1, act=act, block=block, dilation=d)
+
     def replicated(self, x, cout, s, block):
         g = self.g
         cin = g[x].shape[0]
@@ -167,7 +181,7 @@ def random_network(seed: int, sampler: int = SAMPLER) -> Graph:
     n_blocks = rng.randint(5, 16)
     downs = sorted(rng.sample(range(n_blocks), min(n_blocks, rng.randint(2, 5))))
     motifs = (net.inverted,) * 6 + (net.sandglass, net.replicated) + \
-        ((net.ghost,) if sampler >= 2 else ()) + (net.plain,) * 2
+        ((net.ghost, net.dilated) if sampler >= 2 else ()) + (net.plain,) * 2
     for b in range(n_blocks):
         h = net.g[x].shape[1]
         s = 2 if b in downs and h >= 6 else 1

@@ -92,6 +92,7 @@ def load(path) -> Profile:
         model = LatencyModel.from_dict(d["model"])
     except (KeyError, ValueError, TypeError) as e:
         raise ArchspecError(f"{path}: broken profile model ({e})") from None
+    _check_rules(path, d.get("fitted_with"), model)
     batch = d["settings"].get("batch", 1) if isinstance(d.get("settings"), dict) else 1
     if type(batch) is not int or batch < 1:
         raise ArchspecError(f"{path}: broken profile settings (batch {batch!r}; a positive "
@@ -108,6 +109,27 @@ def load(path) -> Profile:
     return Profile(d["backend"], d["settings"], d["machine"], d["versions"], model,
                    d.get("calibration", {}), d.get("created", ""), d.get("fitted_with", {}),
                    fingerprint, d.get("validation") or {})
+
+
+def _check_rules(path, fitted_with, model: LatencyModel) -> None:
+    """A profile's fitting rules (``fitted_with.fit_rules``; 1 where not recorded) must be
+    this archspec's or older, and its model's flags those the rules set."""
+    from .fitting import FIT_RULES
+    from .model import RULE_OF_FLAG
+
+    rules = fitted_with.get("fit_rules", 1) if isinstance(fitted_with, dict) else 1
+    if type(rules) is not int or rules < 1:
+        raise ArchspecError(f"{path}: broken profile (fit_rules {rules!r}; a positive "
+                            "integer expected)")
+    if rules > FIT_RULES:
+        raise ArchspecError(f"{path}: fitted by fitting rules {rules}, newer than this "
+                            f"archspec's ({FIT_RULES}): upgrade archspec, or recalibrate "
+                            "(`archspec calibrate`)")
+    wrong = [f for f, v in model.flags().items() if v != (rules >= RULE_OF_FLAG[f])]
+    if wrong:
+        raise ArchspecError(f"{path}: broken profile model ({', '.join(wrong)} disagree "
+                            f"with its fitting rules, {rules}); recalibrate or refit it "
+                            "(`archspec calibrate --from-raw`)")
 
 
 def _well_formed(fp) -> bool:

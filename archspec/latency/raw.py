@@ -152,7 +152,9 @@ def _rebuilt_from_seeds(raw: dict) -> list:
     networks, variants = int(raw["networks"]), int(raw.get("variants", 0))
     if networks < 0 or variants < 0 or networks + variants > 100_000:
         raise ValueError(f"{networks} networks + {variants} variants")
-    graphs = calibration_graphs(networks, variants, int(raw["seed"]), sampler=1)
+    # the random networks' sampling plan: a file that does not record it drew version 1
+    graphs = calibration_graphs(networks, variants, int(raw["seed"]),
+                                sampler=int(raw.get("sampler", 1)))
     raw["networks_ir"] = networks_record(
         graphs, f"rebuilt from the seeds and the shipped specs of archspec {__version__} "
                 "(the file predates the record)")
