@@ -163,3 +163,42 @@ def test_pairs_repredict_checks_the_saved_predictions_and_measures_nothing(pairs
     with pytest.raises(SystemExit, match="not the profile"):
         pairs.main(["--repredict", str(old), "--profile", str(new), "--json", str(saved),
                     "--doc", ""])
+
+
+@pytest.fixture(scope="module")
+def check():
+    spec = importlib.util.spec_from_file_location(
+        "latency_check", ROOT / "benchmarks" / "latency_check.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("saved, profile", [
+    ("latency_check.json", "cpu-ort-1t-zen3.json"),
+    ("latency_check_2t.json", "cpu-ort-2t-zen3.json"),
+    ("latency_check_xeon.json", "cpu-ort-1t-xeon.json"),
+    ("latency_check_xeon_repeat.json", "cpu-ort-1t-xeon.json"),
+    ("latency_check_torch_xeon.json", "cpu-torch-1t-xeon.json"),
+])
+def test_every_shipped_check_is_predicted_by_its_shipped_profile(check, saved, profile,
+                                                                 tmp_path, monkeypatch):
+    """Each saved latency check is rebuilt model by model (the validation models and the
+    in-sample calibration networks, drawn by the profile's sampling plan) and predicted
+    by the profile shipped beside it exactly as saved: --repredict refuses otherwise.
+    Nothing is measured."""
+    import json
+    import shutil
+
+    from archspec.latency import check as chk
+
+    monkeypatch.setattr(chk, "measure", lambda *a, **k: pytest.fail("measured"))
+    copy = tmp_path / saved
+    shutil.copy(ROOT / "benchmarks" / saved, copy)
+    before = json.loads(copy.read_text())
+    path = str(ROOT / "profiles" / profile)
+    assert check.main(["--repredict", path, "--profile", path, "--json", str(copy),
+                       "--doc", ""]) == 0
+    after = json.loads(copy.read_text())
+    assert after["summary"]["within"] == before["summary"]["within"]
+    assert after["repredicted"]["shift_all"]["max"] == 0.0
