@@ -313,7 +313,8 @@ class LatencyModel:
     def to_dict(self) -> dict:
         n = self.n_features
         return {"features": list(FEATURES[:n]), "feature_scale": list(SCALES[:n]),
-                "coef": {t: c[:n] for t, c in self.coef.items()}, "overhead_us": list(self.overhead),
+                "coef": {t: c[:n] for t, c in self.coef.items()},
+                "overhead_us": list(self.overhead),
                 "correction": self.correction, "hinges_elems": list(self.hinges),
                 "trees": self.trees, "fit": self.stats,
                 **({"act_in_cache": True} if self.act_in_cache else {}),

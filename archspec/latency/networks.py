@@ -14,8 +14,9 @@ from ..ir.ops import (Activation, Add, BatchNorm, Concat, Conv2d, Dropout, Flatt
 ACTS = ("relu", "relu6", "hswish", "swish")
 # The version of the random networks' sampling plan (:func:`random_network`), recorded in
 # raw files and profiles (``calibration.sampler``): 1 until 2026-12-04; 2 adds the ghost
-# bottleneck (concats) and dilated 3x3 convs (DeepLab's). A seed draws the same network under the same version, so a check
-# can rebuild the calibration networks of a profile made by an older one.
+# bottleneck (concats) and dilated 3x3 convs (DeepLab's). A seed draws the same network
+# under the same version, so a check can rebuild the calibration networks of a profile
+# made by an older one.
 SAMPLER = 2
 
 
