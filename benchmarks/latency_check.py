@@ -296,9 +296,11 @@ def repredict(args) -> int:
         sys.exit(f"{args.profile} predicts batch {new.batch}; the saved measurements are of "
                  f"batch {measured_batch}: measure again with that profile")
     saved = parser().parse_args(shlex.split(doc["argv"]))
+    # the in-sample calibration networks as they were drawn (a file that does not say:
+    # by the plan of the profile that predicted it)
+    doc["sampler"] = doc.get("sampler", old.calibration.get("sampler", 1))
     graphs = dict(named_models(saved.random, saved.seed, saved.calib_nets,
-                               old.calibration.get("seed", 0),
-                               old.calibration.get("sampler", 1)))
+                               old.calibration.get("seed", 0), doc["sampler"]))
     rows = doc["results"] + doc["in_sample_results"]
     results, pairs, shipped_pairs = [], [], []
     for r in rows:
@@ -381,7 +383,9 @@ def main(argv=None) -> int:
            "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg()),
            "rounds": args.rounds, "repeats": args.repeats, "batch": profile.batch,
            "quiet_range": args.quiet_range, "waited_s": waited, "probes": probes,
-           "redone": redone, "chunk_spread": args.chunk_spread}
+           "redone": redone, "chunk_spread": args.chunk_spread,
+           # the sampling plan that drew the in-sample calibration networks
+           "sampler": profile.calibration.get("sampler", 1)}
     summary = write(doc, results, args.profile, profile, args)
     print(json.dumps(summary, indent=1))
     return 0
