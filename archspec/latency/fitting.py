@@ -6,23 +6,12 @@ from __future__ import annotations
 import datetime as _dt
 
 from .kernels import backend_kernels
+from .model import FIT_RULES
 from .probes import L2_DEFAULT
 from .raw import digest, partial_add_lowering, raw_backend, raw_batch
 
 FIT_LIBRARIES = ("archspec", "scikit-learn", "numpy", "scipy")
-# The version of archspec's fitting rules, raised whenever a change to the fit (not to the
-# measuring) changes a profile fitted from the same measurements; recorded in
-# ``fitted_with``, so that a profile fitted by older rules is not taken for this
-# archspec's fit. 2: a feature too few kernels have is not fitted (2026-12-03); 3:
-# act_elems counts the in-cache share of a kernel's working set (2026-12-04); 4: a
-# blocked full / grouped conv's MACs are split by taps, interior and edge (edge_macs), the
-# taps in the padding not counted (2026-12-04); 5: a conv's activation applied in a pass
-# of its own is priced per output element (pass_elems, 2026-12-04); 6: a kernel type
-# too rare to fit falls back to its conv family in its layout first (conv.dw.p,
-# 2026-12-04); 7: a concat of blocked tensors whose channels fill whole blocks stays
-# blocked, as onnxruntime's NCHWc transformer runs it (the samples' features are those of
-# that fusion: :func:`build` fuses older rules' samples as they were, 2026-12-04).
-FIT_RULES = 7
+# FIT_RULES: the version of archspec's fitting rules (latency.model, where its history is)
 
 
 def _blas() -> list[str]:

@@ -43,7 +43,7 @@ SCALES = (1.0, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6)   # per million
 # .activation_pass: in its blocked convs every activation but ReLU, relu6 included), for
 # every conv type. act_elems stays what it was (the dearer activations' extra in
 # depthwise convs).
-# how a model reads kernels, each set by a fitting rule (fitting.FIT_RULES): act_elems's
+# how a model reads kernels, each set by a fitting rule (FIT_RULES): act_elems's
 # in-cache share (3 on), conv taps (4 on), the activation pass (5 on), blocked concats
 # (7 on); a profile file says the ones that are true
 MODEL_FLAGS = ("act_in_cache", "conv_taps", "act_pass", "blocked_concat")
@@ -57,6 +57,19 @@ N_HINGE_FEATURES = 2
 # hinges (in elements): changing HINGES_L2[0] would move every fit-rules-3 profile's
 # predictions, so such a change must store L2 in the model and raise FIT_RULES
 HINGES_L2 = (2.0, 8.0)
+# The version of archspec's fitting rules, raised whenever a change to the fit (not to the
+# measuring) changes a profile fitted from the same measurements; recorded in
+# ``fitted_with``, so that a profile fitted by older rules is not taken for this
+# archspec's fit. 2: a feature too few kernels have is not fitted (2026-12-03); 3:
+# act_elems counts the in-cache share of a kernel's working set (2026-12-04); 4: a
+# blocked full / grouped conv's MACs are split by taps, interior and edge (edge_macs), the
+# taps in the padding not counted (2026-12-04); 5: a conv's activation applied in a pass
+# of its own is priced per output element (pass_elems, 2026-12-04); 6: a kernel type
+# too rare to fit falls back to its conv family in its layout first (conv.dw.p,
+# 2026-12-04); 7: a concat of blocked tensors whose channels fill whole blocks stays
+# blocked, as onnxruntime's NCHWc transformer runs it (the samples' features are those of
+# that fusion: latency.fitting.build fuses older rules' samples as they were, 2026-12-04).
+FIT_RULES = 7
 MIN_SAMPLES = 8
 LINEAR_FLOOR_US = 0.05    # the trees scale the linear model's time, kept above this
 OUTLIER_REL = 0.35
@@ -530,13 +543,13 @@ def fit_trees(model: LatencyModel, samples: list[dict], n_trees: int = 200,
 def fit(samples: list[dict], overhead_samples: list[tuple[int, float]],
         walls: list[float] | None = None, hinges: tuple = (),
         n_trees: int = 0, tree_seed: int = 0, tree_act: bool = False,
-        rules: int = 7) -> LatencyModel:
+        rules: int = FIT_RULES) -> LatencyModel:
     """``samples``: {type, features, us, net}; ``overhead_samples``: (kernels, us) per
     network; ``walls``: each calibration network's unprofiled median wall time (us),
     which enables the second-stage correction; ``tree_seed``: the boosted trees' random
     state (their row subsampling); ``tree_act``: the trees also read the activation
     class (``act``); ``rules``: the fitting rules' version
-    (:data:`archspec.latency.fitting.FIT_RULES`: 2 the sparse-feature rule, 3 the
+    (:data:`FIT_RULES`: 2 the sparse-feature rule, 3 the
     in-cache share of ``act_elems``, 4 conv MACs split by taps (``edge_macs``), 5 the
     activation pass (``pass_elems``), 6 a conv family per layout between a kernel type and
     its kernel size (``conv.dw.p``: :func:`ancestors`), 7 the samples' kernels fused with

@@ -114,8 +114,7 @@ def load(path) -> Profile:
 def _check_rules(path, fitted_with, model: LatencyModel) -> None:
     """A profile's fitting rules (``fitted_with.fit_rules``; 1 where not recorded) must be
     this archspec's or older, and its model's flags those the rules set."""
-    from .fitting import FIT_RULES
-    from .model import RULE_OF_FLAG
+    from .model import FIT_RULES, RULE_OF_FLAG
 
     rules = fitted_with.get("fit_rules", 1) if isinstance(fitted_with, dict) else 1
     if type(rules) is not int or rules < 1:
