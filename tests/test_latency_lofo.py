@@ -119,13 +119,17 @@ def test_inputs_of_different_backends_are_refused(lofo):
         lofo.run(args)
 
 
-@pytest.fixture(scope="module")
-def pairs():
-    spec = importlib.util.spec_from_file_location(
-        "latency_pairs", ROOT / "benchmarks" / "latency_pairs.py")
+def _benchmark(name: str):
+    """benchmarks/<name>.py as a module."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    return _benchmark("latency_pairs")
 
 
 def test_pairs_repredict_checks_the_saved_predictions_and_measures_nothing(pairs, tmp_path,
@@ -167,11 +171,7 @@ def test_pairs_repredict_checks_the_saved_predictions_and_measures_nothing(pairs
 
 @pytest.fixture(scope="module")
 def check():
-    spec = importlib.util.spec_from_file_location(
-        "latency_check", ROOT / "benchmarks" / "latency_check.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return _benchmark("latency_check")
 
 
 @pytest.mark.parametrize("saved, profile", [
