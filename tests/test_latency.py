@@ -215,6 +215,23 @@ def test_concat_of_blocked_tensors_stays_blocked_when_they_fill_blocks(fill):
     assert old["c.conv"].reorder_elems > 0
 
 
+def test_older_rules_are_fitted_on_the_older_fusions_features():
+    """fitting.build(rules < 7) fits the features of the fusion those rules had (every
+    concat reorders), not the raw samples' (this fusion's): a blocked concat and the conv
+    reading it differ there, every other kernel is the same."""
+    g = _ghost_like(16)
+    ks = kernels(g, 16)
+    raw = {"samples": [{"type": k.type, "features": k.features(), "net": 0, "us": 1.0}
+                       for k in ks],
+           "networks_ir": rawfile.networks_record([g], "measured"), "nchwc_block": 16}
+    older = fitting._older_fusion(raw)
+    moved = [k.name for k, s, o in zip(ks, raw["samples"], older)
+             if s["features"] != o["features"]]
+    assert moved == ["cat", "c.conv"]
+    assert [o["type"] for o in older] == [s["type"] for s in raw["samples"]]
+    assert older[[k.name for k in ks].index("cat")]["features"]["reorder_elems"] > 0
+
+
 def test_a_profile_fuses_concats_as_its_model_was_fitted():
     """A profile fitted before fit rules 7 predicts the older fusion (every concat
     reorders: its predictions do not move); one fitted since, the blocked concat; the
@@ -242,9 +259,13 @@ def test_a_profile_fuses_concats_as_its_model_was_fitted():
     (lambda d: d["model"].update(coef={t: c[:9] for t, c in d["model"]["coef"].items()}),
      "coefficients for 11 features expected"),
     (lambda d: d["fitted_with"].update(fit_rules=99), "newer than this archspec's"),
-    (lambda d: d["fitted_with"].update(fit_rules=2), "disagree with its fitting rules"),
+    (lambda d: d["fitted_with"].update(fit_rules=2), "do not match fit rules 2"),
     (lambda d: d["model"].update(blocked_concat=not d["model"].get("blocked_concat", False)),
-     "blocked_concat disagree"),
+     "flags blocked_concat do not match"),
+    (lambda d: d["fitted_with"].pop("fit_rules"), "fit_rules is not recorded"),
+    (lambda d: (d["fitted_with"].update(fit_rules=99),
+                d["model"]["features"].append("a_later_feature")), "newer than this"),
+    (lambda d: d.update(model=[]), "broken profile model"),
 ])
 def test_a_profile_whose_flags_or_rules_do_not_hold_is_refused(tmp_path, change, says):
     d = json.loads((PROFILES / "cpu-ort-1t-xeon.json").read_text())

@@ -88,11 +88,12 @@ def load(path) -> Profile:
         raise ArchspecError(f"{path}: not a readable profile ({e})") from None
     if not isinstance(d, dict) or d.get("schema") != SCHEMA:
         raise ArchspecError(f"{path}: not a latency profile (schema {SCHEMA} expected)")
-    try:
+    rules = _fit_rules(path, d.get("fitted_with"))   # before the model: a newer one may
+    try:                                               # read features this one lacks
         model = LatencyModel.from_dict(d["model"])
-    except (KeyError, ValueError, TypeError) as e:
+    except (KeyError, ValueError, TypeError, AttributeError) as e:
         raise ArchspecError(f"{path}: broken profile model ({e})") from None
-    _check_rules(path, d.get("fitted_with"), model)
+    _check_flags(path, rules, model)
     batch = d["settings"].get("batch", 1) if isinstance(d.get("settings"), dict) else 1
     if type(batch) is not int or batch < 1:
         raise ArchspecError(f"{path}: broken profile settings (batch {batch!r}; a positive "
@@ -111,10 +112,10 @@ def load(path) -> Profile:
                    fingerprint, d.get("validation") or {})
 
 
-def _check_rules(path, fitted_with, model: LatencyModel) -> None:
-    """A profile's fitting rules (``fitted_with.fit_rules``; 1 where not recorded) must be
-    this archspec's or older, and its model's flags those the rules set."""
-    from .model import FIT_RULES, RULE_OF_FLAG
+def _fit_rules(path, fitted_with) -> int:
+    """A profile's fitting rules (``fitted_with.fit_rules``; 1 where not recorded: fit
+    rules 1 did not record them), which must be this archspec's or older."""
+    from .model import FIT_RULES
 
     rules = fitted_with.get("fit_rules", 1) if isinstance(fitted_with, dict) else 1
     if type(rules) is not int or rules < 1:
@@ -124,10 +125,19 @@ def _check_rules(path, fitted_with, model: LatencyModel) -> None:
         raise ArchspecError(f"{path}: fitted by fitting rules {rules}, newer than this "
                             f"archspec's ({FIT_RULES}): upgrade archspec, or recalibrate "
                             "(`archspec calibrate`)")
+    return rules
+
+
+def _check_flags(path, rules: int, model: LatencyModel) -> None:
+    """The model's flags must be those its fitting rules set."""
+    from .model import RULE_OF_FLAG
+
     wrong = [f for f, v in model.flags().items() if v != (rules >= RULE_OF_FLAG[f])]
     if wrong:
-        raise ArchspecError(f"{path}: broken profile model ({', '.join(wrong)} disagree "
-                            f"with its fitting rules, {rules}); recalibrate or refit it "
+        said = f"fit rules {rules}" if rules > 1 else \
+            "fit rules 1 (fitted_with.fit_rules is not recorded)"
+        raise ArchspecError(f"{path}: broken profile model (flags {', '.join(wrong)} do not "
+                            f"match {said}); recalibrate or refit it "
                             "(`archspec calibrate --from-raw`)")
 
 
