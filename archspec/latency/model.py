@@ -46,8 +46,13 @@ SCALES = (1.0, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6)   # per million
 # how a model reads kernels, each set by a fitting rule (FIT_RULES): act_elems's
 # in-cache share (3 on), conv taps (4 on), the activation pass (5 on), blocked concats
 # (7 on); a profile file says the ones that are true
-MODEL_FLAGS = ("act_in_cache", "conv_taps", "act_pass", "blocked_concat")
 RULE_OF_FLAG = {"act_in_cache": 3, "conv_taps": 4, "act_pass": 5, "blocked_concat": 7}
+MODEL_FLAGS = tuple(RULE_OF_FLAG)
+
+
+def rule_flags(rules: int) -> dict:
+    """The model flags fitting rules ``rules`` set (:data:`RULE_OF_FLAG`)."""
+    return {f: rules >= r for f, r in RULE_OF_FLAG.items()}
 N_HINGE_FEATURES = 2
 # Cache hinges, in multiples of the per-core L2 cache: a kernel whose working set (input +
 # output + weights) outgrows the cache streams from L3 / memory and costs more per element
@@ -556,7 +561,8 @@ def fit(samples: list[dict], overhead_samples: list[tuple[int, float]],
     block-aligned concats kept blocked (the samples' features must be so: the model
     says ``blocked_concat`` and predicts kernels fused that way); an older
     version refits a profile fitted by it)."""
-    in_cache, taps, act_pass = rules >= 3, rules >= 4, rules >= 5
+    flags = rule_flags(rules)
+    in_cache, taps, act_pass = flags["act_in_cache"], flags["conv_taps"], flags["act_pass"]
     # older rules fit the features they had (not a column of zeros: the solver's bits
     # would move), their models read the later features' coefficients as 0
     width = len(FEATURES) if act_pass else FEATURES.index("pass_elems") if taps else \
@@ -582,8 +588,7 @@ def fit(samples: list[dict], overhead_samples: list[tuple[int, float]],
         overhead = (0.0, 0.0)
     if "*" not in coef:
         raise ValueError("no kernel samples to fit")
-    model = LatencyModel(coef, overhead, stats, hinges=hinges, act_in_cache=in_cache,
-                         conv_taps=taps, act_pass=act_pass, blocked_concat=rules >= 7)
+    model = LatencyModel(coef, overhead, stats, hinges=hinges, **flags)
     if n_trees:
         n_features = len(TREE_FEATURES) if tree_act else TREES_WITHOUT_ACT
         model.trees, stats["trees"] = fit_trees(model, samples, n_trees, seed=tree_seed,

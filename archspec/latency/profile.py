@@ -130,9 +130,10 @@ def _fit_rules(path, fitted_with) -> int:
 
 def _check_flags(path, rules: int, model: LatencyModel) -> None:
     """The model's flags must be those its fitting rules set."""
-    from .model import RULE_OF_FLAG
+    from .model import rule_flags
 
-    wrong = [f for f, v in model.flags().items() if v != (rules >= RULE_OF_FLAG[f])]
+    want = rule_flags(rules)
+    wrong = [f for f, v in model.flags().items() if v != want[f]]
     if wrong:
         said = f"fit rules {rules}" if rules > 1 else \
             "fit rules 1 (fitted_with.fit_rules is not recorded)"
