@@ -18,7 +18,7 @@ from archspec.analysis.cost import cost
 from archspec.errors import ArchspecError
 from archspec.ir.graph import Graph
 from archspec.ir.ops import (Activation, Add, BatchNorm, Concat, Conv2d, Dropout, Flatten,
-                             GlobalAvgPool, Input, Linear, Mul)
+                             GlobalAvgPool, Input, Linear, Mul, Replicate)
 from archspec.latency import attribution, fitting, probes
 from archspec.latency import networks as nets
 from archspec.latency import raw as rawfile
@@ -215,21 +215,77 @@ def test_concat_of_blocked_tensors_stays_blocked_when_they_fill_blocks(fill):
     assert old["c.conv"].reorder_elems > 0
 
 
-def test_older_rules_are_fitted_on_the_older_fusions_features():
-    """fitting.build(rules < 7) fits the features of the fusion those rules had (every
-    concat reorders), not the raw samples' (this fusion's): a blocked concat and the conv
-    reading it differ there, every other kernel is the same."""
-    g = _ghost_like(16)
+def _replicated(c: int, out: int) -> Graph:
+    """A 1x1 conv's ``c`` channels replicated to ``out`` and read by a 1x1 conv (the
+    replication note's block)."""
+    g = Graph("rep", {"resolution": 28, "channels": 16})
+    x = g.add("input", Input((16, 28, 28)))
+    x = g.add("s.conv", Conv2d(16, 16, 1, 1, 1, 1, False), [x])
+    a = g.add("a.conv", Conv2d(16, c, 1, 1, 1, 1, False), [x])
+    y = g.add("rep", Replicate(out), [a])
+    y = g.add("c.conv", Conv2d(out, 32, 1, 1, 1, 1, False), [y])
+    g.outputs["output"] = g.add("p", GlobalAvgPool(), [y])
+    return g
+
+
+@pytest.mark.parametrize("channels, copies, reorders", [
+    (1, 2, 2),        # whole blocks, whole copies: a blocked Concat
+    (1, 2.5, 4),      # whole blocks, a cut-short copy: Concat, ReorderOutput, Slice, back
+    (1.5, 2, 4),      # part of a block: reordered out, concatenated, back
+])
+def test_replicate_of_a_blocked_tensor_is_laid_out_as_onnxruntime_runs_it(channels, copies,
+                                                                          reorders):
+    """A replicate (a Concat of copies in the ONNX file) keeps the blocked layout when its
+    input's channels fill whole blocks; a cut-short last copy reorders the copies for the
+    Slice. The fusion (fit rules 8 on) says where the reorders are and how big; the older
+    fusion reorders the input of every replicate."""
+    pytest.importorskip("onnxruntime")
+    block = probes.nchwc_block()
+    if not block:
+        pytest.skip("no NCHWc layout on this CPU")
+    c = int(block * channels)
+    out = int(c * copies)
+    g = _replicated(c, out)
+    ks = {k.name: k for k in kernels(g, block)}
+    ops = [op for _, op, _ in optimized_nodes(g)]
+    assert len([op for op in ops if op.startswith("Reorder")]) == reorders
+    rep, reader = ks["rep"], ks["c.conv"]
+    hw = 28 * 28
+    if reorders == 2:
+        assert rep.layout == "nchwc" and rep.reorder_elems == 0 == reader.reorder_elems
+    elif channels == 1:
+        assert "Slice" in ops
+        assert rep.layout == "nchw" and rep.reorder_elems == 3 * c * hw
+        assert reader.reorder_elems == out * hw
+    else:
+        assert rep.layout == "nchw" and rep.reorder_elems == c * hw
+        assert reader.reorder_elems == out * hw
+    old = {k.name: k for k in kernels(g, block, blocked_replicate=False)}
+    assert old["rep"].layout == "nchw" and old["rep"].reorder_elems == c * hw
+    assert old["c.conv"].reorder_elems == out * hw
+
+
+@pytest.mark.parametrize("graph, rules, moved", [
+    ("ghost", 6, ["cat", "c.conv"]), ("ghost", 7, []),
+    ("replicate", 7, ["rep", "c.conv"]), ("replicate", 6, ["rep", "c.conv"]),
+    ("replicate", 8, []),
+])
+def test_older_rules_are_fitted_on_the_older_fusions_features(graph, rules, moved):
+    """fitting.build(rules < FIT_RULES) fits the features of the fusion those rules had
+    (before 7 every concat reorders, before 8 every replicate), not the raw samples'
+    (this fusion's): the blocked copy and the conv reading it differ there, every other
+    kernel is the same."""
+    g = _ghost_like(16) if graph == "ghost" else _replicated(16, 32)
     ks = kernels(g, 16)
     raw = {"samples": [{"type": k.type, "features": k.features(), "net": 0, "us": 1.0}
                        for k in ks],
            "networks_ir": rawfile.networks_record([g], "measured"), "nchwc_block": 16}
-    older = fitting._older_fusion(raw)
-    moved = [k.name for k, s, o in zip(ks, raw["samples"], older)
-             if s["features"] != o["features"]]
-    assert moved == ["cat", "c.conv"]
+    older = fitting._older_fusion(raw, rules)
+    assert [k.name for k, s, o in zip(ks, raw["samples"], older)
+            if s["features"] != o["features"]] == moved
     assert [o["type"] for o in older] == [s["type"] for s in raw["samples"]]
-    assert older[[k.name for k in ks].index("cat")]["features"]["reorder_elems"] > 0
+    if moved:
+        assert older[[k.name for k in ks].index(moved[0])]["features"]["reorder_elems"] > 0
 
 
 def test_a_profile_fuses_concats_as_its_model_was_fitted():

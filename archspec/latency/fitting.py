@@ -68,7 +68,7 @@ def build(raw: dict, n_trees: int = 200, tree_seed: int = 0, tree_act: bool = Fa
     from .model import HINGES_L2, fit
     from .profile import Profile
 
-    samples = raw["samples"] if rules >= 7 else _older_fusion(raw)
+    samples = raw["samples"] if rules >= FIT_RULES else _older_fusion(raw, rules)
     with _one_blas_thread():
         model = fit(samples, raw["overhead"], raw.get("walls"),
                     hinges=tuple(h * raw.get("l2_bytes", L2_DEFAULT) // 4 for h in HINGES_L2),
@@ -101,18 +101,22 @@ def build(raw: dict, n_trees: int = 200, tree_seed: int = 0, tree_act: bool = Fa
     return profile
 
 
-def _older_fusion(raw: dict) -> list[dict]:
-    """The samples with the features of the fusion before fit rules 7 (every concat
-    reorders its blocked inputs): what a profile fitted by older rules was fitted on.
-    ``raw``'s own samples (:func:`~archspec.latency.raw.load_raw`'s, or a calibration's)
-    carry this archspec's fusion."""
+def _older_fusion(raw: dict, rules: int) -> list[dict]:
+    """The samples with the features of the fusion of fit rules ``rules`` (before 7
+    every concat reorders its blocked inputs, before 8 every replicate): what a profile
+    fitted by older rules was fitted on. ``raw``'s own samples
+    (:func:`~archspec.latency.raw.load_raw`'s, or a calibration's) carry this
+    archspec's fusion."""
+    from .model import FUSION_FLAGS, rule_flags
     from .raw import networks_from_record
 
+    flags = rule_flags(rules)
+    fusion = {f: flags[f] for f in FUSION_FLAGS}
     graphs = networks_from_record(raw["networks_ir"])
     backend, block, batch = raw_backend(raw), int(raw["nchwc_block"]), raw_batch(raw)
     lowering = partial_add_lowering(raw)
     features = [k.features(batch) for g in graphs
-                for k in backend_kernels(g, backend, block, lowering, blocked_concat=False)]
+                for k in backend_kernels(g, backend, block, lowering, **fusion)]
     if len(features) != len(raw["samples"]):
         raise ValueError("the networks' kernels are not the samples'")
     return [{**s, "features": f} for s, f in zip(raw["samples"], features)]

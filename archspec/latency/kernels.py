@@ -203,11 +203,12 @@ class _Fuser:
     each IR node so far."""
 
     def __init__(self, graph, block: int, partial_add: str = "masked",
-                 blocked_concat: bool = True):
+                 blocked_concat: bool = True, blocked_replicate: bool = True):
         self.g = graph
         self.block = block
         self.masked = partial_add == "masked"
         self.blocked_concat = blocked_concat
+        self.blocked_replicate = blocked_replicate
         self.outputs = set(graph.outputs.values()) | set(graph.taps.values())
         self.folds = bn_folding(graph, self.outputs).convs   # conv -> its folded BN
         self.owner: dict[str, Kernel] = {}
@@ -453,7 +454,26 @@ def _mul(fz: _Fuser, node) -> None:
 
 @rule("replicate", families=("replicate",))
 def _replicate(fz: _Fuser, node) -> None:
-    fz.simple(node, "replicate")
+    """A replicate, which the ONNX file writes as a Concat of copies of its input
+    (+ a Slice when the last copy is cut short). Like any concat, onnxruntime keeps it
+    blocked when the input is blocked and its channels fill whole blocks; a cut-short
+    last copy then reorders all the copies to NCHW for the Slice (plain output).
+    Measured on the Xeon host (2026-12-04, onnxruntime 1.32.0, 1 thread, block 16, a 1x1
+    conv's output replicated at 56 x 56 and read by a 1x1 conv): 16 -> 32 / 64 and 32 ->
+    96 channels ran a blocked Concat (no reorder); 24 -> 48 and 8 -> 32 reordered the
+    input out and the result back; 32 -> 80 ran a blocked Concat of 96 channels, a
+    ReorderOutput of those 96, the Slice and a ReorderInput of 80. Fusions before fit
+    rules 8 (``blocked_replicate`` false) reordered every replicate's blocked input."""
+    x = fz.g[node.inputs[0]]
+    c = x.shape[0]
+    if not (fz.blocked_replicate and fz.block > 1 and fz.layout_of(x.name) == NCHWC
+            and c % fz.block == 0):
+        fz.simple(node, "replicate")
+        return
+    whole = node.shape[0] % c == 0
+    k = fz.simple(node, "replicate", same_layout=whole)
+    if not whole:   # the blocked copies go to NCHW for the Slice
+        k.reorder_elems = -(-node.shape[0] // c) * numel(x.shape)
 
 
 @rule("concat", families=("concat",))
@@ -522,7 +542,7 @@ PARTIAL_ADD_LOWERINGS = ("masked", "concat")
 
 @graph_pass("kernel fusion")
 def kernels(graph, nchwc_block: int = 16, partial_add: str = "masked",
-            blocked_concat: bool = True) -> list[Kernel]:
+            blocked_concat: bool = True, blocked_replicate: bool = True) -> list[Kernel]:
     """The kernels onnxruntime runs for ``graph`` (in execution order), each with the IR
     nodes it covers and its figures. ``nchwc_block``: the NCHWc block size of the CPU
     (16 with AVX-512, 8 with AVX2, 0 to turn the blocked layout off). ``partial_add``:
@@ -532,10 +552,11 @@ def kernels(graph, nchwc_block: int = 16, partial_add: str = "masked",
     taken with, which their refits must fuse as measured). ``blocked_concat``: a
     concat of blocked tensors whose channels fill whole blocks stays blocked (fit rules
     7 on: what onnxruntime does); false, every concat reorders (the fusion older
-    profiles were fitted with and predict by)."""
+    profiles were fitted with and predict by). ``blocked_replicate``: the same for a
+    replicate (fit rules 8 on)."""
     if partial_add not in PARTIAL_ADD_LOWERINGS:
         raise ValueError(f"partial_add {partial_add!r}: one of {PARTIAL_ADD_LOWERINGS}")
-    out = _Fuser(graph, nchwc_block, partial_add, blocked_concat).run()
+    out = _Fuser(graph, nchwc_block, partial_add, blocked_concat, blocked_replicate).run()
     params = sum(k.params for k in out)
     net = params + sum(k.out_elems for k in out)
     for k in out:
@@ -597,7 +618,8 @@ def _eager_type(fz: _Fuser, node) -> str:
 
 
 def backend_kernels(graph, backend: str = "onnxruntime", nchwc_block: int = 16,
-                    partial_add: str = "masked", blocked_concat: bool = True) -> list[Kernel]:
+                    partial_add: str = "masked", blocked_concat: bool = True,
+                    blocked_replicate: bool = True) -> list[Kernel]:
     """The kernels ``backend`` runs for ``graph``: :func:`kernels` for onnxruntime,
     :func:`eager_kernels` for torch (which has no blocked layout or partial-add
     lowerings to choose)."""
@@ -605,4 +627,4 @@ def backend_kernels(graph, backend: str = "onnxruntime", nchwc_block: int = 16,
         return eager_kernels(graph)
     if backend != "onnxruntime":
         raise ValueError(f"backend {backend!r}: one of {BACKENDS}")
-    return kernels(graph, nchwc_block, partial_add, blocked_concat)
+    return kernels(graph, nchwc_block, partial_add, blocked_concat, blocked_replicate)

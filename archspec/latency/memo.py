@@ -248,7 +248,7 @@ class SweepLatency:
 
             graph = vary(spec, v).compile()
             ms = self.model.predict(backend_kernels(graph, self.backend, self.block,
-                                                    blocked_concat=self.model.blocked_concat),
+                                                    **self.model.fusion()),
                                     graph).total_ms
         row["latency_ms"] = round(ms, 4)
 
@@ -361,7 +361,7 @@ class SweepLatency:
         the output's layout) of the block's own nodes of ``graph`` (with the next
         block's stubs), or None where a kernel crosses the boundary; figures for the
         profile's batch (Kernel.features, as LatencyModel.predict reads them)."""
-        fz = _Fuser(graph, self.block, blocked_concat=self.model.blocked_concat)
+        fz = _Fuser(graph, self.block, **self.model.fusion())
         if layout is not None:
             fz.owner["input"] = Kernel("input", "", layout=layout)
         mine = set(own)

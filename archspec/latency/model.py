@@ -45,9 +45,13 @@ SCALES = (1.0, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6)   # per million
 # depthwise convs).
 # how a model reads kernels, each set by a fitting rule (FIT_RULES): act_elems's
 # in-cache share (3 on), conv taps (4 on), the activation pass (5 on), blocked concats
-# (7 on); a profile file says the ones that are true
-RULE_OF_FLAG = {"act_in_cache": 3, "conv_taps": 4, "act_pass": 5, "blocked_concat": 7}
+# (7 on), blocked replicates (8 on); a profile file says the ones that are true
+RULE_OF_FLAG = {"act_in_cache": 3, "conv_taps": 4, "act_pass": 5, "blocked_concat": 7,
+               "blocked_replicate": 8}
 MODEL_FLAGS = tuple(RULE_OF_FLAG)
+# the flags that choose how a graph is fused into kernels (latency.kernels.kernels'
+# arguments of the same names): a model predicts kernels fused as it was fitted
+FUSION_FLAGS = ("blocked_concat", "blocked_replicate")
 
 
 def rule_flags(rules: int) -> dict:
@@ -73,8 +77,10 @@ HINGES_L2 = (2.0, 8.0)
 # too rare to fit falls back to its conv family in its layout first (conv.dw.p,
 # 2026-12-04); 7: a concat of blocked tensors whose channels fill whole blocks stays
 # blocked, as onnxruntime's NCHWc transformer runs it (the samples' features are those of
-# that fusion: latency.fitting.build fuses older rules' samples as they were, 2026-12-04).
-FIT_RULES = 7
+# that fusion: latency.fitting.build fuses older rules' samples as they were, 2026-12-04);
+# 8: a replicate of a blocked tensor whose channels fill whole blocks stays blocked, as
+# any such concat (2026-12-04).
+FIT_RULES = 8
 MIN_SAMPLES = 8
 LINEAR_FLOOR_US = 0.05    # the trees scale the linear model's time, kept above this
 OUTLIER_REL = 0.35
@@ -237,7 +243,7 @@ class LatencyModel:
                  stats: dict | None = None, correction: dict | None = None,
                  hinges: tuple = (), trees: dict | None = None, act_in_cache: bool = False,
                  conv_taps: bool = False, act_pass: bool = False,
-                 blocked_concat: bool = False):
+                 blocked_concat: bool = False, blocked_replicate: bool = False):
         # coefficients fitted before a feature existed are 0 for it (an older profile);
         # the model is saved with the features it was fitted with (a refit by older
         # rules writes the file those rules wrote, bit for bit)
@@ -248,8 +254,9 @@ class LatencyModel:
         self.conv_taps = conv_taps         # row() splits conv MACs by taps (fit rules 4 on)
         self.act_pass = act_pass           # row() counts pass_elems (fit rules 5 on)
         # its kernels are fused with block-aligned concats kept blocked (fit rules 7 on;
-        # latency.kernels.kernels' blocked_concat)
+        # latency.kernels.kernels' blocked_concat), and replicates (8 on)
         self.blocked_concat = blocked_concat
+        self.blocked_replicate = blocked_replicate
         self.trees = trees or {}
         self.overhead = overhead
         self.stats = stats or {}
@@ -338,7 +345,8 @@ class LatencyModel:
                 **({"act_in_cache": True} if self.act_in_cache else {}),
                 **({"conv_taps": True} if self.conv_taps else {}),
                 **({"act_pass": True} if self.act_pass else {}),
-                **({"blocked_concat": True} if self.blocked_concat else {})}
+                **({"blocked_concat": True} if self.blocked_concat else {}),
+                **({"blocked_replicate": True} if self.blocked_replicate else {})}
 
     @classmethod
     def from_dict(cls, d: dict) -> LatencyModel:
@@ -369,6 +377,11 @@ class LatencyModel:
     def flags(self) -> dict:
         """The fitting rules' choices this model predicts by (:data:`MODEL_FLAGS`)."""
         return {f: getattr(self, f) for f in MODEL_FLAGS}
+
+    def fusion(self) -> dict:
+        """How its kernels are fused (:data:`FUSION_FLAGS`, the keyword arguments of
+        :func:`~archspec.latency.kernels.kernels`): as the model was fitted."""
+        return {f: getattr(self, f) for f in FUSION_FLAGS}
 
 
 # ---- fitting (numpy) -----------------------------------------------------------------------
@@ -559,7 +572,8 @@ def fit(samples: list[dict], overhead_samples: list[tuple[int, float]],
     activation pass (``pass_elems``), 6 a conv family per layout between a kernel type and
     its kernel size (``conv.dw.p``: :func:`ancestors`), 7 the samples' kernels fused with
     block-aligned concats kept blocked (the samples' features must be so: the model
-    says ``blocked_concat`` and predicts kernels fused that way); an older
+    says ``blocked_concat`` and predicts kernels fused that way), 8 block-aligned
+    replicates too (``blocked_replicate``); an older
     version refits a profile fitted by it)."""
     flags = rule_flags(rules)
     in_cache, taps, act_pass = flags["act_in_cache"], flags["conv_taps"], flags["act_pass"]

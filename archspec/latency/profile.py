@@ -56,13 +56,14 @@ class Profile:
 
     def kernels(self, graph, partial_add: str = "masked") -> list:
         """The kernels this profile's backend runs for ``graph`` (what it predicts),
-        fused as its model was fitted (``blocked_concat``: fit rules 7 on);
+        fused as its model was fitted (``blocked_concat``: fit rules 7 on,
+        ``blocked_replicate``: 8 on: :meth:`LatencyModel.fusion`);
         ``partial_add``: the lowering of a partial add (a calibration's held-out
         networks are fused as they were measured)."""
         from .kernels import backend_kernels
 
         return backend_kernels(graph, self.backend, self.nchwc_block, partial_add,
-                               self.model.blocked_concat)
+                               **self.model.fusion())
 
     def to_dict(self) -> dict:
         return {"schema": SCHEMA, "created": self.created, "backend": self.backend,
