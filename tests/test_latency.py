@@ -608,6 +608,39 @@ def test_attribute_charges_reorders_forward_and_helpers_backward():
     assert out == [{0: 12, 1: 14}, {0: 24, 1: 28}]
 
 
+def test_attribute_charges_a_reorder_to_the_kernel_that_reads_it():
+    """A reorder onnxruntime runs ahead of its reader (the ghost module's schedule: the
+    1x1 conv, its ReorderOutput, the depthwise conv, its ReorderOutput, the Concat) is
+    the reader's; one without a known reader goes forward as before."""
+    owner = {"a.conv": 0, "b.conv": 1, "cat": 2, "c.conv": 3}
+    run = [("a.conv_nchwc", 10), ("ReorderOutput", 3), ("b.conv_nchwc", 7),
+           ("ReorderOutput_token_1", 4), ("cat", 5), ("ReorderInput_token_2", 6),
+           ("c.conv_nchwc", 20)]
+    events = _trace([run, run])
+    readers = {"ReorderOutput": "cat", "ReorderOutput_token_1": "cat"}
+    assert attribution.attribute(events, owner, 1, readers=readers) == \
+        [{0: 10, 1: 7, 2: 12, 3: 26}]
+    assert attribution.attribute(events, owner, 1) == [{0: 10, 1: 10, 2: 9, 3: 26}]
+
+
+def test_reorder_readers_of_onnxruntimes_optimised_graph():
+    """The ghost module with channels that do not fill blocks: its two ReorderOutputs are
+    read by the Concat, the ReorderInput after it by the next conv; the graph output's
+    ReorderOutput has no reader. A profiled session reports the same."""
+    pytest.importorskip("onnxruntime")
+    block = probes.nchwc_block()
+    if not block:
+        pytest.skip("no NCHWc layout on this CPU")
+    from archspec.latency.timing import session
+
+    g = _ghost_like(block + 4)
+    readers: dict = {}
+    session(g, 1, profile=False, readers=readers)
+    owner = {n: j for j, k in enumerate(kernels(g, block)) for n in k.nodes}
+    got = sorted(attribution.ir_name(r, owner) for r in readers.values())
+    assert got == ["c.conv", "cat", "cat", "s.conv"]   # the input's ReorderInput: the stem
+
+
 def test_ir_name_strips_onnxruntime_suffixes():
     known = {"s.b.add", "s.bn", "r.rep.bn"}
     assert attribution.ir_name("s.b.add.tail/GatherSliceToSplitFusion", known) == "s.b.add"

@@ -22,12 +22,19 @@ def ir_name(node_name: str, known) -> str | None:
 
 
 def attribute(events: list[dict], owner: dict[str, int], warmup: int,
-              value=lambda e: e["dur"]) -> list[dict]:
+              value=lambda e: e["dur"], readers: dict[str, str] | None = None) -> list[dict]:
     """Per timed run: kernel index -> microseconds. ``events``: the profiler's trace;
-    ``owner``: IR node -> kernel index. A layout reorder is charged to the next kernel
-    that runs (or the last one at the end of a run); another node without an IR name (a
-    helper onnxruntime made, e.g. hswish split into HardSigmoid and Mul) to the kernel
-    before it. ``value``: what a node contributes (its duration; 1 to count nodes)."""
+    ``owner``: IR node -> kernel index. A layout reorder is charged to the kernel of the
+    node that reads its output (``readers``: reorder node -> that node, from the
+    optimised graph: :func:`.timing.reorder_readers`), the kernel whose ``reorder_elems``
+    count it; a reorder without a known reader to the next kernel that runs (or the last
+    one at the end of a run: the graph's output). onnxruntime may run a reorder well
+    before its reader (GhostNet's ghost module: a 1x1 conv, its output's ReorderOutput,
+    the depthwise conv, its ReorderOutput, the Concat that reads both). Another node
+    without an IR name (a helper onnxruntime made, e.g. hswish split into HardSigmoid and
+    Mul) goes to the kernel before it. ``value``: what a node contributes (its duration;
+    1 to count nodes)."""
+    readers = readers or {}
     runs = sorted((e for e in events if e.get("cat") == "Session"
                    and e.get("name") == "model_run"), key=lambda e: e["ts"])
     nodes = sorted((e for e in events if e.get("cat") == "Node"
@@ -45,7 +52,14 @@ def attribute(events: list[dict], owner: dict[str, int], warmup: int,
             if e["ts"] < r["ts"]:
                 continue
             ir = ir_name(e["name"], owner)
-            if ir is None and last is not None and not e["name"].startswith("Reorder"):
+            reorder = e["name"].startswith("Reorder")
+            if reorder:
+                target = ir_name(readers.get(e["name"].removesuffix("_kernel_time"), ""),
+                                 owner)
+                if target is not None:
+                    times[owner[target]] = times.get(owner[target], 0.0) + value(e)
+                    continue
+            if ir is None and last is not None and not reorder:
                 times[last] += value(e)   # an unnamed helper (hswish as hsigmoid * x)
                 continue
             if ir is None:

@@ -127,7 +127,10 @@ def calibrate(*, threads: int = 1, networks: int = 120, variants: int = 0,
 
     return {"backend": backend, "samples": samples, "overhead": overhead,
             "nchwc_block": block,
-            **({"partial_add": "masked"} if backend == "onnxruntime" else {}),
+            # how profiled layout reorders were charged (attribution.attribute): to their
+            # reader's kernel since 2026-12-04 (before: the next kernel that ran)
+            **({"partial_add": "masked", "reorders": "reader"}
+               if backend == "onnxruntime" else {}),
             "networks_ir": networks_record(graphs, "measured"),
             "machine": machine(backend), "versions": versions(),
             "l2_bytes": l2_bytes(), "min_round_ms": min_round_ms,
@@ -173,11 +176,14 @@ def _measure(graph, kernels: list, how: _Round) -> tuple[float, list[float], dic
     wall = statistics.median(time_runs(step, n))
     if how.backend == "torch":
         return (wall, *_ticked(graph, owner, len(kernels), how, n))
-    sess, feed = session(graph, how.threads, profile=True, seed=how.seed, batch=how.batch)
+    readers: dict = {}
+    sess, feed = session(graph, how.threads, profile=True, seed=how.seed, batch=how.batch,
+                         readers=readers)
     events = profile_events(sess, feed, how.warmup + n)
-    runs = attribute(events, owner, how.warmup)
+    runs = attribute(events, owner, how.warmup, readers=readers)
     medians = [statistics.median(r.get(j, 0.0) for r in runs) for j in range(len(kernels))]
-    return wall, medians, attribute(events, owner, how.warmup, value=lambda e: 1)[0]
+    return wall, medians, attribute(events, owner, how.warmup, value=lambda e: 1,
+                                    readers=readers)[0]
 
 
 def _ticked(graph, owner: dict, n_kernels: int, how: _Round, n: int):

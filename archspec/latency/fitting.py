@@ -91,6 +91,8 @@ def build(raw: dict, n_trees: int = 200, tree_seed: int = 0, tree_act: bool = Fa
     # the random networks' sampling plan (latency.networks.SAMPLER): files before it
     # was recorded drew version 1
     calib["sampler"] = raw.get("sampler", 1)
+    if backend == "onnxruntime":   # how profiled reorders were charged (raw files before
+        calib["reorders"] = raw.get("reorders", "next kernel")   # it: the next kernel)
     calib["raw_sha256"] = digest(raw)
     created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     profile = Profile(backend, settings, raw.get("machine") or {},

@@ -7,9 +7,14 @@ from __future__ import annotations
 import time
 
 
-def session(graph, threads: int, *, profile: bool, seed: int = 0, batch: int = 1):
+def session(graph, threads: int, *, profile: bool, seed: int = 0, batch: int = 1,
+            readers: dict | None = None):
     """An onnxruntime session for ``graph`` with ``archspec bench``'s options, and a feed
-    of ``batch`` images (the ONNX backend writes a dynamic batch axis)."""
+    of ``batch`` images (the ONNX backend writes a dynamic batch axis). ``readers``: a
+    dict to fill with :func:`reorder_readers` of the session's optimised graph."""
+    import os
+    import tempfile
+
     import numpy as np
 
     from ..backends import get_backend
@@ -17,9 +22,40 @@ def session(graph, threads: int, *, profile: bool, seed: int = 0, batch: int = 1
 
     model = get_backend("onnx").build(graph, seed=seed, check=False)
     opts = ort_session_options(threads, profile=profile)
-    sess = ort_session(model.serialize(), opts)
+    if readers is None:
+        sess = ort_session(model.serialize(), opts)
+    else:
+        import onnx
+
+        with tempfile.TemporaryDirectory() as tmp:
+            opts.optimized_model_filepath = os.path.join(tmp, "opt.onnx")
+            sess = ort_session(model.serialize(), opts)
+            readers.update(reorder_readers(onnx.load(opts.optimized_model_filepath,
+                                                     load_external_data=False)))
     x = np.random.default_rng(seed).standard_normal((batch, *graph.input_shape))
     return sess, {sess.get_inputs()[0].name: x.astype(np.float32)}
+
+
+def reorder_readers(proto) -> dict[str, str]:
+    """Layout reorder node -> the node that reads its output (the first in the graph's
+    order; followed through a chain of reorders), for every reorder whose output a node
+    reads, in an optimised ONNX model: the kernel a reorder works for
+    (:func:`.attribution.attribute`)."""
+    readers: dict[str, list[str]] = {}
+    for n in proto.graph.node:
+        for t in n.input:
+            readers.setdefault(t, []).append(n.name)
+    reorders = {n.name: n for n in proto.graph.node if n.op_type.startswith("Reorder")}
+    out = {}
+    for name, n in reorders.items():
+        seen = {name}
+        reader = (readers.get(n.output[0]) or [None])[0]
+        while reader in reorders and reader not in seen:   # a reorder of a reorder
+            seen.add(reader)
+            reader = (readers.get(reorders[reader].output[0]) or [None])[0]
+        if reader is not None and reader not in reorders:
+            out[name] = reader
+    return out
 
 
 def wall_step(graph, threads: int, batch: int = 1, backend: str = "onnxruntime"):
