@@ -318,6 +318,10 @@ def test_a_profile_fuses_concats_as_its_model_was_fitted():
     (lambda d: d["fitted_with"].update(fit_rules=2), "do not match fit rules 2"),
     (lambda d: d["model"].update(blocked_concat=not d["model"].get("blocked_concat", False)),
      "flags blocked_concat do not match"),
+    (lambda d: d["model"].update(
+        blocked_replicate=not d["model"].get("blocked_replicate", False)),
+     "flags blocked_replicate do not match"),
+    (lambda d: d["model"].update(blocked_replicate=1), "true or false expected"),
     (lambda d: d["fitted_with"].pop("fit_rules"), "fit_rules is not recorded"),
     (lambda d: (d["fitted_with"].update(fit_rules=99),
                 d["model"]["features"].append("a_later_feature")), "newer than this"),

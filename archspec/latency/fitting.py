@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as _dt
 
 from .kernels import backend_kernels
-from .model import FIT_RULES
+from .model import FIT_RULES, FUSION_FLAGS, rule_flags
 from .probes import L2_DEFAULT
 from .raw import digest, partial_add_lowering, raw_backend, raw_batch
 
@@ -109,7 +109,6 @@ def _older_fusion(raw: dict, rules: int) -> list[dict]:
     fitted by older rules was fitted on. ``raw``'s own samples
     (:func:`~archspec.latency.raw.load_raw`'s, or a calibration's) carry this
     archspec's fusion."""
-    from .model import FUSION_FLAGS, rule_flags
     from .raw import networks_from_record
 
     flags = rule_flags(rules)

@@ -342,11 +342,7 @@ class LatencyModel:
                 "overhead_us": list(self.overhead),
                 "correction": self.correction, "hinges_elems": list(self.hinges),
                 "trees": self.trees, "fit": self.stats,
-                **({"act_in_cache": True} if self.act_in_cache else {}),
-                **({"conv_taps": True} if self.conv_taps else {}),
-                **({"act_pass": True} if self.act_pass else {}),
-                **({"blocked_concat": True} if self.blocked_concat else {}),
-                **({"blocked_replicate": True} if self.blocked_replicate else {})}
+                **{f: True for f, on in self.flags().items() if on}}
 
     @classmethod
     def from_dict(cls, d: dict) -> LatencyModel:
