@@ -76,7 +76,12 @@ def test_a_tiny_quick_calibration_yields_a_profile_with_fingerprint_and_validati
     held = raw["holdout"]
     assert len(held["measured_ms"]) == len(held["networks_ir"]["graphs"]) == 1
     assert len(held["round_ms"]) == 1 and len(held["round_ms"][0]) == 1
+    # profiled reorders were charged to the kernel that reads them, and the profile says so
+    assert raw["reorders"] == "reader"
     profile = fitting.build(raw, n_trees=0)
+    assert profile.calibration["reorders"] == "reader"
+    older = {k: v for k, v in raw.items() if k != "reorders"}   # a raw file before it
+    assert fitting.build(older, n_trees=0).calibration["reorders"] == "next kernel"
     assert profile.fingerprint == fp
     v = profile.validation
     assert v["networks"] == 1 and 0 <= v["within"] <= 1 and v["rounds"] == 1

@@ -229,6 +229,7 @@ def _replicated(c: int, out: int) -> Graph:
 
 
 @pytest.mark.parametrize("channels, copies, reorders", [
+    (1, 1, 2),        # one copy: a one-input blocked Concat
     (1, 2, 2),        # whole blocks, whole copies: a blocked Concat
     (1, 2.5, 4),      # whole blocks, a cut-short copy: Concat, ReorderOutput, Slice, back
     (1.5, 2, 4),      # part of a block: reordered out, concatenated, back
@@ -257,6 +258,15 @@ def test_replicate_of_a_blocked_tensor_is_laid_out_as_onnxruntime_runs_it(channe
         assert "Slice" in ops
         assert rep.layout == "nchw" and rep.reorder_elems == 3 * c * hw
         assert reader.reorder_elems == out * hw
+        # the profiled reorders go where these features are: the copies' ReorderOutput
+        # to the replicate (its Slice reads it), the ReorderInput to the reading conv
+        from archspec.latency.timing import session
+
+        readers: dict = {}
+        session(g, 1, profile=False, readers=readers)
+        owner = {n: k.name for k in ks.values() for n in k.nodes}
+        assert sorted(owner[attribution.ir_name(r, owner)] for r in readers.values()) == \
+            ["c.conv", "rep", "s.conv"]   # and the input's ReorderInput: the stem
     else:
         assert rep.layout == "nchw" and rep.reorder_elems == c * hw
         assert reader.reorder_elems == out * hw
@@ -303,6 +313,24 @@ def test_a_profile_fuses_concats_as_its_model_was_fitted():
     assert cat.layout == "nchwc" and not cat.reorder_elems
     again = LatencyModel.from_dict(json.loads(json.dumps(profile.model.to_dict())))
     assert again.blocked_concat
+
+
+def test_a_profile_fuses_replicates_as_its_model_was_fitted():
+    """Before fit rules 8 a profile predicts every replicate reordered (as fitted); since,
+    blocked where its input fills whole blocks; the flag survives the file."""
+    profile = load(PROFILES / "cpu-ort-1t.json")    # fit rules 1, NCHWc block 16
+    assert not profile.model.blocked_replicate
+    g = _replicated(profile.nchwc_block, 2 * profile.nchwc_block)
+    rep = {k.name: k for k in profile.kernels(g)}["rep"]
+    assert rep.layout == "nchw" and rep.reorder_elems
+    profile.model.blocked_replicate = True
+    rep = {k.name: k for k in profile.kernels(g)}["rep"]
+    assert rep.layout == "nchwc" and not rep.reorder_elems
+    again = LatencyModel.from_dict(json.loads(json.dumps(profile.model.to_dict())))
+    assert again.blocked_replicate and not again.blocked_concat
+    rules7 = LatencyModel.from_dict({**profile.model.to_dict(), "blocked_concat": True,
+                                     "blocked_replicate": False})
+    assert rules7.fusion() == {"blocked_concat": True, "blocked_replicate": False}
 
 
 @pytest.mark.parametrize("change, says", [
@@ -630,7 +658,7 @@ def test_attribute_charges_a_reorder_to_the_kernel_that_reads_it():
 def test_reorder_readers_of_onnxruntimes_optimised_graph():
     """The ghost module with channels that do not fill blocks: its two ReorderOutputs are
     read by the Concat, the ReorderInput after it by the next conv; the graph output's
-    ReorderOutput has no reader. A profiled session reports the same."""
+    ReorderOutput has no reader."""
     pytest.importorskip("onnxruntime")
     block = probes.nchwc_block()
     if not block:

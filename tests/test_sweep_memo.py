@@ -13,8 +13,8 @@ from archspec.analysis.sweep import Variant, evaluate, random_variants, run, var
 from archspec.ir import ops
 
 PROFILE = Path(__file__).resolve().parents[1] / "profiles" / "cpu-ort-1t.json"
-# fit rules 6 on (7 since 2026-12-04): conv taps, the activation pass, layout fallback,
-# blocked concats (what the legacy one lacks)
+# fit rules 6 on (8 since 2026-12-04): conv taps, the activation pass, layout fallback,
+# blocked concats and replicates (what the legacy one lacks)
 PROFILE_RULES6 = Path(__file__).resolve().parents[1] / "profiles" / "cpu-ort-1t-xeon.json"
 SPECS = ("mobilenetv3_large", "mobilenetv3_small", "rexnet", "mobilenext", "ghostnet_100",
          "efficientnet_b0", "mobilenetv2")
@@ -69,7 +69,9 @@ def test_walk_blocks_of_some_rows_are_those_of_the_whole_walk():
     ("mobilenetv3_large", PROFILE), ("rexnet", PROFILE), ("mobilenext", PROFILE),
     ("efficientnet_b0", PROFILE), ("ghostnet_100", PROFILE),
     ("mobilenetv2", PROFILE_RULES6), ("mixnet_s", PROFILE_RULES6),
-    ("mobilenetv2_cifar", PROFILE_RULES6), ("resnet50", PROFILE_RULES6)])
+    ("mobilenetv2_cifar", PROFILE_RULES6), ("resnet50", PROFILE_RULES6),
+    # replicates: blocked (rules 8) and reordered (the legacy profile)
+    ("mobilenetv2_replication_d", PROFILE_RULES6), ("mobilenetv2_replication_d", PROFILE)])
 def test_memo_latency_equals_full_prediction(name, path):
     from archspec.latency.memo import SweepLatency
     from archspec.latency.profile import load
