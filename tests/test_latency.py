@@ -298,39 +298,24 @@ def test_older_rules_are_fitted_on_the_older_fusions_features(graph, rules, move
         assert older[[k.name for k in ks].index(moved[0])]["features"]["reorder_elems"] > 0
 
 
-def test_a_profile_fuses_concats_as_its_model_was_fitted():
-    """A profile fitted before fit rules 7 predicts the older fusion (every concat
-    reorders: its predictions do not move); one fitted since, the blocked concat; the
-    flag survives the file."""
+@pytest.mark.parametrize("flag, node", [("blocked_concat", "cat"),
+                                         ("blocked_replicate", "rep")])
+def test_a_profile_fuses_copies_as_its_model_was_fitted(flag, node):
+    """A profile fitted before fit rules 7 / 8 predicts the older fusion (every concat /
+    replicate reorders: its predictions do not move); one fitted since, the blocked copy;
+    the flag survives the file, and each fusion flag is the model's own."""
     profile = load(PROFILES / "cpu-ort-1t.json")    # fit rules 1, NCHWc block 16
-    assert profile.fitted_with.get("fit_rules", 1) < 7 and not profile.model.blocked_concat
+    assert profile.fitted_with.get("fit_rules", 1) < 7 and not getattr(profile.model, flag)
     assert profile.nchwc_block == 16
-    g = _ghost_like(profile.nchwc_block)
-    cat = {k.name: k for k in profile.kernels(g)}["cat"]
-    assert cat.layout == "nchw" and cat.reorder_elems
-    profile.model.blocked_concat = True
-    cat = {k.name: k for k in profile.kernels(g)}["cat"]
-    assert cat.layout == "nchwc" and not cat.reorder_elems
+    g = _ghost_like(16) if node == "cat" else _replicated(16, 32)
+    k = {k.name: k for k in profile.kernels(g)}[node]
+    assert k.layout == "nchw" and k.reorder_elems
+    setattr(profile.model, flag, True)
+    k = {k.name: k for k in profile.kernels(g)}[node]
+    assert k.layout == "nchwc" and not k.reorder_elems
     again = LatencyModel.from_dict(json.loads(json.dumps(profile.model.to_dict())))
-    assert again.blocked_concat
-
-
-def test_a_profile_fuses_replicates_as_its_model_was_fitted():
-    """Before fit rules 8 a profile predicts every replicate reordered (as fitted); since,
-    blocked where its input fills whole blocks; the flag survives the file."""
-    profile = load(PROFILES / "cpu-ort-1t.json")    # fit rules 1, NCHWc block 16
-    assert not profile.model.blocked_replicate
-    g = _replicated(profile.nchwc_block, 2 * profile.nchwc_block)
-    rep = {k.name: k for k in profile.kernels(g)}["rep"]
-    assert rep.layout == "nchw" and rep.reorder_elems
-    profile.model.blocked_replicate = True
-    rep = {k.name: k for k in profile.kernels(g)}["rep"]
-    assert rep.layout == "nchwc" and not rep.reorder_elems
-    again = LatencyModel.from_dict(json.loads(json.dumps(profile.model.to_dict())))
-    assert again.blocked_replicate and not again.blocked_concat
-    rules7 = LatencyModel.from_dict({**profile.model.to_dict(), "blocked_concat": True,
-                                     "blocked_replicate": False})
-    assert rules7.fusion() == {"blocked_concat": True, "blocked_replicate": False}
+    assert again.fusion() == {"blocked_concat": flag == "blocked_concat",
+                              "blocked_replicate": flag == "blocked_replicate"}
 
 
 @pytest.mark.parametrize("change, says", [
