@@ -12,9 +12,6 @@ def session(graph, threads: int, *, profile: bool, seed: int = 0, batch: int = 1
     """An onnxruntime session for ``graph`` with ``archspec bench``'s options, and a feed
     of ``batch`` images (the ONNX backend writes a dynamic batch axis). ``readers``: a
     dict to fill with :func:`reorder_readers` of the session's optimised graph."""
-    import os
-    import tempfile
-
     import numpy as np
 
     from ..backends import get_backend
@@ -25,15 +22,25 @@ def session(graph, threads: int, *, profile: bool, seed: int = 0, batch: int = 1
     if readers is None:
         sess = ort_session(model.serialize(), opts)
     else:
-        import onnx
-
-        with tempfile.TemporaryDirectory() as tmp:
-            opts.optimized_model_filepath = os.path.join(tmp, "opt.onnx")
-            sess = ort_session(model.serialize(), opts)
-            readers.update(reorder_readers(onnx.load(opts.optimized_model_filepath,
-                                                     load_external_data=False)))
+        sess, proto = _with_optimised(model.serialize(), opts, ort_session)
+        readers.update(reorder_readers(proto))
     x = np.random.default_rng(seed).standard_normal((batch, *graph.input_shape))
     return sess, {sess.get_inputs()[0].name: x.astype(np.float32)}
+
+
+def _with_optimised(model: bytes, opts, make):
+    """(``make(model, opts)``, the optimised ONNX graph onnxruntime saved while making the
+    session: the nodes it runs)."""
+    import os
+    import tempfile
+
+    import onnx
+
+    with tempfile.TemporaryDirectory() as tmp:
+        opts.optimized_model_filepath = os.path.join(tmp, "opt.onnx")
+        sess = make(model, opts)
+        proto = onnx.load(opts.optimized_model_filepath, load_external_data=False)
+    return sess, proto
 
 
 def reorder_readers(proto) -> dict[str, str]:
@@ -104,19 +111,13 @@ def profile_events(sess, feed, n: int) -> list[dict]:
 def optimized_nodes(graph, threads: int = 1) -> list[tuple[str, str, str]]:
     """(domain, op type, name) of every node onnxruntime runs for ``graph`` after its
     optimisations: what the fusion rules are checked against (tests)."""
-    import os
-    import tempfile
-
-    import onnx
     import onnxruntime as ort
 
     from ..backends import get_backend
     from ..bench import ort_session_options
 
     model = get_backend("onnx").build(graph, seed=0, check=False)
-    opts = ort_session_options(threads)
-    with tempfile.TemporaryDirectory() as tmp:
-        opts.optimized_model_filepath = os.path.join(tmp, "opt.onnx")
-        ort.InferenceSession(model.serialize(), opts, providers=["CPUExecutionProvider"])
-        proto = onnx.load(opts.optimized_model_filepath)
+    _, proto = _with_optimised(model.serialize(), ort_session_options(threads),
+                               lambda m, o: ort.InferenceSession(
+                                   m, o, providers=["CPUExecutionProvider"]))
     return [(n.domain, n.op_type, n.name) for n in proto.graph.node]
