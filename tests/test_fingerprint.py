@@ -63,6 +63,25 @@ def test_the_same_machine_within_the_noise_is_silent():
     assert set(c.kernels) == set(KERNELS)
 
 
+@pytest.mark.parametrize("error, spread, says", [
+    (0.268, 0.042, "drifted"),        # the torch case of docs/latency.md: probe passed
+    (-0.12, 0.03, "drifted"),
+    (0.08, 0.03, None),               # within +-10%
+    (0.14, 0.20, None),               # within the measurement's own spread
+])
+def test_latency_check_says_what_to_do_when_the_measurement_is_far_off(error, spread, says):
+    from archspec.commands.latency import miss_hint
+
+    same = check(fingerprinted(), scaled(1.0))
+    hint = miss_hint(error, spread, same, "torch")
+    if says is None:
+        assert hint is None
+        return
+    assert says in hint and "archspec calibrate --backend torch" in hint
+    other = check(fingerprinted(), scaled(0.5))        # a machine the probe flags
+    assert "machine warning above" in miss_hint(error, spread, other, "onnxruntime")
+
+
 def test_a_faster_machine_warns_with_the_ratio_and_the_commands():
     c = check(fingerprinted(), scaled(1 / 1.8))
     msg = c.message()
