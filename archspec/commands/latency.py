@@ -216,23 +216,21 @@ def _validation_line(profile) -> str:
             f"{v.get('spread_median', 0):.0%} (stored in the profile)")
 
 
-CHECK_TOLERANCE = 0.10   # the +-10% the latency figures are validated at (docs/latency.md)
-
-
 def miss_hint(error: float, spread: float, machine, backend: str) -> str | None:
     """What ``latency --check`` adds when the measurement is further from the prediction
     than the validation tolerance and than its own round-to-round spread; None
     otherwise. A machine that passed the probe may still have drifted since the
     calibration (torch eager on a shared VM ran ~25% faster a few hours later with the
     probe inside its bounds: docs/latency.md, Torch eager)."""
+    from ..latency.check import TOLERANCE
     from ..latency.profile import calibrate_hint
 
-    if abs(error) <= max(CHECK_TOLERANCE, spread):
+    if abs(error) <= max(TOLERANCE, spread):
         return None
     why = ("this machine passed the profile's probe, so it has likely drifted since the "
            "calibration (or this network is unlike the calibrated ones)"
            if machine.matches else "see the machine warning above")
-    return f"off by more than {CHECK_TOLERANCE:.0%}: {why}; {calibrate_hint(backend)}"
+    return f"off by more than {TOLERANCE:.0%}: {why}; {calibrate_hint(backend)}"
 
 
 def _table(name: str, pred, per: str, batch: int = 1):

@@ -18,6 +18,9 @@ from dataclasses import asdict, dataclass
 from .timing import time_runs
 
 
+
+TOLERANCE = 0.10   # a prediction within +-10% of the measurement counts as right (the bar)
+
 @dataclass
 class Checked:
     name: str
@@ -99,7 +102,7 @@ def check(named_graphs: list[tuple[str, object]], profile, *, rounds: int = 5,
             for (name, g), (med, spread, _) in zip(named_graphs, measured)]
 
 
-def summary(results: list[Checked], tolerance: float = 0.10) -> dict:
+def summary(results: list[Checked], tolerance: float = TOLERANCE) -> dict:
     errs = sorted(abs(r.error) for r in results)
     spreads = sorted(r.spread for r in results)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as _dt
 
+from .check import TOLERANCE
 from .kernels import backend_kernels
 from .model import FIT_RULES, FUSION_FLAGS, rule_flags
 from .probes import L2_DEFAULT
@@ -123,7 +124,7 @@ def _older_fusion(raw: dict, rules: int) -> list[dict]:
     return [{**s, "features": f} for s, f in zip(raw["samples"], features)]
 
 
-def validation(profile, holdout: dict | None, tolerance: float = 0.10,
+def validation(profile, holdout: dict | None, tolerance: float = TOLERANCE,
                partial_add: str = "masked") -> dict:
     """The profile's own validation figure: its predictions of the calibration's
     held-out networks (never fitted) against their measured times -- each network's
