@@ -25,7 +25,7 @@ from archspec.latency import raw as rawfile
 from archspec.latency import check as chk
 from archspec.latency.kernels import kernels, nchwc_ok
 from conftest import ort_kernel_runs  # noqa: E402
-from archspec.latency.model import FEATURES, LatencyModel, ancestors, fit, row
+from archspec.latency.model import FEATURES, FUSION_FLAGS, LatencyModel, ancestors, fit, row
 from archspec.latency.profile import Profile, load, setup_warnings
 from archspec.latency.timing import optimized_nodes
 from archspec.spec import load as load_spec
@@ -275,21 +275,84 @@ def test_replicate_of_a_blocked_tensor_is_laid_out_as_onnxruntime_runs_it(channe
     assert old["c.conv"].reorder_elems == out * hw
 
 
+def _bn_after(c: int, out: int, act: str | None, source: str = "replicate") -> Graph:
+    """An unfolded BN (+ ``act``) on ``out`` channels read by a depthwise and a 1x1 conv;
+    its input a replicate of a 1x1 conv's ``c`` channels (the replication note's block)
+    or the add of two 1x1 convs' ``c`` channels (``source="add"``, ``out`` = ``c``)."""
+    g = Graph("bn", {"resolution": 28, "channels": 16})
+    x = g.add("input", Input((16, 28, 28)))
+    x = g.add("s.conv", Conv2d(16, 16, 1, 1, 1, 1, False), [x])
+    a = g.add("a.conv", Conv2d(16, c, 1, 1, 1, 1, False), [x])
+    if source == "add":
+        b = g.add("b.conv", Conv2d(16, c, 1, 1, 1, 1, False), [x])
+        y = g.add("src", Add(), [a, b])
+    else:
+        y = g.add("src", Replicate(out), [a])
+    y = g.add("bn", BatchNorm(out), [y])
+    if act:
+        y = g.add("act", Activation(act), [y])
+    y = g.add("dw", Conv2d(out, out, 3, 1, out, 1, False), [y])
+    y = g.add("c.conv", Conv2d(out, 32, 1, 1, 1, 1, False), [y])
+    g.outputs["output"] = g.add("p", GlobalAvgPool(), [y])
+    return g
+
+
+_ORT_ACT = {"relu": ["Relu"], "relu6": ["Clip"], "hswish": ["HardSigmoid", "Mul"],
+            "sigmoid": ["Sigmoid"], "swish": ["QuickGelu"], "leaky_relu": ["LeakyRelu"]}
+
+
+@pytest.mark.parametrize("act", [None, "relu", "relu6", "hswish", "sigmoid", "swish",
+                                 "leaky_relu"])
+@pytest.mark.parametrize("blocks, copies, source", [
+    (1, 2, "replicate"),      # a blocked input: a blocked BN (depthwise conv)
+    (1.5, 6, "replicate"),    # a plain input (24 -> 144 at block 16): plain BN, aligned
+    (1, 2.5, "replicate"),    # a cut-short replicate: plain
+    (1.25, 1, "add"),         # a blocked add of 20 channels: blocked, not aligned
+])
+def test_an_unfolded_bn_is_laid_out_as_onnxruntime_runs_it(blocks, copies, source, act):
+    """onnxruntime runs an unfolded BN blocked when its input is (whatever its channels),
+    fusing relu, sigmoid, hswish into it; relu6 and leaky_relu run in NCHW (reordered out
+    and back), swish as a blocked kernel of its own. The fusion (fit rules 9 on) has
+    the same kernels and reorders; the older one blocked a BN by its channels."""
+    pytest.importorskip("onnxruntime")
+    block = probes.nchwc_block()
+    if not block:
+        pytest.skip("no NCHWc layout on this CPU")
+    c = int(block * blocks)
+    g = _bn_after(c, int(c * copies), act, source)
+    ks = kernels(g, block)
+    owner = {n: k for k in ks for n in k.nodes}
+    ops = [op for _, op, _ in optimized_nodes(g)]
+    blocked = "BatchNormalization" not in ops
+    assert owner["bn"].type == ("bn.c" if blocked else "bn.p")
+    assert owner["bn"].layout == ("nchwc" if blocked else "nchw")
+    if act:   # run apart by onnxruntime <=> a kernel of its own here
+        assert (_ORT_ACT[act][0] in ops) == (owner["act"] is not owner["bn"]), ops
+    # one ReorderInput of the image, then one reorder per kernel that reorders an input
+    # (the final ReorderOutput of the pooled output is in the network's overhead)
+    assert sum(op.startswith("Reorder") for op in ops) == \
+        1 + sum(k.reorder_elems > 0 for k in ks), (ops, [(k.name, k.reorder_elems) for k in ks])
+    old = {n: k for k in kernels(g, block, blocked_bn_acts=False) for n in k.nodes}
+    assert old["bn"].type == ("bn.c" if c * copies % block == 0 else "bn.p")
+
+
 @pytest.mark.parametrize("graph, rules, moved", [
     ("ghost", 6, ["cat", "c.conv"]), ("ghost", 7, []),
     ("replicate", 7, ["rep", "c.conv"]), ("replicate", 6, ["rep", "c.conv"]),
-    ("replicate", 8, []),
+    ("replicate", 8, []), ("bn", 9, []),
 ])
 def test_older_rules_are_fitted_on_the_older_fusions_features(graph, rules, moved):
     """fitting.build(rules < FIT_RULES) fits the features of the fusion those rules had
     (before 7 every concat reorders, before 8 every replicate), not the raw samples'
     (this fusion's): the blocked copy and the conv reading it differ there, every other
     kernel is the same."""
-    g = _ghost_like(16) if graph == "ghost" else _replicated(16, 32)
+    g = {"ghost": _ghost_like(16), "replicate": _replicated(16, 32),
+         "bn": _bn_after(24, 144, "relu")}[graph]
     ks = kernels(g, 16)
     raw = {"samples": [{"type": k.type, "features": k.features(), "net": 0, "us": 1.0}
                        for k in ks],
-           "networks_ir": rawfile.networks_record([g], "measured"), "nchwc_block": 16}
+           "networks_ir": rawfile.networks_record([g], "measured"), "nchwc_block": 16,
+           "fusion": {"blocked_bn_acts": graph == "bn"}}
     older = fitting._older_fusion(raw, rules)
     assert [k.name for k, s, o in zip(ks, raw["samples"], older)
             if s["features"] != o["features"]] == moved
@@ -298,24 +361,52 @@ def test_older_rules_are_fitted_on_the_older_fusions_features(graph, rules, move
         assert older[[k.name for k in ks].index(moved[0])]["features"]["reorder_elems"] > 0
 
 
+def test_older_rules_cannot_refit_measurements_fused_by_rules_9():
+    """Fit rules 9 change which nodes a BN kernel covers: measurements attributed so
+    cannot be refitted by older rules (a clear error, not a silent misfit); older
+    measurements (no ``fusion`` recorded) are refitted by rules 9 with their own BN
+    fusion."""
+    g = _bn_after(24, 144, "relu")
+    raw = {"samples": [{"type": k.type, "features": k.features(), "net": 0, "us": 1.0}
+                       for k in kernels(g, 16)],
+           "networks_ir": rawfile.networks_record([g], "measured"), "nchwc_block": 16,
+           "fusion": {"blocked_bn_acts": True}}
+    with pytest.raises(ValueError, match="fit rules 8 cannot refit these measurements"):
+        fitting._older_fusion(raw, 8)
+    assert rawfile.raw_fusion({}) == {"blocked_bn_acts": False}
+    assert rawfile.raw_fusion(raw) == {"blocked_bn_acts": True}
+    with pytest.raises(ValueError, match="blocked_bn_acts"):
+        rawfile.raw_fusion({"fusion": {"blocked_bn_acts": "yes"}})
+    # the model takes the measurements' BN fusion, the rules' others
+    samples = [dict(s, us=1.0 + i) for i, s in enumerate(raw["samples"] * 8)]
+    old = fit(samples, [], rules=9, fusion={"blocked_bn_acts": False})
+    assert old.fusion() == {"blocked_concat": True, "blocked_replicate": True,
+                            "blocked_bn_acts": False}
+    assert fit(samples, [], rules=9).fusion()["blocked_bn_acts"]
+    with pytest.raises(ValueError, match="not a fusion flag"):
+        fit(samples, [], fusion={"act_pass": False})
+
+
 @pytest.mark.parametrize("flag, node", [("blocked_concat", "cat"),
-                                         ("blocked_replicate", "rep")])
-def test_a_profile_fuses_copies_as_its_model_was_fitted(flag, node):
-    """A profile fitted before fit rules 7 / 8 predicts the older fusion (every concat /
-    replicate reorders: its predictions do not move); one fitted since, the blocked copy;
-    the flag survives the file, and each fusion flag is the model's own."""
+                                         ("blocked_replicate", "rep"),
+                                         ("blocked_bn_acts", "bn")])
+def test_a_profile_fuses_as_its_model_was_fitted(flag, node):
+    """A profile fitted before fit rules 7 / 8 / 9 predicts the older fusion (every
+    concat / replicate reorders, a BN of aligned channels is blocked: its predictions do
+    not move); one fitted since, the newer one; the flag survives the file, and each
+    fusion flag is the model's own."""
     profile = load(PROFILES / "cpu-ort-1t.json")    # fit rules 1, NCHWc block 16
     assert profile.fitted_with.get("fit_rules", 1) < 7 and not getattr(profile.model, flag)
     assert profile.nchwc_block == 16
-    g = _ghost_like(16) if node == "cat" else _replicated(16, 32)
+    g = {"cat": _ghost_like(16), "rep": _replicated(16, 32),
+         "bn": _bn_after(24, 144, "relu")}[node]
     k = {k.name: k for k in profile.kernels(g)}[node]
-    assert k.layout == "nchw" and k.reorder_elems
+    assert (k.layout == "nchw") == (node != "bn") and k.reorder_elems
     setattr(profile.model, flag, True)
     k = {k.name: k for k in profile.kernels(g)}[node]
-    assert k.layout == "nchwc" and not k.reorder_elems
+    assert (k.layout == "nchwc") == (node != "bn") and not k.reorder_elems
     again = LatencyModel.from_dict(json.loads(json.dumps(profile.model.to_dict())))
-    assert again.fusion() == {"blocked_concat": flag == "blocked_concat",
-                              "blocked_replicate": flag == "blocked_replicate"}
+    assert again.fusion() == {f: f == flag for f in FUSION_FLAGS}
 
 
 @pytest.mark.parametrize("change, says", [
@@ -418,7 +509,7 @@ def _fake_raw(networks=3, variants=2):
             "warmup": 2, "seconds": 1.0, "round_spread_median": 0.01,
             "round_spread_p90": 0.02, "profiler_us_per_node": 1.0, "min_round_ms": 20.0,
             "versions": {"onnxruntime": "1.0"}, "machine": {"cpu": "test"},
-            "sampler": nets.SAMPLER}
+            "sampler": nets.SAMPLER, "fusion": {"blocked_bn_acts": True}}
 
 
 def _graph_signature(g):

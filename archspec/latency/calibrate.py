@@ -131,6 +131,8 @@ def calibrate(*, threads: int = 1, networks: int = 120, variants: int = 0,
             # reader's kernel since 2026-12-04 (before: the next kernel that ran)
             **({"partial_add": "masked", "reorders": "reader"}
                if backend == "onnxruntime" else {}),
+            # which nodes each kernel covers (latency.raw.raw_fusion; fit rules 9 on)
+            "fusion": {"blocked_bn_acts": True},
             "networks_ir": networks_record(graphs, "measured"),
             "machine": machine(backend), "versions": versions(),
             "l2_bytes": l2_bytes(), "min_round_ms": min_round_ms,

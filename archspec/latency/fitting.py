@@ -9,7 +9,7 @@ from .check import TOLERANCE
 from .kernels import backend_kernels
 from .model import FIT_RULES, FUSION_FLAGS, rule_flags
 from .probes import L2_DEFAULT
-from .raw import digest, partial_add_lowering, raw_backend, raw_batch
+from .raw import digest, partial_add_lowering, raw_backend, raw_batch, raw_fusion
 
 FIT_LIBRARIES = ("archspec", "scikit-learn", "numpy", "scipy")
 # FIT_RULES: the version of archspec's fitting rules (latency.model, where its history is)
@@ -70,10 +70,11 @@ def build(raw: dict, n_trees: int = 200, tree_seed: int = 0, tree_act: bool = Fa
     from .profile import Profile
 
     samples = raw["samples"] if rules >= FIT_RULES else _older_fusion(raw, rules)
-    with _one_blas_thread():
+    with _one_blas_thread():   # the BN fusion is the measurements' (raw_fusion)
         model = fit(samples, raw["overhead"], raw.get("walls"),
                     hinges=tuple(h * raw.get("l2_bytes", L2_DEFAULT) // 4 for h in HINGES_L2),
-                    n_trees=n_trees, tree_seed=tree_seed, tree_act=tree_act, rules=rules)
+                    n_trees=n_trees, tree_seed=tree_seed, tree_act=tree_act, rules=rules,
+                    fusion=raw_fusion(raw))
     backend = raw_backend(raw)
     settings = {"threads": raw["threads"], "batch": raw_batch(raw),
                 "nchwc_block": raw["nchwc_block"],
@@ -109,11 +110,16 @@ def _older_fusion(raw: dict, rules: int) -> list[dict]:
     every concat reorders its blocked inputs, before 8 every replicate): what a profile
     fitted by older rules was fitted on. ``raw``'s own samples
     (:func:`~archspec.latency.raw.load_raw`'s, or a calibration's) carry this
-    archspec's fusion."""
+    archspec's fusion. Rules before 9 cannot refit measurements attributed to the
+    kernels of fit rules 9 (their BN kernels cover other nodes)."""
     from .raw import networks_from_record
 
     flags = rule_flags(rules)
     fusion = {f: flags[f] for f in FUSION_FLAGS}
+    if raw_fusion(raw)["blocked_bn_acts"] and not fusion["blocked_bn_acts"]:
+        raise ValueError(f"fit rules {rules} cannot refit these measurements: their "
+                         "kernels were fused by fit rules 9 or later (a BN blocked by its "
+                         "input's layout)")
     graphs = networks_from_record(raw["networks_ir"])
     backend, block, batch = raw_backend(raw), int(raw["nchwc_block"]), raw_batch(raw)
     lowering = partial_add_lowering(raw)

@@ -57,6 +57,14 @@ from ..ir.tensors import numel
 # kernels of their own (checked against its optimised graphs, tests/test_activations.py)
 UNFUSED_ACTS = frozenset({"swish", "gelu", "elu", "softplus"})
 CONV_ACTS = frozenset(ACTIVATIONS) - UNFUSED_ACTS
+# onnxruntime's NCHWc transformer (graph level 3, after the conv-activation fusion) turns
+# an unfolded BN of a blocked tensor into a blocked depthwise conv and fuses into it only
+# these activations; of the others, relu6 (Clip), leaky_relu, elu and softplus run in NCHW
+# only (a blocked input is reordered out, their output is plain) and swish (QuickGelu),
+# gelu run blocked as kernels of their own. Checked against its optimised graphs
+# (onnxruntime 1.32.0, tests/test_latency.py)
+BN_CONV_ACTS = frozenset({"relu", "sigmoid", "hswish", "hsigmoid"})
+PLAIN_ONLY_ACTS = frozenset({"relu6", "leaky_relu", "elu", "softplus"})
 SE_INNER = ("conv2d", "batchnorm", "activation")
 NCHWC = "nchwc"
 PLAIN = "nchw"
@@ -203,12 +211,14 @@ class _Fuser:
     each IR node so far."""
 
     def __init__(self, graph, block: int, partial_add: str = "masked",
-                 blocked_concat: bool = True, blocked_replicate: bool = True):
+                 blocked_concat: bool = True, blocked_replicate: bool = True,
+                 blocked_bn_acts: bool = True):
         self.g = graph
         self.block = block
         self.masked = partial_add == "masked"
         self.blocked_concat = blocked_concat
         self.blocked_replicate = blocked_replicate
+        self.blocked_bn_acts = blocked_bn_acts
         self.outputs = set(graph.outputs.values()) | set(graph.taps.values())
         self.folds = bn_folding(graph, self.outputs).convs   # conv -> its folded BN
         self.owner: dict[str, Kernel] = {}
@@ -429,17 +439,33 @@ def _masked_add(fz: _Fuser, node) -> None:
 
 @rule("activation", families=("act",))
 def _activation(fz: _Fuser, node) -> None:
-    fz.simple(node, f"act.{node.op.fn}", same_layout=True)
+    """An activation of its own keeps a blocked input blocked, but for those onnxruntime
+    runs in NCHW only (:data:`PLAIN_ONLY_ACTS`: fusions of fit rules 9 on; before, every
+    activation kept it)."""
+    plain_only = fz.blocked_bn_acts and node.op.fn in PLAIN_ONLY_ACTS
+    fz.simple(node, f"act.{node.op.fn}", same_layout=not plain_only)
 
 
 @rule("batchnorm", families=("bn",))
 def _batchnorm(fz: _Fuser, node) -> None:
-    """An unfolded BN: onnxruntime runs it as a blocked depthwise conv when its channels
-    allow, with a following conv-fusable activation applied in place."""
-    blocked = fz.block > 1 and node.op.channels % fz.block == 0
+    """An unfolded BN. onnxruntime runs it as a blocked depthwise conv when its input is
+    blocked (whatever its channels), with a following relu, sigmoid, hswish or hsigmoid
+    applied in place (:data:`BN_CONV_ACTS`), and else as a plain BatchNormalization, its
+    activation a kernel of its own. Measured on the Xeon host (2026-12-04, onnxruntime
+    1.32.0, block 16): a 24 -> 144 replicate (plain: its input's channels are not whole
+    blocks) + BN + relu ran BatchNormalization and Relu plain, then a ReorderInput for
+    the depthwise conv; a block-aligned add's 20 or 24 channels + BN ran a blocked conv.
+    Fusions before fit rules 9 (``blocked_bn_acts`` false) blocked a BN when its channels
+    filled whole blocks, reordering a plain input, and fused any conv activation."""
+    if fz.blocked_bn_acts:
+        blocked = fz.block > 1 and fz.layout_of(node.inputs[0]) == NCHWC
+        fused = BN_CONV_ACTS
+    else:
+        blocked = fz.block > 1 and node.op.channels % fz.block == 0
+        fused = CONV_ACTS
     nodes = [node.name]
     act = fz.sole_act(node.name) if blocked else None
-    if act is not None:
+    if act is not None and act.op.fn in fused:
         nodes.append(act.name)
     k = fz.simple(node, "bn.c" if blocked else "bn.p", nodes)
     if blocked:
@@ -542,7 +568,8 @@ PARTIAL_ADD_LOWERINGS = ("masked", "concat")
 
 @graph_pass("kernel fusion")
 def kernels(graph, nchwc_block: int = 16, partial_add: str = "masked",
-            blocked_concat: bool = True, blocked_replicate: bool = True) -> list[Kernel]:
+            blocked_concat: bool = True, blocked_replicate: bool = True,
+            blocked_bn_acts: bool = True) -> list[Kernel]:
     """The kernels onnxruntime runs for ``graph`` (in execution order), each with the IR
     nodes it covers and its figures. ``nchwc_block``: the NCHWc block size of the CPU
     (16 with AVX-512, 8 with AVX2, 0 to turn the blocked layout off). ``partial_add``:
@@ -553,10 +580,14 @@ def kernels(graph, nchwc_block: int = 16, partial_add: str = "masked",
     concat of blocked tensors whose channels fill whole blocks stays blocked (fit rules
     7 on: what onnxruntime does); false, every concat reorders (the fusion older
     profiles were fitted with and predict by). ``blocked_replicate``: the same for a
-    replicate (fit rules 8 on)."""
+    replicate (fit rules 8 on). ``blocked_bn_acts``: an unfolded BN is blocked when its
+    input is, and activations onnxruntime runs in NCHW only reorder a blocked input (fit
+    rules 9 on; false: a BN is blocked when its channels fill whole blocks; unlike the
+    other two, this changes which nodes a kernel covers, so measurements record it)."""
     if partial_add not in PARTIAL_ADD_LOWERINGS:
         raise ValueError(f"partial_add {partial_add!r}: one of {PARTIAL_ADD_LOWERINGS}")
-    out = _Fuser(graph, nchwc_block, partial_add, blocked_concat, blocked_replicate).run()
+    out = _Fuser(graph, nchwc_block, partial_add, blocked_concat, blocked_replicate,
+                 blocked_bn_acts).run()
     params = sum(k.params for k in out)
     net = params + sum(k.out_elems for k in out)
     for k in out:
@@ -619,7 +650,8 @@ def _eager_type(fz: _Fuser, node) -> str:
 
 def backend_kernels(graph, backend: str = "onnxruntime", nchwc_block: int = 16,
                     partial_add: str = "masked", blocked_concat: bool = True,
-                    blocked_replicate: bool = True) -> list[Kernel]:
+                    blocked_replicate: bool = True,
+                    blocked_bn_acts: bool = True) -> list[Kernel]:
     """The kernels ``backend`` runs for ``graph``: :func:`kernels` for onnxruntime,
     :func:`eager_kernels` for torch (which has no blocked layout or partial-add
     lowerings to choose)."""
@@ -627,4 +659,5 @@ def backend_kernels(graph, backend: str = "onnxruntime", nchwc_block: int = 16,
         return eager_kernels(graph)
     if backend != "onnxruntime":
         raise ValueError(f"backend {backend!r}: one of {BACKENDS}")
-    return kernels(graph, nchwc_block, partial_add, blocked_concat, blocked_replicate)
+    return kernels(graph, nchwc_block, partial_add, blocked_concat, blocked_replicate,
+                   blocked_bn_acts)

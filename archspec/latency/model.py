@@ -45,13 +45,15 @@ SCALES = (1.0, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6, 1e6)   # per million
 # depthwise convs).
 # how a model reads kernels, each set by a fitting rule (FIT_RULES): act_elems's
 # in-cache share (3 on), conv taps (4 on), the activation pass (5 on), blocked concats
-# (7 on), blocked replicates (8 on); a profile file says the ones that are true
+# (7 on), blocked replicates (8 on), BNs blocked by their input and NCHW-only
+# activations (9 on, when the measurements were fused so: latency.raw.raw_fusion); a
+# profile file says the ones that are true
 RULE_OF_FLAG = {"act_in_cache": 3, "conv_taps": 4, "act_pass": 5, "blocked_concat": 7,
-               "blocked_replicate": 8}
+               "blocked_replicate": 8, "blocked_bn_acts": 9}
 MODEL_FLAGS = tuple(RULE_OF_FLAG)
 # the flags that choose how a graph is fused into kernels (latency.kernels.kernels'
 # arguments of the same names): a model predicts kernels fused as it was fitted
-FUSION_FLAGS = ("blocked_concat", "blocked_replicate")
+FUSION_FLAGS = ("blocked_concat", "blocked_replicate", "blocked_bn_acts")
 
 
 def rule_flags(rules: int) -> dict:
@@ -79,8 +81,13 @@ HINGES_L2 = (2.0, 8.0)
 # blocked, as onnxruntime's NCHWc transformer runs it (the samples' features are those of
 # that fusion: latency.fitting.build fuses older rules' samples as they were, 2026-12-04);
 # 8: a replicate of a blocked tensor whose channels fill whole blocks stays blocked, as
-# any such concat (2026-12-04).
-FIT_RULES = 8
+# any such concat (2026-12-04); 9: an unfolded BN is blocked when its input is (not when
+# its channels fill blocks) and fuses only the activations onnxruntime's NCHWc
+# transformer fuses into it; relu6, leaky_relu, elu, softplus reorder a blocked input
+# (2026-12-04). 9 changes which nodes a kernel covers, so measurements record the fusion
+# they were attributed with (latency.raw.raw_fusion) and a profile fitted on older ones
+# keeps the older BN fusion.
+FIT_RULES = 9
 MIN_SAMPLES = 8
 LINEAR_FLOOR_US = 0.05    # the trees scale the linear model's time, kept above this
 OUTLIER_REL = 0.35
@@ -243,7 +250,8 @@ class LatencyModel:
                  stats: dict | None = None, correction: dict | None = None,
                  hinges: tuple = (), trees: dict | None = None, act_in_cache: bool = False,
                  conv_taps: bool = False, act_pass: bool = False,
-                 blocked_concat: bool = False, blocked_replicate: bool = False):
+                 blocked_concat: bool = False, blocked_replicate: bool = False,
+                 blocked_bn_acts: bool = False):
         # coefficients fitted before a feature existed are 0 for it (an older profile);
         # the model is saved with the features it was fitted with (a refit by older
         # rules writes the file those rules wrote, bit for bit)
@@ -254,9 +262,11 @@ class LatencyModel:
         self.conv_taps = conv_taps         # row() splits conv MACs by taps (fit rules 4 on)
         self.act_pass = act_pass           # row() counts pass_elems (fit rules 5 on)
         # its kernels are fused with block-aligned concats kept blocked (fit rules 7 on;
-        # latency.kernels.kernels' blocked_concat), and replicates (8 on)
+        # latency.kernels.kernels' blocked_concat), and replicates (8 on), BNs by their
+        # input's layout (9 on, measurements fused so)
         self.blocked_concat = blocked_concat
         self.blocked_replicate = blocked_replicate
+        self.blocked_bn_acts = blocked_bn_acts
         self.trees = trees or {}
         self.overhead = overhead
         self.stats = stats or {}
@@ -557,7 +567,7 @@ def fit_trees(model: LatencyModel, samples: list[dict], n_trees: int = 200,
 def fit(samples: list[dict], overhead_samples: list[tuple[int, float]],
         walls: list[float] | None = None, hinges: tuple = (),
         n_trees: int = 0, tree_seed: int = 0, tree_act: bool = False,
-        rules: int = FIT_RULES) -> LatencyModel:
+        rules: int = FIT_RULES, fusion: dict | None = None) -> LatencyModel:
     """``samples``: {type, features, us, net}; ``overhead_samples``: (kernels, us) per
     network; ``walls``: each calibration network's unprofiled median wall time (us),
     which enables the second-stage correction; ``tree_seed``: the boosted trees' random
@@ -569,9 +579,15 @@ def fit(samples: list[dict], overhead_samples: list[tuple[int, float]],
     its kernel size (``conv.dw.p``: :func:`ancestors`), 7 the samples' kernels fused with
     block-aligned concats kept blocked (the samples' features must be so: the model
     says ``blocked_concat`` and predicts kernels fused that way), 8 block-aligned
-    replicates too (``blocked_replicate``); an older
-    version refits a profile fitted by it)."""
+    replicates too (``blocked_replicate``), 9 BNs blocked by their input
+    (``blocked_bn_acts``); an older version refits a profile fitted by it). ``fusion``:
+    fusion flags the samples' kernels were *not* fused with although the rules have them
+    (false: measurements older than the rule, :func:`~archspec.latency.raw.raw_fusion`)."""
     flags = rule_flags(rules)
+    for f, on in (fusion or {}).items():
+        if f not in FUSION_FLAGS:
+            raise ValueError(f"{f!r} is not a fusion flag ({', '.join(FUSION_FLAGS)})")
+        flags[f] = flags[f] and on
     in_cache, taps, act_pass = flags["act_in_cache"], flags["conv_taps"], flags["act_pass"]
     # older rules fit the features they had (not a column of zeros: the solver's bits
     # would move), their models read the later features' coefficients as 0

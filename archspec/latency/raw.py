@@ -117,6 +117,8 @@ def digest(raw: dict) -> str:
         doc["backend"] = raw["backend"]
     if raw.get("denormals"):   # flushed while timing (files since 2026-12-03 evening)
         doc["denormals"] = raw["denormals"]
+    if "fusion" in raw:        # the kernels the samples were attributed to (fit rules 9 on)
+        doc["fusion"] = raw["fusion"]
     doc["samples"] = [[s["net"], s["type"], s["us"]] for s in sample_rows(raw)]
     doc["networks_ir"] = raw["networks_ir"]["graphs"]
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
@@ -188,15 +190,28 @@ def raw_batch(raw: dict) -> int:
     return batch
 
 
+def raw_fusion(raw: dict) -> dict:
+    """The fusion flags that chose which IR nodes each measured kernel covered
+    (:func:`~archspec.latency.kernels.kernels`' ``blocked_bn_acts``): as the file records
+    them (``fusion``), false for a file from before fit rules 9, which did not record
+    them. (``blocked_concat`` and ``blocked_replicate`` change only a kernel's features,
+    which a refit recomputes: they are the fitting rules' to choose.)"""
+    fusion = raw.get("fusion", {})
+    if not isinstance(fusion, dict) or type(fusion.get("blocked_bn_acts", False)) is not bool:
+        raise ValueError(f"fusion {fusion!r}: {{'blocked_bn_acts': true or false}} expected")
+    return {"blocked_bn_acts": fusion.get("blocked_bn_acts", False)}
+
+
 def _matches(graphs, samples, block: int, networks: int, variants: int,
-             partial_add: str = "masked", backend: str = "onnxruntime"):
+             partial_add: str = "masked", backend: str = "onnxruntime",
+             fusion: dict | None = None):
     """Every network's kernels, if they are the samples' kernels (count, order, type)."""
     from .kernels import backend_kernels
 
     if len(graphs) != networks + variants:
         return None
     kernels = [(i, k) for i, g in enumerate(graphs)
-               for k in backend_kernels(g, backend, block, partial_add)]
+               for k in backend_kernels(g, backend, block, partial_add, **(fusion or {}))]
     ok = len(kernels) == len(samples) and all(
         i == s["net"] and k.type == s["type"] and float(s["us"]) >= 0
         for (i, k), s in zip(kernels, samples))
@@ -206,8 +221,9 @@ def _matches(graphs, samples, block: int, networks: int, variants: int,
 def load_raw(path) -> dict:
     """Measurements saved by :func:`save_raw`, with every kernel's features recomputed
     from the recorded networks (or, for an older file, from the networks rebuilt from
-    their seeds, whose record is then added to the returned dict); an error if the
-    networks' kernels are not the measured ones."""
+    their seeds, whose record is then added to the returned dict), fused as the file's
+    kernels were (:func:`raw_fusion`; the other fusion flags this archspec's); an error
+    if the networks' kernels are not the measured ones."""
     raw = _read(path)
     try:
         networks, variants = int(raw["networks"]), int(raw.get("variants", 0))
@@ -221,7 +237,7 @@ def load_raw(path) -> dict:
         else:
             graphs = _rebuilt_from_seeds(raw)
         kernels = _matches(graphs, samples, block, networks, variants,
-                           partial_add_lowering(raw), raw_backend(raw))
+                           partial_add_lowering(raw), raw_backend(raw), raw_fusion(raw))
     except ArchspecError as e:
         raise ArchspecError(f"{path}: {e}") from None
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
