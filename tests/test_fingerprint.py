@@ -45,7 +45,26 @@ def fake_probe(kernels, again=None):
     return run
 
 
-def check(profile, this_kernels, env=ENV, again=None, **how):
+def predicted_reference_ms(profile) -> float:
+    g = probes.reference_graph()
+    return profile.model.predict(profile.kernels(g), g).total_ms
+
+
+def fake_network(profile, ratio=1.0, again=None):
+    """The reference network measured at ``ratio`` x the profile's prediction (``again``:
+    the ratio a fresh measurement gives)."""
+    ms = predicted_reference_ms(profile)
+    calls = []
+
+    def run(threads, batch, fresh=False):
+        calls.append((threads, batch, fresh))
+        return ms * (again if fresh and again else ratio), "measured"
+    run.calls = calls
+    return run
+
+
+def check(profile, this_kernels, env=ENV, again=None, network=1.0, **how):
+    how.setdefault("run_network", fake_network(profile, network))
     return machine_check(profile, "p.json", env=env,
                          run_probe=fake_probe(this_kernels, again), **how)
 
@@ -94,7 +113,9 @@ def test_a_faster_machine_warns_with_the_ratio_and_the_commands():
     assert d["kernels"]["conv1x1"]["ratio"] == pytest.approx(1 / 1.8, abs=1e-4)
     assert d["warning"] == msg and d["thresholds"] == {"faster": prof.PROBE_FASTER,
                                                        "slower": prof.PROBE_SLOWER,
-                                                       "shape": prof.PROBE_SHAPE}
+                                                       "shape": prof.PROBE_SHAPE,
+                                                       "network_faster": prof.NETWORK_FASTER,
+                                                       "network_slower": prof.NETWORK_SLOWER}
     assert d["shape"] == pytest.approx(1.0)
 
 
@@ -185,6 +206,58 @@ def test_cpu_id_reads_vendor_family_model_and_stepping(tmp_path, monkeypatch):
     assert probes.cpu_id() == "AuthenticAMD 25/1/1"
     info.write_text("processor\t: 0\nmodel name\t: something\n")
     assert probes.cpu_id() is None
+
+
+@pytest.mark.parametrize("ratio, again, warns", [
+    (1.0, None, False), (1 / 1.14, None, False), (1.29, None, False),   # within bounds
+    (0.75, None, True),          # networks 1.33x faster than predicted: drifted
+    (1.6, None, True),           # 1.6x slower, and again
+    (1.6, 1.1, False),           # a busy spell: the second measurement is in bounds
+])
+def test_the_reference_network_against_the_profiles_prediction(ratio, again, warns):
+    p = fingerprinted()
+    net = fake_network(p, ratio, again)
+    c = check(p, scaled(1.0), run_network=net)
+    assert c.network_differs == warns and c.matches == (not warns)
+    assert [f for _, _, f in net.calls] == ([False, True] if ratio > 1.3 or ratio < 0.87
+                                            else [False])
+    if warns:
+        msg = c.message()
+        assert "does not fit this machine now" in msg and "mobilenetv2 at 128 px" in msg
+        assert f"{c.network['measured_ms']:.2f} ms" in msg and "\n" not in msg
+    assert c.to_dict()["network"]["predicted_ms"] == pytest.approx(
+        predicted_reference_ms(p), abs=1e-3)
+
+
+def test_another_machine_is_not_made_to_time_the_reference_network():
+    """Kernels or setup apart already say another machine: no network is timed; a
+    network that cannot run is said in the JSON and does not stop the prediction."""
+    p = fingerprinted()
+    net = fake_network(p, 0.5)
+    c = check(p, scaled(1 / 1.8), run_network=net)
+    assert not net.calls and c.network == {} and "1.8x faster" in c.message()
+
+    def broken(threads, batch, fresh=False):
+        raise ImportError("No module named 'onnx'")
+
+    c = check(p, scaled(1.0), run_network=broken)
+    assert c.matches and "ImportError" in c.network["measured"]
+
+
+def test_the_reference_network_is_cached_per_batch(tmp_path, monkeypatch):
+    monkeypatch.setenv("ARCHSPEC_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(prof, "_PROBED", {})
+    runs = []
+
+    def run(threads, batch):
+        runs.append((threads, batch))
+        return 3.0 * batch + len(runs)
+
+    assert prof.cached_network(1, 1, now=10.0, run=run) == (4.0, "measured")
+    assert prof.cached_network(1, 1, now=20.0, run=run) == (4.0, "cached (age 10 s)")
+    assert prof.cached_network(1, 4, now=20.0, run=run) == (14.0, "measured")
+    assert prof.cached_network(1, 1, now=30.0, run=run, fresh=True) == (4.0, "measured")
+    assert runs == [(1, 1), (1, 4), (1, 1)]
 
 
 def test_a_profile_without_a_fingerprint_says_so_in_one_line():
@@ -334,9 +407,10 @@ def test_a_broken_cache_file_is_measured_over(tmp_path, monkeypatch):
 
 
 # ---- command line (the probe result is seeded in the cache: nothing is timed) ---------------
-def _seeded(tmp_path, factor: float) -> dict:
+def _seeded(tmp_path, factor: float, network: float = 1.0) -> dict:
     """An environment whose probe cache holds this machine's probe at ``factor`` x the
-    profile's kernels, measured just now."""
+    profile's kernels and the reference network at ``network`` x its prediction
+    (:func:`fingerprinted`'s model), measured just now."""
     import os
     import time
 
@@ -344,6 +418,9 @@ def _seeded(tmp_path, factor: float) -> dict:
     (cache / "probe").mkdir(parents=True)
     (cache / "probe" / f"{prof.probe_key(1)}.json").write_text(
         json.dumps({"time": time.time(), "kernels": scaled(factor)}))
+    ms = predicted_reference_ms(fingerprinted()) * network
+    (cache / "probe" / f"{prof.probe_key(1)}-net1.json").write_text(
+        json.dumps({"time": time.time(), "kernels": {"network": ms}}))
     env = {k: v for k, v in os.environ.items() if k != "ARCHSPEC_NO_PROBE"}
     return {**env, "ARCHSPEC_CACHE_DIR": str(cache)}
 
@@ -375,6 +452,20 @@ def test_latency_on_the_same_machine_says_nothing(tmp_path):
     r = _latency(path, _seeded(tmp_path, 1.02), "-f", "json")
     assert r.returncode == 0 and "warning" not in r.stderr, r.stderr
     assert json.loads(r.stdout)["machine_check"]["matches"] is True
+
+
+def test_latency_warns_when_the_reference_network_is_off_though_the_probe_agrees(tmp_path):
+    """The same machine in another state (torch ran whole networks ~25% faster on the
+    Xeon host hours after its calibration while the probe kernels moved < 5%): the
+    profile's own prediction of the reference network, timed, says so."""
+    path = _profile_here(tmp_path)
+    r = _latency(path, _seeded(tmp_path, 1.02, network=0.75), "-f", "json")
+    assert r.returncode == 0, r.stderr
+    assert "does not fit this machine now" in r.stderr and "1.33x faster" in r.stderr
+    assert "mobilenetv2 at 128 px" in r.stderr and "archspec calibrate" in r.stderr
+    mc = json.loads(r.stdout)["machine_check"]
+    assert mc["matches"] is False and mc["network"]["ratio"] == pytest.approx(0.75, abs=1e-3)
+    assert mc["thresholds"]["network_faster"] == prof.NETWORK_FASTER
 
 
 def test_latency_no_probe_skips_it(tmp_path):

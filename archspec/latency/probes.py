@@ -224,6 +224,47 @@ def timing_env(backend: str, threads: int) -> dict:
     return env
 
 
+# ---- the reference network: the profile's prediction against this machine now -----------
+# A shipped spec at a small resolution: many kernels of every common kind, a few ms a run.
+# The probe kernels time five ops in isolation, hot in cache; on the Xeon host torch's
+# convs inside networks ran ~10% faster at 09:19 than at 02:37 UTC on 2026-12-04 (and
+# whole networks up to ~25%) while the probe's 1x1 conv moved 0.2% (docs/latency.md,
+# "Machine fingerprint"): a profile's own prediction of a real network, timed, sees that.
+REFERENCE_NETWORK = ("mobilenetv2", 128)
+
+
+def reference_graph():
+    """The reference network's graph (:data:`REFERENCE_NETWORK`)."""
+    from ..spec import load
+
+    name, resolution = REFERENCE_NETWORK
+    return load(name, resolution=resolution).compile()
+
+
+def reference_ms(threads: int = 1, batch: int = 1, backend: str = "onnxruntime", *,
+                 rounds: int = 3, round_ms: float = 40.0, warmup: int = 2) -> float:
+    """The reference network's wall time (ms) on ``batch`` images, as ``latency
+    --check`` times a model (a fresh session or model each round): the fastest round's
+    median. About half a second on one thread (onnxruntime), a second in torch."""
+    import statistics
+
+    from .check import runs_per_round
+    from .timing import time_runs, wall_step
+
+    restore = _torch_threads() if backend == "torch" else (lambda: None)
+    graph, best = reference_graph(), None
+    try:
+        for _ in range(rounds):
+            step = wall_step(graph, threads, batch, backend)
+            warm = time_runs(step, warmup, unit=1000.0)
+            med = statistics.median(time_runs(step, runs_per_round(warm, 5, round_ms),
+                                              unit=1000.0))
+            best = med if best is None else min(best, med)
+    finally:
+        restore()
+    return round(best, 4)
+
+
 def fingerprint(backend: str, threads: int, probes: list[dict]) -> dict:
     """The fingerprint a profile stores: per probe kernel the fastest of ``probes`` (us),
     every probe taken, and :func:`timing_env`."""

@@ -1,0 +1,103 @@
+"""How one machine's speed moved between two calibrations, kernel family by family.
+
+Two raw measurement files (``archspec calibrate --save-raw``) of the same backend and
+settings share many networks (the same seed and sampling plan draw the same motifs and
+variants); for every network recorded identically in both, each kernel's time in the
+second file is divided by its time in the first. Printed per kernel family, and by the
+kernels' size in the first file, with the networks' wall times: what moved, when the
+probe kernels (``fingerprint``) say nothing did. Measures nothing.
+
+    python benchmarks/raw_drift.py OLD.raw.json NEW.raw.json [--json out.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+SIZES = ((0, 10), (10, 50), (50, 200), (200, 1000), (1000, float("inf")))   # us
+
+
+def family(type_: str) -> str:
+    parts = type_.split(".")
+    return ".".join(parts[:2]) if parts[0] == "conv" else parts[0]
+
+
+def _by_net(raw: dict) -> dict:
+    out = defaultdict(list)
+    for s in raw["samples"]:
+        out[s["net"]].append(s)
+    return out
+
+
+def drift(old: dict, new: dict) -> dict:
+    """Per-family and per-size medians of new / old kernel times over the networks both
+    files recorded identically, the walls' ratios, and both fingerprints."""
+    for key in ("backend", "threads", "batch", "nchwc_block"):
+        if old.get(key) != new.get(key):
+            raise ValueError(f"the files differ in {key}: {old.get(key)!r} vs {new.get(key)!r}")
+    ga, gb = old["networks_ir"]["graphs"], new["networks_ir"]["graphs"]
+    pa, pb = _by_net(old), _by_net(new)
+    families, sized, walls, nets = defaultdict(list), defaultdict(list), [], 0
+    for i, (a, b) in enumerate(zip(ga, gb)):
+        if a != b or len(pa[i]) != len(pb[i]):
+            continue
+        nets += 1
+        walls.append(new["walls"][i] / old["walls"][i])
+        for sa, sb in zip(pa[i], pb[i]):
+            if sa["type"] != sb["type"] or sa["us"] <= 0 or sb["us"] <= 0:
+                continue
+            r = sb["us"] / sa["us"]
+            families[family(sa["type"])].append(r)
+            for lo, hi in SIZES:
+                if lo <= sa["us"] < hi:
+                    sized[f"{lo}-{hi} us"].append(r)
+    if not nets:
+        raise ValueError("no network is recorded identically in both files")
+
+    def med(xs):
+        return {"kernels": len(xs), "median_ratio": round(statistics.median(xs), 4)}
+    ka, kb = ((r.get("fingerprint") or {}).get("kernels") for r in (old, new))
+    probe = {k: round(kb[k] / ka[k], 4) for k in ka if k in kb} if ka and kb else None
+    return {"old": old.get("measured"), "new": new.get("measured"), "networks": nets,
+            "walls": {"median_ratio": round(statistics.median(walls), 4),
+                      "p10": round(sorted(walls)[len(walls) // 10], 4),
+                      "p90": round(sorted(walls)[9 * len(walls) // 10], 4)},
+            "families": {f: med(v) for f, v in sorted(families.items(),
+                                                      key=lambda kv: -len(kv[1]))},
+            "sizes": {s: med(sized[s]) for s in (f"{lo}-{hi} us" for lo, hi in SIZES)
+                      if sized[s]},
+            "probe_ratio": probe}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("old", type=Path)
+    ap.add_argument("new", type=Path)
+    ap.add_argument("--json", type=Path, help="also write the result here")
+    args = ap.parse_args(argv)
+    try:
+        d = drift(json.loads(args.old.read_text()), json.loads(args.new.read_text()))
+    except (OSError, ValueError, KeyError) as e:
+        print(f"raw_drift: {e}", file=sys.stderr)
+        return 2
+    print(f"{args.old} ({d['old']}) -> {args.new} ({d['new']}): {d['networks']} networks "
+          f"recorded identically; walls x{d['walls']['median_ratio']} (p10 "
+          f"{d['walls']['p10']}, p90 {d['walls']['p90']})")
+    for title, rows in (("family", d["families"]), ("kernel size (old)", d["sizes"])):
+        print(f"\n{title:18s} kernels  new / old (median)")
+        for name, r in rows.items():
+            print(f"{name:18s} {r['kernels']:7d}  {r['median_ratio']:.3f}")
+    if d["probe_ratio"]:
+        print("\nprobe kernels new / old: " + ", ".join(f"{k} {v:.3f}"
+                                                        for k, v in d["probe_ratio"].items()))
+    if args.json:
+        args.json.write_text(json.dumps(d, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""benchmarks/raw_drift.py: kernel times of two calibrations compared over the networks
+both recorded identically (nothing is measured)."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location(
+        "raw_drift", ROOT / "benchmarks" / "raw_drift.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _raw(scale: dict, other_net: bool = False, when: str = "t0") -> dict:
+    """Two networks: the first (a 1x1 conv and a relu) recorded alike in every file,
+    the second differently when ``other_net``; kernel times scaled per type."""
+    graphs = [{"name": "a", "nodes": [[0, "input"]]},
+              {"name": "b" if not other_net else "c", "nodes": [[0, "input"]]}]
+    samples = []
+    for net in (0, 1):
+        for type_, us in (("conv.pw.c", 100.0), ("act.relu", 5.0)):
+            samples.append({"net": net, "type": type_, "us": us * scale.get(type_, 1.0)})
+    return {"measured": when, "backend": "onnxruntime", "threads": 1, "batch": 1,
+            "nchwc_block": 16, "networks_ir": {"graphs": graphs}, "samples": samples,
+            "walls": [110.0 * scale.get("wall", 1.0), 120.0],
+            "fingerprint": {"kernels": {"conv1x1": 10.0, "copy": 4.0}}}
+
+
+def test_kernels_are_compared_only_over_networks_recorded_alike(tmp_path, capsys):
+    mod = _module()
+    old = _raw({})
+    new = _raw({"conv.pw.c": 0.9, "wall": 0.92}, other_net=True, when="t1")
+    new["fingerprint"]["kernels"]["conv1x1"] = 9.9
+    d = mod.drift(old, new)
+    assert d["networks"] == 1 and d["walls"]["median_ratio"] == 0.92
+    assert d["families"] == {"conv.pw": {"kernels": 1, "median_ratio": 0.9},
+                             "act": {"kernels": 1, "median_ratio": 1.0}}
+    assert d["sizes"] == {"0-10 us": {"kernels": 1, "median_ratio": 1.0},
+                          "50-200 us": {"kernels": 1, "median_ratio": 0.9}}
+    assert d["probe_ratio"] == {"conv1x1": 0.99, "copy": 1.0}
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(old))
+    b.write_text(json.dumps(new))
+    assert mod.main([str(a), str(b), "--json", str(tmp_path / "d.json")]) == 0
+    assert "conv.pw" in capsys.readouterr().out
+    assert json.loads((tmp_path / "d.json").read_text()) == d
+
+
+def test_files_of_other_settings_or_without_a_common_network_are_refused(tmp_path, capsys):
+    mod = _module()
+    with pytest.raises(ValueError, match="differ in threads"):
+        mod.drift(_raw({}), {**_raw({}), "threads": 2})
+    none = _raw({})
+    none["networks_ir"]["graphs"][0]["name"] = "z"
+    none["networks_ir"]["graphs"][1]["name"] = "y"
+    with pytest.raises(ValueError, match="no network"):
+        mod.drift(_raw({}), none)
+    (tmp_path / "a.json").write_text(json.dumps(_raw({})))
+    (tmp_path / "b.json").write_text(json.dumps({**_raw({}), "threads": 2}))
+    assert mod.main([str(tmp_path / "a.json"), str(tmp_path / "b.json")]) == 2
+    assert "differ in threads" in capsys.readouterr().err
