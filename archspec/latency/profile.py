@@ -203,13 +203,15 @@ PROBE_SLOWER = 1.5      # slower by more than this: another machine (or a very b
 # copy 2.3x slower: 4.3x apart, though their mean (1.41x) was in bounds.
 PROBE_SHAPE = 2.5
 # The reference network (probes.REFERENCE_NETWORK) measured against the profile's own
-# prediction of it: on the machine and setup that calibrated a profile, in a quiet spell,
-# within a few % (the shipped specs' check errors: median 1.6%, p90 3.4% on the Xeon);
-# faster than predicted by more than NETWORK_FASTER, or slower by more than
-# NETWORK_SLOWER (a busy spell slows a run; re-measured before it counts), the profile
-# does not fit this machine now.
-NETWORK_FASTER = 1.15
-NETWORK_SLOWER = 1.3
+# prediction of it: faster than predicted by more than NETWORK_FASTER, or slower by more
+# than NETWORK_SLOWER (a busy spell slows a run; re-measured before it counts), the
+# profile does not fit this machine now. The bounds hold the model's own error on that
+# network where it was calibrated: the Xeon onnxruntime profiles read 0.97-0.99x, but a
+# torch profile measured minutes before read 0.86-0.89x (torch eager's prediction of a
+# small-resolution MobileNetV2 runs ~12% slow: docs/latency.md, "The reference network"),
+# so 1.15x would warn right after a torch calibration.
+NETWORK_FASTER = 1.25
+NETWORK_SLOWER = 1.5
 PROBE_TTL_S = 600       # a probe result is reused for 10 minutes
 CALIBRATE_HINT = ("for a profile of this machine run `archspec calibrate --quick -o "
                   "my-profile.json` (about 90 s) or `archspec calibrate -o my-profile.json` "
