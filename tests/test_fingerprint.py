@@ -259,6 +259,11 @@ def test_the_reference_network_is_cached_per_batch(tmp_path, monkeypatch):
     assert prof.cached_network(1, 4, now=20.0, run=run) == (14.0, "measured")
     assert prof.cached_network(1, 1, now=30.0, run=run, fresh=True) == (4.0, "measured")
     assert runs == [(1, 1), (1, 4), (1, 1)]
+    # a cache file without the network's time (broken, or another writer's) is a miss
+    monkeypatch.setattr(prof, "_PROBED", {})
+    key = f"{prof.probe_key(1)}-net1"
+    (tmp_path / "probe" / f"{key}.json").write_text(json.dumps({"time": 30.0, "kernels": {}}))
+    assert prof.cached_network(1, 1, now=31.0, run=run) == (7.0, "measured")
 
 
 def test_a_profile_without_a_fingerprint_says_so_in_one_line():

@@ -478,25 +478,12 @@ def cached_probe(threads: int, *, now: float | None = None, run=None,
     :func:`~archspec.latency.probes.probe`). ``fresh``: measure now, and keep the
     faster of this and a cached result per kernel. ``backend``: the runtime the probe
     kernels run on."""
-    import time
-
-    now = time.time() if now is None else now
-    key = probe_key(threads, backend)
-    hit = _PROBED.get(key) or _read_cached(_cache_file(key))
-    live = hit if hit and 0 <= now - hit["time"] <= PROBE_TTL_S else None
-    if live and not fresh:
-        return hit["kernels"], f"cached (age {now - hit['time']:.0f} s)"
     if run is None:
         from .probes import probe
 
         def run(threads):
             return probe(threads, backend=backend)
-    kernels = run(threads)
-    if live:
-        kernels = {k: min(us, live["kernels"].get(k, us)) for k, us in kernels.items()}
-    _PROBED[key] = {"time": now, "kernels": kernels}
-    _write_cached(_cache_file(key), _PROBED[key])
-    return kernels, "measured"
+    return _cached(probe_key(threads, backend), lambda: run(threads), now, fresh)
 
 
 def cached_network(threads: int, batch: int = 1, *, now: float | None = None, run=None,
@@ -504,25 +491,35 @@ def cached_network(threads: int, batch: int = 1, *, now: float | None = None, ru
     """The reference network's time on this machine (ms) and where it came from, cached
     as :func:`cached_probe` caches the probe kernels (per threads, batch and backend);
     ``fresh``: measure now and keep the faster of this and a cached time."""
-    import time
-
-    now = time.time() if now is None else now
-    key = f"{probe_key(threads, backend)}-net{batch}"
-    hit = _PROBED.get(key) or _read_cached(_cache_file(key))
-    live = hit if hit and 0 <= now - hit["time"] <= PROBE_TTL_S else None
-    if live and not fresh:
-        return live["kernels"]["network"], f"cached (age {now - hit['time']:.0f} s)"
     if run is None:
         from .probes import reference_ms
 
         def run(threads, batch):
             return reference_ms(threads, batch, backend)
-    ms = run(threads, batch)
+    times, how = _cached(f"{probe_key(threads, backend)}-net{batch}",
+                         lambda: {"network": run(threads, batch)}, now, fresh, ("network",))
+    return times["network"], how
+
+
+def _cached(key: str, measure, now: float | None, fresh: bool,
+            needs: tuple = ()) -> tuple[dict, str]:
+    """Times (name -> time) kept per process and on disk for ``PROBE_TTL_S`` under
+    ``key`` (a cached entry lacking one of ``needs`` is none), else ``measure()``d now;
+    ``fresh``: measured now, the faster of this and a live cached time kept per name."""
+    import time
+
+    now = time.time() if now is None else now
+    hit = _PROBED.get(key) or _read_cached(_cache_file(key))
+    live = hit if hit and 0 <= now - hit["time"] <= PROBE_TTL_S and all(
+        isinstance(hit["kernels"].get(k), (int, float)) for k in needs) else None
+    if live and not fresh:
+        return live["kernels"], f"cached (age {now - live['time']:.0f} s)"
+    times = measure()
     if live:
-        ms = min(ms, live["kernels"]["network"])
-    _PROBED[key] = {"time": now, "kernels": {"network": ms}}
+        times = {k: min(t, live["kernels"].get(k, t)) for k, t in times.items()}
+    _PROBED[key] = {"time": now, "kernels": times}
     _write_cached(_cache_file(key), _PROBED[key])
-    return ms, "measured"
+    return times, "measured"
 
 
 def _read_cached(path) -> dict | None:
