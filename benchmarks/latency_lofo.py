@@ -169,7 +169,8 @@ def unmatched_networks(raw: dict) -> list[int]:
     """Networks whose kernels under this archspec's fusion rules are not the measured ones
     (what makes ``load_raw`` refuse the file)."""
     from archspec.latency.kernels import backend_kernels
-    from archspec.latency.raw import networks_from_record, partial_add_lowering, raw_backend
+    from archspec.latency.raw import (networks_from_record, partial_add_lowering, raw_backend,
+                                      raw_fusion)
 
     measured: dict[int, list] = {}
     for s in raw["samples"]:
@@ -178,7 +179,8 @@ def unmatched_networks(raw: dict) -> list[int]:
     block, lowering = int(raw["nchwc_block"]), partial_add_lowering(raw)
     backend = raw_backend(raw)
     return [i for i, g in enumerate(graphs)
-            if [k.type for k in backend_kernels(g, backend, block, lowering)]
+            if [k.type for k in backend_kernels(g, backend, block, lowering,
+                                                **raw_fusion(raw))]
             != measured.get(i, [])]
 
 
