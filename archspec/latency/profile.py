@@ -308,8 +308,6 @@ class MachineCheck:
                     f"{self._network()}; the machine has changed since the calibration "
                     f"(another machine of the same kind, or the same one in another state; "
                     f"a busy machine runs slower): {calibrate_hint(self.backend)}")
-        if self.network_differs:
-            items.append(self._network())
         return (f"profile {self.profile} was made on another machine or setup: "
                 f"{'; '.join(items)}; its predictions may be off{much}: "
                 f"{calibrate_hint(self.backend)}")
