@@ -4,8 +4,11 @@ Two raw measurement files (``archspec calibrate --save-raw``) of the same backen
 settings share many networks (the same seed and sampling plan draw the same motifs and
 variants); for every network recorded identically in both, each kernel's time in the
 second file is divided by its time in the first. Printed per kernel family, and by the
-kernels' size in the first file, with the networks' wall times: what moved, when the
-probe kernels (``fingerprint``) say nothing did. Measures nothing.
+kernels' size in the first file, with the networks' wall times and the reference
+network's (where both fingerprints timed it): what moved, when the probe kernels
+(``fingerprint``) say nothing did. Files whose kernels cover other nodes or were timed
+otherwise (fusion, reorder attribution, partial add, sampler, denormals) are refused.
+Measures nothing.
 
     python benchmarks/raw_drift.py OLD.raw.json NEW.raw.json [--json out.json]
 """
@@ -36,9 +39,15 @@ def _by_net(raw: dict) -> dict:
 def drift(old: dict, new: dict) -> dict:
     """Per-family and per-size medians of new / old kernel times over the networks both
     files recorded identically, the walls' ratios, and both fingerprints."""
-    for key in ("backend", "threads", "batch", "nchwc_block"):
-        if old.get(key) != new.get(key):
-            raise ValueError(f"the files differ in {key}: {old.get(key)!r} vs {new.get(key)!r}")
+    from archspec.latency.raw import raw_fusion
+
+    # what decides which nodes a kernel covers, how its time was charged and what the
+    # runs computed: files that differ in any of these time different things
+    for key in ("backend", "threads", "batch", "nchwc_block", "partial_add", "reorders",
+                "sampler", "fusion", "denormals"):
+        a, b = (_setting(r, key, raw_fusion) for r in (old, new))
+        if a != b:
+            raise ValueError(f"the files differ in {key}: {a!r} vs {b!r}")
     ga, gb = old["networks_ir"]["graphs"], new["networks_ir"]["graphs"]
     pa, pb = _by_net(old), _by_net(new)
     families, sized, walls, nets = defaultdict(list), defaultdict(list), [], 0
@@ -46,7 +55,8 @@ def drift(old: dict, new: dict) -> dict:
         if a != b or len(pa[i]) != len(pb[i]):
             continue
         nets += 1
-        walls.append(new["walls"][i] / old["walls"][i])
+        if old["walls"][i] > 0 and new["walls"][i] > 0:
+            walls.append(new["walls"][i] / old["walls"][i])
         for sa, sb in zip(pa[i], pb[i]):
             if sa["type"] != sb["type"] or sa["us"] <= 0 or sb["us"] <= 0:
                 continue
@@ -55,13 +65,16 @@ def drift(old: dict, new: dict) -> dict:
             for lo, hi in SIZES:
                 if lo <= sa["us"] < hi:
                     sized[f"{lo}-{hi} us"].append(r)
-    if not nets:
-        raise ValueError("no network is recorded identically in both files")
+    if not walls:
+        raise ValueError("no network is recorded identically (with a wall time) in both "
+                         "files")
 
     def med(xs):
         return {"kernels": len(xs), "median_ratio": round(statistics.median(xs), 4)}
     ka, kb = ((r.get("fingerprint") or {}).get("kernels") for r in (old, new))
     probe = {k: round(kb[k] / ka[k], 4) for k in ka if k in kb} if ka and kb else None
+    na, nb = ((r.get("fingerprint") or {}).get("network") or {} for r in (old, new))
+    reference = round(nb["ms"] / na["ms"], 4) if na.get("ms") and nb.get("ms") else None
     return {"old": old.get("measured"), "new": new.get("measured"), "networks": nets,
             "walls": {"median_ratio": round(statistics.median(walls), 4),
                       "p10": round(sorted(walls)[len(walls) // 10], 4),
@@ -70,7 +83,19 @@ def drift(old: dict, new: dict) -> dict:
                                                       key=lambda kv: -len(kv[1]))},
             "sizes": {s: med(sized[s]) for s in (f"{lo}-{hi} us" for lo, hi in SIZES)
                       if sized[s]},
-            "probe_ratio": probe}
+            "probe_ratio": probe, "reference_ratio": reference}
+
+
+def _setting(raw: dict, key: str, raw_fusion):
+    """A raw file's setting as the comparison means it: the fusion its kernels were
+    attributed with (an older file's: the old one), whether timings were flushed of
+    denormals (not the note's wording)."""
+    if key == "fusion":
+        return raw_fusion(raw)
+    value = raw.get(key)
+    if key == "denormals":
+        return isinstance(value, str) and value.startswith("flushed")
+    return value
 
 
 def main(argv=None) -> int:
@@ -94,6 +119,8 @@ def main(argv=None) -> int:
     if d["probe_ratio"]:
         print("\nprobe kernels new / old: " + ", ".join(f"{k} {v:.3f}"
                                                         for k, v in d["probe_ratio"].items()))
+    if d["reference_ratio"]:
+        print(f"reference network new / old: {d['reference_ratio']:.3f}")
     if args.json:
         args.json.write_text(json.dumps(d, indent=1))
     return 0

@@ -73,6 +73,10 @@ def test_a_tiny_quick_calibration_yields_a_profile_with_fingerprint_and_validati
     fp = raw["fingerprint"]
     assert fp["kernels"] == {k: pytest.approx(v * 1.1) for k, v in KERNELS.items()}
     assert len(fp["probes"]) == 3 and fp["env"]["threads"] == 1
+    # the reference network, timed at the same three points: what a later use compares
+    net = fp["network"]
+    assert (net["name"], net["resolution"], net["batch"]) == ("mobilenetv2", 128, 1)
+    assert len(net["runs"]) == 3 and net["ms"] == min(net["runs"]) > 0
     held = raw["holdout"]
     assert len(held["measured_ms"]) == len(held["networks_ir"]["graphs"]) == 1
     assert len(held["round_ms"]) == 1 and len(held["round_ms"][0]) == 1

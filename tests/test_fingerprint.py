@@ -22,9 +22,14 @@ ENV = {"cpu": "AMD EPYC", "cpu_flags": ["avx2", "avx512f"], "logical_cores": 2,
        "OMP_NUM_THREADS": None, "MKL_NUM_THREADS": None, "OPENBLAS_NUM_THREADS": None}
 
 
-def fingerprinted(kernels=None, env=None) -> Profile:
+def fingerprinted(kernels=None, env=None, network_ms=None, batch=1) -> Profile:
+    """A profile with a fingerprint; ``network_ms``: the reference network's time
+    recorded at calibration (on ``batch`` images)."""
     fp = {"version": probes.PROBE_VERSION, "kernels": kernels or KERNELS,
           "probes": [kernels or KERNELS], "env": env or ENV}
+    if network_ms is not None:
+        fp = probes.fingerprint("onnxruntime", 1, [kernels or KERNELS], [network_ms], batch)
+        fp["env"] = env or ENV
     return Profile("onnxruntime", {"threads": 1, "batch": 1, "nchwc_block": 16},
                    {"cpu": "AMD EPYC"}, {"onnxruntime": "1.32.0"},
                    LatencyModel({"*": [5.0, 1.0, 0, 0, 0, 0, 0, 0]}, (10.0, 1.0)),
@@ -51,9 +56,10 @@ def predicted_reference_ms(profile) -> float:
 
 
 def fake_network(profile, ratio=1.0, again=None):
-    """The reference network measured at ``ratio`` x the profile's prediction (``again``:
-    the ratio a fresh measurement gives)."""
-    ms = predicted_reference_ms(profile)
+    """The reference network measured at ``ratio`` x its time at calibration, if the
+    fingerprint recorded one, else x the profile's prediction (``again``: the ratio a
+    fresh measurement gives)."""
+    ms = prof.calibrated_network(profile) or predicted_reference_ms(profile)
     calls = []
 
     def run(threads, batch, fresh=False):
@@ -115,7 +121,9 @@ def test_a_faster_machine_warns_with_the_ratio_and_the_commands():
                                                        "slower": prof.PROBE_SLOWER,
                                                        "shape": prof.PROBE_SHAPE,
                                                        "network_faster": prof.NETWORK_FASTER,
-                                                       "network_slower": prof.NETWORK_SLOWER}
+                                                       "network_slower": prof.NETWORK_SLOWER,
+                                                       "network_drift_faster": prof.DRIFT_FASTER,
+                                                       "network_drift_slower": prof.DRIFT_SLOWER}
     assert d["shape"] == pytest.approx(1.0)
 
 
@@ -220,14 +228,78 @@ def test_the_reference_network_against_the_profiles_prediction(ratio, again, war
     net = fake_network(p, ratio, again)
     c = check(p, scaled(1.0), run_network=net)
     assert c.network_differs == warns and c.matches == (not warns)
-    out = ratio > prof.NETWORK_SLOWER or ratio < 1 / prof.NETWORK_FASTER
-    assert [f for _, _, f in net.calls] == ([False, True] if out else [False])
+    slow = ratio > prof.NETWORK_SLOWER     # only a slow reading is timed again
+    assert [f for _, _, f in net.calls] == ([False, True] if slow else [False])
     if warns:
         msg = c.message()
         assert "does not fit this machine now" in msg and "mobilenetv2 at 128 px" in msg
         assert f"{c.network['measured_ms']:.2f} ms" in msg and "\n" not in msg
+        assert "off by about as much" in msg and "predicts" in msg
+        assert ("a busy machine" in msg) == (ratio > 1)
     assert c.to_dict()["network"]["predicted_ms"] == pytest.approx(
         predicted_reference_ms(p), abs=1e-3)
+    assert c.network["against"] == "prediction"
+
+
+@pytest.mark.parametrize("ratio, again, warns", [
+    (1.0, None, False), (1 / 1.09, None, False), (1.19, None, False),   # within bounds
+    (1 / 1.12, None, True),      # 12% faster than at calibration: predictions ~12% slow
+    (1.3, None, True),           # 1.3x slower, and again
+    (1.3, 1.05, False),          # a busy spell: the second timing is in bounds
+    (0.86, None, True),          # what passes against a prediction warns against a time
+])
+def test_the_reference_network_against_its_time_at_calibration(ratio, again, warns):
+    """A fingerprint that recorded the reference network's time is compared with that
+    (drift alone, tighter bounds), not with the profile's prediction; only a slow
+    reading is timed again (a busy spell only ever slows a run)."""
+    p = fingerprinted(network_ms=3.2)
+    net = fake_network(p, ratio, again)
+    c = check(p, scaled(1.0), run_network=net)
+    assert c.network["against"] == "calibration" and c.network["calibrated_ms"] == 3.2
+    assert c.network_differs == warns and c.matches == (not warns)
+    assert [f for _, _, f in net.calls] == ([False, True] if ratio > prof.DRIFT_SLOWER
+                                            else [False])
+    if warns:
+        msg = c.message()
+        assert "when the profile was calibrated (3.20 ms)" in msg and "\n" not in msg
+        assert (f"{1 / ratio:.2f}x faster" in msg) == (ratio < 1)
+        assert ("a busy machine" in msg) == (ratio > 1)
+    assert c.to_dict()["thresholds"]["network_drift_faster"] == prof.DRIFT_FASTER
+
+
+def test_a_calibration_time_of_another_reference_is_not_compared():
+    """A recorded time of another reference network, timing method or batch falls back
+    to the prediction."""
+    for change in ({"version": probes.REFERENCE_VERSION + 1}, {"resolution": 160},
+                   {"batch": 4}):
+        p = fingerprinted(network_ms=3.2)
+        p.fingerprint["network"].update(change)
+        assert prof.calibrated_network(p) is None
+        assert check(p, scaled(1.0)).network["against"] == "prediction"
+    p = fingerprinted(network_ms=3.2, batch=4)
+    p.settings["batch"] = 4
+    assert prof.calibrated_network(p) == 3.2
+
+
+def test_a_slow_reading_that_cannot_be_timed_again_stands():
+    p = fingerprinted()
+    ms = predicted_reference_ms(p)
+
+    def run(threads, batch, fresh=False):
+        if fresh:
+            raise RuntimeError("out of memory")
+        return 2 * ms, "measured"
+
+    c = check(p, scaled(1.0), run_network=run)
+    assert c.network_differs and not c.matches and c.network["ratio"] == pytest.approx(2)
+    assert "measuring again failed (RuntimeError: out of memory)" in c.network["measured"]
+
+
+def test_a_profile_that_predicts_nothing_for_the_reference_network_is_not_compared():
+    p = fingerprinted()
+    p.model = LatencyModel({"*": [0.0] * 8}, (0.0, 0.0))
+    c = check(p, scaled(1.0))
+    assert c.matches and "not run" in c.network["measured"] and "ratio" not in c.network
 
 
 def test_another_machine_is_not_made_to_time_the_reference_network():
@@ -259,11 +331,44 @@ def test_the_reference_network_is_cached_per_batch(tmp_path, monkeypatch):
     assert prof.cached_network(1, 4, now=20.0, run=run) == (14.0, "measured")
     assert prof.cached_network(1, 1, now=30.0, run=run, fresh=True) == (4.0, "measured")
     assert runs == [(1, 1), (1, 4), (1, 1)]
-    # a cache file without the network's time (broken, or another writer's) is a miss
+    # a cache file without the network's time, or with one that is not a time (broken,
+    # or another writer's), is a miss
+    key = prof.network_key(1, 1)
+    for bad in ({}, {"network": 0}, {"network": True}, {"network": float("nan")},
+                {"network": "4.0"}):
+        monkeypatch.setattr(prof, "_PROBED", {})
+        (tmp_path / "probe" / f"{key}.json").write_text(json.dumps({"time": 30.0,
+                                                                    "kernels": bad}))
+        assert prof.cached_network(1, 1, now=31.0, run=run)[1] == "measured"
+    assert len(runs) == 8
+
+
+def test_the_network_cache_key_names_the_reference_network_and_how_it_is_timed(
+        monkeypatch):
+    a = prof.network_key(1, 1)
+    monkeypatch.setattr(probes, "REFERENCE_VERSION", probes.REFERENCE_VERSION + 1)
+    b = prof.network_key(1, 1)
+    monkeypatch.setattr(probes, "REFERENCE_NETWORK", ("mobilenetv3_small", 128))
+    c = prof.network_key(1, 1)
+    assert len({a, b, c, prof.network_key(1, 4), prof.network_key(2, 1)}) == 5
+    assert a.startswith(prof.probe_key(1)) and "mobilenetv2-128px-b1" in a
+
+
+def test_a_time_measured_again_expires_with_the_first_one(tmp_path, monkeypatch):
+    """Measured again, the faster of the two is kept under the first one's time: a fast
+    reading is not renewed for ever by slow ones measured after it."""
+    monkeypatch.setenv("ARCHSPEC_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(prof, "_PROBED", {})
-    key = f"{prof.probe_key(1)}-net1"
-    (tmp_path / "probe" / f"{key}.json").write_text(json.dumps({"time": 30.0, "kernels": {}}))
-    assert prof.cached_network(1, 1, now=31.0, run=run) == (7.0, "measured")
+    times = iter([2.0, 5.0, 5.0])
+
+    def run(threads, batch):
+        return next(times)
+
+    assert prof.cached_network(1, 1, now=100.0, run=run) == (2.0, "measured")
+    assert prof.cached_network(1, 1, now=500.0, run=run, fresh=True) == (2.0, "measured")
+    assert prof.cached_network(1, 1, now=600.0, run=run) == (2.0, "cached (age 500 s)")
+    later = 100.0 + prof.PROBE_TTL_S + 1    # past the first reading's time to live
+    assert prof.cached_network(1, 1, now=later, run=run) == (5.0, "measured")
 
 
 def test_a_profile_without_a_fingerprint_says_so_in_one_line():
@@ -302,7 +407,10 @@ def test_a_broken_fingerprint_is_a_load_error(tmp_path):
     from archspec.errors import ArchspecError
 
     for broken in ({"kernels": {"conv1x1": "fast"}, "env": {}}, {"kernels": {}},
-                   {"version": 1, "env": {}}):
+                   {"version": 1, "env": {}},
+                   {"kernels": KERNELS, "env": {}, "network": {"ms": 0}},
+                   {"kernels": KERNELS, "env": {}, "network": [3.2]},
+                   {"kernels": {"conv1x1": True}, "env": {}}):
         d = {**fingerprinted().to_dict(), "fingerprint": broken}
         (tmp_path / "p.json").write_text(json.dumps(d))
         with pytest.raises(ArchspecError, match="broken machine fingerprint"):
@@ -330,6 +438,11 @@ def test_the_fingerprint_travels_in_the_profile_file(tmp_path):
 def test_fingerprint_keeps_the_fastest_of_the_probes_and_the_timing_environment():
     fp = probes.fingerprint("onnxruntime", 1, [scaled(1.0), scaled(1.3, gemm=60.0)])
     assert fp["kernels"] == {**KERNELS, "gemm": 60.0} and len(fp["probes"]) == 2
+    assert "network" not in fp
+    fp = probes.fingerprint("onnxruntime", 1, [scaled(1.0)], [3.3, 3.1, 3.4], batch=2)
+    assert fp["network"] == {"name": "mobilenetv2", "resolution": 128, "batch": 2,
+                             "version": probes.REFERENCE_VERSION, "ms": 3.1,
+                             "runs": [3.3, 3.1, 3.4]}
     env = fp["env"]
     assert env["threads"] == 1 and "onnxruntime" in env and "numpy" in env
     assert {"cpu", "cpu_flags", "logical_cores", "usable_cores"} <= set(env)
@@ -413,10 +526,10 @@ def test_a_broken_cache_file_is_measured_over(tmp_path, monkeypatch):
 
 
 # ---- command line (the probe result is seeded in the cache: nothing is timed) ---------------
-def _seeded(tmp_path, factor: float, network: float = 1.0) -> dict:
+def _seeded(tmp_path, factor: float, network: float = 1.0, network_ms=None) -> dict:
     """An environment whose probe cache holds this machine's probe at ``factor`` x the
     profile's kernels and the reference network at ``network`` x its prediction
-    (:func:`fingerprinted`'s model), measured just now."""
+    (:func:`fingerprinted`'s model) or x ``network_ms``, measured just now."""
     import os
     import time
 
@@ -424,15 +537,15 @@ def _seeded(tmp_path, factor: float, network: float = 1.0) -> dict:
     (cache / "probe").mkdir(parents=True)
     (cache / "probe" / f"{prof.probe_key(1)}.json").write_text(
         json.dumps({"time": time.time(), "kernels": scaled(factor)}))
-    ms = predicted_reference_ms(fingerprinted()) * network
-    (cache / "probe" / f"{prof.probe_key(1)}-net1.json").write_text(
+    ms = (network_ms or predicted_reference_ms(fingerprinted())) * network
+    (cache / "probe" / f"{prof.network_key(1, 1)}.json").write_text(
         json.dumps({"time": time.time(), "kernels": {"network": ms}}))
     env = {k: v for k, v in os.environ.items() if k != "ARCHSPEC_NO_PROBE"}
     return {**env, "ARCHSPEC_CACHE_DIR": str(cache)}
 
 
-def _profile_here(tmp_path):
-    p = fingerprinted(env=probes.timing_env("onnxruntime", 1))
+def _profile_here(tmp_path, network_ms=None):
+    p = fingerprinted(env=probes.timing_env("onnxruntime", 1), network_ms=network_ms)
     p.save(tmp_path / "p.json")
     return tmp_path / "p.json"
 
@@ -490,3 +603,19 @@ def test_cost_with_a_profile_reports_the_same_check(tmp_path):
                        env=_seeded(tmp_path, 1 / 1.8), timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stderr.count("1.8x faster") == 1
+
+
+def test_latency_warns_when_the_reference_network_drifted_since_the_calibration(tmp_path):
+    """A profile whose fingerprint recorded the reference network's time compares this
+    machine's time of it with that: 1.15x faster warns (against the prediction it would
+    not), 1.05x does not."""
+    path = _profile_here(tmp_path, network_ms=3.2)
+    r = _latency(path, _seeded(tmp_path, 1.02, network=1 / 1.15, network_ms=3.2), "-f",
+                 "json")
+    assert r.returncode == 0, r.stderr
+    assert "1.15x faster than when the profile was calibrated (3.20 ms)" in r.stderr
+    mc = json.loads(r.stdout)["machine_check"]
+    assert mc["matches"] is False and mc["network"]["against"] == "calibration"
+    r = _latency(tmp_path / "p.json", _seeded(tmp_path / "b", 1.02, network=1 / 1.05,
+                                              network_ms=3.2), "-f", "json")
+    assert r.returncode == 0 and "warning" not in r.stderr, r.stderr

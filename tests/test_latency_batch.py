@@ -98,7 +98,7 @@ def raw4(tmp_path_factory):
 
 def test_a_batch_4_calibration_records_and_fits_batch_4(raw4, tmp_path):
     raw, path = raw4
-    assert raw["batch"] == 4
+    assert raw["batch"] == 4 and raw["fingerprint"]["network"]["batch"] == 4
     graphs = networks_from_record(raw["networks_ir"])
     want = [k.features(4) for g in graphs for k in fuse(g, raw["nchwc_block"])]
     assert [s["features"] for s in raw["samples"]] == want

@@ -123,6 +123,7 @@ def test_a_torch_calibration_records_torch_and_fits_eager_kernels(raw_torch, tmp
     assert raw["backend"] == "torch" and raw["nchwc_block"] == 0
     assert "partial_add" not in raw
     assert raw["fingerprint"]["env"]["torch"] == torch.__version__
+    assert len(raw["fingerprint"]["network"]["runs"]) == 3   # timed in torch
     graphs = rawfile.networks_from_record(raw["networks_ir"])
     want = [(i, k.type) for i, g in enumerate(graphs) for k in eager_kernels(g)]
     assert [(s["net"], s["type"]) for s in raw["samples"]] == want

@@ -46,12 +46,15 @@ def test_kernels_are_compared_only_over_networks_recorded_alike(tmp_path, capsys
     assert d["sizes"] == {"0-10 us": {"kernels": 1, "median_ratio": 1.0},
                           "50-200 us": {"kernels": 1, "median_ratio": 0.9}}
     assert d["probe_ratio"] == {"conv1x1": 0.99, "copy": 1.0}
+    assert d["reference_ratio"] is None
     a, b = tmp_path / "a.json", tmp_path / "b.json"
     a.write_text(json.dumps(old))
     b.write_text(json.dumps(new))
     assert mod.main([str(a), str(b), "--json", str(tmp_path / "d.json")]) == 0
     assert "conv.pw" in capsys.readouterr().out
     assert json.loads((tmp_path / "d.json").read_text()) == d
+    old["fingerprint"]["network"], new["fingerprint"]["network"] = {"ms": 2.0}, {"ms": 1.8}
+    assert mod.drift(old, new)["reference_ratio"] == 0.9
 
 
 def test_files_of_other_settings_or_without_a_common_network_are_refused(tmp_path, capsys):
@@ -63,6 +66,20 @@ def test_files_of_other_settings_or_without_a_common_network_are_refused(tmp_pat
     none["networks_ir"]["graphs"][1]["name"] = "y"
     with pytest.raises(ValueError, match="no network"):
         mod.drift(_raw({}), none)
+    zero = _raw({"wall": 0.0})         # a wall of 0 is not divided by
+    zero["walls"][1] = 0.0
+    with pytest.raises(ValueError, match="no network"):
+        mod.drift(zero, _raw({}))
+    # kernels that cover other nodes, or were timed or charged otherwise
+    for key, a, b in (("fusion", {"blocked_bn_acts": True}, None),
+                      ("reorders", "reader", "next"), ("partial_add", "masked", "sliced"),
+                      ("sampler", 3, 2),
+                      ("denormals", "flushed while timing", None)):
+        with pytest.raises(ValueError, match=f"differ in {key}"):
+            mod.drift({**_raw({}), **({} if b is None else {key: b})}, {**_raw({}), key: a})
+    # the denormal note's wording alone is not a difference
+    mod.drift({**_raw({}), "denormals": "flushed (one wording)"},
+              {**_raw({}), "denormals": "flushed (another)"})
     (tmp_path / "a.json").write_text(json.dumps(_raw({})))
     (tmp_path / "b.json").write_text(json.dumps({**_raw({}), "threads": 2}))
     assert mod.main([str(tmp_path / "a.json"), str(tmp_path / "b.json")]) == 2

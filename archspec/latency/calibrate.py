@@ -30,9 +30,10 @@ machine hit every network a little; the spread between rounds is recorded in the
 profile. The measurements keep the IR of every network measured (:mod:`.raw`), so a
 refit never rebuilds them from the current specs.
 
-Fingerprint and validation. The probe kernels (:func:`.probes.probe`) are timed before,
-during (after the calibration networks) and after the campaign: the profile's
-fingerprint, which every use of the profile checks this machine against. After the
+Fingerprint and validation. The probe kernels (:func:`.probes.probe`) and the reference
+network (:func:`.probes.reference_ms`) are timed before, during (after the calibration
+networks) and after the campaign: the profile's fingerprint, which every use of the
+profile checks this machine against. After the
 calibration networks, ``holdout`` further variants of the shipped specs
 (:func:`.networks.holdout_networks`, never fitted) are timed as ``latency --check``
 times a model; the fit predicts them and the profile keeps the
@@ -55,7 +56,7 @@ from .attribution import attribute, profiler_cost
 from .check import measure, runs_per_round
 from .kernels import backend_kernels
 from .networks import SAMPLER, calibration_graphs, holdout_networks
-from .probes import fingerprint, l2_bytes, nchwc_block
+from .probes import fingerprint, l2_bytes, nchwc_block, reference_ms
 from .probes import probe as run_probe
 from .raw import networks_record
 from .timing import profile_events, session, time_runs, wall_step
@@ -82,21 +83,26 @@ class _Round:
 def calibrate(*, threads: int = 1, networks: int = 120, variants: int = 0,
               repeats: int = 12, rounds: int = 4, warmup: int = 2, seed: int = 0,
               min_round_ms: float = 20.0, holdout: int = 0, batch: int = 1,
-              backend: str = "onnxruntime", probe=None, progress=lambda n=1: None) -> dict:
+              backend: str = "onnxruntime", probe=None, reference=None,
+              progress=lambda n=1: None) -> dict:
     """Measure the calibration networks (``networks`` random motif networks and
     ``variants`` random variants of the shipped specs), then ``holdout`` networks kept
-    out of the fit; the probe kernels before, between and after (``probe``: threads ->
-    us per kernel). Every network runs on ``batch`` images (the kernels' features are
-    for that many: :meth:`~archspec.latency.kernels.Kernel.features`). Returns the raw
-    samples (see :func:`~archspec.latency.fitting.build`)."""
+    out of the fit; the probe kernels and the reference network before, between and
+    after (``probe``: threads -> us per kernel; ``reference``: threads, batch -> ms).
+    Every network runs on ``batch`` images (the kernels' features are for that many:
+    :meth:`~archspec.latency.kernels.Kernel.features`). Returns the raw samples (see
+    :func:`~archspec.latency.fitting.build`)."""
     if batch < 1:
         raise ValueError(f"batch {batch}: at least 1")
     if probe is None:
         def probe(threads):
             return run_probe(threads, backend=backend)
+    if reference is None:
+        def reference(threads, batch):
+            return reference_ms(threads, batch, backend)
     block = nchwc_block() if backend == "onnxruntime" else 0
     t0 = time.perf_counter()
-    probes = [probe(threads)]
+    probes, refs = [probe(threads)], [reference(threads, batch)]
     graphs = calibration_graphs(networks, variants, seed)
     variants = len(graphs) - networks          # a variant its spec cannot take is left out
     fused = [backend_kernels(g, backend, block) for g in graphs]
@@ -117,8 +123,10 @@ def calibrate(*, threads: int = 1, networks: int = 120, variants: int = 0,
     # longer than a round: the quiet-machine time is the *fastest* round's median (each
     # round a fresh session and a median over its runs, so one lucky run cannot win).
     probes.append(probe(threads))
+    refs.append(reference(threads, batch))
     held = _holdout(holdout, how, rounds, progress)
     probes.append(probe(threads))
+    refs.append(reference(threads, batch))
     walls = [min(m) for m in round_medians]
     medians = [[min(r) for r in net] for net in kernel_rounds]
     per_node = profiler_cost(medians, counts, walls)
@@ -144,7 +152,7 @@ def calibrate(*, threads: int = 1, networks: int = 120, variants: int = 0,
             "rounds": rounds,
             "warmup": warmup, "seed": seed, "sampler": SAMPLER, "threads": threads,
             "batch": batch, "seconds": round(time.perf_counter() - t0, 1),
-            "fingerprint": fingerprint(backend, threads, probes),
+            "fingerprint": fingerprint(backend, threads, probes, refs, batch),
             **({"allocator": settle_allocator()} if backend == "torch" else {}),
             "denormals": denormals_note(),
             **({"holdout": held} if held else {}), **_spread(round_medians)}

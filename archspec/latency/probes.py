@@ -231,6 +231,9 @@ def timing_env(backend: str, threads: int) -> dict:
 # whole networks up to ~25%) while the probe's 1x1 conv moved 0.2% (docs/latency.md,
 # "Machine fingerprint"): a profile's own prediction of a real network, timed, sees that.
 REFERENCE_NETWORK = ("mobilenetv2", 128)
+# How reference_ms times it; a change makes older cached and calibration times
+# incomparable (a profile's fingerprint then falls back to its prediction).
+REFERENCE_VERSION = 1
 
 
 def reference_graph():
@@ -245,7 +248,8 @@ def reference_ms(threads: int = 1, batch: int = 1, backend: str = "onnxruntime",
                  rounds: int = 3, round_ms: float = 40.0, warmup: int = 2) -> float:
     """The reference network's wall time (ms) on ``batch`` images, as ``latency
     --check`` times a model (a fresh session or model each round): the fastest round's
-    median. About half a second on one thread (onnxruntime), a second in torch."""
+    median. About 0.4 s on one thread in onnxruntime (building three sessions
+    included), 0.3 s in torch, on the project's Xeon host."""
     import statistics
 
     from .check import runs_per_round
@@ -265,9 +269,18 @@ def reference_ms(threads: int = 1, batch: int = 1, backend: str = "onnxruntime",
     return round(best, 4)
 
 
-def fingerprint(backend: str, threads: int, probes: list[dict]) -> dict:
+def fingerprint(backend: str, threads: int, probes: list[dict],
+                networks: list[float] = (), batch: int = 1) -> dict:
     """The fingerprint a profile stores: per probe kernel the fastest of ``probes`` (us),
-    every probe taken, and :func:`timing_env`."""
+    every probe taken, :func:`timing_env` and, when timed (``networks``: ms on ``batch``
+    images, each by :func:`reference_ms`), the reference network's fastest time: what
+    a later use compares this machine's time of it with."""
     kernels = {k: min(p[k] for p in probes) for k in PROBE_KERNELS}
-    return {"version": PROBE_VERSION, "kernels": kernels, "probes": probes,
-            "env": timing_env(backend, threads)}
+    out = {"version": PROBE_VERSION, "kernels": kernels, "probes": probes,
+           "env": timing_env(backend, threads)}
+    if networks:
+        name, resolution = REFERENCE_NETWORK
+        out["network"] = {"name": name, "resolution": resolution, "batch": batch,
+                          "version": REFERENCE_VERSION, "ms": min(networks),
+                          "runs": list(networks)}
+    return out
