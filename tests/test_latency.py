@@ -298,11 +298,13 @@ def _bn_after(c: int, out: int, act: str | None, source: str = "replicate") -> G
 
 
 _ORT_ACT = {"relu": ["Relu"], "relu6": ["Clip"], "hswish": ["HardSigmoid", "Mul"],
-            "sigmoid": ["Sigmoid"], "swish": ["QuickGelu"], "leaky_relu": ["LeakyRelu"]}
+            "sigmoid": ["Sigmoid"], "swish": ["QuickGelu"], "leaky_relu": ["LeakyRelu"],
+            "elu": ["Elu"], "softplus": ["Softplus"], "hsigmoid": ["HardSigmoid"],
+            "gelu": ["Gelu"]}
 
 
 @pytest.mark.parametrize("act", [None, "relu", "relu6", "hswish", "sigmoid", "swish",
-                                 "leaky_relu"])
+                                 "leaky_relu", "elu", "softplus", "hsigmoid", "gelu"])
 @pytest.mark.parametrize("blocks, copies, source", [
     (1, 2, "replicate"),      # a blocked input: a blocked BN (depthwise conv)
     (1.5, 6, "replicate"),    # a plain input (24 -> 144 at block 16): plain BN, aligned
@@ -339,20 +341,19 @@ def test_an_unfolded_bn_is_laid_out_as_onnxruntime_runs_it(blocks, copies, sourc
 @pytest.mark.parametrize("graph, rules, moved", [
     ("ghost", 6, ["cat", "c.conv"]), ("ghost", 7, []),
     ("replicate", 7, ["rep", "c.conv"]), ("replicate", 6, ["rep", "c.conv"]),
-    ("replicate", 8, []), ("bn", 9, []),
+    ("replicate", 8, []),
 ])
 def test_older_rules_are_fitted_on_the_older_fusions_features(graph, rules, moved):
     """fitting.build(rules < FIT_RULES) fits the features of the fusion those rules had
     (before 7 every concat reorders, before 8 every replicate), not the raw samples'
     (this fusion's): the blocked copy and the conv reading it differ there, every other
     kernel is the same."""
-    g = {"ghost": _ghost_like(16), "replicate": _replicated(16, 32),
-         "bn": _bn_after(24, 144, "relu")}[graph]
+    g = {"ghost": _ghost_like(16), "replicate": _replicated(16, 32)}[graph]
     ks = kernels(g, 16)
     raw = {"samples": [{"type": k.type, "features": k.features(), "net": 0, "us": 1.0}
                        for k in ks],
            "networks_ir": rawfile.networks_record([g], "measured"), "nchwc_block": 16,
-           "fusion": {"blocked_bn_acts": graph == "bn"}}
+           "fusion": {"blocked_bn_acts": False}}     # no BN here: measured before rules 9
     older = fitting._older_fusion(raw, rules)
     assert [k.name for k, s, o in zip(ks, raw["samples"], older)
             if s["features"] != o["features"]] == moved
@@ -491,13 +492,14 @@ def test_variant_networks_cover_every_shipped_spec_apart_from_the_validation_var
             assert f"{s.name} [{v.label()}]" not in validation
 
 
-def _fake_raw(networks=3, variants=2):
-    """What calibrate() returns, with made-up times (nothing is measured)."""
+def _fake_raw(networks=3, variants=2, blocked_bn_acts=True):
+    """What calibrate() returns, with made-up times (nothing is measured);
+    ``blocked_bn_acts`` False: a file from before fit rules 9 (no ``fusion``)."""
 
     graphs = nets.calibration_graphs(networks, variants, 0)
     samples, walls = [], []
     for i, g in enumerate(graphs):
-        ks = kernels(g)
+        ks = kernels(g, blocked_bn_acts=blocked_bn_acts)
         for k in ks:
             samples.append({"type": k.type, "features": k.features(), "net": i,
                             "us": round(2.0 + k.macs / 1e4 + k.in_elems / 1e3, 4)})
@@ -509,7 +511,8 @@ def _fake_raw(networks=3, variants=2):
             "warmup": 2, "seconds": 1.0, "round_spread_median": 0.01,
             "round_spread_p90": 0.02, "profiler_us_per_node": 1.0, "min_round_ms": 20.0,
             "versions": {"onnxruntime": "1.0"}, "machine": {"cpu": "test"},
-            "sampler": nets.SAMPLER, "fusion": {"blocked_bn_acts": True}}
+            "sampler": nets.SAMPLER,
+            **({"fusion": {"blocked_bn_acts": True}} if blocked_bn_acts else {})}
 
 
 def _graph_signature(g):
@@ -620,6 +623,19 @@ def test_calibrate_from_raw_fits_a_profile_without_measuring(tmp_path):
     assert p["calibration"]["raw_sha256"] == rawfile.digest(_fake_raw())
     assert p["versions"] == {"onnxruntime": "1.0"} and p["machine"] == {"cpu": "test"}
     assert p["fitted_with"]["numpy"] and p["fitted_with"]["blas"]
+    assert p["model"]["blocked_bn_acts"] is True
+    # a file measured before fit rules 9 keeps the BN fusion it was attributed with
+    old = _fake_raw(blocked_bn_acts=False)
+    assert [s["type"] for s in old["samples"]] != [s["type"] for s in _fake_raw()[
+        "samples"]]                                                    # it matters here
+    rawfile.save_raw(old, tmp_path / "old.json")
+    r = _run("calibrate", "--from-raw", str(tmp_path / "old.json"), "--trees", "0",
+             "-o", str(tmp_path / "old-p.json"))
+    assert r.returncode == 0, r.stderr
+    q = json.loads((tmp_path / "old-p.json").read_text())
+    assert "blocked_bn_acts" not in q["model"] and q["model"]["blocked_concat"] is True
+    assert q["fitted_with"]["fit_rules"] == p["fitted_with"]["fit_rules"]   # today's rules
+    assert load(tmp_path / "old-p.json").model.blocked_bn_acts is False
     r = _run("calibrate", "--from-raw", str(tmp_path / "missing.json"), "-o",
              str(tmp_path / "q.json"))
     assert r.returncode == 2 and not (tmp_path / "q.json").exists()

@@ -13,8 +13,8 @@ from archspec.analysis.sweep import Variant, evaluate, random_variants, run, var
 from archspec.ir import ops
 
 PROFILE = Path(__file__).resolve().parents[1] / "profiles" / "cpu-ort-1t.json"
-# fit rules 6 on (8 since 2026-12-04): conv taps, the activation pass, layout fallback,
-# blocked concats and replicates (what the legacy one lacks)
+# fit rules 6 on (9 since 2026-12-04): conv taps, the activation pass, layout fallback,
+# blocked concats and replicates, blocked BN activations (what the legacy one lacks)
 PROFILE_RULES6 = Path(__file__).resolve().parents[1] / "profiles" / "cpu-ort-1t-xeon.json"
 SPECS = ("mobilenetv3_large", "mobilenetv3_small", "rexnet", "mobilenext", "ghostnet_100",
          "efficientnet_b0", "mobilenetv2")
