@@ -619,3 +619,17 @@ def test_latency_warns_when_the_reference_network_drifted_since_the_calibration(
     r = _latency(tmp_path / "p.json", _seeded(tmp_path / "b", 1.02, network=1 / 1.05,
                                               network_ms=3.2), "-f", "json")
     assert r.returncode == 0 and "warning" not in r.stderr, r.stderr
+
+
+def test_calibrate_says_how_the_fingerprint_moved_during_the_campaign():
+    from archspec.commands.latency import _fingerprint_line
+
+    p = fingerprinted()
+    p.fingerprint["probes"] = [KERNELS, scaled(1.1)]
+    line = _fingerprint_line(p)
+    assert "5 probe kernels timed 2 times" in line and "(last / first: 1.10x)" in line
+    assert "mobilenetv2" not in line
+    p.fingerprint = probes.fingerprint("onnxruntime", 1, [KERNELS, KERNELS],
+                                       [3.0, 3.1, 3.3])
+    line = _fingerprint_line(p)
+    assert "mobilenetv2 at 128 px 3.00 ms (last / first: 1.10x)" in line

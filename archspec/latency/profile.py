@@ -3,15 +3,20 @@ the setup it was measured on (device, the measuring libraries' versions, setting
 environment it was fitted in (``fitted_with``: the fitting libraries' versions, Python,
 CPU), the calibration's own noise and its link to the raw measurements
 (``calibration.raw_sha256``, seeds, counts), the machine's **fingerprint** (a probe of a
-few fixed kernels and what shapes timings: CPU, SIMD flags, cores, library versions,
-threads; :mod:`.probes`) and the calibration's own held-out ``validation``.
+few fixed kernels, the reference network's time and what shapes timings: CPU, SIMD
+flags, cores, library versions, threads; :mod:`.probes`) and the calibration's own
+held-out ``validation``.
 
 Using a profile checks this machine against it first (:func:`machine_check`): the probe
 is run again here (cached per process and for ``PROBE_TTL_S`` seconds on disk, keyed by
 this machine's timing environment) and compared; a machine beyond the probe's noise
-(``PROBE_THRESHOLD``) or a different setup gets one warning naming the ratio, the
-differences and the command that makes a profile of this machine. ``ARCHSPEC_NO_PROBE=1``
-(or ``latency --no-probe``) skips the probe, not the setup comparison.
+(``PROBE_FASTER``, ``PROBE_SLOWER``, ``PROBE_SHAPE``) or a different setup gets one
+warning naming the ratio, the differences and the command that makes a profile of this
+machine. Where the probe and the setup agree, the reference network is timed (cached
+alike) and compared with its time at calibration (``DRIFT_FASTER``, ``DRIFT_SLOWER``)
+or, for a fingerprint that did not record it, with the profile's prediction of it
+(``NETWORK_FASTER``, ``NETWORK_SLOWER``). ``ARCHSPEC_NO_PROBE=1`` (or ``latency
+--no-probe``) skips the probe and the network, not the setup comparison.
 
 Reading a profile imports neither numpy nor onnxruntime (``archspec cost --profile``).
 """
