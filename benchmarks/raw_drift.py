@@ -39,13 +39,11 @@ def _by_net(raw: dict) -> dict:
 def drift(old: dict, new: dict) -> dict:
     """Per-family and per-size medians of new / old kernel times over the networks both
     files recorded identically, the walls' ratios, and both fingerprints."""
-    from archspec.latency.raw import raw_fusion
-
     # what decides which nodes a kernel covers, how its time was charged and what the
     # runs computed: files that differ in any of these time different things
     for key in ("backend", "threads", "batch", "nchwc_block", "partial_add", "reorders",
                 "sampler", "fusion", "denormals"):
-        a, b = (_setting(r, key, raw_fusion) for r in (old, new))
+        a, b = (_setting(r, key) for r in (old, new))
         if a != b:
             raise ValueError(f"the files differ in {key}: {a!r} vs {b!r}")
     ga, gb = old["networks_ir"]["graphs"], new["networks_ir"]["graphs"]
@@ -74,7 +72,9 @@ def drift(old: dict, new: dict) -> dict:
     ka, kb = ((r.get("fingerprint") or {}).get("kernels") for r in (old, new))
     probe = {k: round(kb[k] / ka[k], 4) for k in ka if k in kb} if ka and kb else None
     na, nb = ((r.get("fingerprint") or {}).get("network") or {} for r in (old, new))
-    reference = round(nb["ms"] / na["ms"], 4) if na.get("ms") and nb.get("ms") else None
+    same = all(na.get(k) == nb.get(k) for k in ("name", "resolution", "batch", "version"))
+    reference = round(nb["ms"] / na["ms"], 4) if same and na.get("ms") and nb.get("ms") \
+        else None
     return {"old": old.get("measured"), "new": new.get("measured"), "networks": nets,
             "walls": {"median_ratio": round(statistics.median(walls), 4),
                       "p10": round(sorted(walls)[len(walls) // 10], 4),
@@ -86,12 +86,25 @@ def drift(old: dict, new: dict) -> dict:
             "probe_ratio": probe, "reference_ratio": reference}
 
 
-def _setting(raw: dict, key: str, raw_fusion):
-    """A raw file's setting as the comparison means it: the fusion its kernels were
-    attributed with (an older file's: the old one), whether timings were flushed of
-    denormals (not the note's wording)."""
+def _setting(raw: dict, key: str):
+    """A raw file's setting as archspec reads it (a file from before a setting was
+    recorded: what it was then): the fusion its kernels were attributed with, the
+    partial-add lowering, how reorders were charged, the sampling plan, whether timings
+    were flushed of denormals (not the note's wording)."""
+    from archspec.latency.raw import partial_add_lowering, raw_backend, raw_batch, raw_fusion
+
     if key == "fusion":
         return raw_fusion(raw)
+    if key == "backend":
+        return raw_backend(raw)
+    if key == "partial_add":
+        return partial_add_lowering(raw)
+    if key == "reorders":
+        return raw.get(key, "next kernel") if raw_backend(raw) == "onnxruntime" else None
+    if key == "sampler":
+        return raw.get(key, 1)
+    if key == "batch":
+        return raw_batch(raw)
     value = raw.get(key)
     if key == "denormals":
         return isinstance(value, str) and value.startswith("flushed")
@@ -106,7 +119,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     try:
         d = drift(json.loads(args.old.read_text()), json.loads(args.new.read_text()))
-    except (OSError, ValueError, KeyError) as e:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         print(f"raw_drift: {e}", file=sys.stderr)
         return 2
     print(f"{args.old} ({d['old']}) -> {args.new} ({d['new']}): {d['networks']} networks "

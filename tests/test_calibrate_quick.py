@@ -67,16 +67,30 @@ def test_a_tiny_quick_calibration_yields_a_profile_with_fingerprint_and_validati
     pytest.importorskip("onnxruntime")
     probe = fake_probe()
     # seed 43: two small motif networks (~75 M MAdds together) and a small held-out one
+    order, times = [], iter([3.3, 3.1, 3.4])
+
+    def probed(threads):
+        order.append("probe")
+        return probe(threads)
+
+    def reference(threads, batch):
+        order.append(("reference", threads, batch))
+        return next(times)
+
     raw = cal.calibrate(threads=1, networks=2, variants=0, repeats=2, rounds=1, warmup=1,
-                        min_round_ms=0, holdout=1, seed=43, probe=probe)
-    assert probe.calls == [1, 1, 1]            # before, between and after the campaign
+                        min_round_ms=0, holdout=1, seed=43, probe=probed,
+                        reference=reference, progress=lambda n=1: order.append("net"))
+    # before, between (after the calibration networks, before the held-out one) and after
+    assert order == ["probe", ("reference", 1, 1), "net", "net", "probe",
+                     ("reference", 1, 1), "net", "probe", ("reference", 1, 1)], order
+    assert probe.calls == [1, 1, 1]
     fp = raw["fingerprint"]
     assert fp["kernels"] == {k: pytest.approx(v * 1.1) for k, v in KERNELS.items()}
     assert len(fp["probes"]) == 3 and fp["env"]["threads"] == 1
     # the reference network, timed at the same three points: what a later use compares
     net = fp["network"]
     assert (net["name"], net["resolution"], net["batch"]) == ("mobilenetv2", 128, 1)
-    assert len(net["runs"]) == 3 and net["ms"] == min(net["runs"]) > 0
+    assert net["runs"] == [3.3, 3.1, 3.4] and net["ms"] == 3.1
     held = raw["holdout"]
     assert len(held["measured_ms"]) == len(held["networks_ir"]["graphs"]) == 1
     assert len(held["round_ms"]) == 1 and len(held["round_ms"][0]) == 1

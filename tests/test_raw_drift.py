@@ -55,6 +55,8 @@ def test_kernels_are_compared_only_over_networks_recorded_alike(tmp_path, capsys
     assert json.loads((tmp_path / "d.json").read_text()) == d
     old["fingerprint"]["network"], new["fingerprint"]["network"] = {"ms": 2.0}, {"ms": 1.8}
     assert mod.drift(old, new)["reference_ratio"] == 0.9
+    new["fingerprint"]["network"]["version"] = 2       # another timing: not compared
+    assert mod.drift(old, new)["reference_ratio"] is None
 
 
 def test_files_of_other_settings_or_without_a_common_network_are_refused(tmp_path, capsys):
@@ -77,6 +79,10 @@ def test_files_of_other_settings_or_without_a_common_network_are_refused(tmp_pat
                       ("denormals", "flushed while timing", None)):
         with pytest.raises(ValueError, match=f"differ in {key}"):
             mod.drift({**_raw({}), **({} if b is None else {key: b})}, {**_raw({}), key: a})
+    # a setting a file did not record is what it was then
+    mod.drift({**_raw({}), "sampler": 1, "reorders": "next kernel"}, _raw({}))
+    with pytest.raises(ValueError, match="differ in sampler"):
+        mod.drift({**_raw({}), "sampler": 2}, _raw({}))
     # the denormal note's wording alone is not a difference
     mod.drift({**_raw({}), "denormals": "flushed (one wording)"},
               {**_raw({}), "denormals": "flushed (another)"})
