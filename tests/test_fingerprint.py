@@ -656,3 +656,19 @@ def test_calibrate_says_how_the_fingerprint_moved_during_the_campaign():
                                        [3.0, 3.1, 3.3])
     line = _fingerprint_line(p)
     assert "mobilenetv2 at 128 px 3.00 ms (last / first: 1.10x)" in line
+
+
+def test_calibrate_warns_when_the_machine_changed_speed_during_the_campaign():
+    """torch on the Xeon host, 2026-12-04 13:49-13:57 UTC: the reference network ran
+    6.25, 7.20, 8.43 ms before, between and after the campaign."""
+    from archspec.commands.latency import _moved_during
+
+    p = fingerprinted()
+    assert _moved_during(p) is None                       # nothing recorded
+    p.fingerprint = probes.fingerprint("onnxruntime", 1, [KERNELS], [1.75, 1.747, 1.786])
+    assert _moved_during(p) is None                       # 2% apart
+    p.fingerprint = probes.fingerprint("torch", 1, [KERNELS], [6.25, 7.20, 8.43])
+    msg = _moved_during(p)
+    assert "6.25, 7.20, 8.43 ms" in msg and "1.35x apart" in msg
+    assert "calibrate again when the machine is quiet: " in msg
+    assert "`archspec calibrate --backend torch --quick" in msg

@@ -147,6 +147,27 @@ def calibrate(ctx: typer.Context,
           f"{c['round_spread_median']}, p90 {c['round_spread_p90']}", file=sys.stderr)
     print(_fingerprint_line(profile), file=sys.stderr)
     print(_validation_line(profile), file=sys.stderr)
+    moved = _moved_during(profile)
+    if moved:
+        print(f"archspec: warning: {moved}", file=sys.stderr)
+
+
+def _moved_during(profile) -> str | None:
+    """A warning when the reference network's times during the calibration (before,
+    between, after) are further apart than a later use of the profile tolerates
+    (``profile.DRIFT_SLOWER``): the machine changed speed while it was measured."""
+    from ..latency.profile import DRIFT_SLOWER, calibrate_hint
+
+    net = profile.fingerprint.get("network") or {}
+    runs = [r for r in net.get("runs") or [] if isinstance(r, (int, float)) and r > 0]
+    if len(runs) < 2 or max(runs) / min(runs) <= DRIFT_SLOWER:
+        return None
+    return (f"this machine's speed changed during the calibration: {net['name']} at "
+            f"{net['resolution']} px ran in {', '.join(f'{r:.2f}' for r in runs)} ms "
+            f"(before, between, after: {max(runs) / min(runs):.2f}x apart), so the "
+            f"profile mixes two states of the machine and a later use will warn in one "
+            f"of them; calibrate again when the machine is quiet: "
+            f"{calibrate_hint(profile.backend)}")
 
 
 def _check_runtime(backend: str, what: str) -> None:
