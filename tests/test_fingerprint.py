@@ -668,6 +668,7 @@ def test_calibrate_warns_when_the_machine_changed_speed_during_the_campaign():
     p.fingerprint = probes.fingerprint("onnxruntime", 1, [KERNELS], [1.75, 1.747, 1.786])
     assert _moved_during(p) is None                       # 2% apart
     p.fingerprint = probes.fingerprint("torch", 1, [KERNELS], [6.25, 7.20, 8.43])
+    p.backend = "torch"
     msg = _moved_during(p)
     assert "6.25, 7.20, 8.43 ms" in msg and "1.35x apart" in msg
     assert "calibrate again when the machine is quiet: " in msg
