@@ -282,6 +282,14 @@ def test_a_calibration_time_of_another_reference_is_not_compared():
     assert prof.calibrated_network(p) == 3.2
 
 
+def test_a_ratio_just_past_a_bound_is_not_printed_as_the_bound():
+    p = fingerprinted(network_ms=3.2)
+    c = check(p, scaled(1.0), run_network=fake_network(p, 1.1502))
+    assert c.network_differs and "1.150x slower" in c.message()
+    c = check(p, scaled(1.0), run_network=fake_network(p, 1.3))
+    assert "1.30x slower" in c.message()
+
+
 def test_a_slow_reading_that_cannot_be_timed_again_stands():
     p = fingerprinted()
     ms = predicted_reference_ms(p)

@@ -296,7 +296,10 @@ class MachineCheck:
     def _network(self) -> str:
         n = self.network
         r = n["ratio"]
-        how = f"{1 / r:.2f}x faster" if r < 1 else f"{r:.2f}x slower"
+        x = 1 / r if r < 1 else r
+        # two decimals, three where two would round onto the bound it crossed
+        bound = network_bounds(n.get("against", "prediction"))[0 if r < 1 else 1]
+        how = f"{x:.{2 if round(x, 2) != bound else 3}f}x {'faster' if r < 1 else 'slower'}"
         busy = ("; a busy machine also runs slower" + (
             ", and it was timed twice" if n["measured"].endswith("measured again") else "")
             if r > 1 else "")
