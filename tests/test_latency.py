@@ -613,6 +613,23 @@ def test_raw_measurements_roundtrip_with_features_from_the_recorded_networks(tmp
             rawfile.load_raw(tmp_path / "bad.json")
 
 
+def test_a_raw_file_with_a_broken_fingerprint_is_refused_before_a_refit(tmp_path):
+    """A refit copies the fingerprint into the profile, which could not then be read."""
+    good = _fake_raw()
+    good["fingerprint"] = {"kernels": {"conv1x1": 1.0}, "env": {"threads": 1},
+                           "network": {"ms": 1.7}}
+    rawfile.save_raw(good, tmp_path / "raw.json")
+    rawfile.load_raw(tmp_path / "raw.json")
+    for broken in ({"ms": 0}, {"ms": "1.7"}):
+        rawfile.save_raw({**good, "fingerprint": {**good["fingerprint"], "network": broken}},
+                         tmp_path / "raw.json")
+        with pytest.raises(ArchspecError, match="malformed raw .*broken machine fingerprint"):
+            rawfile.load_raw(tmp_path / "raw.json")
+    r = _run("calibrate", "--from-raw", str(tmp_path / "raw.json"), "--trees", "0",
+             "-o", str(tmp_path / "p.json"))
+    assert r.returncode == 2 and "fingerprint" in r.stderr and not (tmp_path / "p.json").exists()
+
+
 def test_calibrate_from_raw_fits_a_profile_without_measuring(tmp_path):
     rawfile.save_raw(_fake_raw(), tmp_path / "raw.json")
     r = _run("calibrate", "--from-raw", str(tmp_path / "raw.json"), "--trees", "0",

@@ -106,7 +106,7 @@ def load(path) -> Profile:
         raise ArchspecError(f"{path}: broken profile settings (batch {batch!r}; a positive "
                             "integer expected)")
     fingerprint = d.get("fingerprint") or {}
-    if fingerprint and not _well_formed(fingerprint):
+    if fingerprint and not fingerprint_well_formed(fingerprint):
         raise ArchspecError(f"{path}: broken machine fingerprint (kernels: name -> us, env "
                             "and, if present, network.ms > 0 expected); recalibrate")
     from .kernels import BACKENDS
@@ -151,7 +151,10 @@ def _check_flags(path, rules: int, model: LatencyModel) -> None:
                             "(`archspec calibrate --from-raw`)")
 
 
-def _well_formed(fp) -> bool:
+def fingerprint_well_formed(fp) -> bool:
+    """Whether a fingerprint can be read: probe kernels as positive times, an ``env``
+    whose threads (if any) are a positive integer, a ``network`` (if any) with a
+    positive ``ms``."""
     if not isinstance(fp, dict):
         return False
     kernels, env, net = fp.get("kernels"), fp.get("env"), fp.get("network") or {"ms": 1.0}

@@ -224,6 +224,8 @@ def load_raw(path) -> dict:
     their seeds, whose record is then added to the returned dict), fused as the file's
     kernels were (:func:`raw_fusion`; the other fusion flags this archspec's); an error
     if the networks' kernels are not the measured ones."""
+    from .profile import fingerprint_well_formed
+
     raw = _read(path)
     try:
         networks, variants = int(raw["networks"]), int(raw.get("variants", 0))
@@ -232,6 +234,11 @@ def load_raw(path) -> dict:
         if not isinstance(samples, list) or not samples or not raw["walls"]:
             raise ValueError("no samples or no walls")
         float(raw["seconds"])
+        # a refit copies the fingerprint into the profile: a broken one would make a
+        # profile that cannot be read
+        if raw.get("fingerprint") and not fingerprint_well_formed(raw["fingerprint"]):
+            raise ValueError("broken machine fingerprint (kernels: name -> us, env and, "
+                             "if present, network.ms > 0 expected)")
         if "networks_ir" in raw:
             graphs = networks_from_record(raw["networks_ir"])
         else:
