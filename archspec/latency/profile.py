@@ -309,10 +309,10 @@ class MachineCheck:
         if n.get("against") == "calibration":
             return (f"this machine runs {n['name']} in {n['measured_ms']:.2f} ms now, "
                     f"{how} than when the profile was calibrated ({n['calibrated_ms']:.2f} "
-                    f"ms){busy}; its predictions may be off by about as much")
+                    f"ms){busy}; its predictions may be off by up to as much")
         return (f"it predicts {n['predicted_ms']:.2f} ms for {n['name']}; this machine "
                 f"runs it in {n['measured_ms']:.2f} ms ({how}){busy}; its predictions may "
-                f"be off by about as much")
+                f"be off by up to as much")
 
     def _speed(self) -> str:
         if self.ratio < 1:
