@@ -1,0 +1,42 @@
+"""benchmarks/reference_noise.py: back-to-back readings of the reference network and their
+spread (the timer is injected: nothing is measured here)."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location(
+        "reference_noise", ROOT / "benchmarks" / "reference_noise.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_readings_and_their_spread(capsys):
+    mod = _module()
+    calls = []
+    times = iter([1.72, 1.70, 1.74])
+
+    def timer(threads, batch, backend):
+        calls.append((threads, batch, backend))
+        return next(times)
+
+    ms = mod.readings(3, 2, 4, "torch", timer=timer)
+    assert ms == [1.72, 1.70, 1.74] and calls == [(2, 4, "torch")] * 3
+    assert capsys.readouterr().out.count(" ms (") == 3
+    s = mod.summary(ms)
+    assert s["min_ms"] == 1.70 and s["median_ms"] == 1.72 and s["max_ms"] == 1.74
+    assert s["spread"] == pytest.approx(0.0235, abs=1e-4)
+    from archspec.latency.profile import DRIFT_SLOWER
+    assert s["bounds"]["drift_slower"] == DRIFT_SLOWER
+
+
+def test_bad_options_are_exit_2(capsys):
+    assert _module().main(["--runs", "0"]) == 2
+    assert "at least 1" in capsys.readouterr().err
