@@ -209,8 +209,8 @@ def _fingerprint_line(profile) -> str:
     drift, _ = probe_ratio(probes[0], probes[-1])
     net = profile.fingerprint.get("network") or {}
     runs = net.get("runs") or []
-    also = (f", and {net['name']} at {net['resolution']} px {net['ms']:.2f} ms (last / "
-            f"first: {runs[-1] / runs[0]:.2f}x)") if len(runs) > 1 else ""
+    also = (f", and {net['name']} at {net['resolution']} px timed "
+            f"{', '.join(f'{r:.2f}' for r in runs)} ms (the fastest kept)") if runs else ""
     return (f"machine fingerprint: {len(probes[0])} probe kernels timed {len(probes)} times "
             f"during the calibration (last / first: {drift:.2f}x){also}; every use of the "
             "profile compares this machine with it")
