@@ -121,10 +121,9 @@ def test_inputs_of_different_backends_are_refused(lofo):
 
 def _benchmark(name: str):
     """benchmarks/<name>.py as a module."""
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    from conftest import benchmark
+
+    return benchmark(name)
 
 
 @pytest.fixture(scope="module")

@@ -225,12 +225,9 @@ def test_from_raw_refuses_a_backend_option(tmp_path):
 
 
 def _bench_module(name):
-    import importlib.util
+    from conftest import benchmark
 
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return benchmark(name)
 
 
 def test_latency_check_keeps_a_torch_run_in_a_block_and_file_of_its_own(tmp_path):

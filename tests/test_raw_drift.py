@@ -2,21 +2,15 @@
 both recorded identically (nothing is measured)."""
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 def _module():
-    spec = importlib.util.spec_from_file_location(
-        "raw_drift", ROOT / "benchmarks" / "raw_drift.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    from conftest import benchmark
+
+    return benchmark("raw_drift")
 
 
 def _raw(scale: dict, other_net: bool = False, when: str = "t0") -> dict:

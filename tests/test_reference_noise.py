@@ -2,20 +2,14 @@
 spread (the timer is injected: nothing is measured here)."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 def _module():
-    spec = importlib.util.spec_from_file_location(
-        "reference_noise", ROOT / "benchmarks" / "reference_noise.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    from conftest import benchmark
+
+    return benchmark("reference_noise")
 
 
 def test_readings_and_their_spread(capsys):
