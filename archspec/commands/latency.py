@@ -156,10 +156,10 @@ def _moved_during(profile) -> str | None:
     """A warning when the reference network's times during the calibration (before,
     between, after) are further apart than a later use of the profile tolerates
     (``profile.DRIFT_SLOWER``): the machine changed speed while it was measured."""
-    from ..latency.profile import DRIFT_SLOWER, calibrate_hint
+    from ..latency.profile import DRIFT_SLOWER, calibrate_hint, positive_time
 
     net = profile.fingerprint.get("network") or {}
-    runs = [r for r in net.get("runs") or [] if isinstance(r, (int, float)) and r > 0]
+    runs = [r for r in net.get("runs") or [] if positive_time(r)]
     if len(runs) < 2 or max(runs) / min(runs) <= DRIFT_SLOWER:
         return None
     return (f"this machine's speed changed during the calibration: {net['name']} at "

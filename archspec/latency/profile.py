@@ -160,9 +160,9 @@ def fingerprint_well_formed(fp) -> bool:
     kernels, env, net = fp.get("kernels"), fp.get("env"), fp.get("network") or {"ms": 1.0}
     threads = env.get("threads", 1) if isinstance(env, dict) else None
     return (isinstance(kernels, dict) and bool(kernels) and isinstance(env, dict)
-            and all(map(_positive, kernels.values()))
+            and all(map(positive_time, kernels.values()))
             and type(threads) is int and threads >= 1
-            and isinstance(net, dict) and _positive(net.get("ms")))
+            and isinstance(net, dict) and positive_time(net.get("ms")))
 
 
 def setup_warnings(profile: Profile, machine: dict, versions: dict,
@@ -458,8 +458,6 @@ def _compare_network(check: MachineCheck, profile: Profile, threads: int, run) -
     fingerprint that recorded one, :func:`calibrated_network`), else with the profile's
     prediction of it. A slow reading is measured again (uncached) and the faster kept
     before it counts (a busy spell only ever slows a run); a fast one stands."""
-    import math
-
     from .probes import REFERENCE_NETWORK, reference_graph
 
     spec, resolution = REFERENCE_NETWORK
@@ -467,7 +465,7 @@ def _compare_network(check: MachineCheck, profile: Profile, threads: int, run) -
     if then is None:
         graph = reference_graph()
         base = profile.model.predict(profile.kernels(graph), graph).total_ms
-        if not (math.isfinite(base) and base > 0):
+        if not positive_time(base):
             raise ValueError(f"the profile predicts {base} ms for {spec} at {resolution} px")
     else:
         base = then
@@ -498,7 +496,7 @@ def _ratio(ms: float, base: float) -> float:
 def _timed(result: tuple) -> tuple:
     """A (ms, how) timing that can be compared, else ValueError."""
     ms, how = result
-    if not _positive(ms):
+    if not positive_time(ms):
         raise ValueError(f"the reference network timed {ms!r} ms")
     return ms, how
 
@@ -514,7 +512,7 @@ def calibrated_network(profile: Profile) -> float | None:
     spec, resolution = REFERENCE_NETWORK
     same = (net.get("name"), net.get("resolution"), net.get("batch"),
             net.get("version")) == (spec, resolution, profile.batch, REFERENCE_VERSION)
-    return float(net["ms"]) if same and _positive(net.get("ms")) else None
+    return float(net["ms"]) if same and positive_time(net.get("ms")) else None
 
 
 def network_bounds(against: str) -> tuple[float, float]:
@@ -526,7 +524,7 @@ def network_bounds(against: str) -> tuple[float, float]:
     return NETWORK_FASTER, NETWORK_SLOWER
 
 
-def _positive(x) -> bool:
+def positive_time(x) -> bool:
     """A time that can be compared: a finite number above 0 (not a bool)."""
     import math
 
@@ -641,8 +639,8 @@ def _cached(key: str, measure, now: float | None, fresh: bool,
 def _read_cached(path) -> dict | None:
     try:
         d = json.loads(path.read_text())
-        ok = (isinstance(d["kernels"], dict) and all(map(_positive, d["kernels"].values()))
-              and (d["time"] == 0 or _positive(d["time"])) and type(d["time"]) is not bool)
+        ok = (isinstance(d["kernels"], dict) and all(map(positive_time, d["kernels"].values()))
+              and (d["time"] == 0 or positive_time(d["time"])) and type(d["time"]) is not bool)
         return d if ok else None
     except (AttributeError, OSError, ValueError, TypeError, KeyError):
         return None
