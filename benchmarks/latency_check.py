@@ -26,6 +26,7 @@ import json
 import math
 import os
 import shlex
+import signal
 import statistics
 import sys
 import time
@@ -259,7 +260,8 @@ def write(doc: dict, results: list, profile_path: str, profile, args) -> dict:
     doc.update({
         "profile_path": profile_path, "profile": profile.to_dict(), "shipped": shipped,
         "summary": summary,
-        "within_shipped": sum(abs(r.error) <= 0.10 for r in results[:shipped]) / shipped,
+        "within_shipped": sum(abs(r.error) <= 0.10 for r in results[:shipped])
+        / max(1, shipped),
         "within_spread": sum(abs(r.error) <= max(r.spread, 0.0) for r in results)
         / len(results),
         "quiet": {"models": sum(r.spread <= 0.10 for r in results),
@@ -295,6 +297,8 @@ def repredict(args) -> int:
     if new.batch != measured_batch:
         sys.exit(f"{args.profile} predicts batch {new.batch}; the saved measurements are of "
                  f"batch {measured_batch}: measure again with that profile")
+    if doc.get("partial"):
+        args.doc = ""   # a stopped run's figures stay out of the doc's block
     saved = parser().parse_args(shlex.split(doc["argv"]))
     # the in-sample calibration networks as they were drawn (a file that does not say:
     # by the plan of the profile that predicted it)
@@ -329,6 +333,42 @@ def repredict(args) -> int:
     return 0
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _measure(args, named, profile, threads: int, results: list, probes: list,
+             counts: list) -> None:
+    """Measure ``named`` chunk by chunk into ``results`` (a chunk counts once it is
+    done); ``counts``: [chunks measured again, seconds waited for quiet]."""
+    for i in range(0, len(named), args.chunk):
+        chunk = named[i:i + args.chunk]
+        for attempt in range(args.retries + 1):
+            if args.quiet_range > 0:
+                w, r = wait_for_quiet(args.quiet_range, args.max_wait, profile.backend,
+                                      threads)
+                counts[1] += w
+                probes.append(r)
+            # measured with the profile's threads and batch (what it predicts)
+            got = chk.check(chunk, profile, rounds=args.rounds, repeats=args.repeats)
+            spread = sorted(x.spread for x in got)[len(got) // 2]
+            after = probe(profile.backend, threads) if args.quiet_range > 0 else 0.0
+            # a chunk counts when the machine was quiet before, during (the chunk's own
+            # median round-to-round spread) and after it; otherwise it is measured again
+            if args.quiet_range <= 0 or (spread <= args.chunk_spread
+                                         and after <= 2 * args.quiet_range):
+                break
+            if attempt < args.retries:
+                counts[0] += 1
+                print(f"chunk at {i}: noisy (median spread {spread:.1%}, probe after "
+                      f"{after:.1%}); measuring it again", file=sys.stderr)
+        results += got
+        done = len(results)
+        ok = sum(abs(r.error) <= 0.10 for r in results)
+        print(f"{done}/{len(named)} measured, {ok / done:.1%} within +-10% so far "
+              f"(load {os.getloadavg()[0]:.2f})", file=sys.stderr)
+
+
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     if args.repredict:
@@ -349,34 +389,24 @@ def main(argv=None) -> int:
     for j, i in enumerate(range(len(named) - args.calib_nets, len(named))):
         order.insert(min(len(order), j * (step + 1)), i)
     named = [named[i] for i in order]
-    results, probes, waited, redone = [], [], 0.0, 0
+    results, probes, counts = [], [], [0, 0.0]   # chunks measured again, s waited
     threads = int(profile.settings.get("threads", 1))
-    for i in range(0, len(named), args.chunk):
-        chunk = named[i:i + args.chunk]
-        for attempt in range(args.retries + 1):
-            if args.quiet_range > 0:
-                w, r = wait_for_quiet(args.quiet_range, args.max_wait, profile.backend,
-                                      threads)
-                waited += w
-                probes.append(r)
-            # measured with the profile's threads and batch (what it predicts)
-            got = chk.check(chunk, profile, rounds=args.rounds, repeats=args.repeats)
-            spread = sorted(x.spread for x in got)[len(got) // 2]
-            after = probe(profile.backend, threads) if args.quiet_range > 0 else 0.0
-            # a chunk counts when the machine was quiet before, during (the chunk's own
-            # median round-to-round spread) and after it; otherwise it is measured again
-            if args.quiet_range <= 0 or (spread <= args.chunk_spread
-                                         and after <= 2 * args.quiet_range):
-                break
-            if attempt < args.retries:
-                redone += 1
-                print(f"chunk at {i}: noisy (median spread {spread:.1%}, probe after "
-                      f"{after:.1%}); measuring it again", file=sys.stderr)
-        results += got
-        done = len(results)
-        ok = sum(abs(r.error) <= 0.10 for r in results)
-        print(f"{done}/{len(named)} measured, {ok / done:.1%} within +-10% so far "
-              f"(load {os.getloadavg()[0]:.2f})", file=sys.stderr)
+    # stopped (Ctrl-C, kill): the chunks measured so far are written, marked partial
+    # (a run takes ~10 min on a quiet Xeon, well over an hour on a busy Zen 1)
+    before = signal.signal(signal.SIGTERM, _interrupt)
+    partial = None
+    try:
+        _measure(args, named, profile, threads, results, probes, counts)
+    except KeyboardInterrupt:
+        if not results:
+            raise
+        partial = {"measured": len(results), "models": len(named)}
+        args.doc = ""   # the doc's block shows finished runs only
+        print(f"stopped: writing the {len(results)} of {len(named)} models measured so "
+              f"far, marked partial", file=sys.stderr)
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    redone, waited = counts
     doc = {"created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
            "argv": shlex.join(argv if argv is not None else sys.argv[1:]),
            "seconds": time.perf_counter() - t0, "load_before": load_before,
@@ -385,7 +415,8 @@ def main(argv=None) -> int:
            "quiet_range": args.quiet_range, "waited_s": waited, "probes": probes,
            "redone": redone, "chunk_spread": args.chunk_spread,
            # the sampling plan that drew the in-sample calibration networks
-           "sampler": profile.calibration.get("sampler", 1)}
+           "sampler": profile.calibration.get("sampler", 1),
+           **({"partial": partial} if partial else {})}
     summary = write(doc, results, args.profile, profile, args)
     print(json.dumps(summary, indent=1))
     return 0

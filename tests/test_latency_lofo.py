@@ -203,3 +203,52 @@ def test_every_shipped_check_is_predicted_by_its_shipped_profile(check, saved, p
     after = json.loads(copy.read_text())
     assert after["summary"]["within"] == before["summary"]["within"]
     assert after["repredicted"]["shift_all"]["max"] == 0.0
+
+
+def test_a_stopped_latency_check_writes_what_it_measured_marked_partial(check, tmp_path,
+                                                                        monkeypatch):
+    """2026-12-04, a busy Zen 1 host: a run takes well over an hour; stopped (Ctrl-C or
+    kill) it keeps the finished chunks, marked partial, out of the doc, and a partial
+    file can be predicted again. Nothing is measured: the chunks' times are made up."""
+    import json
+    import signal
+
+    from archspec.latency import check as chk
+
+    monkeypatch.setenv("ARCHSPEC_NO_PROBE", "1")
+    calls = []
+
+    def fake_check(chunk, profile, **kw):
+        calls.append(len(chunk))
+        if len(calls) == 3:
+            raise KeyboardInterrupt      # what SIGTERM becomes (check._interrupt)
+        return [chk.Checked(name, chk.predict(g, profile).total_ms,
+                            chk.predict(g, profile).total_ms * 1.02, 0.03, 4, 6)
+                for name, g in chunk]
+
+    monkeypatch.setattr(chk, "check", fake_check)
+    doc, out = tmp_path / "latency.md", tmp_path / "partial.json"
+    doc.write_text("untouched\n")
+    profile = str(ROOT / "profiles" / "cpu-ort-1t-xeon.json")
+    handler = signal.getsignal(signal.SIGTERM)
+    assert check.main(["--profile", profile, "--json", str(out), "--doc", str(doc),
+                       "--quiet-range", "0", "--calib-nets", "2"]) == 0
+    assert signal.getsignal(signal.SIGTERM) is handler   # restored
+    saved = json.loads(out.read_text())
+    assert saved["partial"] == {"measured": 20, "models": len(
+        check.named_models(102, 0, 2, 0, saved["sampler"]))}
+    assert len(saved["results"]) + len(saved["in_sample_results"]) == 20
+    assert saved["summary"]["within"] == 1.0 and doc.read_text() == "untouched\n"
+    with pytest.raises(KeyboardInterrupt):          # nothing measured: nothing to write
+        calls.clear()
+        calls.append(0)
+        calls.append(0)
+        check.main(["--profile", profile, "--json", str(tmp_path / "none.json"),
+                    "--quiet-range", "0", "--doc", ""])
+    assert not (tmp_path / "none.json").exists()
+    assert check.main(["--repredict", profile, "--profile", profile, "--json", str(out),
+                       "--doc", str(doc)]) == 0
+    assert json.loads(out.read_text())["partial"]["measured"] == 20
+    assert doc.read_text() == "untouched\n"
+    with pytest.raises(KeyboardInterrupt):
+        check._interrupt(signal.SIGTERM, None)

@@ -147,9 +147,9 @@ def calibrate(ctx: typer.Context,
           f"{c['round_spread_median']}, p90 {c['round_spread_p90']}", file=sys.stderr)
     print(_fingerprint_line(profile), file=sys.stderr)
     print(_validation_line(profile), file=sys.stderr)
-    moved = _moved_during(profile)
-    if moved:
-        print(f"archspec: warning: {moved}", file=sys.stderr)
+    for warning in (_moved_during(profile), _noisy_rounds(profile)):
+        if warning:
+            print(f"archspec: warning: {warning}", file=sys.stderr)
 
 
 def _moved_during(profile) -> str | None:
@@ -168,6 +168,27 @@ def _moved_during(profile) -> str | None:
             f"profile mixes two states of the machine and a later use will warn in one "
             f"of them; calibrate again when the machine is quiet: "
             f"{calibrate_hint(profile.backend)}")
+
+
+# a calibration's median round-to-round spread past this is a machine too busy to
+# measure: the shipped profiles' calibrations had 1.9-15% (torch on the Zen 3 host the
+# most); a Zen 1 EPYC guest on 2026-12-04 had 44%, and its 48 held-out networks' times
+# themselves moved ~20% between rounds
+NOISY_ROUNDS = 0.25
+
+
+def _noisy_rounds(profile) -> str | None:
+    """A warning when the calibration's networks moved more between rounds than any
+    usable calibration's did (``NOISY_ROUNDS``): the profile carries that noise."""
+    from ..latency.profile import calibrate_hint
+
+    spread = profile.calibration.get("round_spread_median")
+    if not isinstance(spread, (int, float)) or spread <= NOISY_ROUNDS:
+        return None
+    return (f"the calibration networks' times moved a median {spread:.0%} between rounds "
+            f"(quiet machines: 2-15%): the machine was busy while it was measured, and a "
+            f"profile is no more exact than its measurements; calibrate again when the "
+            f"machine is quiet: {calibrate_hint(profile.backend)}")
 
 
 def _check_runtime(backend: str, what: str) -> None:

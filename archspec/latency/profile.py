@@ -242,13 +242,22 @@ CALIBRATE_HINT = ("for a profile of this machine run `archspec calibrate --quick
                   "(about 10 min)")
 
 
-def calibrate_hint(backend: str = "onnxruntime") -> str:
+def calibrate_hint(backend: str = "onnxruntime", slower: float | None = None) -> str:
     """What to run for a profile of this machine on ``backend`` (the times as measured
-    on the project's 2-core hosts: docs/latency.md)."""
-    if backend == "onnxruntime":
-        return CALIBRATE_HINT
-    return (CALIBRATE_HINT.replace("calibrate ", f"calibrate --backend {backend} ")
-            .replace("about 90 s", "about 2 min").replace("about 10 min", "about 13 min"))
+    on the project's 2-core hosts: docs/latency.md). ``slower``: how much slower this
+    machine ran the probe kernels than the profile's; from 1.5x on the hint says the
+    calibration takes about that many times as long (a calibration times a fixed set of
+    networks: 2026-12-04, a Zen 1 EPYC that ran the probe 3.3x slower than the Xeon host
+    took 2104 s where the Xeon took 531 s)."""
+    hint = CALIBRATE_HINT
+    if backend != "onnxruntime":
+        hint = (hint.replace("calibrate ", f"calibrate --backend {backend} ")
+                .replace("about 90 s", "about 2 min").replace("about 10 min", "about 13 min"))
+    if slower is not None and slower >= 1.5:
+        hint += (f", times on the project's hosts: this machine ran the probe kernels "
+                 f"{slower:.1f}x slower than the profile's, so allow about "
+                 f"{int(slower + 0.5)}x as long")
+    return hint
 
 
 @dataclass
@@ -320,10 +329,10 @@ class MachineCheck:
 
     def _speed(self) -> str:
         if self.ratio < 1:
-            how = f"{1 / self.ratio:.1f}x faster than"
-        else:
-            how = f"{self.ratio:.1f}x slower than (a busy machine also looks slower)"
-        return f"this machine runs the probe kernels {how} the one that calibrated it"
+            return (f"this machine runs the probe kernels {1 / self.ratio:.1f}x faster than "
+                    f"the one that calibrated it")
+        return (f"this machine runs the probe kernels {self.ratio:.1f}x slower than the one "
+                f"that calibrated it (a busy machine also looks slower)")
 
     def _kernels(self) -> str:
         """The probe kernel by kernel, slowest ratio first."""
@@ -352,7 +361,7 @@ class MachineCheck:
                     f"{self._network()}: {calibrate_hint(self.backend)}")
         return (f"profile {self.profile} was made on another machine or setup: "
                 f"{'; '.join(items)}; its predictions may be off{much}: "
-                f"{calibrate_hint(self.backend)}")
+                f"{calibrate_hint(self.backend, self.ratio if self.speed_differs else None)}")
 
     def to_dict(self) -> dict:
         return {"profile": self.profile, "fingerprinted": self.fingerprinted,
