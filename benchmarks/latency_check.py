@@ -17,6 +17,11 @@ with NEW_PROFILE (e.g. the shipped profile refitted from the same raw measuremen
 rewrites both outputs. The models are rebuilt from the specs with the saved arguments;
 OLD_PROFILE, the profile the saved predictions came from, must reproduce every one of
 them, which proves the rebuilt models are the measured ones.
+
+Stopped (Ctrl-C or SIGTERM) after at least one chunk, a run writes the chunks it finished
+to ``<json stem>.partial.json`` (never over a finished run's file), marked ``"partial":
+{"measured": n, "models": N}``, leaves the doc alone and exits 130. ``--repredict`` and
+``benchmarks/latency_lofo.py`` read such a file but write no doc block from it.
 """
 from __future__ import annotations
 
@@ -36,6 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from archspec.analysis.sweep import random_variants, vary  # noqa: E402
+from archspec.fsutil import atomic_write_text  # noqa: E402
 from archspec.latency.networks import random_network  # noqa: E402
 from archspec.latency import check as chk  # noqa: E402
 from archspec.latency.profile import load as load_profile, warn  # noqa: E402
@@ -48,6 +54,12 @@ END = "<!-- END GENERATED -->"
 TORCH_BEGIN = "<!-- BEGIN GENERATED: benchmarks/latency_check.py torch -->"
 TORCH_END = "<!-- END GENERATED: benchmarks/latency_check.py torch -->"
 TORCH_HEADING = "## Torch eager: latency_check\n\n"
+
+
+def partial_path(path: str) -> str:
+    """Where a stopped run writes: beside ``path``, ``<stem>.partial.json``."""
+    p = Path(path)
+    return str(p if p.name.endswith(".partial.json") else p.with_suffix(".partial.json"))
 
 
 def default_json(backend: str) -> str:
@@ -275,7 +287,7 @@ def write(doc: dict, results: list, profile_path: str, profile, args) -> dict:
                          f"{len((m.get('trees') or {}).get('trees', []))} boosted trees + "
                          "network-level correction")
     args.json = args.json or default_json(profile.backend)
-    Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
+    atomic_write_text(args.json, json.dumps(doc, indent=1) + "\n")   # whole or not at all
     begin, end = markers(profile.backend)
     if args.doc:   # '' writes the JSON alone (another machine's run, a trial)
         write_doc(Path(args.doc), render(doc), begin, end,
@@ -297,8 +309,10 @@ def repredict(args) -> int:
     if new.batch != measured_batch:
         sys.exit(f"{args.profile} predicts batch {new.batch}; the saved measurements are of "
                  f"batch {measured_batch}: measure again with that profile")
-    if doc.get("partial"):
+    if doc.get("partial") and args.doc:
         args.doc = ""   # a stopped run's figures stay out of the doc's block
+        print(f"{args.json} is a stopped run's (partial): the doc is not written",
+              file=sys.stderr)
     saved = parser().parse_args(shlex.split(doc["argv"]))
     # the in-sample calibration networks as they were drawn (a file that does not say:
     # by the plan of the profile that predicted it)
@@ -398,14 +412,18 @@ def main(argv=None) -> int:
     try:
         _measure(args, named, profile, threads, results, probes, counts)
     except KeyboardInterrupt:
-        if not results:
-            raise
-        partial = {"measured": len(results), "models": len(named)}
+        if not any(not r.name.startswith("calibration network") for r in results):
+            raise           # no validation model finished: nothing to write
+        if len(results) < len(named):
+            partial = {"measured": len(results), "models": len(named)}
+    finally:
+        signal.signal(signal.SIGTERM, before if before is not None else signal.SIG_DFL)
+    if partial:
+        # never over the file of a finished run (the default --json is the shipped one)
+        args.json = partial_path(args.json or default_json(profile.backend))
         args.doc = ""   # the doc's block shows finished runs only
         print(f"stopped: writing the {len(results)} of {len(named)} models measured so "
-              f"far, marked partial", file=sys.stderr)
-    finally:
-        signal.signal(signal.SIGTERM, before)
+              f"far to {args.json}, marked partial", file=sys.stderr)
     redone, waited = counts
     doc = {"created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
            "argv": shlex.join(argv if argv is not None else sys.argv[1:]),
@@ -418,8 +436,8 @@ def main(argv=None) -> int:
            "sampler": profile.calibration.get("sampler", 1),
            **({"partial": partial} if partial else {})}
     summary = write(doc, results, args.profile, profile, args)
-    print(json.dumps(summary, indent=1))
-    return 0
+    print(json.dumps({**summary, **({"partial": partial} if partial else {})}, indent=1))
+    return 130 if partial else 0     # a stopped run is not a finished one (as Ctrl-C)
 
 
 if __name__ == "__main__":

@@ -119,6 +119,21 @@ def test_inputs_of_different_backends_are_refused(lofo):
         lofo.run(args)
 
 
+def test_a_partial_check_is_scored_only_without_the_doc(lofo, tmp_path):
+    """A stopped latency_check run holds its first chunks (the shipped specs first): its
+    leave-one-family-out figure is not the doc's."""
+    import json
+
+    partial = tmp_path / "run.partial.json"
+    partial.write_text(json.dumps({"partial": {"measured": 20, "models": 150},
+                                   "results": []}))
+    args = lofo.parser().parse_args(["--check", str(partial)])
+    assert args.doc      # the script's default writes docs/latency.md
+    with pytest.raises(SystemExit, match=r"stopped run's \(partial: 20 of 150 models\): "
+                                         "give --doc ''"):
+        lofo.run(args)
+
+
 def _benchmark(name: str):
     """benchmarks/<name>.py as a module."""
     from conftest import benchmark
@@ -207,10 +222,12 @@ def test_every_shipped_check_is_predicted_by_its_shipped_profile(check, saved, p
 
 def test_a_stopped_latency_check_writes_what_it_measured_marked_partial(check, tmp_path,
                                                                         monkeypatch):
-    """2026-12-04, a busy Zen 1 host: a run takes well over an hour; stopped (Ctrl-C or
-    kill) it keeps the finished chunks, marked partial, out of the doc, and a partial
-    file can be predicted again. Nothing is measured: the chunks' times are made up."""
+    """2026-12-04, a busy Zen 1 host: a run takes well over an hour; stopped (SIGTERM or
+    Ctrl-C) it keeps the finished chunks in a file of their own, marked partial, out of
+    the doc, exits 130, and a partial file can be predicted again. Nothing is measured:
+    the chunks' times are made up."""
     import json
+    import os
     import signal
 
     from archspec.latency import check as chk
@@ -221,34 +238,39 @@ def test_a_stopped_latency_check_writes_what_it_measured_marked_partial(check, t
     def fake_check(chunk, profile, **kw):
         calls.append(len(chunk))
         if len(calls) == 3:
-            raise KeyboardInterrupt      # what SIGTERM becomes (check._interrupt)
+            assert signal.getsignal(signal.SIGTERM) is check._interrupt
+            os.kill(os.getpid(), signal.SIGTERM)        # as `kill` or `timeout` would
         return [chk.Checked(name, chk.predict(g, profile).total_ms,
                             chk.predict(g, profile).total_ms * 1.02, 0.03, 4, 6)
                 for name, g in chunk]
 
     monkeypatch.setattr(chk, "check", fake_check)
-    doc, out = tmp_path / "latency.md", tmp_path / "partial.json"
+    doc, out = tmp_path / "latency.md", tmp_path / "run.json"
     doc.write_text("untouched\n")
+    out.write_text("a finished run\n")
     profile = str(ROOT / "profiles" / "cpu-ort-1t-xeon.json")
     handler = signal.getsignal(signal.SIGTERM)
     assert check.main(["--profile", profile, "--json", str(out), "--doc", str(doc),
-                       "--quiet-range", "0", "--calib-nets", "2"]) == 0
+                       "--quiet-range", "0", "--calib-nets", "2"]) == 130
     assert signal.getsignal(signal.SIGTERM) is handler   # restored
-    saved = json.loads(out.read_text())
-    assert saved["partial"] == {"measured": 20, "models": len(
-        check.named_models(102, 0, 2, 0, saved["sampler"]))}
+    assert out.read_text() == "a finished run\n" and doc.read_text() == "untouched\n"
+    partial = tmp_path / "run.partial.json"
+    saved = json.loads(partial.read_text())
+    # the shipped specs + 102 variants + 2 calibration networks; two chunks of 10 finished
+    shipped = len(list(check.SHIPPED.glob("*.yaml")))
+    assert saved["partial"] == {"measured": 20, "models": shipped + 102 + 2}
     assert len(saved["results"]) + len(saved["in_sample_results"]) == 20
-    assert saved["summary"]["within"] == 1.0 and doc.read_text() == "untouched\n"
-    with pytest.raises(KeyboardInterrupt):          # nothing measured: nothing to write
-        calls.clear()
-        calls.append(0)
-        calls.append(0)
-        check.main(["--profile", profile, "--json", str(tmp_path / "none.json"),
-                    "--quiet-range", "0", "--doc", ""])
-    assert not (tmp_path / "none.json").exists()
-    assert check.main(["--repredict", profile, "--profile", profile, "--json", str(out),
+    assert saved["summary"]["within"] == 1.0
+    assert check.main(["--repredict", profile, "--profile", profile, "--json", str(partial),
                        "--doc", str(doc)]) == 0
-    assert json.loads(out.read_text())["partial"]["measured"] == 20
+    assert json.loads(partial.read_text())["partial"]["measured"] == 20
     assert doc.read_text() == "untouched\n"
+
+    # stopped before any validation model finished (the first chunk of one model is a
+    # calibration network): nothing is written, the stop goes on
+    calls[:] = [0]
     with pytest.raises(KeyboardInterrupt):
-        check._interrupt(signal.SIGTERM, None)
+        check.main(["--profile", profile, "--json", str(tmp_path / "none.json"),
+                    "--quiet-range", "0", "--doc", "", "--chunk", "1"])
+    assert not list(tmp_path.glob("none*"))
+    assert signal.getsignal(signal.SIGTERM) is handler

@@ -124,6 +124,9 @@ def calibrate(ctx: typer.Context,
               f"samples, measured in {raw['seconds']:.0f} s, batch {profile.batch})",
               file=sys.stderr)
         print(_validation_line(profile), file=sys.stderr)
+        noisy = _noisy_rounds(profile)
+        if noisy:
+            print(f"archspec: warning: {noisy}", file=sys.stderr)
         return
 
     _check_runtime(backend, f"calibrate --backend {backend}")
