@@ -196,6 +196,7 @@ def check():
     ("latency_check_2t_xeon.json", "cpu-ort-2t-xeon.json"),
     ("latency_check_b4_xeon.json", "cpu-ort-1t-b4-xeon.json"),
     ("latency_check_torch_xeon.json", "cpu-torch-1t-xeon.json"),
+    ("latency_check_zen1.json", "cpu-ort-1t-zen1.json"),
 ])
 def test_every_shipped_check_is_predicted_by_its_shipped_profile(check, saved, profile,
                                                                  tmp_path, monkeypatch):
