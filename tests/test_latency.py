@@ -330,10 +330,14 @@ def test_an_unfolded_bn_is_laid_out_as_onnxruntime_runs_it(blocks, copies, sourc
     assert owner["bn"].layout == ("nchwc" if blocked else "nchw")
     if act:   # run apart by onnxruntime <=> a kernel of its own here
         assert (_ORT_ACT[act][0] in ops) == (owner["act"] is not owner["bn"]), ops
-    # one ReorderInput of the image, then one reorder per kernel that reorders an input
-    # (the final ReorderOutput of the pooled output is in the network's overhead)
+    # one reorder per kernel that reorders an input (the first conv's: the image's
+    # ReorderInput), plus a final ReorderOutput of the pooled output when the tail runs
+    # blocked (in the network's overhead). At block 8 (AVX2: a Zen 1 EPYC, 2026-12-04)
+    # the add of 10 channels leaves a plain depthwise conv and a plain tail: no final one
+    tail = ops[-1] == "ReorderOutput"
     assert sum(op.startswith("Reorder") for op in ops) == \
-        1 + sum(k.reorder_elems > 0 for k in ks), (ops, [(k.name, k.reorder_elems) for k in ks])
+        tail + sum(k.reorder_elems > 0 for k in ks), \
+        (ops, [(k.name, k.reorder_elems) for k in ks])
     old = {n: k for k in kernels(g, block, blocked_bn_acts=False) for n in k.nodes}
     assert old["bn"].type == ("bn.c" if c * copies % block == 0 else "bn.p")
 
