@@ -406,7 +406,7 @@ def main(argv=None) -> int:
     results, probes, counts = [], [], [0, 0.0]   # chunks measured again, s waited
     threads = int(profile.settings.get("threads", 1))
     # stopped (Ctrl-C, kill): the chunks measured so far are written, marked partial
-    # (a run takes ~10 min on a quiet Xeon, well over an hour on a busy Zen 1)
+    # (a batch-1 run took ~5 min on the quiet Xeon host, over an hour on the busy Zen 1)
     before = signal.signal(signal.SIGTERM, _interrupt)
     partial = None
     try:
