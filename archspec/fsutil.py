@@ -4,7 +4,6 @@ what kind of file a path holds, read from its first bytes."""
 from __future__ import annotations
 
 import os
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -12,6 +11,8 @@ from pathlib import Path
 @contextmanager
 def atomic_path(path: str | Path):
     """Yield a temporary path beside ``path``; on success rename it onto ``path``."""
+    import tempfile  # only a write needs it (a cold `archspec cost` writes nothing)
+
     from .errors import ArchspecError
 
     path = Path(path)

@@ -9,6 +9,12 @@ and their ratio, with the date, machine, load average and library versions.
 Targets: the cold `archspec cost` under 0.3 s wall (issue 14); costing a compiled spec
 in-process under 5 ms (issue 2).
 
+Beside the cold command, the same interleaved runs time a bare Python that only imports
+the command's libraries (typer, rich's console and table, PyYAML): the floor of any
+command built on them. On a slow host the floor alone can take most of 0.3 s (a Zen 1
+EPYC guest: about 0.2-0.26 s), so the table also gives archspec's own share (cold minus
+floor), the part this project controls.
+
 The cold command is timed twice: for a spec this machine has costed before (the usual
 case: spec/validcache.py remembers that the document passed the JSON Schema, so jsonschema
 is not imported) and for a spec never seen (an empty validation cache each run). The
@@ -32,6 +38,7 @@ from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+FLOOR = "import typer, rich.console, rich.table, yaml"
 TORCH_WAY = """import sys, torch, archspec
 from torch.utils.flop_counter import FlopCounterMode
 spec = archspec.load(sys.argv[1])
@@ -158,6 +165,7 @@ def main() -> None:
     ours_cmd = [*archspec_command(), "cost", args.spec]
     with tempfile.TemporaryDirectory() as seen:
         cold = interleaved({"archspec": (ours_cmd, seen), "first": (ours_cmd, None),
+                            "floor": ([sys.executable, "-c", FLOOR], None),
                             "torch": ([sys.executable, "-c", TORCH_WAY, args.spec], None)},
                            args.repeats)
     ours = in_process(args.spec, args.repeats)
@@ -168,6 +176,9 @@ def main() -> None:
         "s", 1)
     row("  the same, spec never costed here before", cold["first"],
         cold.get("torch", float("nan")), "s", 1)
+    floor = cold.get("floor", float("nan"))
+    print(f"{'  floor: Python importing typer, rich, yaml':44} {floor:10.3f} s")
+    print(f"{'  archspec own share (cold - floor)':44} {cold['archspec'] - floor:10.3f} s")
     row("in process: load + compile + cost", ours["full"], torch_s, "ms", 1e3)
     print(f"{'in process: cost of a compiled graph':44} {ours['compiled'] * 1e3:10.3f} ms")
     print(f"\ntargets: cold `archspec cost` < 0.3 s: "

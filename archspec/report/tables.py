@@ -2,7 +2,6 @@
 parts: the backbone and each head (docs/heads.md)."""
 from __future__ import annotations
 
-import csv
 import io
 from dataclasses import dataclass
 
@@ -108,6 +107,8 @@ def markdown(report: CostReport, per: str = "stage", extra=()) -> str:
 
 
 def csv_text(report: CostReport, per: str = "stage", extra=()) -> str:
+    import csv  # only --format csv needs it
+
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["name", "type", "output_shape", "params", "buffers", "madds", "elementwise",
