@@ -17,6 +17,15 @@ needs_libyaml = pytest.mark.skipif(getattr(yaml, "CSafeLoader", None) is None,
                                    reason="this PyYAML has no libyaml")
 
 
+def typed(x):
+    """``x`` with every value's type beside it (``1 == 1.0 == True`` otherwise)."""
+    if isinstance(x, dict):
+        return ("dict", [(k, typed(v)) for k, v in x.items()])
+    if isinstance(x, list):
+        return ("list", [typed(v) for v in x])
+    return (type(x).__name__, x)
+
+
 def parsed(text, python_only: bool, monkeypatch):
     """(data, marks) or the SpecError's problems, parsed by one parser."""
     with monkeypatch.context() as m:
@@ -26,7 +35,7 @@ def parsed(text, python_only: bool, monkeypatch):
             doc = yamlio.parse_yaml(text, "doc.yaml")
         except SpecError as e:
             return [(p.location, p.message, p.hint) for p in e.problems]
-        return doc.data, doc.marks
+        return typed(doc.data), doc.marks
 
 
 @needs_libyaml
@@ -70,3 +79,66 @@ def test_an_error_reads_and_is_placed_the_same_with_either_parser(name, monkeypa
     fast = parsed(BAD[name], False, monkeypatch)
     assert isinstance(fast, list) and fast, "the document should be refused"
     assert fast == parsed(BAD[name], True, monkeypatch)
+
+
+VALID = {
+    "crlf": "name: x\r\nstages:\r\n  - {type: conv, c: 16}\r\nwidth: 1.0\r\n",
+    "lone cr": "name: x\rstages: []\rwidth: 0.5\r",
+    "non-bmp": "name: \"\U0001F600 x\"\nstages: [{type: conv, c: 16, s: 2}]\n",
+    "long key": "k" * 1024 + ": 1\nname: x\n",
+    "markers": "%YAML 1.1\n---\nname: x\nstages: []\n...\n",
+    "anchors": "base: &b {type: conv, c: 16}\nstages: [*b, *b]\nname: x\n",
+    "merge": "base: &b {type: conv, c: 16}\nstages: [{<<: *b, s: 2}]\n",
+    "scalars": "a: yes\nb: 1e3\nc: 0x1f\nd: .inf\ne: ~\nf: 2026-12-04\ng: '1'\nh: 1_000\n",
+}
+
+
+@needs_libyaml
+@pytest.mark.parametrize("name", sorted(VALID))
+def test_valid_documents_read_the_same(name, monkeypatch):
+    fast = parsed(VALID[name], False, monkeypatch)
+    assert fast == parsed(VALID[name], True, monkeypatch)
+
+
+# libyaml takes these and PyYAML's parser does not, or reads them otherwise: they must
+# read as PyYAML reads them, whichever parser is installed
+DIVERGENT = {
+    "tab after a value": "name: x\t\nstages: []\n",
+    "tab inside a value": "name: x\ty\n",
+    "tab in a flow list": "stages: [1,\t2]\n",
+    "question mark in a flow scalar": "stages: [{note: why?}]\n",
+    "byte-order mark after ---": "---\n\ufeffname: x\n",
+    "line separator": "name: x\u2028y\n",
+    "lone surrogate": "name: x\ud800\n",
+}
+
+
+@needs_libyaml
+@pytest.mark.parametrize("name", sorted(DIVERGENT))
+def test_where_the_parsers_differ_pyyamls_reading_wins(name, monkeypatch):
+    fast = parsed(DIVERGENT[name], False, monkeypatch)
+    assert fast == parsed(DIVERGENT[name], True, monkeypatch)
+
+
+def test_a_document_nested_thousands_deep_is_refused_not_crashed():
+    """libyaml's composer recurses in C (a stack overflow would kill the process), so
+    run it in a child; PyYAML's would raise RecursionError."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom archspec.spec.yamlio import parse_yaml\n"
+            "from archspec.errors import SpecError\n"
+            "try:\n    parse_yaml('name: x\\nstages: ' + '[' * 400000 + ']' * 400000)\n"
+            "except SpecError as e:\n    print(e)\n    sys.exit(0)\nsys.exit(1)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "nesting deeper than 32 levels" in out.stdout
+
+
+@pytest.mark.parametrize("text", ["stages: " + "[" * 3000 + "]" * 3000,
+                                  "stages:\n" + "- " * 3000 + "x\n"])
+def test_the_python_parser_refuses_deep_nesting_too(text, monkeypatch):
+    monkeypatch.setattr(yamlio, "_CLOADER", None)
+    with pytest.raises(SpecError, match="nesting deeper than 32 levels"):
+        yamlio.parse_yaml(text)

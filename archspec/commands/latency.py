@@ -26,7 +26,15 @@ def _bar(total: int, label: str, quiet: bool):
     progress = Progress("[progress.description]{task.description}", BarColumn(),
                         MofNCompleteColumn(), TimeElapsedColumn(), transient=True)
     task = progress.add_task(label, total=total)
-    return progress, (lambda n=1: progress.advance(task, n))
+
+    def advance(n=1):
+        progress.advance(task, n)
+
+    def grow(n):   # work found on the way (calibrate's extra rounds)
+        progress.update(task, total=progress.tasks[0].total + n)
+
+    advance.grow = grow
+    return progress, advance
 
 
 @COMMANDS.command(panel=LATENCY)
@@ -59,6 +67,14 @@ def calibrate(ctx: typer.Context,
                   min=1, max=100, rich_help_panel=MEASURING,
                   help="Interleaved passes over all networks, each with fresh sessions; a "
                   "network's time is its fastest round's median.")] = 4,
+              settle: Annotated[float, typer.Option(
+                  min=0.0, max=1.0, rich_help_panel=MEASURING,
+                  help="A network whose two fastest rounds differ by more than this share "
+                  "is measured again, a round at a time, up to --rounds more rounds, so "
+                  "a busy machine's slow spells must hit every round to spoil its time; "
+                  "its kernels are taken from the rounds within this share of its "
+                  "fastest (0: no extra rounds, kernels from every round; one round: "
+                  "nothing to compare).")] = 0.05,
               holdout: Annotated[int, typer.Option(
                   min=0, max=10_000, rich_help_panel=MEASURING,
                   help="Held-out variants of the shipped specs measured after the fit's "
@@ -112,7 +128,7 @@ def calibrate(ctx: typer.Context,
     if from_raw is not None:
         given = [f"--{n.replace('_', '-')}" for n in
                  ("threads", "batch", "networks", "variants", "repeats", "rounds", "seed",
-                  "save_raw", "holdout", "quick", "backend")
+                  "save_raw", "holdout", "quick", "backend", "settle")
                  if ctx.get_parameter_source(n).name == "COMMANDLINE"]
         if given:
             raise typer.BadParameter(f"--from-raw refits saved measurements; "
@@ -138,7 +154,7 @@ def calibrate(ctx: typer.Context,
                         + (" (quick)" if quick else ""), no_progress or not sys.stderr.isatty())
     with ctx:
         raw = cal.calibrate(threads=threads, seed=seed, progress=advance, batch=batch,
-                            backend=backend, **plan)
+                            backend=backend, settle=settle, **plan)
     profile = fitted(raw)
     profile.save(output)
     if save_raw is not None:   # after the profile: a failed write here loses no profile
@@ -148,11 +164,22 @@ def calibrate(ctx: typer.Context,
           f"networks and {c['variants']} spec variants at batch {profile.batch} "
           f"in {c['seconds']:.0f} s; run-to-run spread (between rounds) median "
           f"{c['round_spread_median']}, p90 {c['round_spread_p90']}", file=sys.stderr)
+    if c.get("settle", {}).get("networks"):
+        print(_settle_line(c["settle"]), file=sys.stderr)
     print(_fingerprint_line(profile), file=sys.stderr)
     print(_validation_line(profile), file=sys.stderr)
     for warning in (_moved_during(profile), _noisy_rounds(profile)):
         if warning:
             print(f"archspec: warning: {warning}", file=sys.stderr)
+
+
+def _settle_line(settle: dict) -> str:
+    """What the extra rounds did (calibrate --settle)."""
+    left = settle["unsettled"]
+    return (f"measured again: {settle['networks']} networks whose two fastest rounds were "
+            f"more than {settle['tolerance'] * 100:g}% apart ({settle['rounds_added']} rounds "
+            f"added); " + (f"{left} still apart after {settle['max_extra_rounds']} more "
+                           "rounds (a busy machine)" if left else "all agree now"))
 
 
 def _moved_during(profile) -> str | None:

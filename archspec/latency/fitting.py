@@ -90,6 +90,8 @@ def build(raw: dict, n_trees: int = 200, tree_seed: int = 0, tree_act: bool = Fa
                                         "round_spread_p90", "profiler_us_per_node",
                                         "min_round_ms", "measured")}
     calib["kernel_samples"] = len(raw["samples"])
+    if raw.get("settle"):   # networks measured again until their fastest rounds agreed
+        calib["settle"] = raw["settle"]
     # the random networks' sampling plan (latency.networks.SAMPLER): files before it
     # was recorded drew version 1
     calib["sampler"] = raw.get("sampler", 1)

@@ -7,6 +7,7 @@ nesting and alias bombs are all refused with a located :class:`SpecError`.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,7 +95,7 @@ def parse_yaml(raw: bytes | str, name: str = "<spec>") -> Located:
     if text.startswith("\ufeff"):
         text = text[1:]
     try:
-        node = _compose(text)
+        node = _compose(text, name)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
@@ -118,19 +119,52 @@ def parse_yaml(raw: bytes | str, name: str = "<spec>") -> Located:
     return doc
 
 
-def _compose(text: str):
+def _compose(text: str, name: str):
     """The document's node tree: libyaml's parser when PyYAML has it (about ten times
-    faster), else PyYAML's own. A document libyaml refuses is parsed again by PyYAML, so
-    an error reads, and is placed, the same either way."""
-    if _CLOADER is not None:
+    faster), else PyYAML's own. The two disagree on a few characters (libyaml takes tabs
+    after values and in flow collections, `?` inside flow scalars, a byte-order mark at
+    the start of any line; a lone surrogate cannot even reach it), so a document with
+    any of them goes to PyYAML's parser, and so does one libyaml refuses: values, marks
+    and errors are PyYAML's either way. Neither composer may recurse through a document
+    nested thousands deep (libyaml's would overflow the C stack): libyaml's events,
+    read in a loop, refuse one nested past twice ``MAX_DEPTH`` first."""
+    if _CLOADER is not None and not _PYTHON_ONLY.search(text):
+        deep = _too_deep(text)
+        if deep is not None:
+            raise SpecError(Problem(Location(name, deep.line + 1, deep.column + 1),
+                                    f"nesting deeper than {MAX_DEPTH} levels"))
         try:
             return yaml.compose(text, Loader=_CLOADER)
         except yaml.YAMLError:
             pass
-    return yaml.compose(text, Loader=yaml.SafeLoader)
+    try:
+        return yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        raise SpecError(Problem(Location(name), f"nesting deeper than {MAX_DEPTH} "
+                                "levels")) from None
+
+
+def _too_deep(text: str):
+    """The mark of the first collection nested deeper than twice ``MAX_DEPTH`` (None if
+    none, or if libyaml refuses the document: its error is PyYAML's to word)."""
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=_CLOADER):
+            if isinstance(event, _STARTS):
+                depth += 1
+                if depth > 2 * MAX_DEPTH:
+                    return event.start_mark
+            elif isinstance(event, _ENDS):
+                depth -= 1
+    except yaml.YAMLError:
+        return None
+    return None
 
 
 _CLOADER = getattr(yaml, "CSafeLoader", None)
+_PYTHON_ONLY = re.compile("[\t?\ufeff\x85\u2028\u2029\ud800-\udfff]")
+_STARTS = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
+_ENDS = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
 
 
 def _code(character) -> int:
