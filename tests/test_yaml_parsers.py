@@ -120,20 +120,33 @@ def test_where_the_parsers_differ_pyyamls_reading_wins(name, monkeypatch):
     assert fast == parsed(DIVERGENT[name], True, monkeypatch)
 
 
-def test_a_document_nested_thousands_deep_is_refused_not_crashed():
+@pytest.mark.parametrize("unbounded", [False, True], ids=["libyaml 0.2.6", "older libyaml"])
+def test_a_document_nested_thousands_deep_is_refused_not_crashed(unbounded):
     """libyaml's composer recurses in C (a stack overflow would kill the process), so
-    run it in a child; PyYAML's would raise RecursionError."""
+    run it in a child, as with this PyYAML's libyaml (it refuses 1,000 levels itself)
+    and as with an older one (the events are read first)."""
     import subprocess
     import sys
 
-    code = ("import sys\nfrom archspec.spec.yamlio import parse_yaml\n"
+    code = ("import sys\nfrom archspec.spec import yamlio\n"
             "from archspec.errors import SpecError\n"
-            "try:\n    parse_yaml('name: x\\nstages: ' + '[' * 400000 + ']' * 400000)\n"
+            f"yamlio._UNBOUNDED = {unbounded} and yamlio._CLOADER is not None\n"
+            "try:\n    yamlio.parse_yaml('name: x\\nstages: ' + '[' * 400000 + ']' * 400000)\n"
             "except SpecError as e:\n    print(e)\n    sys.exit(0)\nsys.exit(1)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "nesting deeper than 32 levels" in out.stdout
+
+
+@needs_libyaml
+def test_the_events_find_where_the_nesting_goes_too_deep(monkeypatch):
+    monkeypatch.setattr(yamlio, "_UNBOUNDED", True)
+    with pytest.raises(SpecError) as e:
+        yamlio.parse_yaml("name: x\nstages: " + "[" * 70 + "]" * 70 + "\n", "deep.yaml")
+    (p,) = e.value.problems
+    assert (p.location.file, p.location.line, p.location.column) == ("deep.yaml", 2, 72)
+    assert p.message == "nesting deeper than 32 levels"
 
 
 @pytest.mark.parametrize("text", ["stages: " + "[" * 3000 + "]" * 3000,

@@ -126,10 +126,12 @@ def _compose(text: str, name: str):
     the start of any line; a lone surrogate cannot even reach it), so a document with
     any of them goes to PyYAML's parser, and so does one libyaml refuses: values, marks
     and errors are PyYAML's either way. Neither composer may recurse through a document
-    nested thousands deep (libyaml's would overflow the C stack): libyaml's events,
-    read in a loop, refuse one nested past twice ``MAX_DEPTH`` first."""
+    nested thousands deep: libyaml refuses one past 1,000 levels since 0.2.6 (PyYAML's
+    wheels carry 0.2.6), an older libyaml's composer would overflow the C stack, so with
+    one its events, read in a loop, refuse a document nested past twice ``MAX_DEPTH``
+    first (0.6 ms for a spec); PyYAML's composer raises RecursionError."""
     if _CLOADER is not None and not _PYTHON_ONLY.search(text):
-        deep = _too_deep(text)
+        deep = _too_deep(text) if _UNBOUNDED else None
         if deep is not None:
             raise SpecError(Problem(Location(name, deep.line + 1, deep.column + 1),
                                     f"nesting deeper than {MAX_DEPTH} levels"))
@@ -162,6 +164,19 @@ def _too_deep(text: str):
 
 
 _CLOADER = getattr(yaml, "CSafeLoader", None)
+
+
+def _libyaml_unbounded() -> bool:
+    """Whether the libyaml behind PyYAML predates its nesting limit (0.2.6)."""
+    try:
+        from yaml import _yaml
+
+        return tuple(_yaml.get_version()) < (0, 2, 6)
+    except (ImportError, AttributeError, TypeError):
+        return True
+
+
+_UNBOUNDED = _CLOADER is not None and _libyaml_unbounded()
 _PYTHON_ONLY = re.compile("[\t?\ufeff\x85\u2028\u2029\ud800-\udfff]")
 _STARTS = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
 _ENDS = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
