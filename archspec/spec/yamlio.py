@@ -1,6 +1,7 @@
 """Safe, bounded YAML reading that remembers where every value came from.
 
-The document is composed (not constructed) with PyYAML's SafeLoader, then turned into
+The document is composed (not constructed) with PyYAML's safe loader (libyaml's parser when
+PyYAML has it, see :func:`_compose`), then turned into
 plain dicts, lists and scalars while recording a :class:`Location` for every path.
 Duplicate keys, non-string keys, tags that construct objects, oversized documents, deep
 nesting and alias bombs are all refused with a located :class:`SpecError`.
