@@ -125,13 +125,9 @@ def calibrate(*, threads: int = 1, networks: int = 120, variants: int = 0,
     round_medians = [[] for _ in graphs]                  # net -> per-round wall medians
     counts = [{} for _ in graphs]                         # net -> kernel -> profiled nodes
     for _ in range(rounds):
-        for i, (g, ks) in enumerate(zip(graphs, fused)):
-            wall, kernel_medians, counts[i] = _measure(g, ks, how)
-            round_medians[i].append(wall)
-            for j, us in enumerate(kernel_medians):
-                kernel_rounds[i][j].append(us)
+        for i in range(len(graphs)):
+            _one_round(i, graphs, fused, how, round_medians, kernel_rounds, counts)
             progress(1)
-    base = [list(m) for m in round_medians]      # the planned rounds (their spread)
     extra = 0 if settle <= 0 else rounds if extra_rounds is None else extra_rounds
     settled = _settle(graphs, fused, how, round_medians, kernel_rounds, counts, settle,
                       extra, progress)
@@ -173,7 +169,8 @@ def calibrate(*, threads: int = 1, networks: int = 120, variants: int = 0,
             **({"allocator": settle_allocator()} if backend == "torch" else {}),
             "denormals": denormals_note(),
             "settle": settled,
-            **({"holdout": held} if held else {}), **_spread(base)}
+            **({"holdout": held} if held else {}),
+            **_spread([m[:rounds] for m in round_medians])}   # the planned rounds
 
 
 def _settle(graphs, fused, how: _Round, round_medians: list, kernel_rounds: list,
@@ -192,16 +189,22 @@ def _settle(graphs, fused, how: _Round, round_medians: list, kernel_rounds: list
         if grow is not None:
             grow(len(todo))
         for i in todo:
-            wall, kernel_medians, counts[i] = _measure(graphs[i], fused[i], how)
-            round_medians[i].append(wall)
-            for j, us in enumerate(kernel_medians):
-                kernel_rounds[i][j].append(us)
+            _one_round(i, graphs, fused, how, round_medians, kernel_rounds, counts)
             again.add(i)
             added += 1
             progress(1)
     left = sum(not _agree(m, tolerance) for m in round_medians)
     return {"tolerance": tolerance, "max_extra_rounds": extra, "networks": len(again),
             "rounds_added": added, "unsettled": left}
+
+
+def _one_round(i: int, graphs, fused, how: _Round, round_medians: list,
+               kernel_rounds: list, counts: list) -> None:
+    """Measure network ``i`` once more and append its wall and kernel medians."""
+    wall, kernel_medians, counts[i] = _measure(graphs[i], fused[i], how)
+    round_medians[i].append(wall)
+    for j, us in enumerate(kernel_medians):
+        kernel_rounds[i][j].append(us)
 
 
 def _fastest_kernels(walls: list, kernels: list, tolerance: float) -> list[float]:
