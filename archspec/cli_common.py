@@ -138,7 +138,8 @@ Output = Annotated[Optional[Path], typer.Option(
     help="Write to this file (atomically) instead of stdout.")]
 Profile = Annotated[Optional[Path], typer.Option(
     "--profile", "-p", dir_okay=False, rich_help_panel=LATENCY,
-    help="Latency profile (`archspec calibrate`): adds predicted ms.")]
+    help="Latency profile (`archspec calibrate`; or a shipped one's name: `archspec "
+    "profiles`): adds predicted ms.")]
 TableOrJson = Annotated[Literal["table", "json"], typer.Option(
     "--format", "-f", rich_help_panel=OUTPUT, help="Output format.")]
 Dtype = Annotated[Optional[Literal["fp32", "fp16", "bf16", "int8"]], typer.Option(

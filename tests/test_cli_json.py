@@ -19,6 +19,7 @@ CHEAP = [
     ("latency", ["latency", "mobilenetv3_small", "-p", PROFILE], "kernels"),
     ("specs", ["specs"], "specs"),
     ("blocks", ["blocks"], "blocks"),
+    ("profiles", ["profiles", "--no-probe"], "profiles"),
 ]
 
 

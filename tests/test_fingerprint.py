@@ -724,3 +724,106 @@ def test_calibrate_warns_when_the_machine_changed_speed_during_the_campaign():
     assert "6.25, 7.20, 8.43 ms" in msg and "1.35x apart" in msg
     assert "calibrate again when the machine is quiet: " in msg
     assert "`archspec calibrate --backend torch --quick" in msg
+
+
+# ---- archspec profiles, and profiles by name ------------------------------------------------
+def test_the_verdict_names_what_differs_in_a_few_words():
+    p = fingerprinted()
+    assert check(p, scaled(1.02)).verdict() == "yes"
+    assert check(p, scaled(1 / 1.8)).verdict() == "no: probe 1.8x faster"
+    other = {**ENV, "cpu_id": "AuthenticAMD 23/1/2", "onnxruntime": "1.31.1"}
+    mine = {**ENV, "cpu_id": "AuthenticAMD 25/1/1"}
+    assert (check(fingerprinted(env=other), scaled(2.0), env=mine).verdict()
+            == "no: cpu_id, onnxruntime differ; probe 2.0x slower")
+    assert (check(p, scaled(1.0), network=0.75).verdict()
+            == "no: reference network 1.33x faster")
+    skipped = check(p, scaled(1.0), skip="skipped (--no-probe)")
+    assert skipped.matches and skipped.verdict() == "setup matches; probe skipped"
+    bare = Profile("onnxruntime", {"threads": 1}, {}, {}, p.model)
+    assert machine_check(bare, "old.json").verdict().startswith("unknown: no fingerprint")
+
+
+def test_a_shipped_profile_is_found_by_its_name(tmp_path, monkeypatch):
+    names = [p.stem for p in prof.shipped()]
+    assert "cpu-ort-1t-xeon" in names and not any(n.endswith(".raw") for n in names)
+    assert prof.locate("cpu-ort-1t-xeon") == prof.SHIPPED / "cpu-ort-1t-xeon.json"
+    assert prof.locate("cpu-ort-1t-xeon.json") == prof.SHIPPED / "cpu-ort-1t-xeon.json"
+    # a path with a folder, a raw file's name and a file of that name here are not renamed
+    assert prof.locate("some/cpu-ort-1t-xeon") == prof.Path("some/cpu-ort-1t-xeon")
+    assert prof.locate("cpu-ort-1t-xeon.raw") == prof.Path("cpu-ort-1t-xeon.raw")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cpu-ort-1t-xeon.json").write_text("{}")
+    assert prof.locate("cpu-ort-1t-xeon.json") == prof.Path("cpu-ort-1t-xeon.json")
+    with pytest.raises(prof.ArchspecError, match="not found .*shipped, by name: .*"
+                       "cpu-ort-1t-xeon"):
+        load("cpu-ort-9t-nowhere")
+
+
+def test_search_and_adapt_read_a_shipped_profile_named_on_the_command_line(monkeypatch):
+    from archspec.commands.search import check_inputs
+
+    monkeypatch.setenv("ARCHSPEC_NO_PROBE", "1")
+    assert check_inputs(prof.Path("cpu-ort-1t-zen1"), None, None) == (
+        prof.SHIPPED / "cpu-ort-1t-zen1.json").resolve()
+    with pytest.raises(prof.ArchspecError, match="profile not found"):
+        check_inputs(prof.Path("nowhere.json"), None, None)
+
+
+def test_profiles_without_a_shipped_folder_says_what_to_do(tmp_path, monkeypatch):
+    from archspec.commands.latency import list_profiles
+
+    monkeypatch.setattr(prof, "SHIPPED", tmp_path / "none")
+    assert prof.shipped() == []
+    with pytest.raises(prof.ArchspecError, match="no shipped profiles.*archspec calibrate"):
+        list_profiles(paths=None, no_probe=True, fmt="json")
+
+
+def _profiles(env, *args):
+    return subprocess.run([sys.executable, "-m", "archspec", "profiles", *map(str, args)],
+                          capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_profiles_lists_every_shipped_one_with_its_setting_and_validation(tmp_path):
+    import os
+
+    env = {**os.environ, "ARCHSPEC_CACHE_DIR": str(tmp_path / "empty")}
+    r = _profiles(env, "--no-probe", "-f", "json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["schema"] == "archspec.profiles/1"
+    rows = {row["name"]: row for row in doc["profiles"]}
+    assert list(rows) == sorted(p.stem for p in prof.shipped())
+    x = rows["cpu-ort-2t-xeon"]
+    assert (x["backend"], x["threads"], x["batch"]) == ("onnxruntime", 2, 1)
+    assert rows["cpu-ort-1t-b4-xeon"]["batch"] == 4 and rows["cpu-torch-1t-xeon"][
+        "backend"] == "torch"
+    assert x["cpu_id"] == "GenuineIntel 6/167/1" and x["fit_rules"] >= 9
+    assert x["validation"]["networks"] == 48 and 0 < x["validation"]["share_within"] <= 1
+    assert x["machine_check"]["probe"] == "skipped (--no-probe)"
+    assert not (tmp_path / "empty" / "probe").exists()   # nothing timed
+    assert rows["cpu-ort-1t"]["fits_this_machine"].startswith("unknown: no fingerprint")
+    table = _profiles(env, "--no-probe")
+    assert table.returncode == 0 and "cpu-ort-1t-zen3" in table.stdout
+
+
+def test_profiles_says_which_fits_this_machine(tmp_path):
+    here = _profile_here(tmp_path)
+    r = _profiles(_seeded(tmp_path, 1.02), here, "-f", "json")
+    assert r.returncode == 0, r.stderr
+    (row,) = json.loads(r.stdout)["profiles"]
+    assert row["fits_this_machine"] == "yes" and row["file"] == str(here)
+    r = _profiles(_seeded(tmp_path / "b", 1 / 1.8), here)
+    assert r.returncode == 0 and "probe 1.8x faster" in r.stdout, r.stderr
+
+
+def test_latency_takes_a_shipped_profile_by_name(tmp_path):
+    import os
+
+    env = {**os.environ, "ARCHSPEC_CACHE_DIR": str(tmp_path)}
+    r = _latency("cpu-ort-1t-xeon", env, "--no-probe", "-f", "json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["profile"] == str(prof.SHIPPED / "cpu-ort-1t-xeon.json")
+    assert doc["total_ms"] > 0
+    r = _latency("cpu-ort-1t-nowhere", env)
+    assert r.returncode == 2 and "shipped, by name" in r.stderr and "Traceback" not in r.stderr

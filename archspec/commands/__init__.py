@@ -25,6 +25,7 @@ LAZY: dict[str, str] = {
     "bench": "archspec.commands.bench",
     "calibrate": "archspec.commands.latency",
     "latency": "archspec.commands.latency",
+    "profiles": "archspec.commands.latency",
     "train": "archspec.commands.train",
     "eval": "archspec.commands.train",
 }

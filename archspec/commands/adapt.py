@@ -21,8 +21,9 @@ def adapt(spec: Spec,
           target_ms: Annotated[float, typer.Option(
               "--target-ms", min=0.001, help="Latency target (ms, predicted).")] = ...,
           profile: Annotated[Path, typer.Option(
-              "--profile", "-p", dir_okay=False, exists=True,
-              help="Latency profile (e.g. profiles/cpu-ort-1t.json).")] = ...,
+              "--profile", "-p", dir_okay=False,
+              help="Latency profile (a file, or a shipped one's name: archspec "
+              "profiles).")] = ...,
           delta: Annotated[float, typer.Option(
               min=0.0001, max=0.5,
               help="Each step cuts predicted latency by at least this fraction.")] = 0.01,
@@ -52,7 +53,7 @@ def adapt(spec: Spec,
     from ..search.study import load_base
     from .search import check_inputs
 
-    check_inputs(profile, output, target_ms)
+    profile = check_inputs(profile, output, target_ms)
     base = load_base(spec)
     out = output or Path("runs") / f"adapt-{base.name}"
     adapter = Adapter(base, str(profile), make_proxy(proxy, data, epochs, proxy_resolution,

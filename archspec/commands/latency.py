@@ -327,7 +327,8 @@ def _table(name: str, pred, per: str, batch: int = 1):
 @COMMANDS.command(panel=LATENCY)
 def latency(spec: Spec,
             profile_path: Annotated[Path, typer.Option(
-                "--profile", "-p", dir_okay=False, help="A calibrated profile.")],
+                "--profile", "-p", dir_okay=False, help="A calibrated profile: a file, or "
+                "a shipped one's name (archspec profiles).")],
             per: Annotated[Literal["kernel", "block", "stage"], typer.Option(
                 help="Rows per kernel, block or stage.", rich_help_panel=OUTPUT)] = "kernel",
             check: Annotated[bool, typer.Option(
@@ -352,9 +353,10 @@ def latency(spec: Spec,
     a run of the profile's batch."""
     from ..latency import check as chk
     from ..latency.profile import load as load_profile
-    from ..latency.profile import warn
+    from ..latency.profile import locate, warn
     from ..latency.report import batch_mismatch
 
+    profile_path = locate(profile_path)
     profile = load_profile(profile_path)
     batch_mismatch(profile, batch, profile_path.name)
     if check:   # measuring runs the profile's backend: refuse before predicting
@@ -389,3 +391,80 @@ def latency(spec: Spec,
         hint = miss_hint(result.error, result.spread, machine, profile.backend)
         if hint:
             con.print(f"[yellow]{hint}[/yellow]")
+
+
+def _profile_row(path: Path, probe: bool) -> dict:
+    """One profile for ``archspec profiles``: where and how it was calibrated, its own
+    validation figure and this machine's check against it."""
+    from ..latency.profile import load as load_profile
+    from ..latency.profile import machine_check
+
+    p = load_profile(path)
+    env = p.fingerprint.get("env") or {}
+    c, v = p.calibration, p.validation
+    check = machine_check(p, path.name, skip=None if probe else "skipped (--no-probe)")
+    return {"name": path.stem, "file": str(path), "backend": p.backend,
+            "threads": p.settings.get("threads"), "batch": p.batch,
+            "cpu": p.machine.get("cpu"), "cpu_id": env.get("cpu_id"),
+            "cpu_flags": env.get("cpu_flags"),
+            "versions": {k: p.versions.get(k) for k in (p.backend, "numpy")},
+            "measured": c.get("measured") or p.created, "seconds": c.get("seconds"),
+            "networks": c.get("networks"), "variants": c.get("variants"),
+            "fit_rules": p.fitted_with.get("fit_rules", 1),
+            "round_spread_median": c.get("round_spread_median"),
+            "validation": {k: v[k] for k in ("networks", "within", "share_within",
+                                             "abs_error_median", "signed_error_median",
+                                             "estimator") if k in v},
+            "fits_this_machine": check.verdict(), "machine_check": check.to_dict()}
+
+
+@COMMANDS.command("profiles", panel=LATENCY)
+def list_profiles(
+        paths: Annotated[Optional[list[Path]], typer.Argument(
+            metavar="[PROFILE]...", show_default=False, dir_okay=False,
+            help="Profiles to list: files or shipped names [default: every shipped "
+            "profile].")] = None,
+        no_probe: Annotated[bool, typer.Option(
+            "--no-probe", help="Compare CPU, versions and settings only; do not time the "
+            "probe kernels and the reference network (also: ARCHSPEC_NO_PROBE=1).")]
+        = False,
+        fmt: TableOrJson = "table") -> None:
+    """List latency profiles (the shipped ones, or those given): the machine and
+    setting each was calibrated on, its own held-out validation, and whether it fits
+    this machine (the check every use of a profile runs)."""
+    from ..latency.profile import SHIPPED, locate, shipped
+
+    files = [locate(p) for p in paths] if paths else shipped()
+    if not files:
+        raise ArchspecError(f"no shipped profiles here ({SHIPPED} is missing: a wheel "
+                            "install has none); give profile files, or make one with "
+                            "`archspec calibrate -o my-profile.json`")
+    status = None
+    if not no_probe and sys.stderr.isatty():
+        status = console(stderr=True).status("checking this machine against "
+                                             f"{len(files)} profile(s)")
+    if status is not None:
+        with status:
+            rows = [_profile_row(f, not no_probe) for f in files]
+    else:
+        rows = [_profile_row(f, not no_probe) for f in files]
+    if fmt == "json":
+        emit_json("profiles", {"profiles": rows})
+        return
+    from rich.table import Table
+
+    t = Table("profile", "backend", "threads", "batch", "calibrated on", "measured",
+              "held-out", "fits this machine", title="latency profiles",
+              title_justify="left")
+    for r in rows:
+        v = r["validation"]
+        held = (f"{v['share_within']:.0%} of {v['networks']}" if "share_within" in v
+                else "-")
+        t.add_row(r["name"], r["backend"], str(r["threads"]), str(r["batch"]),
+                  " ".join(x for x in (r["cpu"], r["cpu_id"] and f"({r['cpu_id']})") if x),
+                  (r["measured"] or "")[:16].replace("T", " "), held,
+                  r["fits_this_machine"])
+    console().print(t)
+    print("held-out: the calibration's own held-out networks within +-10% (docs/latency.md "
+          "Status has each profile's checks); use one by name: --profile NAME",
+          file=sys.stderr)

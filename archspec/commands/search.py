@@ -31,8 +31,9 @@ ProxyBatches = Annotated[Optional[int], typer.Option(
 ProxyBatch = Annotated[Optional[int], typer.Option(
     "--batch", min=1, rich_help_panel=PROXY, help="Training proxy batch size.")]
 Profile = Annotated[Optional[Path], typer.Option(
-    "--profile", "-p", dir_okay=False, exists=True, rich_help_panel=LATENCY,
-    help="Latency profile (e.g. profiles/cpu-ort-1t.json): adds latency_ms.")]
+    "--profile", "-p", dir_okay=False, rich_help_panel=LATENCY,
+    help="Latency profile (a file, or a shipped one's name: archspec profiles): adds "
+    "latency_ms.")]
 
 
 def make_proxy(kind, data, epochs, resolution, limit_batches, batch, seed):
@@ -58,9 +59,10 @@ def check_data(data: str) -> None:
         raise ArchspecError(f"--data {data}: {source.path} is not a folder")
 
 
-def check_inputs(profile, output, target_ms) -> None:
+def check_inputs(profile, output, target_ms) -> Path | None:
     """The options a search or NetAdapt reads before any trial: --profile loads,
-    --output is a folder (or new), --target-ms is a finite number."""
+    --output is a folder (or new), --target-ms is a finite number. Returns the profile's
+    file (a shipped profile's name located: the trials read the file)."""
     import math
 
     from ..errors import ArchspecError
@@ -70,9 +72,12 @@ def check_inputs(profile, output, target_ms) -> None:
     if output is not None and output.exists() and not output.is_dir():
         raise ArchspecError(f"--output {output}: not a directory")
     if profile is not None:
+        from ..latency.profile import locate
         from ..search.objectives import _profile
 
-        _profile(str(Path(profile).resolve()))
+        profile = locate(profile).resolve()
+        _profile(str(profile))
+    return profile
 
 
 @COMMANDS.command(panel=SEARCH)
@@ -133,7 +138,7 @@ def search(spec: Annotated[Optional[str], typer.Argument(
     from ..search.space import check_space, load_space
     from ..search.study import Job, storage_url
 
-    check_inputs(profile, output, target_ms)
+    profile = check_inputs(profile, output, target_ms)
     space = load_space(space_path)
     from_space = spec is None
     spec = spec or space.spec

@@ -105,7 +105,8 @@ def sweep(spec: Spec,
           fmt: TableOrJson = "table",
           profile_path: Annotated[Optional[Path], typer.Option(
               "--profile", "-p", dir_okay=False, rich_help_panel=LATENCY,
-              help="Latency profile: adds the figure latency_ms (predicted).")] = None
+              help="Latency profile (a file, or a shipped one's name: archspec profiles): "
+              "adds the figure latency_ms (predicted).")] = None
           ) -> None:
     """Evaluate a grid or random sample of a spec's variants and mark the Pareto front."""
     from ..analysis import sweep as sw

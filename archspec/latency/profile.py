@@ -86,10 +86,39 @@ class Profile:
         atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n")
 
 
-def load(path) -> Profile:
+# The profiles the project ships: profiles/ beside the package (a checkout or an
+# editable install, as the README installs; a wheel has none). A bare name
+# (``cpu-ort-1t-xeon``, with or without ``.json``) names one of them wherever --profile
+# takes a file.
+SHIPPED = Path(__file__).resolve().parents[2] / "profiles"
+
+
+def shipped() -> list[Path]:
+    """The shipped profile files, by name (their raw measurements left out)."""
+    if not SHIPPED.is_dir():
+        return []
+    return sorted((p for p in SHIPPED.glob("*.json") if not p.name.endswith(".raw.json")),
+                  key=lambda p: p.stem)
+
+
+def locate(path) -> Path:
+    """``path`` when it exists or names a folder, else the shipped profile of that bare
+    name (``cpu-ort-1t-xeon`` or ``cpu-ort-1t-xeon.json``), else ``path`` as given (for
+    :func:`load` to report)."""
     path = Path(path)
+    if path.exists() or path.parent != Path("."):
+        return path
+    by_name = {p.stem: p for p in shipped()}
+    return by_name.get(path.name.removesuffix(".json"), path)
+
+
+def load(path) -> Profile:
+    """The profile at ``path`` or of that shipped name (:func:`locate`)."""
+    path = locate(path)
     if not path.is_file():
-        raise ArchspecError(f"{path}: profile not found (make one with `archspec calibrate`)")
+        names = ", ".join(p.stem for p in shipped())
+        raise ArchspecError(f"{path}: profile not found (make one with `archspec calibrate`"
+                            + (f"; shipped, by name: {names}" if names else "") + ")")
     try:
         d = json.loads(path.read_text())
     except (OSError, ValueError) as e:
@@ -278,6 +307,8 @@ class MachineCheck:
     # predicted_ms, measured_ms, ratio (measured / either), how it was measured; empty
     # when not run
     network: dict = field(default_factory=dict)
+    # the differences that are timing-environment keys (env_differences), for verdict
+    _setup: tuple = field(default=(), repr=False)
 
     @property
     def speed_differs(self) -> bool:
@@ -364,6 +395,31 @@ class MachineCheck:
                 f"{'; '.join(items)}; its predictions may be off{much}: "
                 f"{calibrate_hint(self.backend, self.ratio if self.speed_differs else None)}")
 
+    def verdict(self) -> str:
+        """The check in a few words, for a list of profiles (``archspec profiles``):
+        ``yes``, or ``no: `` and what differs, or why it cannot be told."""
+        if not self.fingerprinted:
+            n = len(self.differences)
+            return "unknown: no fingerprint" + (
+                f" ({n} setup difference{'s' if n > 1 else ''})" if n else "")
+        keys = [d.split(" ", 1)[0] for d in self.differences if d in self._setup]
+        why = ([f"{', '.join(keys)} differ{'s' if len(keys) == 1 else ''}"] if keys else [])
+        why += [d for d in self.differences if d not in self._setup]
+        if self.speed_differs:
+            why.append(f"probe {1 / self.ratio:.1f}x faster" if self.ratio < 1
+                       else f"probe {self.ratio:.1f}x slower")
+        if self.shape_differs:
+            why.append(f"probe kernels {self.shape:.1f}x apart")
+        if self.network_differs:
+            r = self.network["ratio"]
+            why.append(f"reference network {1 / r:.2f}x faster" if r < 1
+                       else f"reference network {r:.2f}x slower")
+        if why:
+            return "no: " + "; ".join(why)
+        if self.ratio is None:
+            return f"setup matches; probe {self.probe.split(' (')[0]}"
+        return "yes"
+
     def to_dict(self) -> dict:
         return {"profile": self.profile, "fingerprinted": self.fingerprinted,
                 "matches": self.matches, "probe": self.probe,
@@ -434,8 +490,8 @@ def machine_check(profile: Profile, name: str, *, threads: int | None = None,
         from .probes import timing_env
 
         env = timing_env(profile.backend, threads or want)
-    check = MachineCheck(name, True, env_differences(fp["env"], env),
-                         backend=profile.backend)
+    setup = env_differences(fp["env"], env)
+    check = MachineCheck(name, True, list(setup), backend=profile.backend, _setup=tuple(setup))
     skip = skip or _no_probe()
     if skip:
         check.probe = skip
@@ -628,21 +684,24 @@ def _cached(key: str, measure, now: float | None, fresh: bool,
     ``key`` (a cached entry lacking one of ``needs`` is none), else ``measure()``d now;
     ``fresh``: measured now, the faster of this and a live cached time kept per name,
     under the cached entry's time (so a fast reading expires as it would have: it is
-    not renewed by being measured again). Advisory: processes that measure at once
-    each write the file whole, and the last one's entry stands."""
+    not renewed by being measured again); once per process and key (``archspec
+    profiles`` checks many profiles against one probe). Advisory: processes that
+    measure at once each write the file whole, and the last one's entry stands."""
     import time
 
     now = time.time() if now is None else now
     hit = _PROBED.get(key) or _read_cached(_cache_file(key))
     live = hit if hit and 0 <= now - hit["time"] <= PROBE_TTL_S and all(
         k in hit["kernels"] for k in needs) else None
+    fresh = fresh and not (_PROBED.get(key) or {}).get("again")
     if live and not fresh:
         return live["kernels"], f"cached (age {now - live['time']:.0f} s)"
     times = measure()
     if live:
         times = {k: min(t, live["kernels"].get(k, t)) for k, t in times.items()}
-    _PROBED[key] = {"time": live["time"] if live else now, "kernels": times}
-    _write_cached(_cache_file(key), _PROBED[key])
+    entry = {"time": live["time"] if live else now, "kernels": times}
+    _PROBED[key] = {**entry, "again": fresh}
+    _write_cached(_cache_file(key), entry)
     return times, "measured"
 
 

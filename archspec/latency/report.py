@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..errors import ArchspecError
-from .profile import Profile, load, warn
+from .profile import Profile, load, locate, warn
 
 
 @dataclass
@@ -41,7 +41,7 @@ class LatencyColumn:
 def profile_for(path) -> Profile:
     """The profile at ``path`` (resolved), loaded and checked against this machine once
     per process (:func:`_profile`)."""
-    return _profile(Path(path).resolve())
+    return _profile(locate(path).resolve())
 
 
 @lru_cache(maxsize=8)

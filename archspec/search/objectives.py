@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 from ..errors import ArchspecError
 
@@ -84,7 +83,9 @@ def _profile(path: str):
 
 def latency_ms(graph, profile_path) -> float:
     """Predicted latency (ms) of a compiled graph on the profile."""
-    profile = _profile(str(Path(profile_path).resolve()))
+    from ..latency.profile import locate
+
+    profile = _profile(str(locate(profile_path).resolve()))
     return profile.model.predict(profile.kernels(graph), graph).total_ms
 
 
