@@ -1189,8 +1189,26 @@ def test_check_compares_prediction_with_measurement():
     (r,) = chk.check([("tiny", g)], p, rounds=2, repeats=3, make_step=make_step,
                      clock=lambda: t[0])
     assert r.error == pytest.approx(1 / 1.05 - 1)
+    assert r.round_ms == pytest.approx([want * 1.05] * 2)
     s = chk.summary([r])
     assert s["within"] == 1.0 and s["models"] == 1
+    assert s["fastest_round"]["signed_error_median"] == pytest.approx(1 / 1.05 - 1)
+
+
+def test_the_fastest_round_figure_sits_beside_the_median_of_all_runs():
+    """A busy spell in two of four rounds moves the median of all runs; the fastest round
+    (what a calibration fits) stays the quiet time."""
+    busy = chk.Checked("m", 10.0, 11.5, 0.3, 4, 6, [10.2, 10.4, 13.0, 12.8])
+    assert busy.error == pytest.approx(10 / 11.5 - 1)      # -13%: a miss
+    assert busy.fastest_error == pytest.approx(10 / 10.2 - 1)
+    fr = chk.summary([busy])["fastest_round"]
+    assert fr["within"] == 1.0 and chk.summary([busy])["within"] == 0.0
+    d = busy.to_dict()
+    assert d["round_ms"] == [10.2, 10.4, 13.0, 12.8] and d["error"] == round(busy.error, 4)
+    # measurements saved before rounds were recorded: no such figure, nothing invented
+    old = chk.Checked("m", 10.0, 11.5, 0.3, 4, 6)
+    assert old.fastest_error is None and "round_ms" not in old.to_dict()
+    assert "fastest_round" not in chk.summary([busy, old])
 
 
 # ---- command line ----------------------------------------------------------------------------
