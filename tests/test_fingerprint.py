@@ -827,3 +827,67 @@ def test_latency_takes_a_shipped_profile_by_name(tmp_path):
     assert doc["total_ms"] > 0
     r = _latency("cpu-ort-1t-nowhere", env)
     assert r.returncode == 2 and "shipped, by name" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_probe_that_failed_is_unknown_not_another_machine():
+    def broken(threads, fresh=False):
+        raise ModuleNotFoundError("No module named 'onnxruntime'")
+
+    c = machine_check(fingerprinted(), "p.json", env=ENV, run_probe=broken)
+    assert c.verdict() == "unknown: the probe failed (ModuleNotFoundError)"
+    other = {**ENV, "numpy": "2.0.0"}
+    c = machine_check(fingerprinted(env=other), "p.json", env=ENV, run_probe=broken)
+    assert c.verdict() == "unknown: the probe failed (ModuleNotFoundError); numpy differs"
+
+
+def test_a_probe_is_measured_again_once_per_process_while_its_reading_lives(tmp_path,
+                                                                             monkeypatch):
+    monkeypatch.setenv("ARCHSPEC_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(prof, "_PROBED", {})
+    runs = []
+
+    def run(threads):
+        runs.append(threads)
+        return scaled(2.0)
+
+    assert prof.cached_probe(1, now=10.0, run=run)[1] == "measured"
+    assert prof.cached_probe(1, now=11.0, run=run, fresh=True)[1] == "measured"
+    # a second profile's check in the same process: not timed a third time
+    assert (prof.cached_probe(1, now=12.0, run=run, fresh=True)[1]
+            == "measured again earlier in this process") and len(runs) == 2
+    assert prof._again("measured again earlier in this process") == (
+        ", measured again earlier in this process")
+    later = 10.0 + prof.PROBE_TTL_S + 1          # the reading expired: measured anew
+    assert prof.cached_probe(1, now=later, run=run, fresh=True)[1] == "measured"
+    assert len(runs) == 3
+
+
+def test_a_local_file_or_folder_is_not_taken_for_a_shipped_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cpu-ort-1t-zen1").mkdir()          # a folder does not shadow the name
+    assert prof.locate("cpu-ort-1t-zen1") == prof.SHIPPED / "cpu-ort-1t-zen1.json"
+    assert prof.locate("./cpu-ort-1t-zen1.json") == prof.Path("cpu-ort-1t-zen1.json")
+    assert prof.locate("") == prof.Path("")
+
+
+def test_profiles_lists_an_unreadable_shipped_file_and_refuses_a_given_one(
+        tmp_path, monkeypatch, capsys):
+    from archspec.commands.latency import list_profiles
+
+    folder = tmp_path / "profiles"
+    folder.mkdir()
+    fingerprinted().save(folder / "good.json")
+    (folder / "wip.json").write_text("{not json")
+    (folder / "good.raw.json").write_text("{}")
+    monkeypatch.setattr(prof, "SHIPPED", folder)
+    list_profiles(paths=None, no_probe=True, fmt="json")
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)["profiles"]}
+    assert sorted(rows) == ["good", "wip"]
+    assert rows["wip"]["fits_this_machine"].startswith("unreadable: ")
+    assert rows["good"]["backend"] == "onnxruntime"
+    with pytest.raises(prof.ArchspecError, match="not a readable profile"):
+        list_profiles(paths=[folder / "wip.json"], no_probe=True, fmt="json")
+    (folder / "good.json").unlink()
+    (folder / "wip.json").unlink()
+    with pytest.raises(prof.ArchspecError, match="has no profiles"):
+        list_profiles(paths=None, no_probe=True, fmt="json")

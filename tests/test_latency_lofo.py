@@ -275,3 +275,21 @@ def test_a_stopped_latency_check_writes_what_it_measured_marked_partial(check, t
                     "--quiet-range", "0", "--doc", "", "--chunk", "1"])
     assert not list(tmp_path.glob("none*"))
     assert signal.getsignal(signal.SIGTERM) is handler
+
+
+@pytest.mark.parametrize("saved, says", [
+    ("latency_check_zen1.json", "the bar for a full calibration (>= 95% within +-10%)"),
+    ("latency_check_zen1_quick.json", "meets the bar for a quick calibration (>= 85%"),
+])
+def test_a_check_block_states_its_bar_and_the_fastest_round_figure(check, saved, says):
+    import json
+
+    doc = json.loads((ROOT / "benchmarks" / saved).read_text())
+    text = check.render(doc)
+    assert says in text
+    fr = doc["summary"]["fastest_round"]
+    assert f"{fr['within']:.1%} / {fr['signed_error_median']:+.1%}" in text
+    for r in doc["results"]:   # an older run's results: no such row
+        r.pop("round_ms", None)
+    doc["summary"].pop("fastest_round")
+    assert "fastest round median" not in check.render(doc)

@@ -401,21 +401,47 @@ def _profile_row(path: Path, probe: bool) -> dict:
 
     p = load_profile(path)
     env = p.fingerprint.get("env") or {}
-    c, v = p.calibration, p.validation
+    c, v, fitted = (x if isinstance(x, dict) else {}
+                    for x in (p.calibration, p.validation, p.fitted_with))
     check = machine_check(p, path.name, skip=None if probe else "skipped (--no-probe)")
     return {"name": path.stem, "file": str(path), "backend": p.backend,
             "threads": p.settings.get("threads"), "batch": p.batch,
-            "cpu": p.machine.get("cpu"), "cpu_id": env.get("cpu_id"),
+            "cpu": (p.machine if isinstance(p.machine, dict) else {}).get("cpu"),
+            "cpu_id": env.get("cpu_id"),
             "cpu_flags": env.get("cpu_flags"),
-            "versions": {k: p.versions.get(k) for k in (p.backend, "numpy")},
-            "measured": c.get("measured") or p.created, "seconds": c.get("seconds"),
+            "versions": {k: (p.versions if isinstance(p.versions, dict) else {}).get(k)
+                         for k in (p.backend, "numpy")},
+            "measured": str(c.get("measured") or p.created or ""), "seconds": c.get("seconds"),
             "networks": c.get("networks"), "variants": c.get("variants"),
-            "fit_rules": p.fitted_with.get("fit_rules", 1),
+            "fit_rules": fitted.get("fit_rules", 1),
             "round_spread_median": c.get("round_spread_median"),
             "validation": {k: v[k] for k in ("networks", "within", "share_within",
                                              "abs_error_median", "signed_error_median",
                                              "estimator") if k in v},
             "fits_this_machine": check.verdict(), "machine_check": check.to_dict()}
+
+
+def _unreadable_row(path: Path, error: Exception) -> dict:
+    """A profile of the shipped folder that cannot be read: listed, not fatal."""
+    return {"name": path.stem, "file": str(path), "backend": None, "threads": None,
+            "batch": None, "cpu": None, "cpu_id": None, "validation": {}, "measured": "",
+            "fits_this_machine": f"unreadable: {error}", "machine_check": None}
+
+
+def _rows(files: list, given: bool, probe: bool) -> list[dict]:
+    """Every profile's row; a given file that cannot be read is an error (exit 2), one
+    in the shipped folder a row saying so."""
+    rows = []
+    for f in files:
+        try:
+            rows.append(_profile_row(f, probe))
+        except (ArchspecError, AttributeError, TypeError, ValueError) as e:
+            if given:
+                if isinstance(e, ArchspecError):
+                    raise
+                raise ArchspecError(f"{f}: broken profile ({type(e).__name__}: {e})") from None
+            rows.append(_unreadable_row(f, e))
+    return rows
 
 
 @COMMANDS.command("profiles", panel=LATENCY)
@@ -436,18 +462,18 @@ def list_profiles(
 
     files = [locate(p) for p in paths] if paths else shipped()
     if not files:
-        raise ArchspecError(f"no shipped profiles here ({SHIPPED} is missing: a wheel "
-                            "install has none); give profile files, or make one with "
-                            "`archspec calibrate -o my-profile.json`")
+        why = "has no profiles" if SHIPPED.is_dir() else "is missing: a wheel install has none"
+        raise ArchspecError(f"no shipped profiles here ({SHIPPED} {why}); give profile "
+                            "files, or make one with `archspec calibrate -o my-profile.json`")
     status = None
     if not no_probe and sys.stderr.isatty():
         status = console(stderr=True).status("checking this machine against "
                                              f"{len(files)} profile(s)")
     if status is not None:
         with status:
-            rows = [_profile_row(f, not no_probe) for f in files]
+            rows = _rows(files, bool(paths), not no_probe)
     else:
-        rows = [_profile_row(f, not no_probe) for f in files]
+        rows = _rows(files, bool(paths), not no_probe)
     if fmt == "json":
         emit_json("profiles", {"profiles": rows})
         return
@@ -460,11 +486,13 @@ def list_profiles(
         v = r["validation"]
         held = (f"{v['share_within']:.0%} of {v['networks']}" if "share_within" in v
                 else "-")
-        t.add_row(r["name"], r["backend"], str(r["threads"]), str(r["batch"]),
-                  " ".join(x for x in (r["cpu"], r["cpu_id"] and f"({r['cpu_id']})") if x),
+        t.add_row(r["name"], str(r["backend"]), str(r["threads"]), str(r["batch"]),
+                  " ".join(str(x) for x in (r["cpu"], r["cpu_id"] and f"({r['cpu_id']})")
+                           if x),
                   (r["measured"] or "")[:16].replace("T", " "), held,
                   r["fits_this_machine"])
     console().print(t)
     print("held-out: the calibration's own held-out networks within +-10% (docs/latency.md "
-          "Status has each profile's checks); use one by name: --profile NAME",
+          "Status has each profile's checks)" + ("" if paths else
+                                                  "; use one by name: --profile NAME"),
           file=sys.stderr)

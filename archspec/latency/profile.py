@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,11 +103,12 @@ def shipped() -> list[Path]:
 
 
 def locate(path) -> Path:
-    """``path`` when it exists or names a folder, else the shipped profile of that bare
-    name (``cpu-ort-1t-xeon`` or ``cpu-ort-1t-xeon.json``), else ``path`` as given (for
-    :func:`load` to report)."""
+    """``path`` when it is a file or has a folder part (``./x`` included), else the
+    shipped profile of that bare name (``cpu-ort-1t-xeon`` or ``cpu-ort-1t-xeon.json``),
+    else ``path`` as given (for :func:`load` to report)."""
+    text = str(path)
     path = Path(path)
-    if path.exists() or path.parent != Path("."):
+    if path.is_file() or "/" in text or (os.sep in text) or not text.strip():
         return path
     by_name = {p.stem: p for p in shipped()}
     return by_name.get(path.name.removesuffix(".json"), path)
@@ -308,7 +310,7 @@ class MachineCheck:
     # when not run
     network: dict = field(default_factory=dict)
     # the differences that are timing-environment keys (env_differences), for verdict
-    _setup: tuple = field(default=(), repr=False)
+    _setup: tuple = field(default=(), repr=False, compare=False)
 
     @property
     def speed_differs(self) -> bool:
@@ -404,6 +406,9 @@ class MachineCheck:
                 f" ({n} setup difference{'s' if n > 1 else ''})" if n else "")
         keys = [d.split(" ", 1)[0] for d in self.differences if d in self._setup]
         why = ([f"{', '.join(keys)} differ{'s' if len(keys) == 1 else ''}"] if keys else [])
+        if self.probe.startswith("not run (the probe failed"):
+            failed = self.probe.removeprefix("not run (the probe failed: ").split(":")[0]
+            return f"unknown: the probe failed ({failed})" + (f"; {why[0]}" if why else "")
         why += [d for d in self.differences if d not in self._setup]
         if self.speed_differs:
             why.append(f"probe {1 / self.ratio:.1f}x faster" if self.ratio < 1
@@ -418,6 +423,8 @@ class MachineCheck:
             return "no: " + "; ".join(why)
         if self.ratio is None:
             return f"setup matches; probe {self.probe.split(' (')[0]}"
+        if str(self.network.get("measured", "")).startswith("not run"):
+            return "yes (probe; the reference network could not be timed)"
         return "yes"
 
     def to_dict(self) -> dict:
@@ -543,14 +550,20 @@ def _compare_network(check: MachineCheck, profile: Profile, threads: int, run) -
         "measured_ms": ms, "ratio": _ratio(ms, base), "measured": how}
     if check.network_differs and ms > base:
         try:
-            again, _ = _timed(run(threads, profile.batch, fresh=True))
+            again, again_how = _timed(run(threads, profile.batch, fresh=True))
         except Exception as e:   # noqa: BLE001 -- the first reading stands
             check.network["measured"] = (f"{how}; measuring again failed "
                                          f"({type(e).__name__}: {e})")
             return
         ms = min(ms, again)
         check.network.update(measured_ms=ms, ratio=_ratio(ms, base),
-                             measured=how + ", measured again")
+                             measured=how + _again(again_how))
+
+
+def _again(how: str) -> str:
+    """What a reading asked to be measured again adds to how the first was obtained:
+    measured now, or already measured again earlier in this process (:func:`_cached`)."""
+    return ", measured again" if how == "measured" else f", {how}"
 
 
 def _ratio(ms: float, base: float) -> float:
@@ -605,10 +618,10 @@ def _compare(check: MachineCheck, profile_us: dict, threads: int, run) -> None:
     this_us, check.probe = run(threads)
     check.ratio, check.kernels = probe_ratio(profile_us, this_us)
     if check.speed_differs or check.shape_differs:
-        again, _ = run(threads, fresh=True)
+        again, how = run(threads, fresh=True)
         this_us = {k: min(us, again.get(k, us)) for k, us in this_us.items()}
         check.ratio, check.kernels = probe_ratio(profile_us, this_us)
-        check.probe += ", measured again"
+        check.probe += _again(how)
 
 
 _PROBED: dict = {}
@@ -684,8 +697,9 @@ def _cached(key: str, measure, now: float | None, fresh: bool,
     ``key`` (a cached entry lacking one of ``needs`` is none), else ``measure()``d now;
     ``fresh``: measured now, the faster of this and a live cached time kept per name,
     under the cached entry's time (so a fast reading expires as it would have: it is
-    not renewed by being measured again); once per process and key (``archspec
-    profiles`` checks many profiles against one probe). Advisory: processes that
+    not renewed by being measured again); at most once per process while the cached
+    reading lives (``archspec profiles`` checks many profiles against one probe): then
+    the cached times, "measured again earlier in this process". Advisory: processes that
     measure at once each write the file whole, and the last one's entry stands."""
     import time
 
@@ -693,7 +707,8 @@ def _cached(key: str, measure, now: float | None, fresh: bool,
     hit = _PROBED.get(key) or _read_cached(_cache_file(key))
     live = hit if hit and 0 <= now - hit["time"] <= PROBE_TTL_S and all(
         k in hit["kernels"] for k in needs) else None
-    fresh = fresh and not (_PROBED.get(key) or {}).get("again")
+    if fresh and live and (_PROBED.get(key) or {}).get("again"):
+        return live["kernels"], "measured again earlier in this process"
     if live and not fresh:
         return live["kernels"], f"cached (age {now - live['time']:.0f} s)"
     times = measure()
