@@ -891,3 +891,28 @@ def test_profiles_lists_an_unreadable_shipped_file_and_refuses_a_given_one(
     (folder / "wip.json").unlink()
     with pytest.raises(prof.ArchspecError, match="has no profiles"):
         list_profiles(paths=None, no_probe=True, fmt="json")
+
+
+def test_the_verdict_does_not_print_a_ratio_as_the_bound_it_crossed():
+    p = fingerprinted()
+    assert check(p, scaled(1.503)).verdict() == "no: probe 1.503x slower"
+    assert check(p, scaled(1.6)).verdict() == "no: probe 1.6x slower"
+    far = check(p, scaled(1.0, conv1x1=280.0 * 2.52))
+    assert far.verdict().startswith("no: ") and "probe kernels 2.52x apart" in far.verdict()
+    timed = fingerprinted(network_ms=3.2)
+    c = check(timed, scaled(1.0), run_network=fake_network(timed, 1 / 1.0804))
+    assert c.verdict() == "no: reference network 1.0804x faster"
+
+
+@pytest.mark.parametrize("command", [["cost", "mobilenetv3_small"],
+                                     ["sweep", "mobilenetv3_small", "-w", "0.5,1.0", "-r",
+                                      "96"]])
+def test_cost_and_sweep_take_a_shipped_profile_by_name(tmp_path, command):
+    import os
+
+    env = {**os.environ, "ARCHSPEC_CACHE_DIR": str(tmp_path), "ARCHSPEC_NO_PROBE": "1"}
+    r = subprocess.run([sys.executable, "-m", "archspec", *command, "--profile",
+                        "cpu-ort-1t-xeon", "-f", "json"], capture_output=True, text=True,
+                       env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "latency_ms" in r.stdout

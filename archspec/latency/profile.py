@@ -342,11 +342,7 @@ class MachineCheck:
     def _network(self) -> str:
         n = self.network
         r = n["ratio"]
-        x = 1 / r if r < 1 else r
-        # two decimals, more where fewer would print the bound it crossed
-        bound = network_bounds(n.get("against", "prediction"))[0 if r < 1 else 1]
-        digits = next((d for d in (2, 3, 4, 5) if round(x, d) != bound), 6)
-        how = f"{x:.{digits}f}x {'faster' if r < 1 else 'slower'}"
+        how = _times(r, network_bounds(n.get("against", "prediction")), 2)
         busy = ("; a busy machine also runs slower" + (
             ", and it was timed twice" if n["measured"].endswith("measured again") else "")
             if r > 1 else "")
@@ -411,14 +407,12 @@ class MachineCheck:
             return f"unknown: the probe failed ({failed})" + (f"; {why[0]}" if why else "")
         why += [d for d in self.differences if d not in self._setup]
         if self.speed_differs:
-            why.append(f"probe {1 / self.ratio:.1f}x faster" if self.ratio < 1
-                       else f"probe {self.ratio:.1f}x slower")
+            why.append(f"probe {_times(self.ratio, (PROBE_FASTER, PROBE_SLOWER), 1)}")
         if self.shape_differs:
-            why.append(f"probe kernels {self.shape:.1f}x apart")
+            why.append(f"probe kernels {_past(self.shape, PROBE_SHAPE, 1)}x apart")
         if self.network_differs:
-            r = self.network["ratio"]
-            why.append(f"reference network {1 / r:.2f}x faster" if r < 1
-                       else f"reference network {r:.2f}x slower")
+            bounds = network_bounds(self.network.get("against", "prediction"))
+            why.append(f"reference network {_times(self.network['ratio'], bounds, 2)}")
         if why:
             return "no: " + "; ".join(why)
         if self.ratio is None:
@@ -440,6 +434,21 @@ class MachineCheck:
                 "kernels": self.kernels, "network": self.network,
                 "differences": self.differences,
                 "warning": self.message()}
+
+
+def _past(x: float, bound: float, digits: int) -> str:
+    """``x`` with ``digits`` decimals, or more where fewer would print ``bound``, the
+    bound it crossed."""
+    digits = next((d for d in range(digits, 6) if round(x, d) != bound), 6)
+    return f"{x:.{digits}f}"
+
+
+def _times(ratio: float, bounds: tuple, digits: int) -> str:
+    """``ratio`` (this machine over the profile's) as "N.NNx faster" or "... slower"
+    (:func:`_past` of the bound it crossed; ``bounds``: faster, slower)."""
+    x = 1 / ratio if ratio < 1 else ratio
+    return f"{_past(x, bounds[0 if ratio < 1 else 1], digits)}x " + (
+        "faster" if ratio < 1 else "slower")
 
 
 def env_differences(there: dict, here: dict) -> list[str]:
