@@ -401,16 +401,16 @@ def _profile_row(path: Path, probe: bool) -> dict:
 
     p = load_profile(path)
     env = p.fingerprint.get("env") or {}
-    c, v, fitted = (x if isinstance(x, dict) else {}
-                    for x in (p.calibration, p.validation, p.fitted_with))
+    c, v, fitted, machine, versions = (
+        x if isinstance(x, dict) else {}
+        for x in (p.calibration, p.validation, p.fitted_with, p.machine, p.versions))
     check = machine_check(p, path.name, skip=None if probe else "skipped (--no-probe)")
     return {"name": path.stem, "file": str(path), "backend": p.backend,
             "threads": p.settings.get("threads"), "batch": p.batch,
-            "cpu": (p.machine if isinstance(p.machine, dict) else {}).get("cpu"),
+            "cpu": machine.get("cpu"),
             "cpu_id": env.get("cpu_id"),
             "cpu_flags": env.get("cpu_flags"),
-            "versions": {k: (p.versions if isinstance(p.versions, dict) else {}).get(k)
-                         for k in (p.backend, "numpy")},
+            "versions": {k: versions.get(k) for k in (p.backend, "numpy")},
             "measured": str(c.get("measured") or p.created or ""), "seconds": c.get("seconds"),
             "networks": c.get("networks"), "variants": c.get("variants"),
             "fit_rules": fitted.get("fit_rules", 1),
@@ -465,14 +465,12 @@ def list_profiles(
         why = "has no profiles" if SHIPPED.is_dir() else "is missing: a wheel install has none"
         raise ArchspecError(f"no shipped profiles here ({SHIPPED} {why}); give profile "
                             "files, or make one with `archspec calibrate -o my-profile.json`")
-    status = None
-    if not no_probe and sys.stderr.isatty():
-        status = console(stderr=True).status("checking this machine against "
-                                             f"{len(files)} profile(s)")
-    if status is not None:
-        with status:
-            rows = _rows(files, bool(paths), not no_probe)
-    else:
+    import contextlib
+
+    status = (console(stderr=True).status(f"checking this machine against {len(files)} "
+                                          "profile(s)")
+              if not no_probe and sys.stderr.isatty() else contextlib.nullcontext())
+    with status:
         rows = _rows(files, bool(paths), not no_probe)
     if fmt == "json":
         emit_json("profiles", {"profiles": rows})

@@ -108,7 +108,7 @@ def locate(path) -> Path:
     else ``path`` as given (for :func:`load` to report)."""
     text = str(path)
     path = Path(path)
-    if path.is_file() or "/" in text or (os.sep in text) or not text.strip():
+    if path.is_file() or "/" in text or os.sep in text or not text.strip():
         return path
     by_name = {p.stem: p for p in shipped()}
     return by_name.get(path.name.removesuffix(".json"), path)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 from ..errors import ArchspecError
 
@@ -82,10 +83,9 @@ def _profile(path: str):
 
 
 def latency_ms(graph, profile_path) -> float:
-    """Predicted latency (ms) of a compiled graph on the profile."""
-    from ..latency.profile import locate
-
-    profile = _profile(str(locate(profile_path).resolve()))
+    """Predicted latency (ms) of a compiled graph on the profile (a file: the commands
+    locate a shipped profile's name once, commands.search.check_inputs)."""
+    profile = _profile(str(Path(profile_path).resolve()))
     return profile.model.predict(profile.kernels(graph), graph).total_ms
 
 
